@@ -1,0 +1,61 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Formatting style:
+//  - One section for each target and its test target
+//  - Sections are sorted by layer, lowest first
+//  - Dependencies are listed on separate lines
+
+let package = Package(
+  name: "Distillery",
+  platforms: [.macOS(.v14)],
+  products: [
+    .library(name: "DistillCore", targets: ["DistillCore"]),
+    .library(name: "DistillNN", targets: ["DistillNN"]),
+    .executable(name: "pipeline", targets: ["pipeline"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+  ],
+  targets: [
+    // MARK: CBLAS
+    .systemLibrary(
+      name: "CBLAS",
+      pkgConfig: "openblas",
+      providers: [.apt(["libopenblas-dev"])]
+    ),
+
+    // MARK: DistillCore
+    .target(
+      name: "DistillCore",
+      dependencies: [
+        .target(name: "CBLAS", condition: .when(platforms: [.linux]))
+      ]
+    ),
+    .testTarget(
+      name: "DistillCoreTests",
+      dependencies: ["DistillCore"],
+      resources: [.copy("Fixtures")]
+    ),
+
+    // MARK: DistillNN
+    .target(
+      name: "DistillNN",
+      dependencies: ["DistillCore"]
+    ),
+    .testTarget(
+      name: "DistillNNTests",
+      dependencies: ["DistillNN"]
+    ),
+
+    // MARK: pipeline
+    .executableTarget(
+      name: "pipeline",
+      dependencies: [
+        "DistillCore",
+        "DistillNN",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]
+    ),
+  ]
+)

@@ -1,0 +1,7 @@
+#ifndef DISTILL_CBLAS_SHIM_H
+#define DISTILL_CBLAS_SHIM_H
+#include <cblas.h>
+/* OpenBLAS extensions, declared here so that Swift can size its thread pool. */
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int num_threads);
+#endif

@@ -1,0 +1,201 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+// MARK: Arithmetic with broadcasting
+
+extension Tensor {
+  public static func + (a: Tensor, b: Tensor) -> Tensor {
+    mapBinary(a, b) { $0 + $1 }.recorded("add", [a, b]) { g in
+      [a.requiresGrad ? g.sum(toShape: a.shape) : nil, b.requiresGrad ? g.sum(toShape: b.shape) : nil]
+    }
+  }
+
+  public static func - (a: Tensor, b: Tensor) -> Tensor {
+    mapBinary(a, b) { $0 - $1 }.recorded("sub", [a, b]) { g in
+      [a.requiresGrad ? g.sum(toShape: a.shape) : nil, b.requiresGrad ? (-g).sum(toShape: b.shape) : nil]
+    }
+  }
+
+  public static func * (a: Tensor, b: Tensor) -> Tensor {
+    mapBinary(a, b) { $0 * $1 }.recorded("mul", [a, b]) { g in
+      [a.requiresGrad ? mapBinary(g, b) { $0 * $1 }.sum(toShape: a.shape) : nil,
+       b.requiresGrad ? mapBinary(g, a) { $0 * $1 }.sum(toShape: b.shape) : nil]
+    }
+  }
+
+  public static func / (a: Tensor, b: Tensor) -> Tensor {
+    mapBinary(a, b) { $0 / $1 }.recorded("div", [a, b]) { g in
+      [a.requiresGrad ? mapBinary(g, b) { $0 / $1 }.sum(toShape: a.shape) : nil,
+       b.requiresGrad ? (mapBinary(g, a) { $0 * $1 } / (b * b)).neg().sum(toShape: b.shape) : nil]
+    }
+  }
+
+  public static prefix func - (x: Tensor) -> Tensor { x.neg() }
+
+  public func neg() -> Tensor { mapUnary(self) { -$0 }.recorded("neg", [self]) { g in [-g] } }
+
+  public static func + (a: Tensor, s: Float) -> Tensor { mapUnary(a) { $0 + s }.recorded("add", [a]) { g in [g] } }
+  public static func + (s: Float, a: Tensor) -> Tensor { a + s }
+  public static func - (a: Tensor, s: Float) -> Tensor { a + (-s) }
+  public static func - (s: Float, a: Tensor) -> Tensor { mapUnary(a) { s - $0 }.recorded("sub", [a]) { g in [-g] } }
+  public static func * (a: Tensor, s: Float) -> Tensor { mapUnary(a) { $0 * s }.recorded("mul", [a]) { g in [g * s] } }
+  public static func * (s: Float, a: Tensor) -> Tensor { a * s }
+  public static func / (a: Tensor, s: Float) -> Tensor { a * (1 / s) }
+  public static func / (s: Float, a: Tensor) -> Tensor {
+    let y = mapUnary(a) { s / $0 }
+    return y.recorded("div", [a]) { g in [mapBinary(g, y) { g, y in -g * y * y / s }] }
+  }
+}
+
+// MARK: Unary math
+
+extension Tensor {
+  public func exp() -> Tensor {
+    let y = mapUnary(self) { expf($0) }
+    return y.recorded("exp", [self]) { g in [mapBinary(g, y) { $0 * $1 }] }
+  }
+
+  /// Natural logarithm.
+  public func log() -> Tensor {
+    mapUnary(self) { logf($0) }.recorded("log", [self]) { g in [mapBinary(g, self) { $0 / $1 }] }
+  }
+
+  public func sqrt() -> Tensor {
+    let y = mapUnary(self) { sqrtf($0) }
+    return y.recorded("sqrt", [self]) { g in [mapBinary(g, y) { 0.5 * $0 / $1 }] }
+  }
+
+  /// `1 / sqrt(x)`.
+  public func rsqrt() -> Tensor {
+    let y = mapUnary(self) { 1 / sqrtf($0) }
+    return y.recorded("rsqrt", [self]) { g in [mapBinary(g, y) { -0.5 * $0 * $1 * $1 * $1 }] }
+  }
+
+  /// `x ** exponent`.
+  public func pow(_ exponent: Float) -> Tensor {
+    mapUnary(self) { powf($0, exponent) }.recorded("pow", [self]) { g in
+      [mapBinary(g, self) { g, x in g * exponent * powf(x, exponent - 1) }]
+    }
+  }
+
+  public func abs() -> Tensor {
+    mapUnary(self) { Swift.abs($0) }.recorded("abs", [self]) { g in
+      [mapBinary(g, self) { g, x in x > 0 ? g : (x < 0 ? -g : 0) }]
+    }
+  }
+
+  public func square() -> Tensor {
+    mapUnary(self) { $0 * $0 }.recorded("square", [self]) { g in [mapBinary(g, self) { 2 * $0 * $1 }] }
+  }
+
+  /// Limits every element to `[min, max]`; the gradient passes where the input lies inside.
+  public func clamp(min low: Float = -.infinity, max high: Float = .infinity) -> Tensor {
+    mapUnary(self) { Swift.min(Swift.max($0, low), high) }.recorded("clamp", [self]) { g in
+      [mapBinary(g, self) { g, x in x >= low && x <= high ? g : 0 }]
+    }
+  }
+
+  public func sin() -> Tensor {
+    mapUnary(self) { sinf($0) }.recorded("sin", [self]) { g in [mapBinary(g, self) { $0 * cosf($1) }] }
+  }
+
+  public func cos() -> Tensor {
+    mapUnary(self) { cosf($0) }.recorded("cos", [self]) { g in [mapBinary(g, self) { -$0 * sinf($1) }] }
+  }
+
+  /// Replaces NaN by `nan` and infinities by `posinf` / `neginf` (the largest finite floats by
+  /// default, as PyTorch does). The gradient is zero where the input was not finite.
+  public func nanToNum(nan: Float = 0, posinf: Float = .greatestFiniteMagnitude, neginf: Float = -.greatestFiniteMagnitude)
+    -> Tensor
+  {
+    mapUnary(self) { $0.isNaN ? nan : ($0 == .infinity ? posinf : ($0 == -.infinity ? neginf : $0)) }
+      .recorded("nanToNum", [self]) { g in [mapBinary(g, self) { g, x in x.isFinite ? g : 0 }] }
+  }
+}
+
+// MARK: Activations
+
+extension Tensor {
+  public func relu() -> Tensor {
+    mapUnary(self) { Swift.max($0, 0) }.recorded("relu", [self]) { g in [mapBinary(g, self) { $1 > 0 ? $0 : 0 }] }
+  }
+
+  public func sigmoid() -> Tensor {
+    let y = mapUnary(self) { 1 / (1 + expf(-$0)) }
+    return y.recorded("sigmoid", [self]) { g in [mapBinary(g, y) { $0 * $1 * (1 - $1) }] }
+  }
+
+  public func tanh() -> Tensor {
+    let y = mapUnary(self) { tanhf($0) }
+    return y.recorded("tanh", [self]) { g in [mapBinary(g, y) { $0 * (1 - $1 * $1) }] }
+  }
+
+  /// `x * sigmoid(x)`, also called swish.
+  public func silu() -> Tensor {
+    mapUnary(self) { $0 / (1 + expf(-$0)) }.recorded("silu", [self]) { g in
+      [mapBinary(g, self) { g, x in
+        let s = 1 / (1 + expf(-x))
+        return g * s * (1 + x * (1 - s))
+      }]
+    }
+  }
+
+  /// GELU, exact (`x * Phi(x)`) or with PyTorch's tanh approximation.
+  public func gelu(approximateTanh: Bool = false) -> Tensor {
+    if approximateTanh {
+      let c: Float = 0.797_884_560_802_865_4  // sqrt(2 / pi)
+      return mapUnary(self) { x in 0.5 * x * (1 + tanhf(c * (x + 0.044715 * x * x * x))) }
+        .recorded("gelu", [self]) { g in
+          [mapBinary(g, self) { g, x in
+            let t = tanhf(c * (x + 0.044715 * x * x * x))
+            return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x))
+          }]
+        }
+    }
+    return mapUnary(self) { x in 0.5 * x * (1 + erff(x * 0.707_106_781_186_547_5)) }
+      .recorded("gelu", [self]) { g in
+        [mapBinary(g, self) { g, x in
+          let cdf = 0.5 * (1 + erff(x * 0.707_106_781_186_547_5))
+          let pdf = expf(-0.5 * x * x) * 0.398_942_280_401_432_7
+          return g * (cdf + x * pdf)
+        }]
+      }
+  }
+
+  /// `log(1 + exp(x))`, linear above `threshold` as in PyTorch.
+  public func softplus(threshold: Float = 20) -> Tensor {
+    mapUnary(self) { $0 > threshold ? $0 : log1pf(expf($0)) }.recorded("softplus", [self]) { g in
+      [mapBinary(g, self) { g, x in x > threshold ? g : g / (1 + expf(-x)) }]
+    }
+  }
+}
+
+// MARK: Selection and comparison
+
+extension Tensor {
+  /// 1 where `self > other`, else 0. Not differentiable.
+  public func greater(than other: Tensor) -> Tensor { mapBinary(self, other) { $0 > $1 ? 1 : 0 }.detached() }
+  public func greater(than value: Float) -> Tensor { mapUnary(self) { $0 > value ? 1 : 0 } }
+  public func less(than value: Float) -> Tensor { mapUnary(self) { $0 < value ? 1 : 0 } }
+  /// 1 where the element is finite, else 0.
+  public func isFinite() -> Tensor { mapUnary(self) { $0.isFinite ? 1 : 0 } }
+
+  /// Elements of `a` where `condition` is non-zero, of `b` elsewhere; all three broadcast.
+  public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
+    let shape = broadcastShape(broadcastShape(condition.shape, a.shape), b.shape)
+    let c = condition.detached().expand(to: shape)
+    let result = mapTernary(c, a.detached().expand(to: shape), b.detached().expand(to: shape)) { $0 != 0 ? $1 : $2 }
+    return result.recorded("where", [a, b]) { g in
+      [a.requiresGrad ? mapBinary(g, c) { $1 != 0 ? $0 : 0 }.sum(toShape: a.shape) : nil,
+       b.requiresGrad ? mapBinary(g, c) { $1 != 0 ? 0 : $0 }.sum(toShape: b.shape) : nil]
+    }
+  }
+
+  /// The elementwise maximum of two tensors; ties send the gradient to `a`.
+  public static func maximum(_ a: Tensor, _ b: Tensor) -> Tensor { Tensor.where(a.greaterOrEqual(b), a, b) }
+
+  func greaterOrEqual(_ other: Tensor) -> Tensor { mapBinary(self, other) { $0 >= $1 ? 1 : 0 } }
+}

@@ -1,0 +1,119 @@
+#if canImport(Accelerate)
+  import Accelerate
+#else
+  import CBLAS
+#endif
+
+/// `c = alpha * op(a) * op(b) + beta * c` for row-major `op(a)`: m x k, `op(b)`: k x n.
+@usableFromInline
+func sgemm(
+  _ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float>, transposeB: Bool,
+  _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0
+) {
+  if m == 0 || n == 0 { return }
+  if k == 0 {
+    if beta == 0 { c.update(repeating: 0, count: m * n) }
+    return
+  }
+  cblas_sgemm(
+    CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+    Int32(m), Int32(n), Int32(k), alpha, a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n), beta, c,
+    Int32(n))
+}
+
+/// `[batch, m, n]` product of `[batch, m, k]` and `[batch, k, n]` operands (with transposes).
+func batchedProduct(
+  _ a: Tensor, transposeA: Bool, _ b: Tensor, transposeB: Bool, batch: Int, m: Int, n: Int, k: Int
+) -> Tensor {
+  Tensor(shape: [batch, m, n]) { out in
+    a.withUnsafeBufferPointer { x in
+      b.withUnsafeBufferPointer { y in
+        for i in 0..<batch {
+          sgemm(
+            x.baseAddress! + i * m * k, transposeA: transposeA, y.baseAddress! + i * k * n,
+            transposeB: transposeB, out.baseAddress! + i * m * n, m: m, n: n, k: k)
+        }
+      }
+    }
+  }
+}
+
+extension Tensor {
+  /// Matrix product over the last two dimensions.
+  ///
+  /// `[..., m, k] x [k, n]` folds the leading dimensions into one product;
+  /// `[..., m, k] x [..., k, n]` with equal leading dimensions is a batched product.
+  public func matmul(_ other: Tensor) -> Tensor {
+    precondition(rank >= 2 && other.rank >= 2, "matmul needs matrices, got \(shape) and \(other.shape)")
+    let k = shape[rank - 1]
+    precondition(other.shape[other.rank - 2] == k, "matmul: \(shape) x \(other.shape) inner dimensions differ")
+    let n = other.shape[other.rank - 1]
+    let a = self
+    let b = other
+    if other.rank == 2 {
+      let m = count / Swift.max(k, 1)
+      let outShape = Array(shape.dropLast()) + [n]
+      let result = batchedProduct(a, transposeA: false, b, transposeB: false, batch: 1, m: m, n: n, k: k)
+        .reshaped(outShape)
+      return result.detached().recorded("matmul", [a, b]) { g in
+        [a.requiresGrad
+          ? batchedProduct(g, transposeA: false, b, transposeB: true, batch: 1, m: m, n: k, k: n).reshaped(a.shape) : nil,
+         b.requiresGrad
+          ? batchedProduct(a, transposeA: true, g, transposeB: false, batch: 1, m: k, n: n, k: m).reshaped(b.shape) : nil]
+      }
+    }
+    precondition(
+      Array(shape.dropLast(2)) == Array(other.shape.dropLast(2)),
+      "batched matmul needs equal leading dimensions, got \(shape) and \(other.shape)")
+    let m = shape[rank - 2]
+    let batch = shape.dropLast(2).reduce(1, *)
+    let outShape = Array(shape.dropLast()) + [n]
+    let result = batchedProduct(a, transposeA: false, b, transposeB: false, batch: batch, m: m, n: n, k: k)
+      .reshaped(outShape)
+    return result.detached().recorded("matmul", [a, b]) { g in
+      [a.requiresGrad
+        ? batchedProduct(g, transposeA: false, b, transposeB: true, batch: batch, m: m, n: k, k: n).reshaped(a.shape) : nil,
+       b.requiresGrad
+        ? batchedProduct(a, transposeA: true, g, transposeB: false, batch: batch, m: k, n: n, k: m).reshaped(b.shape) : nil]
+    }
+  }
+
+  /// `x W^T + b` over the last dimension, as PyTorch's `F.linear`: `weight` is `[out, in]`,
+  /// `bias` is `[out]`. One BLAS call forward and one per gradient.
+  public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+    precondition(weight.rank == 2 && x.shape.last == weight.shape[1], "linear: input \(x.shape) does not fit weight \(weight.shape)")
+    let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
+    if let bias { precondition(bias.shape == [outFeatures], "linear: bias \(bias.shape) does not fit \(outFeatures) outputs") }
+    let rows = x.count / Swift.max(inFeatures, 1)
+    let outShape = Array(x.shape.dropLast()) + [outFeatures]
+    let result = Tensor(shape: outShape) { out in
+      let o = out.baseAddress!
+      var beta: Float = 0
+      if let bias {
+        bias.withUnsafeBufferPointer { b in
+          for r in 0..<rows { (o + r * outFeatures).update(from: b.baseAddress!, count: outFeatures) }
+        }
+        beta = 1
+      }
+      x.withUnsafeBufferPointer { xs in
+        weight.withUnsafeBufferPointer { w in
+          sgemm(xs.baseAddress!, transposeA: false, w.baseAddress!, transposeB: true, o, m: rows, n: outFeatures, k: inFeatures, beta: beta)
+        }
+      }
+    }
+    var inputs = [x, weight]
+    if let bias { inputs.append(bias) }
+    return result.recorded("linear", inputs) { g in
+      var grads: [Tensor?] = [
+        x.requiresGrad
+          ? batchedProduct(g, transposeA: false, weight, transposeB: false, batch: 1, m: rows, n: inFeatures, k: outFeatures)
+            .reshaped(x.shape) : nil,
+        weight.requiresGrad
+          ? batchedProduct(g, transposeA: true, x, transposeB: false, batch: 1, m: outFeatures, n: inFeatures, k: rows)
+            .reshaped(weight.shape) : nil,
+      ]
+      if let bias { grads.append(bias.requiresGrad ? g.reshaped([rows, outFeatures]).sum(axes: [0]) : nil) }
+      return grads
+    }
+  }
+}

@@ -1,0 +1,46 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// A 64-byte-aligned buffer of `Float`s shared by tensors, copied on write.
+///
+/// Tensors never expose a `TensorStorage`; they reach it through `withUnsafeBufferPointer`
+/// and `withUnsafeMutableBufferPointer`, which copy first when the buffer is shared.
+@usableFromInline
+final class TensorStorage: @unchecked Sendable {
+  @usableFromInline let pointer: UnsafeMutablePointer<Float>
+  @usableFromInline let count: Int
+
+  /// Allocates `count` uninitialised floats.
+  @usableFromInline
+  init(uninitializedCount count: Int) {
+    precondition(count >= 0, "negative element count \(count)")
+    self.count = count
+    var raw: UnsafeMutableRawPointer? = nil
+    let bytes = max(count, 1) * MemoryLayout<Float>.stride
+    let rc = posix_memalign(&raw, 64, (bytes + 63) & ~63)
+    precondition(rc == 0 && raw != nil, "out of memory allocating \(bytes) bytes")
+    pointer = raw!.bindMemory(to: Float.self, capacity: max(count, 1))
+  }
+
+  @usableFromInline
+  convenience init(repeating value: Float, count: Int) {
+    self.init(uninitializedCount: count)
+    if value == 0 {
+      memset(pointer, 0, count * MemoryLayout<Float>.stride)
+    } else {
+      pointer.initialize(repeating: value, count: count)
+    }
+  }
+
+  @usableFromInline
+  func copy() -> TensorStorage {
+    let other = TensorStorage(uninitializedCount: count)
+    other.pointer.update(from: pointer, count: count)
+    return other
+  }
+
+  deinit { free(pointer) }
+}
