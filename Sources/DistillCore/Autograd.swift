@@ -67,12 +67,18 @@ extension Tensor {
   /// Drops the accumulated gradient of this leaf.
   public func zeroGrad() { node?.grad = nil }
 
-  /// Records `self` as the result of `operation` on `inputs`, when gradients are wanted.
+  /// Records `self` as the result of `operation` on `inputs`, when gradients are wanted: the
+  /// extension point for an op defined outside this module.
+  ///
+  /// ```swift
+  /// let y = Tensor(shape: x.shape) { out in ... }   // the forward kernel
+  /// return y.recorded("cube", [x]) { g in [g * 3 * x.square()] }
+  /// ```
   ///
   /// - Parameter rule: maps the output gradient to one gradient per input, each of that
   ///   input's shape, or `nil` where it needs none. It runs without recording.
   @inlinable
-  func recorded(
+  public func recorded(
     _ operation: StaticString, _ inputs: [Tensor], rule: @escaping (Tensor) -> [Tensor?]
   ) -> Tensor {
     guard inputs.contains(where: { $0.node != nil }), GradientMode.isEnabled else { return self }

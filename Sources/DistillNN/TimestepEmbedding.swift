@@ -1,0 +1,33 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// Sinusoidal embeddings of `timesteps` (`[N]`) as diffusers' `get_timestep_embedding` computes
+/// them, in float32 and in the same order so that UNet parity holds:
+///
+/// `freq_i = exp(-log(maxPeriod) * i / (half - frequencyShift))`, `i < half = dimension / 2`;
+/// the result is `[sin(t * freq), cos(t * freq)]` (or cos first with `flipSinToCos`), zero-padded
+/// to an odd `dimension`.
+public func sinusoidalEmbedding(
+  _ timesteps: [Float], dimension: Int, flipSinToCos: Bool = false, frequencyShift: Float = 1,
+  scale: Float = 1, maxPeriod: Float = 10_000
+) -> Tensor {
+  let half = dimension / 2
+  var frequencies = [Float](repeating: 0, count: half)
+  let logPeriod = -logf(maxPeriod)
+  for i in 0..<half { frequencies[i] = expf(logPeriod * Float(i) / (Float(half) - frequencyShift)) }
+  return Tensor(shape: [timesteps.count, dimension]) { out in
+    for (n, t) in timesteps.enumerated() {
+      let row = out.baseAddress! + n * dimension
+      for i in 0..<half {
+        let angle = scale * (t * frequencies[i])
+        let (first, second) = flipSinToCos ? (cosf(angle), sinf(angle)) : (sinf(angle), cosf(angle))
+        row[i] = first
+        row[half + i] = second
+      }
+      if dimension % 2 == 1 { row[dimension - 1] = 0 }
+    }
+  }
+}

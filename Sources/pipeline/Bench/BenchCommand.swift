@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+
+/// `pipeline bench`: the workloads of docs/benchmarks.md, timed as `torch_ref.py` times them.
+struct BenchCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "bench",
+    abstract: "Time the benchmark workloads (median seconds per step after warm-up, peak RSS).",
+    discussion: """
+      Each workload runs in a child process of its own, so that its peak resident memory is its
+      own, as torch_ref.py advises. With --json the last line of output is one JSON object with
+      the keys torch_ref.py prints (sgemm_1024_gflops, w1_toy2d_dmd_step_s, ..., peak_rss_mib),
+      plus <workload>_peak_rss_mib for each workload.
+      """)
+
+  @Flag(help: "End the output with one JSON object of the figures.")
+  var json = false
+
+  @Option(name: .customLong("workload"), help: "A workload to run (repeatable): \(Workload.allCases.map(\.rawValue).joined(separator: ", ")). Default: all.")
+  var workloads: [Workload] = []
+
+  @Flag(help: .hidden)
+  var inProcess = false
+
+  func run() throws {
+    let selected = workloads.isEmpty ? Workload.allCases : workloads
+    if inProcess {
+      // A child: run the one workload and print its figures as JSON.
+      precondition(selected.count == 1)
+      var figures = selected[0].run()
+      figures["\(selected[0].rawValue)_peak_rss_mib"] = peakResidentMiB()
+      print(try jsonLine(figures))
+      return
+    }
+    var all: [String: Double] = [:]
+    for workload in selected {
+      let figures = try runChild(workload)
+      for (key, value) in figures.sorted(by: { $0.key < $1.key }) {
+        print("\(key): \(format(value))")
+      }
+      all.merge(figures) { $1 }
+    }
+    all["peak_rss_mib"] = all.filter { $0.key.hasSuffix("_peak_rss_mib") }.values.max() ?? peakResidentMiB()
+    all["threads"] = Double(blasThreads())
+    if json { print(try jsonLine(all)) }
+  }
+
+  private func runChild(_ workload: Workload) throws -> [String: Double] {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+    if !FileManager.default.fileExists(atPath: "/proc/self/exe") {
+      process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+    }
+    process.arguments = ["bench", "--in-process", "--workload", workload.rawValue]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0,
+      let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
+      let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double]
+    else { throw ValidationError("workload \(workload.rawValue) failed (exit \(process.terminationStatus))") }
+    return object
+  }
+
+  private func jsonLine(_ figures: [String: Double]) throws -> String {
+    let data = try JSONSerialization.data(withJSONObject: figures, options: [.sortedKeys])
+    return String(decoding: data, as: UTF8.self)
+  }
+
+  private func format(_ value: Double) -> String {
+    value >= 100 ? String(format: "%.1f", value) : String(format: "%.6g", value)
+  }
+}
+
+/// The process's peak resident set size in MiB (Linux reports `ru_maxrss` in KiB).
+func peakResidentMiB() -> Double {
+  var usage = rusage()
+  getrusage(RUSAGE_SELF, &usage)
+  #if os(Linux)
+    return Double(usage.ru_maxrss) / 1024
+  #else
+    return Double(usage.ru_maxrss) / (1024 * 1024)
+  #endif
+}
+
+/// Median of `reps` timings of `body` after `warm` untimed runs, in seconds.
+func medianSeconds(warm: Int, reps: Int, _ body: () -> Void) -> Double {
+  for _ in 0..<warm { body() }
+  var times: [Double] = []
+  for _ in 0..<reps {
+    let start = DispatchTime.now().uptimeNanoseconds
+    body()
+    times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+  }
+  times.sort()
+  return times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import DistillCore
+import DistillNN
+
+#if canImport(CBLAS)
+  import CBLAS
+#endif
+
+func blasThreads() -> Int {
+  #if canImport(CBLAS)
+    return Int(openblas_get_num_threads())
+  #else
+    return 0
+  #endif
+}
+
+/// The benchmark workloads of `../shared/bench/WORKLOADS.md`, with torch_ref.py's shapes.
+enum Workload: String, CaseIterable, ExpressibleByArgument {
+  case gemm, w1
+
+  /// Runs the workload and returns its figures under torch_ref.py's keys.
+  func run() -> [String: Double] {
+    switch self {
+    case .gemm: return ["sgemm_1024_gflops": GemmWorkload.gflops()]
+    case .w1: return ["w1_toy2d_dmd_step_s": ToyDMDWorkload().secondsPerStep()]
+    }
+  }
+}
+
+/// One 1024^3 product through `Tensor.matmul`.
+enum GemmWorkload {
+  static func gflops() -> Double {
+    var rng = RandomGenerator(seed: 0)
+    let a = Tensor.normal([1024, 1024], mean: 0, std: 1, using: &rng)
+    let b = Tensor.normal([1024, 1024], mean: 0, std: 1, using: &rng)
+    let seconds = medianSeconds(warm: 3, reps: 20) { _ = a.matmul(b) }
+    return 2 * 1024 * 1024 * 1024 / seconds / 1e9
+  }
+}
