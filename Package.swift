@@ -11,7 +11,9 @@ let package = Package(
   platforms: [.macOS(.v14)],
   products: [
     .library(name: "DistillCore", targets: ["DistillCore"]),
+    .library(name: "DistillDiffusion", targets: ["DistillDiffusion"]),
     .library(name: "DistillNN", targets: ["DistillNN"]),
+    .library(name: "ImageIO", targets: ["ImageIO"]),
     .executable(name: "pipeline", targets: ["pipeline"]),
   ],
   dependencies: [
@@ -48,12 +50,48 @@ let package = Package(
       dependencies: ["DistillNN"]
     ),
 
+    // MARK: DistillDiffusion
+    .target(
+      name: "DistillDiffusion",
+      dependencies: ["DistillNN"]
+    ),
+    .testTarget(
+      name: "DistillDiffusionTests",
+      dependencies: ["DistillDiffusion"]
+    ),
+
+    // MARK: ImageIO
+    .systemLibrary(
+      name: "CPNG",
+      pkgConfig: "libpng",
+      providers: [.apt(["libpng-dev"])]
+    ),
+    .systemLibrary(
+      name: "CJPEG",
+      pkgConfig: "libjpeg",
+      providers: [.apt(["libjpeg-dev"])]
+    ),
+    .target(
+      name: "ImageIO",
+      dependencies: [
+        "CJPEG",
+        "CPNG",
+        "DistillCore",
+      ]
+    ),
+    .testTarget(
+      name: "ImageIOTests",
+      dependencies: ["ImageIO"]
+    ),
+
     // MARK: pipeline
     .executableTarget(
       name: "pipeline",
       dependencies: [
         "DistillCore",
+        "DistillDiffusion",
         "DistillNN",
+        "ImageIO",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Distillery builds against (idempotent; needs root or sudo).
 set -euo pipefail
-packages=(libopenblas-dev pkg-config)
+packages=(libjpeg-dev libopenblas-dev libpng-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
