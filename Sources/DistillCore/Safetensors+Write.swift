@@ -60,7 +60,8 @@ extension SafetensorsFile {
               }
             }
           }
-          try chunk.withUnsafeBytes { try writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[0..<((end - start) * width)]), path: temporary) }
+          let byteCount = (end - start) * width
+          try chunk.withUnsafeBytes { try writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[0..<byteCount]), path: temporary) }
           start = end
         }
       }

@@ -7,7 +7,8 @@
 ///
 /// The files are split by concern:
 /// - `Safetensors.swift` (this file): the public types, dtype table and half-float conversions.
-/// - `Safetensors+Header.swift`: the JSON header parser and the validation rules.
+/// - `Safetensors+Header.swift`: the header validation rules.
+/// - `Safetensors+JSON.swift`: the strict JSON parser the header is read with.
 /// - `Safetensors+Read.swift`: the memory mapping and conversion to `Tensor`.
 /// - `Safetensors+Write.swift`: the atomic writer.
 

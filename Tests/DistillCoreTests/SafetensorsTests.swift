@@ -175,7 +175,8 @@ private func bitPatterns(_ tensor: Tensor) -> [UInt32] { tensor.scalars.map(\.bi
 
     let f32 = try file.tensor("f32")
     #expect(f32.shape == [3, 3])
-    let expectedF32: [Float] = [1.5, -2.25, 3.1415927, Float(bitPattern: 0x0001_16C2), .infinity, -.infinity, .nan, -0.0, 16_777_216]
+    let tiny = Float(bitPattern: 0x0001_16C2)  // Python's 1e-40 as a float32 subnormal
+    let expectedF32: [Float] = [1.5, -2.25, 3.1415927, tiny, .infinity, -.infinity, .nan, -0.0, 16_777_216]
     #expect(zip(f32.scalars, expectedF32).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) })
 
     let f16 = try file.tensor("f16").scalars
@@ -453,7 +454,8 @@ private func bitPatterns(_ tensor: Tensor) -> [UInt32] { tensor.scalars.map(\.bi
   @Test func rejectsMetadataThatIsNotAStringMap() throws {
     try expectMalformed(craft("{\"__metadata__\":{\"format\":\"pt\",\"step\":3}}"),
       "__metadata__ must map strings to strings, but 'step' is the number 3")
-    try expectMalformed(craft("{\"__metadata__\":[\"pt\"]}"), "__metadata__ must be an object mapping strings to strings, found an array")
+    try expectMalformed(
+      craft("{\"__metadata__\":[\"pt\"]}"), "__metadata__ must be an object mapping strings to strings, found an array")
   }
 
   @Test func zeroSizedTensorsAndScalarsAreValid() throws {
@@ -544,7 +546,9 @@ private func bitPatterns(_ tensor: Tensor) -> [UInt32] { tensor.scalars.map(\.bi
     try FileManager.default.createDirectory(atPath: "\(path).tmp-\(getpid())", withIntermediateDirectories: false)
     #expect(throws: DistillError.self) { try SafetensorsFile.write(["b": Tensor([3])], to: path) }
     #expect(try bytes(of: path) == before)
-    #expect(throws: DistillError.self) { try SafetensorsFile.write(["b": Tensor([3])], to: directory + "/no/such/dir.safetensors") }
+    #expect(throws: DistillError.self) {
+      try SafetensorsFile.write(["b": Tensor([3])], to: directory + "/no/such/dir.safetensors")
+    }
   }
 
   @Test func rejectsUnwritableDTypeAndReservedName() throws {
