@@ -45,8 +45,7 @@ extension Tensor {
   public static func * (s: Float, a: Tensor) -> Tensor { a * s }
   public static func / (a: Tensor, s: Float) -> Tensor { a * (1 / s) }
   public static func / (s: Float, a: Tensor) -> Tensor {
-    let y = mapUnary(a) { s / $0 }
-    return y.recorded("div", [a]) { g in [mapBinary(g, y) { g, y in -g * y * y / s }] }
+    mapUnary(a) { s / $0 }.recorded("div", [a]) { g in [mapBinary(g, a) { g, x in -g * s / (x * x) }] }
   }
 }
 
