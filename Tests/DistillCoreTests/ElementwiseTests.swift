@@ -376,12 +376,14 @@ import Testing
     checkGradients([b, Self.x]) { Tensor.maximum($0[0], $0[1]) }
   }
 
-  @Test func maximumSendsTiedGradientsToTheFirstOperand() {
+  // python: a=tensor([1.,2,3]); b=tensor([1.,5,0]); torch.maximum(a,b).sum().backward()
+  //   a.grad = [0.5, 0, 1], b.grad = [0.5, 1, 0]
+  @Test func maximumSplitsTiedGradientsLikePyTorch() {
     let (_, grads) = valueWithGradients(at: [Tensor([1, 2, 3]), Tensor([1, 5, 0])]) { v in
       Tensor.maximum(v[0], v[1]).sum()
     }
-    #expect(grads[0] == Tensor([1, 0, 1]))
-    #expect(grads[1] == Tensor([0, 1, 0]))
+    #expect(grads[0] == Tensor([0.5, 0, 1]))
+    #expect(grads[1] == Tensor([0.5, 1, 0]))
   }
 
   @Test func comparisonsAreMasks() {
