@@ -204,6 +204,32 @@ func expectSampled(
     expectClose([grads[2].scalars[0], grads[2].scalars[15]], [1.349225, -1.372927], rtol: 1e-4, atol: 1e-5)
   }
 
+  @Test(arguments: [[6, 3, 16, 16], [3, 2, 32, 32]])
+  func batchChunksAgreeWithSamplesOneByOne(shape: [Int]) {
+    // 16x16 splits 6 samples into chunks of 4 and 2; 32x32 lowers one sample per chunk.
+    let x = testTensor(shape, seed: 21)
+    let w = testTensor([4, shape[1], 3, 3], seed: 22)
+    let seed = testTensor([shape[0], 4, shape[2], shape[3]], seed: 23)
+    let (y, grads) = valueWithGradients(at: [x, w]) { p in (Tensor.conv2d(p[0], weight: p[1], padding: 1) * seed).sum() }
+    var total: Float = 0
+    var dxs: [Tensor] = []
+    var dw = Tensor.zeros(w.shape)
+    for s in 0..<shape[0] {
+      let (ys, gs) = valueWithGradients(at: [x.sliced(axis: 0, s..<s + 1), w]) { p in
+        (Tensor.conv2d(p[0], weight: p[1], padding: 1) * seed.sliced(axis: 0, s..<s + 1)).sum()
+      }
+      total += ys.item
+      dxs.append(gs[0])
+      dw = dw + gs[1]
+    }
+    expectClose(y, Tensor(scalar: total), rtol: 1e-4, atol: 1e-3)
+    expectClose(grads[0], Tensor.concat(dxs, axis: 0), rtol: 1e-5, atol: 1e-5)
+    expectClose(grads[1], dw, rtol: 1e-4, atol: 1e-4)
+    let up = Tensor.convTranspose2d(seed, weight: w, padding: 1)
+    let upPieces = (0..<shape[0]).map { s in Tensor.convTranspose2d(seed.sliced(axis: 0, s..<s + 1), weight: w, padding: 1) }
+    expectClose(up, Tensor.concat(upPieces, axis: 0), rtol: 1e-5, atol: 1e-5)
+  }
+
   // MARK: Gradients
 
   @Test func conv2dGradientsStride1NoPadding() {
