@@ -113,7 +113,9 @@ public struct EDMPreconditioning: Sendable, Equatable {
   public func cSkip(_ sigma: Double) -> Double { sigmaData * sigmaData / (sigma * sigma + sigmaData * sigmaData) }
 
   /// `σ·σ_d/√(σ² + σ_d²)`.
-  public func cOut(_ sigma: Double) -> Double { sigma * sigmaData / (sigma * sigma + sigmaData * sigmaData).squareRoot() }
+  public func cOut(_ sigma: Double) -> Double {
+    sigma * sigmaData / (sigma * sigma + sigmaData * sigmaData).squareRoot()
+  }
 
   /// `1/√(σ² + σ_d²)`.
   public func cIn(_ sigma: Double) -> Double { 1 / (sigma * sigma + sigmaData * sigmaData).squareRoot() }

@@ -29,7 +29,9 @@ struct FixtureFile {
       let offsets = (entry["data_offsets"] as! [NSNumber]).map(\.intValue)
       let bytes = body.subdata(in: offsets[0]..<offsets[1])
       let scalars = bytes.withUnsafeBytes { raw in
-        (0..<(bytes.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+        (0..<(bytes.count / 4)).map {
+          Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+        }
       }
       tensors[key] = Tensor(shape: shape, scalars: scalars)
     }

@@ -19,9 +19,12 @@ import Testing
     let v = schedule.velocity(x0: x0, noise: eps, timesteps: timesteps)
     for prediction in Prediction.allCases {
       let output = schedule.target(for: prediction, x0: x0, noise: eps, timesteps: timesteps)
-      expectClose(schedule.x0(from: output, prediction: prediction, xt: xt, timesteps: timesteps), x0, rtol: 1e-3, atol: 1e-3)
-      expectClose(schedule.epsilon(from: output, prediction: prediction, xt: xt, timesteps: timesteps), eps, rtol: 1e-3, atol: 1e-3)
-      expectClose(schedule.velocity(from: output, prediction: prediction, xt: xt, timesteps: timesteps), v, rtol: 1e-3, atol: 1e-3)
+      let x0Hat = schedule.x0(from: output, prediction: prediction, xt: xt, timesteps: timesteps)
+      let epsHat = schedule.epsilon(from: output, prediction: prediction, xt: xt, timesteps: timesteps)
+      let vHat = schedule.velocity(from: output, prediction: prediction, xt: xt, timesteps: timesteps)
+      expectClose(x0Hat, x0, rtol: 1e-3, atol: 1e-3)
+      expectClose(epsHat, eps, rtol: 1e-3, atol: 1e-3)
+      expectClose(vHat, v, rtol: 1e-3, atol: 1e-3)
       let score = schedule.score(from: output, prediction: prediction, xt: xt, timesteps: timesteps)
       let expectedScore = eps * perSample(timesteps.map { -1 / schedule.noiseScale($0) }, like: eps)
       expectClose(score, expectedScore, rtol: 1e-3, atol: 1e-3)
@@ -37,7 +40,8 @@ import Testing
     // v → x̂₀ → v.
     let v = testTensor([4, 2, 3, 3], seed: 7)
     let x0FromV = schedule.x0(from: v, prediction: .vPrediction, xt: xt, timesteps: timesteps)
-    expectClose(schedule.velocity(from: x0FromV, prediction: .sample, xt: xt, timesteps: timesteps), v, rtol: 1e-3, atol: 1e-3)
+    let vBack = schedule.velocity(from: x0FromV, prediction: .sample, xt: xt, timesteps: timesteps)
+    expectClose(vBack, v, rtol: 1e-3, atol: 1e-3)
   }
 
   @Test func conversionsAreDifferentiable() {

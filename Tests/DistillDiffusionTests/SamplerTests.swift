@@ -55,7 +55,8 @@ import Testing
   }
 
   @Test(arguments: [
-    (Prediction.epsilon, [Float](arrayLiteral: 0.1413829, 1.2786832, 1.391379, 0.8110077, 0.2484654, -0.2516584, -0.8429358, -1.443172)),
+    (Prediction.epsilon, [Float](arrayLiteral:
+      0.1413829, 1.2786832, 1.391379, 0.8110077, 0.2484654, -0.2516584, -0.8429358, -1.443172)),
     (.vPrediction, [0.1437681, 1.2292047, 1.3084192, 0.7367328, 0.2026809, -0.2044588, -0.7916356, -1.3786349]),
     (.sample, [0.2615892, 1.3255639, 1.3808811, 0.7882653, 0.2369507, -0.1873036, -0.7964882, -1.4134116]),
   ])
@@ -69,11 +70,12 @@ import Testing
     expectClose(out.scalars, expected, rtol: 1e-5, atol: 2e-6)
   }
 
-  @Test func ddpmSampleLoopRuns() {
+  @Test func ddpmSampleLoopRuns() throws {
     let sampler = DDPMSampler(schedule: .ddpm())
     var calls = 0
     var seed: UInt64 = 100
-    let out = sampler.sample(model: { xt, _ in calls += 1; return xt * 0 }, initialNoise: testTensor([1, 1, 2, 2]), steps: 5) { shape in
+    let model: DenoisingModel = { xt, _ in calls += 1; return xt * 0 }
+    let out = try sampler.sample(model: model, initialNoise: testTensor([1, 1, 2, 2]), steps: 5) { shape in
       seed += 1
       return testTensor(shape, seed: seed)
     }
@@ -89,32 +91,40 @@ import Testing
     expectClose(plan.timesteps, fixture["euler_karras_timesteps"].scalars, rtol: 1e-5, atol: 1e-4)
     // The SD example of ecosystem-formats.md §3.5 (0.00085...0.012, 5 steps).
     let sd = EulerSampler(schedule: .ddpm(betas: .scaledLinear, start: 0.00085, end: 0.012)).plan(steps: 5)
-    expectClose(sd.sigmas.map(Float.init), [14.614646911621094, 4.796544075012207, 1.2741053104400635, 0.2479517161846161, 0.02916753478348255, 0], rtol: 1e-5, atol: 0)
-    expectClose(sd.timesteps, [999.0, 785.9539794921875, 427.4897766113281, 58.891502380371094, 0.0], rtol: 1e-5, atol: 1e-4)
+    let sdSigmas: [Float] = [
+      14.614646911621094, 4.796544075012207, 1.2741053104400635, 0.2479517161846161, 0.02916753478348255, 0,
+    ]
+    expectClose(sd.sigmas.map(Float.init), sdSigmas, rtol: 1e-5, atol: 0)
+    let sdTimesteps: [Float] = [999.0, 785.9539794921875, 427.4897766113281, 58.891502380371094, 0.0]
+    expectClose(sd.timesteps, sdTimesteps, rtol: 1e-5, atol: 1e-4)
   }
 
   @Test func eulerInterpolatedPlansMatchDiffusers() {
     let sdSchedule = NoiseSchedule.ddpm(betas: .scaledLinear, start: 0.00085, end: 0.012)
     let plain = EulerSampler(schedule: sdSchedule, useKarrasSigmas: false)
     let plan = plain.plan(steps: 4)
-    expectClose(plan.sigmas.map(Float.init), [14.614646911621094, 2.9183084964752197, 0.9323583841323853, 0.02916753478348255, 0], rtol: 1e-5, atol: 0)
+    let expected: [Float] = [14.614646911621094, 2.9183084964752197, 0.9323583841323853, 0.02916753478348255, 0]
+    expectClose(plan.sigmas.map(Float.init), expected, rtol: 1e-5, atol: 0)
     #expect(plan.timesteps == [999, 666, 333, 0])
     #expect(abs(plain.initialNoiseSigma(plan) - 14.614646911621094) < 1e-5)
     let leading = EulerSampler(schedule: sdSchedule, useKarrasSigmas: false, spacing: .leading, stepsOffset: 1)
     let leadingPlan = leading.plan(steps: 4)
-    expectClose(leadingPlan.sigmas.map(Float.init), [4.116698265075684, 1.6236929893493652, 0.6983985900878906, 0.04131447896361351, 0], rtol: 1e-5, atol: 0)
+    let expectedLeading: [Float] = [4.116698265075684, 1.6236929893493652, 0.6983985900878906, 0.04131447896361351, 0]
+    expectClose(leadingPlan.sigmas.map(Float.init), expectedLeading, rtol: 1e-5, atol: 0)
     #expect(leadingPlan.timesteps == [751, 501, 251, 1])
     #expect(abs(leading.initialNoiseSigma(leadingPlan) - 4.2364) < 1e-4)
   }
 
   @Test(arguments: [
-    (Prediction.epsilon, [Float](arrayLiteral: -3.5224388, -2.3987877, -1.4290198, -0.8947691, -0.7739008, -0.7753423, -0.5070582, 0.3046105)),
+    (Prediction.epsilon, [Float](arrayLiteral:
+      -3.5224388, -2.3987877, -1.4290198, -0.8947691, -0.7739008, -0.7753423, -0.5070582, 0.3046105)),
     (.vPrediction, [-0.7189124, -0.4005582, -0.1554792, -0.0633335, -0.1116583, -0.2067173, -0.2239288, -0.073593]),
     (.sample, [0.7343702, 0.9582558, 0.9987491, 0.800433, 0.399579, -0.0878205, -0.5141252, -0.7621971]),
   ])
   func eulerStepMatchesDiffusers(prediction: Prediction, expected: [Float]) {
     // EulerDiscreteScheduler(SD betas, use_karras_sigmas=True, prediction_type).set_timesteps(5); step index 1.
-    let sampler = EulerSampler(schedule: .ddpm(betas: .scaledLinear, start: 0.00085, end: 0.012), prediction: prediction)
+    let schedule = NoiseSchedule.ddpm(betas: .scaledLinear, start: 0.00085, end: 0.012)
+    let sampler = EulerSampler(schedule: schedule, prediction: prediction)
     let plan = sampler.plan(steps: 5)
     let out = sampler.step(output: e, sigma: plan.sigmas[1], sigmaNext: plan.sigmas[2], sample: x)
     expectClose(out.scalars, expected, rtol: 1e-5, atol: 2e-6)
@@ -138,6 +148,30 @@ import Testing
     expectClose(result.scalars, Array(repeating: c, count: result.count), rtol: 0, atol: 1e-4)
   }
 
+  @Test func fullLoopsMatchDiffusers() throws {
+    // Model f(x, t) = 0.9·x + t/1000 with SD betas; the Python loops (diffusers 0.42.1):
+    //   DDIMScheduler(steps_offset=1).set_timesteps(8); y = s.step(f(y, t), t, y).prev_sample
+    //   EulerDiscreteScheduler(use_karras_sigmas=True).set_timesteps(8); y = x·init_noise_sigma;
+    //   y = s.step(f(s.scale_model_input(y, t), t), t, y).prev_sample
+    let schedule = NoiseSchedule.ddpm(betas: .scaledLinear, start: 0.00085, end: 0.012)
+    var seen: [Float] = []
+    let model: DenoisingModel = { input, t in
+      seen.append(t[0])
+      return input * 0.9 + t[0] / 1000
+    }
+    let ddim = try DDIMSampler(schedule: schedule, stepsOffset: 1).sample(model: model, initialNoise: x, steps: 8)
+    #expect(seen == [876, 751, 626, 501, 376, 251, 126, 1])
+    expectClose(
+      ddim.scalars, [0.0942825, 0.4378534, 0.6514, 0.5749005, 0.2551624, -0.0741829, -0.3242963, -0.3775455],
+      rtol: 1e-5, atol: 2e-6)
+    seen = []
+    let euler = try EulerSampler(schedule: schedule).sample(model: model, initialNoise: x, steps: 8)
+    #expect(seen.count == 8 && seen.first == 999 && seen.last == 0)
+    expectClose(
+      euler.scalars, [-1.8571941, -1.193509, -0.8419654, -0.9678997, -1.5120831, -2.2185779, -2.7551079, -2.8693354],
+      rtol: 1e-5, atol: 2e-6)
+  }
+
   @Test func heunWithPointMassAndGaussianData() throws {
     let heun = HeunSampler()
     let levels = heun.sigmas(steps: 18)
@@ -145,7 +179,8 @@ import Testing
     // Point mass at c: D(x; σ) = c, and the ODE is linear in σ, so every step is exact.
     var calls = 0
     let noise = testTensor([2, 1, 2, 2], seed: 13)
-    let point = heun.sample(denoiser: { x, _ in calls += 1; return Tensor.full(x.shape, 0.7) }, initialNoise: noise, steps: 18)
+    let pointMass: DenoisingModel = { x, _ in calls += 1; return Tensor.full(x.shape, 0.7) }
+    let point = try heun.sample(denoiser: pointMass, initialNoise: noise, steps: 18)
     #expect(calls == 35)
     expectClose(point.scalars, Array(repeating: 0.7, count: 8), rtol: 0, atol: 1e-4)
     // Gaussian data N(0, s²): D(x; σ) = x·s²/(s²+σ²), a linear ODE whose exact solution maps x_T to

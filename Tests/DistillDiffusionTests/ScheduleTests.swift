@@ -31,7 +31,8 @@ import Testing
     // DDPMScheduler(beta_schedule="sigmoid").alphas_cumprod[[0, 500, 999]] with diffusers 0.42.1.
     let schedule = NoiseSchedule.ddpm(betas: .sigmoid)
     expectClose(
-      [0, 500, 999].map { Float(schedule.alphaBar($0)) }, [0.9998508095741272, 0.29888758063316345, 3.9681821363046765e-05],
+      [0, 500, 999].map { Float(schedule.alphaBar($0)) },
+      [0.9998508095741272, 0.29888758063316345, 3.9681821363046765e-05],
       rtol: 1e-5, atol: 0)
   }
 
@@ -56,7 +57,7 @@ import Testing
     let schedule = NoiseSchedule.ddpm()
     for t in [0, 10, 500, 999] {
       let abar = schedule.alphaBar(t)
-      #expect(abs(schedule.signalScale(t) * schedule.signalScale(t) + schedule.noiseScale(t) * schedule.noiseScale(t) - 1) < 1e-12)
+      #expect(abs(pow(schedule.signalScale(t), 2) + pow(schedule.noiseScale(t), 2) - 1) < 1e-12)
       #expect(abs(schedule.sigma(t) - (1 / schedule.snr(t)).squareRoot()) < 1e-9 * schedule.sigma(t))
       #expect(abs(schedule.snr(t) - abar / (1 - abar)) < 1e-9 * schedule.snr(t))
     }
@@ -82,17 +83,20 @@ import Testing
     for (i, t) in timesteps.enumerated() {
       for j in 0..<8 {
         let k = i * 8 + j
-        expected.append(Float(schedule.signalScale(t)) * x0.scalars[k] + Float(schedule.noiseScale(t)) * noise.scalars[k])
+        let a = Float(schedule.signalScale(t))
+        let s = Float(schedule.noiseScale(t))
+        expected.append(a * x0.scalars[k] + s * noise.scalars[k])
       }
     }
     expectClose(xt.scalars, expected)
   }
 
   @Test func timestepSpacing() {
-    let ddim = fixture
+    let leading = TimestepSpacing.leading.timesteps(count: 50).map(Float.init)
+    let trailing = TimestepSpacing.trailing.timesteps(count: 50).map(Float.init)
     for prediction in ["epsilon", "v_prediction", "sample"] {
-      #expect(TimestepSpacing.leading.timesteps(count: 50).map(Float.init) == ddim["ddim_\(prediction)_leading_timesteps"].scalars)
-      #expect(TimestepSpacing.trailing.timesteps(count: 50).map(Float.init) == ddim["ddim_\(prediction)_trailing_timesteps"].scalars)
+      #expect(leading == fixture["ddim_\(prediction)_leading_timesteps"].scalars)
+      #expect(trailing == fixture["ddim_\(prediction)_trailing_timesteps"].scalars)
     }
     // ecosystem-formats.md §3.3 / §3.4 and DDIMScheduler(steps_offset=1).set_timesteps(7).
     #expect(TimestepSpacing.linspace.timesteps(count: 10) == [999, 888, 777, 666, 555, 444, 333, 222, 111, 0])
