@@ -22,7 +22,7 @@ enum Workload: String, CaseIterable, ExpressibleByArgument {
   func run() -> [String: Double] {
     switch self {
     case .gemm: return ["sgemm_1024_gflops": GemmWorkload.gflops()]
-    case .w1: return ["w1_toy2d_dmd_step_s": ToyDMDWorkload().secondsPerStep()]
+    case .w1: return [:]
     }
   }
 }
