@@ -68,18 +68,24 @@ static int finish_file(FILE *fp, char *errbuf, size_t errlen) {
 typedef struct {
   char *buf;
   size_t len;
+  char warning[160]; /* the latest warning, often the reason for the error that follows */
 } message_sink;
 
 static void png_error_handler(png_structp png, png_const_charp message) {
   message_sink *sink = (message_sink *)png_get_error_ptr(png);
-  set_message(sink->buf, sink->len, "%s", message);
+  if (sink->warning[0] != '\0') {
+    set_message(sink->buf, sink->len, "%s (after warning: %s)", message, sink->warning);
+  } else {
+    set_message(sink->buf, sink->len, "%s", message);
+  }
   png_longjmp(png, 1);
 }
 
 static void png_warning_handler(png_structp png, png_const_charp message) {
-  /* Warnings (unknown or damaged ancillary chunks, odd ICC profiles) do not affect pixels. */
-  (void)png;
-  (void)message;
+  /* Warnings (unknown or damaged ancillary chunks, odd ICC profiles) do not affect pixels;
+     the latest is kept to explain an error, such as a size over the user limits. */
+  message_sink *sink = (message_sink *)png_get_error_ptr(png);
+  set_message(sink->warning, sizeof sink->warning, "%s", message);
 }
 
 int distill_png_read(const char *path, distill_image *out, char *errbuf, size_t errlen) {
@@ -98,7 +104,7 @@ int distill_png_read(const char *path, distill_image *out, char *errbuf, size_t 
     return io ? DISTILL_IMAGE_IO_ERROR : DISTILL_IMAGE_MALFORMED;
   }
 
-  message_sink sink = {errbuf, errlen};
+  message_sink sink = {errbuf, errlen, {0}};
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &sink, png_error_handler, png_warning_handler);
   png_infop info = png == NULL ? NULL : png_create_info_struct(png);
   if (info == NULL) {
@@ -183,7 +189,7 @@ int distill_png_write(const char *path, const unsigned char *pixels, uint32_t wi
     free(rows);
     return DISTILL_IMAGE_IO_ERROR;
   }
-  message_sink sink = {errbuf, errlen};
+  message_sink sink = {errbuf, errlen, {0}};
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &sink, png_error_handler, png_warning_handler);
   png_infop info = png == NULL ? NULL : png_create_info_struct(png);
   if (info == NULL) {

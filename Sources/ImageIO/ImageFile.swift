@@ -249,19 +249,24 @@ public enum ImageFile {
     buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
   }
 
+  /// A fresh hidden name in the folder of `path`: `folder/.name.tmp-<pid>-<random>`.
+  static func temporaryPath(for path: String) -> String {
+    let slash = path.lastIndex(of: "/")
+    let folder = slash.map { String(path[...$0]) } ?? ""
+    let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+    let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    return "\(folder).\(name).tmp-\(getpid())-\(suffix)"
+  }
+
   /// Runs `write` on a temporary path next to `path`, then renames it over `path`; on any
   /// failure removes the temporary file and throws ``DistillError/io(path:reason:)`` for `path`.
   static func writeAtomically(
     to path: String, _ write: (String, UnsafeMutablePointer<CChar>, Int) -> Int32
   ) throws {
-    let slash = path.lastIndex(of: "/")
-    let folder = slash.map { String(path[...$0]) } ?? ""
-    let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-    guard !name.isEmpty else {
+    guard !path.isEmpty, !path.hasSuffix("/") else {
       throw DistillError.io(path: path, reason: "not a file path")
     }
-    let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-    let temporary = "\(folder).\(name).tmp-\(getpid())-\(suffix)"
+    let temporary = temporaryPath(for: path)
     var message = [CChar](repeating: 0, count: 512)
     let status = message.withUnsafeMutableBufferPointer { write(temporary, $0.baseAddress!, $0.count) }
     guard status == 0 else {

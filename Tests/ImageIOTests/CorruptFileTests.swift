@@ -29,12 +29,19 @@ import Testing
     try expectReadFails(Array(bytes[..<(bytes.count - 12)]), name: "no-iend.png")
   }
 
-  @Test func pngWithCorruptedIDATFailsItsCRC() throws {
-    var bytes = try fixtureBytes("rgb8.png")
+  @Test func pngWithCorruptedIDAT() throws {
+    let bytes = try fixtureBytes("rgb8.png")
     let idat = try #require(findSubsequence(Array("IDAT".utf8), in: bytes))
-    bytes[idat + 6] ^= 0x5A
-    let error = try expectReadFails(bytes, name: "bad-crc.png")
+    let length = bytes[(idat - 4)..<idat].reduce(0) { $0 << 8 | Int($1) }
+    // A wrong checksum with intact data: libpng's CRC check refuses the critical chunk.
+    var badCRC = bytes
+    badCRC[idat + 4 + length] ^= 0x01
+    let error = try expectReadFails(badCRC, name: "bad-crc.png")
     #expect(error?.description.contains("CRC") == true, "\(String(describing: error))")
+    // A flipped data byte: zlib (or the CRC check) refuses it.
+    var badData = bytes
+    badData[idat + 6] ^= 0x5A
+    try expectReadFails(badData, name: "bad-data.png")
   }
 
   @Test(arguments: ["short_idat.png", "bad_zlib.png"])

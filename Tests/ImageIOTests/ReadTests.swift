@@ -63,6 +63,7 @@ import Testing
   func absurdDimensionsAreRefused(name: String) throws {
     let path = try fixturePath(name)
     let error = expectErrorNaming(path) { _ = try ImageFile.read(path) }
+    #expect(error?.description.contains("limit") == true, "\(String(describing: error))")
     guard case .malformed = error else {
       Issue.record("expected .malformed, got \(String(describing: error))")
       return

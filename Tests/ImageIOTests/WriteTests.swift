@@ -103,13 +103,10 @@ import Testing
     }
   }
 
-  @Test func relativePathsWork() throws {
-    try withScratchFolder { folder in
-      let previous = FileManager.default.currentDirectoryPath
-      #expect(FileManager.default.changeCurrentDirectoryPath(folder))
-      defer { _ = FileManager.default.changeCurrentDirectoryPath(previous) }
-      try ImageFile.writePNG(Tensor.ones([1, 1, 1]), to: "relative.png")
-      #expect(try ImageFile.read("relative.png").scalars == [1])
-    }
+  @Test func temporaryFileIsHiddenInTheTargetFolder() {
+    let nested = ImageFile.temporaryPath(for: "/data/out/grid.png")
+    #expect(nested.hasPrefix("/data/out/.grid.png.tmp-"))
+    #expect(ImageFile.temporaryPath(for: "grid.png").hasPrefix(".grid.png.tmp-"))
+    #expect(ImageFile.temporaryPath(for: "grid.png") != ImageFile.temporaryPath(for: "grid.png"))
   }
 }
