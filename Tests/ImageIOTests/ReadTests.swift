@@ -34,7 +34,7 @@ import Testing
     #expect(levels.contains { $0 % 257 != 0 })
   }
 
-  @Test(arguments: ["gray.jpg", "rgb.jpg", "rgb420.jpg"])
+  @Test(arguments: ["gray.jpg", "rgb.jpg", "rgb420.jpg", "progressive.jpg"])
   func jpegFixtureMatchesPillow(name: String) throws {
     let expected = try #require(try expectedImages()[name])
     let image = try ImageFile.read(try fixturePath(name))

@@ -208,6 +208,7 @@ def main():
     jpeg_fixture("gray.jpg", "L", quality=95)
     jpeg_fixture("rgb.jpg", "RGB", quality=95, subsampling=0)
     jpeg_fixture("rgb420.jpg", "RGB", quality=90, subsampling=2)
+    jpeg_fixture("progressive.jpg", "RGB", quality=90, progressive=True)
 
     cmyk = Image.new("CMYK", (8, 8), (10, 20, 30, 40))
     buffer = io.BytesIO()
