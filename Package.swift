@@ -57,7 +57,8 @@ let package = Package(
     ),
     .testTarget(
       name: "DistillDiffusionTests",
-      dependencies: ["DistillDiffusion"]
+      dependencies: ["DistillDiffusion"],
+      resources: [.copy("Fixtures")]
     ),
 
     // MARK: ImageIO

@@ -64,7 +64,7 @@ struct StridedPlan {
   }
 
   /// Calls `body(offsets, innerCount, innerStrides)` once per run of the innermost dimension.
-  @inlinable
+  @inlinable @inline(__always)
   func forEachRun(_ body: ([Int], Int, [Int]) -> Void) {
     let rank = shape.count
     let inner = shape[rank - 1]

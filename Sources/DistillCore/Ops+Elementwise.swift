@@ -45,8 +45,7 @@ extension Tensor {
   public static func * (s: Float, a: Tensor) -> Tensor { a * s }
   public static func / (a: Tensor, s: Float) -> Tensor { a * (1 / s) }
   public static func / (s: Float, a: Tensor) -> Tensor {
-    let y = mapUnary(a) { s / $0 }
-    return y.recorded("div", [a]) { g in [mapBinary(g, y) { g, y in -g * y * y / s }] }
+    mapUnary(a) { s / $0 }.recorded("div", [a]) { g in [mapBinary(g, a) { g, x in -g * s / (x * x) }] }
   }
 }
 
@@ -194,8 +193,13 @@ extension Tensor {
     }
   }
 
-  /// The elementwise maximum of two tensors; ties send the gradient to `a`.
-  public static func maximum(_ a: Tensor, _ b: Tensor) -> Tensor { Tensor.where(a.greaterOrEqual(b), a, b) }
-
-  func greaterOrEqual(_ other: Tensor) -> Tensor { mapBinary(self, other) { $0 >= $1 ? 1 : 0 } }
+  /// The elementwise maximum of two broadcast tensors; a tie splits the gradient equally, as
+  /// PyTorch's `torch.maximum` does.
+  public static func maximum(_ a: Tensor, _ b: Tensor) -> Tensor {
+    mapBinary(a, b) { Swift.max($0, $1) }.recorded("maximum", [a, b]) { g in
+      let share = mapBinary(a, b) { $0 > $1 ? 1 : ($0 == $1 ? 0.5 : 0) }
+      return [a.requiresGrad ? (g * share).sum(toShape: a.shape) : nil,
+              b.requiresGrad ? (g * (1 - share)).sum(toShape: b.shape) : nil]
+    }
+  }
 }

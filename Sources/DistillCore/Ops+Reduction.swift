@@ -149,15 +149,18 @@ func reduceSum(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, ou
     for a in 0..<outer { out[a] = sumContiguous(x + a * reduced, reduced) }
     return
   }
+  if reduced == 0 {
+    out.update(repeating: 0, count: outer * inner)
+    return
+  }
   for a in 0..<outer {
     let dst = out + a * inner
     let src = x + a * reduced * inner
     for j in 0..<inner { dst[j] = src[j] }
-    for r in 1..<Swift.max(reduced, 1) {
+    for r in 1..<reduced {
       let row = src + r * inner
       for j in 0..<inner { dst[j] += row[j] }
     }
-    if reduced == 0 { for j in 0..<inner { dst[j] = 0 } }
   }
 }
 

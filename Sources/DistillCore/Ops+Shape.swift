@@ -16,7 +16,8 @@ extension Tensor {
 
   /// All dimensions from `startAxis` on merged into one.
   public func flattened(from startAxis: Int = 0) -> Tensor {
-    reshaped(Array(shape[..<startAxis]) + [shape[startAxis...].reduce(1, *)])
+    let startAxis = startAxis < 0 ? startAxis + rank : startAxis
+    return reshaped(Array(shape[..<startAxis]) + [shape[startAxis...].reduce(1, *)])
   }
 
   /// A new dimension of size 1 at `axis`.

@@ -1,0 +1,178 @@
+import Foundation
+
+/// A parsed JSON document, kept exact so readers can report precisely what they found.
+public enum JSONValue: Equatable, Sendable {
+  case null
+  case bool(Bool)
+  case number(Double)
+  case string(String)
+  case array([JSONValue])
+  case object([String: JSONValue])
+
+  /// Parses `data`; `source` (a file name) prefixes the error, which gives line and column.
+  public static func parse(_ data: Data, source: String) throws -> JSONValue {
+    do {
+      return try JSONDecoder().decode(JSONValue.self, from: data)
+    } catch let DecodingError.dataCorrupted(context) {
+      let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
+      throw DistillError.malformed(path: source, detail: "not valid JSON: \(underlying ?? context.debugDescription)")
+    }
+  }
+
+  /// How the value reads in an error message: short, with its JSON type.
+  public var summary: String {
+    switch self {
+    case .null: return "null"
+    case .bool(let b): return String(b)
+    case .number(let n): return n == n.rounded() && Swift.abs(n) < 1e15 ? String(Int(n)) : String(n)
+    case .string(let s): return "\"\(s.count > 40 ? s.prefix(40) + "..." : s)\""
+    case .array(let a): return "an array of \(a.count)"
+    case .object: return "an object"
+    }
+  }
+}
+
+extension JSONValue: Codable {
+  public init(from decoder: any Decoder) throws {
+    let container = try decoder.singleValueContainer()
+    if container.decodeNil() {
+      self = .null
+    } else if let b = try? container.decode(Bool.self) {
+      self = .bool(b)
+    } else if let n = try? container.decode(Double.self) {
+      self = .number(n)
+    } else if let s = try? container.decode(String.self) {
+      self = .string(s)
+    } else if let a = try? container.decode([JSONValue].self) {
+      self = .array(a)
+    } else {
+      self = .object(try container.decode([String: JSONValue].self))
+    }
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    var container = encoder.singleValueContainer()
+    switch self {
+    case .null: try container.encodeNil()
+    case .bool(let b): try container.encode(b)
+    case .number(let n):
+      if n == n.rounded() && Swift.abs(n) < 1e15 { try container.encode(Int(n)) } else { try container.encode(n) }
+    case .string(let s): try container.encode(s)
+    case .array(let a): try container.encode(a)
+    case .object(let o): try container.encode(o)
+    }
+  }
+}
+
+/// Reads typed fields of a JSON object, remembering which keys were read so that the rest
+/// can be rejected as unknown (with a did-you-mean).
+///
+/// Errors name `location` (a file, or a file and JSON path) and the key.
+public struct JSONObjectReader {
+  public let object: [String: JSONValue]
+  public let location: String
+  private(set) var read: Set<String> = []
+
+  public init(_ value: JSONValue, location: String) throws {
+    guard case .object(let object) = value else {
+      throw DistillError.invalidValue(location: location, expected: "a JSON object", found: value.summary)
+    }
+    self.object = object
+    self.location = location
+  }
+
+  private func fail(_ key: String, _ expected: String, _ found: JSONValue) -> DistillError {
+    .invalidValue(location: "\(location): \(key)", expected: expected, found: found.summary)
+  }
+
+  /// The raw value, or `nil` when absent or null.
+  public mutating func value(_ key: String) -> JSONValue? {
+    read.insert(key)
+    if let v = object[key], v != .null { return v }
+    return nil
+  }
+
+  public mutating func int(_ key: String) throws -> Int? {
+    guard let v = value(key) else { return nil }
+    guard case .number(let n) = v, n == n.rounded(), Swift.abs(n) < 1e15 else { throw fail(key, "an integer", v) }
+    return Int(n)
+  }
+
+  public mutating func int(_ key: String, default fallback: Int) throws -> Int { try int(key) ?? fallback }
+
+  public mutating func double(_ key: String) throws -> Double? {
+    guard let v = value(key) else { return nil }
+    guard case .number(let n) = v else { throw fail(key, "a number", v) }
+    return n
+  }
+
+  public mutating func float(_ key: String, default fallback: Float) throws -> Float {
+    try double(key).map(Float.init) ?? fallback
+  }
+
+  public mutating func bool(_ key: String, default fallback: Bool) throws -> Bool {
+    guard let v = value(key) else { return fallback }
+    guard case .bool(let b) = v else { throw fail(key, "true or false", v) }
+    return b
+  }
+
+  public mutating func string(_ key: String) throws -> String? {
+    guard let v = value(key) else { return nil }
+    guard case .string(let s) = v else { throw fail(key, "a string", v) }
+    return s
+  }
+
+  /// A string that must be one of `allowed`.
+  public mutating func choice(_ key: String, _ allowed: [String], default fallback: String) throws -> String {
+    guard let s = try string(key) else { return fallback }
+    guard allowed.contains(s) else {
+      throw fail(key, "one of " + allowed.map { "\"\($0)\"" }.joined(separator: ", "), .string(s))
+    }
+    return s
+  }
+
+  public mutating func intArray(_ key: String) throws -> [Int]? {
+    guard let v = value(key) else { return nil }
+    guard case .array(let items) = v else { throw fail(key, "an array of integers", v) }
+    return try items.map { item in
+      guard case .number(let n) = item, n == n.rounded() else { throw fail(key, "an array of integers", v) }
+      return Int(n)
+    }
+  }
+
+  public mutating func stringArray(_ key: String) throws -> [String]? {
+    guard let v = value(key) else { return nil }
+    guard case .array(let items) = v else { throw fail(key, "an array of strings", v) }
+    return try items.map { item in
+      guard case .string(let s) = item else { throw fail(key, "an array of strings", v) }
+      return s
+    }
+  }
+
+  /// Throws for the first key that was never read (ignoring those `ignoring` accepts).
+  public func rejectUnknownKeys(ignoring: (String) -> Bool = { _ in false }) throws {
+    for key in object.keys.sorted() where !read.contains(key) && !ignoring(key) {
+      let suggestion = closestMatch(to: key, among: Array(read)).map { " (did you mean \"\($0)\"?)" } ?? ""
+      throw DistillError.invalidValue(
+        location: "\(location): \(key)", expected: "a known key\(suggestion)", found: "an unknown key")
+    }
+  }
+}
+
+/// The candidate within a small edit distance of `word`, if any.
+public func closestMatch(to word: String, among candidates: [String]) -> String? {
+  func distance(_ a: [Character], _ b: [Character]) -> Int {
+    var previous = Array(0...b.count)
+    for i in 1...max(a.count, 1) where !a.isEmpty {
+      var current = [i] + Array(repeating: 0, count: b.count)
+      for j in 1...max(b.count, 1) where !b.isEmpty {
+        current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+      }
+      previous = current
+    }
+    return previous[b.count]
+  }
+  let w = Array(word.lowercased())
+  let scored = candidates.map { ($0, distance(w, Array($0.lowercased()))) }.filter { $0.1 <= Swift.max(2, w.count / 3) }
+  return scored.min { $0.1 < $1.1 }?.0
+}

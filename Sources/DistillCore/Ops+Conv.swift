@@ -1,0 +1,379 @@
+// 2-D convolution and transposed convolution over NCHW tensors, as PyTorch's `F.conv2d` and
+// `F.conv_transpose2d` (no dilation, no groups).
+//
+// The batch is lowered in chunks of samples: im2col writes a chunk's patches side by side into
+// one `[C*kh*kw, n*Ho*Wo]` matrix, so each product is one sgemm of about a thousand columns
+// (OpenBLAS threads it) instead of many thin ones, while the patch matrix stays cache-sized;
+// an `[O, n, Ho*Wo]` product is then reordered to NCHW. Backward recomputes the patches
+// instead of keeping them alive with the graph.
+
+/// The shapes of one convolution: input `[n, c, h, w]`, weight `[o, c, kh, kw]`,
+/// output `[n, o, ho, wo]`.
+struct ConvGeometry {
+  let n: Int, c: Int, h: Int, w: Int
+  let o: Int, kh: Int, kw: Int
+  let sh: Int, sw: Int, ph: Int, pw: Int
+  let ho: Int, wo: Int
+
+  /// Rows of the patch matrix.
+  var patch: Int { c * kh * kw }
+  /// Output pixels per sample.
+  var pixels: Int { ho * wo }
+  var inputShape: [Int] { [n, c, h, w] }
+  var outputShape: [Int] { [n, o, ho, wo] }
+  /// A 1x1, stride-1, unpadded convolution: a plain product per sample.
+  var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 }
+
+  /// The output columns `lo..<hi` whose input column `ox * sw - pw + kx` lies inside `0..<w`.
+  func validColumns(_ kx: Int) -> (Int, Int) {
+    let first = pw - kx  // ox * sw >= first
+    let last = w - 1 + pw - kx  // ox * sw <= last
+    if last < 0 { return (0, 0) }
+    let lo = Swift.min(wo, first <= 0 ? 0 : (first + sw - 1) / sw)
+    let hi = Swift.min(wo, last / sw + 1)
+    return (lo, Swift.max(lo, hi))
+  }
+}
+
+// MARK: Kernels
+
+/// Writes the patches of samples `0..<g.n` into `col`, `[g.patch, g.n * g.pixels]` row-major:
+/// column `s * pixels + oy * wo + ox`, row `(ci * kh + ky) * kw + kx`. Zeros where the
+/// window hangs over the padding.
+func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+  let ld = g.n * g.pixels
+  let xs = SendableConstPointer(x)
+  let cs = SendablePointer(col)
+  parallelFor(g.n * g.c, cost: g.kh * g.kw * g.pixels) { range in
+    for item in range {
+      let (s, ci) = item.quotientAndRemainder(dividingBy: g.c)
+      let plane = xs.base + item * g.h * g.w
+      for ky in 0..<g.kh {
+        for kx in 0..<g.kw {
+          let row = cs.base + ((ci * g.kh + ky) * g.kw + kx) * ld + s * g.pixels
+          let (lo, hi) = g.validColumns(kx)
+          for oy in 0..<g.ho {
+            let dst = row + oy * g.wo
+            let iy = oy * g.sh - g.ph + ky
+            if iy < 0 || iy >= g.h {
+              dst.update(repeating: 0, count: g.wo)
+              continue
+            }
+            for ox in 0..<lo { dst[ox] = 0 }
+            let src = plane + iy * g.w - g.pw + kx
+            if g.sw == 1 {
+              (dst + lo).update(from: src + lo, count: hi - lo)
+            } else {
+              for ox in lo..<hi { dst[ox] = src[ox * g.sw] }
+            }
+            for ox in hi..<g.wo { dst[ox] = 0 }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// The adjoint of ``im2col(_:_:_:)``: sums the patch-matrix entries back onto the input
+/// positions they were read from, overwriting `x` (`[n, c, h, w]`).
+func col2im(_ col: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+  let ld = g.n * g.pixels
+  let xs = SendablePointer(x)
+  let cs = SendableConstPointer(col)
+  parallelFor(g.n * g.c, cost: g.kh * g.kw * g.pixels) { range in
+    for item in range {
+      let (s, ci) = item.quotientAndRemainder(dividingBy: g.c)
+      let plane = xs.base + item * g.h * g.w
+      plane.update(repeating: 0, count: g.h * g.w)
+      for ky in 0..<g.kh {
+        for kx in 0..<g.kw {
+          let row = cs.base + ((ci * g.kh + ky) * g.kw + kx) * ld + s * g.pixels
+          let (lo, hi) = g.validColumns(kx)
+          for oy in 0..<g.ho {
+            let iy = oy * g.sh - g.ph + ky
+            if iy < 0 || iy >= g.h { continue }
+            let src = row + oy * g.wo
+            let dst = plane + iy * g.w - g.pw + kx
+            if g.sw == 1 {
+              for ox in lo..<hi { dst[ox] += src[ox] }
+            } else {
+              for ox in lo..<hi { dst[ox * g.sw] += src[ox] }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// Reorders `[a, b, inner]` blocks to `[b, a, inner]`.
+func swapLeadingAxes(
+  _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, a: Int, b: Int, inner: Int
+) {
+  let s = SendableConstPointer(src)
+  let d = SendablePointer(dst)
+  parallelFor(a * b, cost: inner) { range in
+    for item in range {
+      let (i, j) = item.quotientAndRemainder(dividingBy: b)
+      (d.base + (j * a + i) * inner).update(from: s.base + item * inner, count: inner)
+    }
+  }
+}
+
+/// A scratch buffer of `count` floats for the duration of `body`.
+@inline(__always)
+func withScratch<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
+  let storage = TensorStorage(uninitializedCount: count)
+  return withExtendedLifetime(storage) { body(storage.pointer) }
+}
+
+/// Output columns (samples x pixels) lowered per product. Thin per-sample products thread
+/// poorly in OpenBLAS for small images, and the patch matrix of a whole batch of large images
+/// falls out of cache (N=16, C=64, 32x32: 2-3x slower than per-sample); chunks of about this
+/// many columns were as fast as the better of the two on 16x16 and 32x32 images.
+let convChunkColumns = 1024
+
+extension ConvGeometry {
+  /// This geometry restricted to `count` samples.
+  func with(samples count: Int) -> ConvGeometry {
+    ConvGeometry(n: count, c: c, h: h, w: w, o: o, kh: kh, kw: kw, sh: sh, sw: sw, ph: ph, pw: pw, ho: ho, wo: wo)
+  }
+
+  /// The batch split into consecutive sample ranges of about ``convChunkColumns`` output columns.
+  var chunks: [Range<Int>] {
+    let size = Swift.max(1, Swift.min(n, convChunkColumns / Swift.max(pixels, 1)))
+    return stride(from: 0, to: n, by: size).map { $0..<Swift.min(n, $0 + size) }
+  }
+}
+
+/// `[n, o, ho, wo]` convolution of `x` (`[n, c, h, w]`) with `weight` (`[o, c, kh, kw]`),
+/// without bias.
+func convForward(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> Tensor {
+  Tensor(shape: g.outputShape) { out in
+    x.withUnsafeBufferPointer { xb in
+      weight.withUnsafeBufferPointer { wb in
+        let wp = wb.baseAddress!
+        if g.isPointwise {
+          for s in 0..<g.n {
+            sgemm(wp, transposeA: false, xb.baseAddress! + s * g.c * g.pixels, transposeB: false,
+                  out.baseAddress! + s * g.o * g.pixels, m: g.o, n: g.pixels, k: g.c)
+          }
+          return
+        }
+        let chunks = g.chunks
+        let most = chunks.map(\.count).max()!
+        withScratch(g.patch * most * g.pixels) { col in
+          withScratch(most > 1 ? g.o * most * g.pixels : 0) { product in
+            for chunk in chunks {
+              let part = g.with(samples: chunk.count)
+              let xp = xb.baseAddress! + chunk.lowerBound * g.c * g.h * g.w
+              let op = out.baseAddress! + chunk.lowerBound * g.o * g.pixels
+              im2col(xp, col, part)
+              if chunk.count == 1 {
+                sgemm(wp, transposeA: false, col, transposeB: false, op, m: g.o, n: g.pixels, k: g.patch)
+              } else {
+                sgemm(wp, transposeA: false, col, transposeB: false, product, m: g.o, n: part.n * g.pixels, k: g.patch)
+                swapLeadingAxes(product, op, a: g.o, b: part.n, inner: g.pixels)
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// The gradient of ``convForward(_:_:_:)`` with respect to its input: `[n, c, h, w]` from an
+/// output gradient `grad` (`[n, o, ho, wo]`).
+func convInputGradient(_ grad: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> Tensor {
+  Tensor(shape: g.inputShape) { out in
+    grad.withUnsafeBufferPointer { gb in
+      weight.withUnsafeBufferPointer { wb in
+        let wp = wb.baseAddress!
+        if g.isPointwise {
+          for s in 0..<g.n {
+            sgemm(wp, transposeA: true, gb.baseAddress! + s * g.o * g.pixels, transposeB: false,
+                  out.baseAddress! + s * g.c * g.pixels, m: g.c, n: g.pixels, k: g.o)
+          }
+          return
+        }
+        let chunks = g.chunks
+        let most = chunks.map(\.count).max()!
+        withScratch(g.patch * most * g.pixels) { col in
+          withScratch(most > 1 ? g.o * most * g.pixels : 0) { product in
+            for chunk in chunks {
+              let part = g.with(samples: chunk.count)
+              let gp = gb.baseAddress! + chunk.lowerBound * g.o * g.pixels
+              if chunk.count == 1 {
+                sgemm(wp, transposeA: true, gp, transposeB: false, col, m: g.patch, n: g.pixels, k: g.o)
+              } else {
+                swapLeadingAxes(gp, product, a: part.n, b: g.o, inner: g.pixels)
+                sgemm(wp, transposeA: true, product, transposeB: false, col, m: g.patch, n: part.n * g.pixels, k: g.o)
+              }
+              col2im(col, out.baseAddress! + chunk.lowerBound * g.c * g.h * g.w, part)
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// The gradient of ``convForward(_:_:_:)`` with respect to its weight: `[o, c, kh, kw]` from the
+/// input `x` and the output gradient `grad`.
+func convWeightGradient(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry) -> Tensor {
+  Tensor(shape: [g.o, g.c, g.kh, g.kw]) { out in
+    x.withUnsafeBufferPointer { xb in
+      grad.withUnsafeBufferPointer { gb in
+        let op = out.baseAddress!
+        if g.isPointwise {
+          for s in 0..<g.n {
+            sgemm(gb.baseAddress! + s * g.o * g.pixels, transposeA: false, xb.baseAddress! + s * g.c * g.pixels,
+                  transposeB: true, op, m: g.o, n: g.c, k: g.pixels, beta: s == 0 ? 0 : 1)
+          }
+          return
+        }
+        let chunks = g.chunks
+        let most = chunks.map(\.count).max()!
+        withScratch(g.patch * most * g.pixels) { col in
+          withScratch(most > 1 ? g.o * most * g.pixels : 0) { product in
+            for (index, chunk) in chunks.enumerated() {
+              let part = g.with(samples: chunk.count)
+              let beta: Float = index == 0 ? 0 : 1
+              im2col(xb.baseAddress! + chunk.lowerBound * g.c * g.h * g.w, col, part)
+              let gp = gb.baseAddress! + chunk.lowerBound * g.o * g.pixels
+              if chunk.count == 1 {
+                sgemm(gp, transposeA: false, col, transposeB: true, op, m: g.o, n: g.patch, k: g.pixels, beta: beta)
+              } else {
+                swapLeadingAxes(gp, product, a: part.n, b: g.o, inner: g.pixels)
+                sgemm(product, transposeA: false, col, transposeB: true, op, m: g.o, n: g.patch, k: part.n * g.pixels,
+                      beta: beta)
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// Adds `bias[ch]` to every element of channel `ch` of an `[n, channels, pixels]` tensor in place.
+func addChannelBias(_ y: inout Tensor, _ bias: Tensor, channels: Int) {
+  let pixels = y.count / Swift.max(1, y.shape[0] * channels)
+  bias.withUnsafeBufferPointer { b in
+    y.withUnsafeMutableBufferPointer { out in
+      let o = SendablePointer(out.baseAddress!)
+      let bp = SendableConstPointer(b.baseAddress!)
+      parallelFor(out.count / Swift.max(pixels, 1), cost: pixels) { range in
+        for item in range {
+          let v = bp.base[item % channels]
+          let row = o.base + item * pixels
+          for i in 0..<pixels { row[i] += v }
+        }
+      }
+    }
+  }
+}
+
+/// The bias gradient: `grad` (`[n, channels, ...]`) summed over every axis but the channel axis.
+func channelSum(_ grad: Tensor, channels: Int) -> Tensor {
+  let n = grad.shape[0]
+  let pixels = grad.count / Swift.max(1, n * channels)
+  return Tensor(shape: [channels]) { out in
+    grad.withUnsafeBufferPointer { gb in
+      for ch in 0..<channels {
+        var total: Float = 0
+        for s in 0..<n { total += sumContiguous(gb.baseAddress! + (s * channels + ch) * pixels, pixels) }
+        out[ch] = total
+      }
+    }
+  }
+}
+
+// MARK: Public API
+
+extension Tensor {
+  /// 2-D convolution as PyTorch's `F.conv2d`: `x` is `[N, C, H, W]`, `weight` is
+  /// `[O, C, kh, kw]`, `bias` is `[O]`; the result is `[N, O, Ho, Wo]` with
+  /// `Ho = (H + 2 * padding - kh) / stride + 1`.
+  public static func conv2d(
+    _ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0
+  ) -> Tensor {
+    conv2d(x, weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding))
+  }
+
+  /// 2-D convolution with separate (height, width) strides and paddings.
+  public static func conv2d(
+    _ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int), padding: (Int, Int)
+  ) -> Tensor {
+    precondition(x.rank == 4 && weight.rank == 4, "conv2d needs NCHW input and OIHW weight, got \(x.shape), \(weight.shape)")
+    precondition(x.shape[1] == weight.shape[1], "conv2d: input \(x.shape) has \(x.shape[1]) channels, weight \(weight.shape) expects \(weight.shape[1])")
+    precondition(stride.0 > 0 && stride.1 > 0 && padding.0 >= 0 && padding.1 >= 0, "conv2d: bad stride \(stride) or padding \(padding)")
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
+    precondition(h + 2 * padding.0 >= kh && w + 2 * padding.1 >= kw, "conv2d: kernel \(kh)x\(kw) larger than padded input \(x.shape)")
+    if let bias { precondition(bias.shape == [o], "conv2d: bias \(bias.shape) does not fit \(o) output channels") }
+    let g = ConvGeometry(
+      n: n, c: c, h: h, w: w, o: o, kh: kh, kw: kw, sh: stride.0, sw: stride.1, ph: padding.0, pw: padding.1,
+      ho: (h + 2 * padding.0 - kh) / stride.0 + 1, wo: (w + 2 * padding.1 - kw) / stride.1 + 1)
+    var result = convForward(x, weight, g)
+    if let bias { addChannelBias(&result, bias, channels: o) }
+    var inputs = [x, weight]
+    if let bias { inputs.append(bias) }
+    return result.recorded("conv2d", inputs) { grad in
+      var grads: [Tensor?] = [
+        x.requiresGrad ? convInputGradient(grad, weight, g) : nil,
+        weight.requiresGrad ? convWeightGradient(x, grad, g) : nil,
+      ]
+      if let bias { grads.append(bias.requiresGrad ? channelSum(grad, channels: o) : nil) }
+      return grads
+    }
+  }
+
+  /// 2-D transposed convolution as PyTorch's `F.conv_transpose2d`: `x` is `[N, Cin, H, W]`,
+  /// `weight` is `[Cin, Cout, kh, kw]`, `bias` is `[Cout]`; the result is `[N, Cout, Ho, Wo]`
+  /// with `Ho = (H - 1) * stride - 2 * padding + kh + outputPadding`.
+  public static func convTranspose2d(
+    _ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, outputPadding: Int = 0
+  ) -> Tensor {
+    convTranspose2d(
+      x, weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding),
+      outputPadding: (outputPadding, outputPadding))
+  }
+
+  /// 2-D transposed convolution with separate (height, width) strides and paddings.
+  public static func convTranspose2d(
+    _ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int), padding: (Int, Int),
+    outputPadding: (Int, Int) = (0, 0)
+  ) -> Tensor {
+    precondition(x.rank == 4 && weight.rank == 4, "convTranspose2d needs NCHW input and [Cin, Cout, kh, kw] weight, got \(x.shape), \(weight.shape)")
+    precondition(x.shape[1] == weight.shape[0], "convTranspose2d: input \(x.shape) has \(x.shape[1]) channels, weight \(weight.shape) expects \(weight.shape[0])")
+    precondition(stride.0 > 0 && stride.1 > 0 && padding.0 >= 0 && padding.1 >= 0, "convTranspose2d: bad stride \(stride) or padding \(padding)")
+    precondition(
+      (0..<stride.0).contains(outputPadding.0) && (0..<stride.1).contains(outputPadding.1),
+      "convTranspose2d: output padding \(outputPadding) must be smaller than stride \(stride)")
+    let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let (cout, kh, kw) = (weight.shape[1], weight.shape[2], weight.shape[3])
+    let outH = (h - 1) * stride.0 - 2 * padding.0 + kh + outputPadding.0
+    let outW = (w - 1) * stride.1 - 2 * padding.1 + kw + outputPadding.1
+    precondition(outH > 0 && outW > 0, "convTranspose2d: empty output for input \(x.shape) and weight \(weight.shape)")
+    if let bias { precondition(bias.shape == [cout], "convTranspose2d: bias \(bias.shape) does not fit \(cout) output channels") }
+    // The convolution whose input gradient this is: input [n, cout, outH, outW], weight
+    // [cin, cout, kh, kw], output [n, cin, h, w].
+    let g = ConvGeometry(
+      n: n, c: cout, h: outH, w: outW, o: cin, kh: kh, kw: kw, sh: stride.0, sw: stride.1, ph: padding.0,
+      pw: padding.1, ho: h, wo: w)
+    var result = convInputGradient(x, weight, g)
+    if let bias { addChannelBias(&result, bias, channels: cout) }
+    var inputs = [x, weight]
+    if let bias { inputs.append(bias) }
+    return result.recorded("convTranspose2d", inputs) { grad in
+      var grads: [Tensor?] = [
+        x.requiresGrad ? convForward(grad, weight, g) : nil,
+        weight.requiresGrad ? convWeightGradient(grad, x, g) : nil,
+      ]
+      if let bias { grads.append(bias.requiresGrad ? channelSum(grad, channels: cout) : nil) }
+      return grads
+    }
+  }
+}

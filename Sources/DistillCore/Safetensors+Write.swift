@@ -1,0 +1,152 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+extension SafetensorsFile {
+  /// Writes `tensors` to `path` in the safetensors format, all stored as `dtype`.
+  ///
+  /// The output matches what the Python `safetensors` library writes for the same tensors
+  /// (tensors in sorted key order, compact JSON header with `__metadata__` first, header
+  /// padded with spaces to a multiple of 8 bytes). F16 and BF16 round to nearest even;
+  /// F16 overflows to ±inf. The file is written to `path + ".tmp-<pid>"`, synced, and renamed
+  /// over `path`, so a failure never leaves a partial file at `path`.
+  ///
+  /// - Throws: `DistillError.invalidValue` for a dtype other than F32/F16/BF16 or a tensor
+  ///   named `__metadata__`; `DistillError.io` when the file cannot be written.
+  public static func write(
+    _ tensors: [String: Tensor], metadata: [String: String] = [:], dtype: SafetensorsDType = .F32,
+    to path: String
+  ) throws {
+    guard dtype.isWritable else {
+      throw DistillError.invalidValue(location: path, expected: "dtype F32, F16 or BF16", found: dtype.rawValue)
+    }
+    guard tensors["__metadata__"] == nil else {
+      throw DistillError.invalidValue(
+        location: path, expected: "tensor names other than the reserved \"__metadata__\"", found: "__metadata__")
+    }
+    let names = tensors.keys.sorted()
+    let header = headerBytes(tensors, names: names, metadata: metadata, dtype: dtype)
+
+    let temporary = "\(path).tmp-\(getpid())"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw ioError(temporary, "cannot create") }
+    var closed = false
+    var renamed = false
+    defer {
+      if !closed { close(fd) }
+      if !renamed { unlink(temporary) }
+    }
+    try header.withUnsafeBytes { try writeAll(fd, $0, path: temporary) }
+    let width = dtype.bitWidth / 8
+    let chunkElements = 1 << 16
+    var chunk = [UInt8](repeating: 0, count: chunkElements * width)
+    for name in names {
+      try tensors[name]!.withUnsafeBufferPointer { values in
+        var start = 0
+        while start < values.count {
+          let end = min(start + chunkElements, values.count)
+          chunk.withUnsafeMutableBytes { out in
+            for i in start..<end {
+              let offset = (i - start) * width
+              switch dtype {
+              case .F16: out.storeBytes(of: halfBitsFromFloat(values[i]).littleEndian, toByteOffset: offset, as: UInt16.self)
+              case .BF16:
+                out.storeBytes(of: bfloat16BitsFromFloat(values[i]).littleEndian, toByteOffset: offset, as: UInt16.self)
+              default: out.storeBytes(of: values[i].bitPattern.littleEndian, toByteOffset: offset, as: UInt32.self)
+              }
+            }
+          }
+          let byteCount = (end - start) * width
+          try chunk.withUnsafeBytes { try writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[0..<byteCount]), path: temporary) }
+          start = end
+        }
+      }
+    }
+    guard fsync(fd) == 0 else { throw ioError(temporary, "cannot fsync") }
+    closed = true
+    guard close(fd) == 0 else { throw ioError(temporary, "cannot close") }
+    guard rename(temporary, path) == 0 else { throw ioError(path, "cannot rename \(temporary) to it") }
+    renamed = true
+    // Make the rename itself durable; best effort (some file systems refuse fsync on directories).
+    let directory = path.lastIndex(of: "/").map { String(path[..<$0]) }.map { $0.isEmpty ? "/" : $0 } ?? "."
+    let directoryFD = open(directory, O_RDONLY | O_CLOEXEC)
+    if directoryFD >= 0 {
+      _ = fsync(directoryFD)
+      close(directoryFD)
+    }
+  }
+
+  /// The 8-byte length and the space-padded JSON header, as the reference writer lays them out.
+  static func headerBytes(
+    _ tensors: [String: Tensor], names: [String], metadata: [String: String], dtype: SafetensorsDType
+  ) -> [UInt8] {
+    var json = "{"
+    var first = true
+    func separator() {
+      if !first { json += "," }
+      first = false
+    }
+    if !metadata.isEmpty {
+      separator()
+      json += "\"__metadata__\":{"
+      json += metadata.keys.sorted().map { "\(jsonQuoted($0)):\(jsonQuoted(metadata[$0]!))" }.joined(separator: ",")
+      json += "}"
+    }
+    var offset = 0
+    for name in names {
+      let tensor = tensors[name]!
+      let size = tensor.count * dtype.bitWidth / 8
+      separator()
+      json += "\(jsonQuoted(name)):{\"dtype\":\"\(dtype.rawValue)\",\"shape\":["
+      json += tensor.shape.map(String.init).joined(separator: ",")
+      json += "],\"data_offsets\":[\(offset),\(offset + size)]}"
+      offset += size
+    }
+    json += "}"
+    var bytes = Array(json.utf8)
+    bytes += [UInt8](repeating: 0x20, count: (8 - bytes.count % 8) % 8)
+    return Swift.withUnsafeBytes(of: UInt64(bytes.count).littleEndian, Array.init) + bytes
+  }
+
+  /// A JSON string literal escaped as serde_json does: `"` `\` and control characters only.
+  static func jsonQuoted(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+      switch scalar {
+      case "\"": out += "\\\""
+      case "\\": out += "\\\\"
+      case "\n": out += "\\n"
+      case "\r": out += "\\r"
+      case "\t": out += "\\t"
+      case "\u{8}": out += "\\b"
+      case "\u{C}": out += "\\f"
+      case _ where scalar.value < 0x20:
+        let hex = String(scalar.value, radix: 16)
+        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+      default: out.unicodeScalars.append(scalar)
+      }
+    }
+    return out + "\""
+  }
+}
+
+private func ioError(_ path: String, _ what: String) -> DistillError {
+  .io(path: path, reason: "\(what): \(String(cString: strerror(errno)))")
+}
+
+/// Writes all of `buffer` to `fd`, retrying short writes and EINTR.
+private func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, path: String) throws {
+  var done = 0
+  while done < buffer.count {
+    let written = write(fd, buffer.baseAddress! + done, buffer.count - done)
+    if written < 0 {
+      if errno == EINTR { continue }
+      throw ioError(path, "cannot write")
+    }
+    done += written
+  }
+}

@@ -1,0 +1,28 @@
+/// A 2-D convolution, PyTorch's `nn.Conv2d` (no groups or dilation): `weight` is
+/// `[outputChannels, inputChannels, kernel, kernel]`, `bias` is `[outputChannels]`.
+public final class Conv2d: Module, UnaryLayer {
+  public let weight: Parameter
+  public let bias: Parameter?
+  public let stride: Int
+  public let padding: Int
+
+  /// Initialised as PyTorch does: uniform in `±1/sqrt(inputChannels * kernel * kernel)`.
+  public init(
+    inputChannels: Int, outputChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true,
+    using rng: inout RandomGenerator
+  ) {
+    let bound = 1 / Float(inputChannels * kernel * kernel).squareRoot()
+    weight = Parameter(
+      Tensor.uniform([outputChannels, inputChannels, kernel, kernel], low: -bound, high: bound, using: &rng))
+    self.bias = bias ? Parameter(Tensor.uniform([outputChannels], low: -bound, high: bound, using: &rng)) : nil
+    self.stride = stride
+    self.padding = padding
+    super.init()
+    register("weight", weight)
+    if let b = self.bias { register("bias", b) }
+  }
+
+  public func callAsFunction(_ x: Tensor) -> Tensor {
+    Tensor.conv2d(x, weight: weight.value, bias: bias?.value, stride: stride, padding: padding)
+  }
+}

@@ -1,0 +1,132 @@
+/// diffusers' `ResnetBlock2D`: two GroupNorm-activation-conv stages with the time embedding
+/// added (or applied as scale and shift) in between, and a residual path.
+final class ResnetBlock2D: Module {
+  let norm1: GroupNorm
+  let conv1: Conv2d
+  let timeProjection: Linear
+  let norm2: GroupNorm
+  let conv2: Conv2d
+  let shortcut: Conv2d?
+  let activation: Activation
+  let scaleShift: Bool
+  let outputScale: Float
+
+  init(
+    inputChannels: Int, outputChannels: Int, config: UNet2DConfig, outputScale: Float = 1,
+    using rng: inout RandomGenerator
+  ) {
+    norm1 = GroupNorm(groups: config.normGroups, channels: inputChannels, eps: config.normEps)
+    conv1 = Conv2d(inputChannels: inputChannels, outputChannels: outputChannels, kernel: 3, padding: 1, using: &rng)
+    timeProjection = Linear(
+      inputSize: config.timeEmbedDimension, outputSize: config.scaleShift ? 2 * outputChannels : outputChannels,
+      using: &rng)
+    norm2 = GroupNorm(groups: config.normGroups, channels: outputChannels, eps: config.normEps)
+    conv2 = Conv2d(inputChannels: outputChannels, outputChannels: outputChannels, kernel: 3, padding: 1, using: &rng)
+    shortcut =
+      inputChannels == outputChannels
+      ? nil : Conv2d(inputChannels: inputChannels, outputChannels: outputChannels, kernel: 1, using: &rng)
+    activation = config.activation
+    scaleShift = config.scaleShift
+    self.outputScale = outputScale
+    super.init()
+    register("norm1", norm1)
+    register("conv1", conv1)
+    register("time_emb_proj", timeProjection)
+    register("norm2", norm2)
+    register("conv2", conv2)
+    if let shortcut { register("conv_shortcut", shortcut) }
+  }
+
+  func callAsFunction(_ x: Tensor, _ embedding: Tensor) -> Tensor {
+    var h = conv1(activation(norm1(x)))
+    let t = timeProjection(activation(embedding))
+    let (n, c) = (t.shape[0], t.shape[1])
+    if scaleShift {
+      let parts = t.reshaped([n, c, 1, 1]).split([c / 2, c / 2], axis: 1)
+      h = norm2(h) * (parts[0] + 1) + parts[1]
+    } else {
+      h = norm2(h + t.reshaped([n, c, 1, 1]))
+    }
+    h = conv2(activation(h))
+    let residual = shortcut.map { $0(x) } ?? x
+    let sum = residual + h
+    return outputScale == 1 ? sum : sum / outputScale
+  }
+}
+
+/// diffusers' spatial self-attention of UNet2D blocks (`Attention` with a group norm, a
+/// residual connection and `to_q`, `to_k`, `to_v`, `to_out.0` projections).
+final class AttentionBlock: Module {
+  let groupNorm: GroupNorm?
+  let query: Linear
+  let key: Linear
+  let value: Linear
+  let output: Linear
+  let heads: Int
+  let outputScale: Float
+
+  init(channels: Int, headDimension: Int?, normGroups: Int?, eps: Float, outputScale: Float = 1, using rng: inout RandomGenerator) {
+    groupNorm = normGroups.map { GroupNorm(groups: $0, channels: channels, eps: eps) }
+    query = Linear(inputSize: channels, outputSize: channels, using: &rng)
+    key = Linear(inputSize: channels, outputSize: channels, using: &rng)
+    value = Linear(inputSize: channels, outputSize: channels, using: &rng)
+    output = Linear(inputSize: channels, outputSize: channels, using: &rng)
+    heads = channels / (headDimension ?? channels)
+    self.outputScale = outputScale
+    super.init()
+    if let groupNorm { register("group_norm", groupNorm) }
+    register("to_q", query)
+    register("to_k", key)
+    register("to_v", value)
+    let out = Module()
+    out.register("0", output)
+    register("to_out", out)
+  }
+
+  func callAsFunction(_ x: Tensor) -> Tensor {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let length = h * w
+    let d = c / heads
+    let normed = groupNorm.map { $0(x) } ?? x
+    let sequence = normed.reshaped([n, c, length]).transposed(1, 2)  // [n, L, c]
+    func splitHeads(_ t: Tensor) -> Tensor { t.reshaped([n, length, heads, d]).permuted([0, 2, 1, 3]) }
+    let q = splitHeads(query(sequence))
+    let k = splitHeads(key(sequence))
+    let v = splitHeads(value(sequence))
+    let scores = q.matmul(k.transposed(2, 3)) * (1 / Float(d).squareRoot())
+    let attended = scores.softmax(axis: -1).matmul(v)  // [n, heads, L, d]
+    let merged = attended.permuted([0, 2, 1, 3]).reshaped([n, length, c])
+    let projected = output(merged).transposed(1, 2).reshaped([n, c, h, w])
+    let sum = projected + x
+    return outputScale == 1 ? sum : sum / outputScale
+  }
+}
+
+/// diffusers' `Downsample2D` with a convolution (key `conv`): stride 2, padding 1, or an
+/// asymmetric zero pad on the right and bottom when `padding` is 0.
+final class Downsample2D: Module {
+  let conv: Conv2d
+  let padding: Int
+
+  init(channels: Int, padding: Int, using rng: inout RandomGenerator) {
+    conv = Conv2d(inputChannels: channels, outputChannels: channels, kernel: 3, stride: 2, padding: padding, using: &rng)
+    self.padding = padding
+    super.init()
+    register("conv", conv)
+  }
+
+  func callAsFunction(_ x: Tensor) -> Tensor { conv(padding == 0 ? x.padded([(0, 0), (0, 0), (0, 1), (0, 1)]) : x) }
+}
+
+/// diffusers' `Upsample2D` with a convolution: nearest 2x, then a 3x3 convolution.
+final class Upsample2D: Module {
+  let conv: Conv2d
+
+  init(channels: Int, using rng: inout RandomGenerator) {
+    conv = Conv2d(inputChannels: channels, outputChannels: channels, kernel: 3, padding: 1, using: &rng)
+    super.init()
+    register("conv", conv)
+  }
+
+  func callAsFunction(_ x: Tensor) -> Tensor { conv(x.upsampleNearest2x()) }
+}

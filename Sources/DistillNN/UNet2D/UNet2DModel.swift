@@ -1,0 +1,205 @@
+/// A diffusers-compatible `UNet2DModel`: the same parameters under the same state-dict keys,
+/// computing the same function (see docs/teachers.md for the supported configurations).
+///
+/// ```swift
+/// let unet = try UNet2DModel.load(folder: "teacher/")        // config.json + safetensors
+/// let epsilon = unet(noisy, timesteps: [999, 500])           // [N, C, H, W]
+/// ```
+public final class UNet2DModel: Module {
+  public let config: UNet2DConfig
+  let convIn: Conv2d
+  let timeLinear1: Linear
+  let timeLinear2: Linear
+  let downBlocks: [DownBlock]
+  let midBlock: MidBlock?
+  let upBlocks: [UpBlock]
+  let normOut: GroupNorm
+  let convOut: Conv2d
+
+  final class DownBlock: Module {
+    let resnets: [ResnetBlock2D]
+    let attentions: [AttentionBlock]
+    let downsampler: Downsample2D?
+
+    init(resnets: [ResnetBlock2D], attentions: [AttentionBlock], downsampler: Downsample2D?) {
+      self.resnets = resnets
+      self.attentions = attentions
+      self.downsampler = downsampler
+      super.init()
+      register("resnets", indexed(resnets))
+      if !attentions.isEmpty { register("attentions", indexed(attentions)) }
+      if let downsampler { register("downsamplers", indexed([downsampler])) }
+    }
+  }
+
+  final class MidBlock: Module {
+    let first: ResnetBlock2D
+    let attention: AttentionBlock?
+    let second: ResnetBlock2D
+
+    init(first: ResnetBlock2D, attention: AttentionBlock?, second: ResnetBlock2D) {
+      self.first = first
+      self.attention = attention
+      self.second = second
+      super.init()
+      register("resnets", indexed([first, second]))
+      if let attention { register("attentions", indexed([attention])) }
+    }
+  }
+
+  final class UpBlock: Module {
+    let resnets: [ResnetBlock2D]
+    let attentions: [AttentionBlock]
+    let upsampler: Upsample2D?
+
+    init(resnets: [ResnetBlock2D], attentions: [AttentionBlock], upsampler: Upsample2D?) {
+      self.resnets = resnets
+      self.attentions = attentions
+      self.upsampler = upsampler
+      super.init()
+      register("resnets", indexed(resnets))
+      if !attentions.isEmpty { register("attentions", indexed(attentions)) }
+      if let upsampler { register("upsamplers", indexed([upsampler])) }
+    }
+  }
+
+  /// A freshly initialised model of `config` (PyTorch's default initialisation).
+  public init(config: UNet2DConfig, using rng: inout RandomGenerator) {
+    self.config = config
+    let channels = config.blockOutChannels
+    let levels = channels.count
+    let embed = config.timeEmbedDimension
+    convIn = Conv2d(inputChannels: config.inChannels, outputChannels: channels[0], kernel: 3, padding: 1, using: &rng)
+    timeLinear1 = Linear(inputSize: channels[0], outputSize: embed, using: &rng)
+    timeLinear2 = Linear(inputSize: embed, outputSize: embed, using: &rng)
+
+    var downs: [DownBlock] = []
+    var outputChannels = channels[0]
+    for (i, kind) in config.downBlocks.enumerated() {
+      let inputChannels = outputChannels
+      outputChannels = channels[i]
+      var resnets: [ResnetBlock2D] = []
+      var attentions: [AttentionBlock] = []
+      for j in 0..<config.layersPerBlock {
+        resnets.append(
+          ResnetBlock2D(
+            inputChannels: j == 0 ? inputChannels : outputChannels, outputChannels: outputChannels, config: config,
+            using: &rng))
+        if kind == .attention {
+          attentions.append(
+            AttentionBlock(
+              channels: outputChannels, headDimension: config.attentionHeadDimension, normGroups: config.normGroups,
+              eps: config.normEps, using: &rng))
+        }
+      }
+      let downsampler =
+        i == levels - 1 ? nil : Downsample2D(channels: outputChannels, padding: config.downsamplePadding, using: &rng)
+      downs.append(DownBlock(resnets: resnets, attentions: attentions, downsampler: downsampler))
+    }
+    downBlocks = downs
+
+    if config.hasMidBlock {
+      let c = channels[levels - 1]
+      let scale = config.midBlockScaleFactor
+      let first = ResnetBlock2D(inputChannels: c, outputChannels: c, config: config, outputScale: scale, using: &rng)
+      // Mid-block attention: attn_norm_num_groups, else norm_num_groups, but no norm at all
+      // with scale-shift time conditioning (diffusers' UNetMidBlock2D).
+      let groups = config.attentionNormGroups ?? (config.scaleShift ? nil : config.normGroups)
+      let attention =
+        config.addAttention
+        ? AttentionBlock(
+          channels: c, headDimension: config.attentionHeadDimension, normGroups: groups, eps: config.normEps,
+          outputScale: scale, using: &rng) : nil
+      let second = ResnetBlock2D(inputChannels: c, outputChannels: c, config: config, outputScale: scale, using: &rng)
+      midBlock = MidBlock(first: first, attention: attention, second: second)
+    } else {
+      midBlock = nil
+    }
+
+    var ups: [UpBlock] = []
+    let reversed = Array(channels.reversed())
+    for (i, kind) in config.upBlocks.enumerated() {
+      let previous = i == 0 ? reversed[0] : reversed[i - 1]
+      let output = reversed[i]
+      let skipInput = reversed[Swift.min(i + 1, levels - 1)]
+      var resnets: [ResnetBlock2D] = []
+      var attentions: [AttentionBlock] = []
+      for j in 0...config.layersPerBlock {
+        let skip = j == config.layersPerBlock ? skipInput : output
+        let input = j == 0 ? previous : output
+        resnets.append(ResnetBlock2D(inputChannels: input + skip, outputChannels: output, config: config, using: &rng))
+        if kind == .attention {
+          attentions.append(
+            AttentionBlock(
+              channels: output, headDimension: config.attentionHeadDimension, normGroups: config.normGroups,
+              eps: config.normEps, using: &rng))
+        }
+      }
+      let upsampler = i == levels - 1 ? nil : Upsample2D(channels: output, using: &rng)
+      ups.append(UpBlock(resnets: resnets, attentions: attentions, upsampler: upsampler))
+    }
+    upBlocks = ups
+    normOut = GroupNorm(groups: config.normGroups, channels: channels[0], eps: config.normEps)
+    convOut = Conv2d(inputChannels: channels[0], outputChannels: config.outChannels, kernel: 3, padding: 1, using: &rng)
+
+    super.init()
+    register("conv_in", convIn)
+    let timeEmbedding = Module()
+    timeEmbedding.register("linear_1", timeLinear1)
+    timeEmbedding.register("linear_2", timeLinear2)
+    register("time_embedding", timeEmbedding)
+    register("down_blocks", indexed(downBlocks))
+    if let midBlock { register("mid_block", midBlock) }
+    register("up_blocks", indexed(upBlocks))
+    register("conv_norm_out", normOut)
+    register("conv_out", convOut)
+  }
+
+  /// The network's output (`UNet2DModel(x, t).sample`) for `x` of `[N, inChannels, H, W]` and
+  /// one timestep per sample (fractional timesteps are kept, as for a float tensor in diffusers).
+  public func callAsFunction(_ x: Tensor, timesteps: [Float]) -> Tensor {
+    precondition(x.rank == 4 && x.shape[1] == config.inChannels, "UNet2D input \(x.shape) does not have \(config.inChannels) channels")
+    precondition(timesteps.count == x.shape[0], "\(timesteps.count) timesteps for a batch of \(x.shape[0])")
+    let factor = 1 << (config.blockOutChannels.count - 1)
+    precondition(x.shape[2] % factor == 0 && x.shape[3] % factor == 0, "UNet2D input \(x.shape) is not divisible by \(factor)")
+    let input = config.centerInputSample ? x * 2 - 1 : x
+    let frequencies = sinusoidalEmbedding(
+      timesteps, dimension: config.blockOutChannels[0], flipSinToCos: config.flipSinToCos,
+      frequencyShift: config.freqShift)
+    let embedding = timeLinear2(timeLinear1(frequencies).silu())
+
+    var h = convIn(input)
+    var skips = [h]
+    for block in downBlocks {
+      for (j, resnet) in block.resnets.enumerated() {
+        h = resnet(h, embedding)
+        if !block.attentions.isEmpty { h = block.attentions[j](h) }
+        skips.append(h)
+      }
+      if let downsampler = block.downsampler {
+        h = downsampler(h)
+        skips.append(h)
+      }
+    }
+    if let midBlock {
+      h = midBlock.first(h, embedding)
+      if let attention = midBlock.attention { h = attention(h) }
+      h = midBlock.second(h, embedding)
+    }
+    for block in upBlocks {
+      for (j, resnet) in block.resnets.enumerated() {
+        h = resnet(Tensor.concat([h, skips.removeLast()], axis: 1), embedding)
+        if !block.attentions.isEmpty { h = block.attentions[j](h) }
+      }
+      if let upsampler = block.upsampler { h = upsampler(h) }
+    }
+    return convOut(normOut(h).silu())
+  }
+}
+
+/// A container registering `modules` as `"0"`, `"1"`, ... (PyTorch's `nn.ModuleList`).
+func indexed(_ modules: [Module]) -> Module {
+  let list = Module()
+  for (i, module) in modules.enumerated() { list.register(String(i), module) }
+  return list
+}
