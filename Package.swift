@@ -72,17 +72,27 @@ let package = Package(
       pkgConfig: "libjpeg",
       providers: [.apt(["libjpeg-dev"])]
     ),
+    // libpng and libjpeg report errors by longjmp, which must never cross Swift frames:
+    // CImageSupport holds every setjmp and hands ImageIO plain status codes.
     .target(
-      name: "ImageIO",
+      name: "CImageSupport",
       dependencies: [
         "CJPEG",
         "CPNG",
+      ]
+    ),
+    .target(
+      name: "ImageIO",
+      dependencies: [
+        "CImageSupport",
         "DistillCore",
       ]
     ),
     .testTarget(
       name: "ImageIOTests",
-      dependencies: ["ImageIO"]
+      dependencies: ["ImageIO"],
+      exclude: ["make_image_fixtures.py"],
+      resources: [.copy("Fixtures")]
     ),
 
     // MARK: pipeline
