@@ -13,6 +13,7 @@ let package = Package(
     .library(name: "DistillCore", targets: ["DistillCore"]),
     .library(name: "DistillDiffusion", targets: ["DistillDiffusion"]),
     .library(name: "DistillNN", targets: ["DistillNN"]),
+    .library(name: "DistillPipeline", targets: ["DistillPipeline"]),
     .library(name: "ImageIO", targets: ["ImageIO"]),
     .executable(name: "pipeline", targets: ["pipeline"]),
   ],
@@ -61,6 +62,20 @@ let package = Package(
       resources: [.copy("Fixtures")]
     ),
 
+    // MARK: DistillPipeline
+    .target(
+      name: "DistillPipeline",
+      dependencies: [
+        "DistillDiffusion",
+        "DistillNN",
+        "ImageIO",
+      ]
+    ),
+    .testTarget(
+      name: "DistillPipelineTests",
+      dependencies: ["DistillPipeline"]
+    ),
+
     // MARK: ImageIO
     .systemLibrary(
       name: "CPNG",
@@ -102,6 +117,7 @@ let package = Package(
         "DistillCore",
         "DistillDiffusion",
         "DistillNN",
+        "DistillPipeline",
         "ImageIO",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]

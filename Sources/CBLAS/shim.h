@@ -4,4 +4,5 @@
 /* OpenBLAS extensions, declared here so that Swift can size its thread pool. */
 int openblas_get_num_threads(void);
 void openblas_set_num_threads(int num_threads);
+char *openblas_get_corename(void);
 #endif

@@ -6,4 +6,9 @@ struct Pipeline: ParsableCommand {
     commandName: "pipeline",
     abstract: "Distill multi-step diffusion models into one-step generators.",
     subcommands: [BenchCommand.self])
+
+  static func main() {
+    BLASKernels.selectForThisMachine()
+    main(nil)
+  }
 }

@@ -1,0 +1,2 @@
+@_exported import DistillDiffusion
+@_exported import DistillNN
