@@ -145,6 +145,17 @@ public struct UNet2DConfig: Equatable, Sendable {
         throw fail("attention_head_dim", "a divisor of the channels of every attention block", "\(heads) for \(c) channels")
       }
     }
+    // The mid-block attention: heads = C // head_dim, and attn_norm_num_groups splits C.
+    if let midChannels = blockOutChannels.last, hasMidBlock && addAttention {
+      if let heads = attentionHeadDimension, midChannels % heads != 0 {
+        throw fail(
+          "attention_head_dim", "a divisor of the channels of the mid-block attention",
+          "\(heads) for \(midChannels) channels")
+      }
+      if let groups = attentionNormGroups, groups < 1 || midChannels % groups != 0 {
+        throw fail("attn_norm_num_groups", "a divisor of the mid block's channels", "\(groups) for \(midChannels) channels")
+      }
+    }
     if ![0, 1].contains(downsamplePadding) { throw fail("downsample_padding", "0 or 1", String(downsamplePadding)) }
     if inChannels < 1 || outChannels < 1 { throw fail("in_channels", "positive channel counts", "\(inChannels), \(outChannels)") }
   }
