@@ -71,6 +71,24 @@ func fixtureOutputs(_ unet: UNet2DModel, fixture: String) throws -> (output: Ten
     let (after, _) = try fixtureOutputs(reloaded, fixture: fixture)
     #expect(before.scalars == after.scalars)
   }
+
+  @Test func savedConfigKeepsDecimalValuesAsWritten() throws {
+    let unet = try UNet2DModel.load(folder: unetFixtures.path + "/ddpm-style")
+    let folder = temporaryFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    try unet.save(folder: folder)
+    let data = try Data(contentsOf: URL(fileURLWithPath: folder + "/config.json"))
+    guard case .object(let saved) = try JSONValue.parse(data, source: "config.json") else {
+      Issue.record("config.json is not an object")
+      return
+    }
+    // Exactly as diffusers wrote them, not Double(Float(1e-6)) = 9.99999997e-07.
+    #expect(saved["norm_eps"] == .number(1e-6))
+    #expect(saved["mid_block_scale_factor"] == .number(1.414))
+    #expect(saved["freq_shift"] == .number(1))
+    #expect(saved["flip_sin_to_cos"] == .bool(false))
+    #expect(saved["downsample_padding"] == .number(0))
+  }
 }
 
 // MARK: - Configuration errors
@@ -133,8 +151,15 @@ func fixtureOutputs(_ unet: UNet2DModel, fixture: String) throws -> (output: Ten
       (["attn_norm_num_groups": 3], ["attn_norm_num_groups", "3", "16"]),
       (["attention_head_dim": 3], ["attention_head_dim", "3"]),
       (["attention_head_dim": 32], ["attention_head_dim", "32"]),
+      (
+        [
+          "down_block_types": ["DownBlock2D", "DownBlock2D"], "up_block_types": ["UpBlock2D", "UpBlock2D"],
+          "attention_head_dim": 3,
+        ], ["attention_head_dim", "mid-block attention", "3 for 16"]
+      ),
       (["down_block_types": ["DownBlock2D"]], ["down_block_types", "one block per entry"]),
       (["downsample_padding": 2], ["downsample_padding", "2"]),
+      (["time_embedding_dim": -8], ["time_embedding_dim", "-8"]),
     ]
   }
 
@@ -153,6 +178,13 @@ func fixtureOutputs(_ unet: UNet2DModel, fixture: String) throws -> (output: Ten
       "add_attention": false, "attention_head_dim": 3,
     ])
     #expect(!config.addAttention)
+  }
+
+  @Test func zeroTimeEmbeddingDimensionMeansTheDefault() throws {
+    // diffusers computes `time_embedding_dim or 4 * block_out_channels[0]`.
+    let config = try Self.decode(["time_embedding_dim": 0])
+    #expect(config.timeEmbeddingDimension == nil && config.timeEmbedDimension == 32)
+    #expect(try Self.decode(["time_embedding_dim": 24]).timeEmbedDimension == 24)
   }
 
   @Test func malformedJSONNamesTheFile() {

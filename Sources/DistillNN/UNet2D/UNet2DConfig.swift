@@ -99,7 +99,8 @@ public struct UNet2DConfig: Equatable, Sendable {
     config.inChannels = try r.int("in_channels", default: 3)
     config.outChannels = try r.int("out_channels", default: 3)
     config.centerInputSample = try r.bool("center_input_sample", default: false)
-    config.timeEmbeddingDimension = try r.int("time_embedding_dim")
+    // diffusers: `time_embedding_dim or 4 * block_out_channels[0]`, so 0 means the default.
+    config.timeEmbeddingDimension = try r.int("time_embedding_dim").flatMap { $0 == 0 ? nil : $0 }
     config.freqShift = try r.float("freq_shift", default: 0)
     config.flipSinToCos = try r.bool("flip_sin_to_cos", default: true)
     config.layersPerBlock = try r.int("layers_per_block", default: 2)
@@ -157,6 +158,9 @@ public struct UNet2DConfig: Equatable, Sendable {
       }
     }
     if ![0, 1].contains(downsamplePadding) { throw fail("downsample_padding", "0 or 1", String(downsamplePadding)) }
+    if let dimension = timeEmbeddingDimension, dimension < 1 {
+      throw fail("time_embedding_dim", "a positive integer or null", String(dimension))
+    }
     if inChannels < 1 || outChannels < 1 { throw fail("in_channels", "positive channel counts", "\(inChannels), \(outChannels)") }
   }
 }
