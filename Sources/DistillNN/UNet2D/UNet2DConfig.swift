@@ -99,7 +99,8 @@ public struct UNet2DConfig: Equatable, Sendable {
     config.inChannels = try r.int("in_channels", default: 3)
     config.outChannels = try r.int("out_channels", default: 3)
     config.centerInputSample = try r.bool("center_input_sample", default: false)
-    config.timeEmbeddingDimension = try r.int("time_embedding_dim")
+    // diffusers: `time_embedding_dim or 4 * block_out_channels[0]`, so 0 means the default.
+    config.timeEmbeddingDimension = try r.int("time_embedding_dim").flatMap { $0 == 0 ? nil : $0 }
     config.freqShift = try r.float("freq_shift", default: 0)
     config.flipSinToCos = try r.bool("flip_sin_to_cos", default: true)
     config.layersPerBlock = try r.int("layers_per_block", default: 2)
@@ -145,7 +146,21 @@ public struct UNet2DConfig: Equatable, Sendable {
         throw fail("attention_head_dim", "a divisor of the channels of every attention block", "\(heads) for \(c) channels")
       }
     }
+    // The mid-block attention: heads = C // head_dim, and attn_norm_num_groups splits C.
+    if let midChannels = blockOutChannels.last, hasMidBlock && addAttention {
+      if let heads = attentionHeadDimension, midChannels % heads != 0 {
+        throw fail(
+          "attention_head_dim", "a divisor of the channels of the mid-block attention",
+          "\(heads) for \(midChannels) channels")
+      }
+      if let groups = attentionNormGroups, groups < 1 || midChannels % groups != 0 {
+        throw fail("attn_norm_num_groups", "a divisor of the mid block's channels", "\(groups) for \(midChannels) channels")
+      }
+    }
     if ![0, 1].contains(downsamplePadding) { throw fail("downsample_padding", "0 or 1", String(downsamplePadding)) }
+    if let dimension = timeEmbeddingDimension, dimension < 1 {
+      throw fail("time_embedding_dim", "a positive integer or null", String(dimension))
+    }
     if inChannels < 1 || outChannels < 1 { throw fail("in_channels", "positive channel counts", "\(inChannels), \(outChannels)") }
   }
 }

@@ -100,6 +100,8 @@ extension UNet2DConfig {
   /// The config as diffusers' `config.json` spells it.
   public func diffusersJSON() -> [String: JSONValue] {
     func ints(_ a: [Int]) -> JSONValue { .array(a.map { .number(Double($0)) }) }
+    // The shortest decimal that reads back as the Float: 1e-05, not Double(Float(1e-5)) = 9.99999974e-06.
+    func decimal(_ x: Float) -> JSONValue { .number(Double(x.description) ?? Double(x)) }
     return [
       "_class_name": .string("UNet2DModel"),
       "sample_size": sampleSize.map { .number(Double($0)) } ?? .null,
@@ -108,14 +110,14 @@ extension UNet2DConfig {
       "center_input_sample": .bool(centerInputSample),
       "time_embedding_type": .string("positional"),
       "time_embedding_dim": timeEmbeddingDimension.map { .number(Double($0)) } ?? .null,
-      "freq_shift": .number(Double(freqShift)),
+      "freq_shift": decimal(freqShift),
       "flip_sin_to_cos": .bool(flipSinToCos),
       "down_block_types": .array(downBlocks.map { .string($0.rawValue) }),
       "up_block_types": .array(upBlocks.map { .string($0.rawValue) }),
       "mid_block_type": hasMidBlock ? .string("UNetMidBlock2D") : .null,
       "block_out_channels": ints(blockOutChannels),
       "layers_per_block": .number(Double(layersPerBlock)),
-      "mid_block_scale_factor": .number(Double(midBlockScaleFactor)),
+      "mid_block_scale_factor": decimal(midBlockScaleFactor),
       "downsample_padding": .number(Double(downsamplePadding)),
       "downsample_type": .string("conv"),
       "upsample_type": .string("conv"),
@@ -124,7 +126,7 @@ extension UNet2DConfig {
       "attention_head_dim": attentionHeadDimension.map { .number(Double($0)) } ?? .null,
       "norm_num_groups": .number(Double(normGroups)),
       "attn_norm_num_groups": attentionNormGroups.map { .number(Double($0)) } ?? .null,
-      "norm_eps": .number(Double(normEps)),
+      "norm_eps": decimal(normEps),
       "resnet_time_scale_shift": .string(scaleShift ? "scale_shift" : "default"),
       "add_attention": .bool(addAttention),
       "class_embed_type": .null,
