@@ -48,7 +48,8 @@ let package = Package(
     ),
     .testTarget(
       name: "DistillNNTests",
-      dependencies: ["DistillNN"]
+      dependencies: ["DistillNN"],
+      exclude: ["Fixtures"]
     ),
 
     // MARK: DistillDiffusion
