@@ -1,4 +1,4 @@
-import DistillCore
+import DistillDiffusion
 import DistillNN
 
 /// epsilon(x_t, t) for 2-D data: an MLP on `[x, sinusoidal(t, 16)]` (torch_ref.py's ScoreMLP).
@@ -30,11 +30,7 @@ final class ToyDMDWorkload {
   var rng = RandomGenerator(seed: 0)
 
   init() {
-    var product: Float = 1
-    alphasCumprod = (0..<steps).map { i in
-      product *= 1 - (1e-4 + (0.02 - 1e-4) * Float(i) / Float(steps - 1))
-      return product
-    }
+    alphasCumprod = NoiseSchedule.ddpm(betas: .linear, start: 1e-4, end: 0.02, steps: 1000).alphasCumprodFloat
     generator = MLP(inputSize: 2, width: 128, depth: 3, outputSize: 2, activation: .silu, using: &rng)
     real = ToyScoreNetwork(using: &rng)
     fake = ToyScoreNetwork(using: &rng)

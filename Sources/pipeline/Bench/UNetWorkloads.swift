@@ -40,10 +40,9 @@ enum UNetSamplingWorkload {
     unet.eval()
     let sampler = DDIMSampler(
       schedule: .ddpm(betas: .linear, start: 1e-4, end: 0.02, steps: 1000), clipSample: false, spacing: .trailing)
-    let model: DenoisingModel = { x, t in unet(x, timesteps: t) }
     let ddim = medianSeconds(warm: 1, reps: 3) {
       withoutGradients {
-        _ = sampler.sample(model: model, initialNoise: Tensor.normal([16, 3, 32, 32], mean: 0, std: 1, using: &rng), steps: 50)
+        _ = sampler.sample(model: { x, t in unet(x, timesteps: t) }, initialNoise: Tensor.normal([16, 3, 32, 32], mean: 0, std: 1, using: &rng), steps: 50)
       }
     }
     let one = medianSeconds(warm: 2, reps: 10) {
