@@ -104,33 +104,35 @@ public enum DenoiserFolder {
     }
     var r = try JSONObjectReader(JSONValue.parse(data, source: path), location: path)
     let format = try r.string("format")
+    let version = try r.int("version")
+    let predictionName = try r.string("prediction")
+    let scheduleValue = r.value("schedule")
+    let networkValue = r.value("network")
+    // Unknown keys first, so that a misspelt key is named rather than reported missing.
+    try r.rejectUnknownKeys()
     guard format == Self.format else {
       throw DistillError.invalidValue(
         location: "\(path): format", expected: "\"\(Self.format)\"", found: format.map { "\"\($0)\"" } ?? "nothing")
     }
-    let version = try r.int("version")
     guard version == Self.version else {
       throw DistillError.invalidValue(
         location: "\(path): version", expected: String(Self.version), found: version.map(String.init) ?? "nothing")
     }
-    guard let predictionName = try r.string("prediction") else {
-      throw DistillError.invalidValue(
-        location: "\(path): prediction", expected: "one of \(Prediction.allCases.map(\.rawValue))", found: "nothing")
+    let predictions = Prediction.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+    guard let predictionName else {
+      throw DistillError.invalidValue(location: "\(path): prediction", expected: "one of \(predictions)", found: "nothing")
     }
     guard let prediction = Prediction(rawValue: predictionName) else {
       throw DistillError.invalidValue(
-        location: "\(path): prediction",
-        expected: "one of " + Prediction.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "),
-        found: "\"\(predictionName)\"")
+        location: "\(path): prediction", expected: "one of \(predictions)", found: "\"\(predictionName)\"")
     }
-    guard let scheduleValue = r.value("schedule") else {
+    guard let scheduleValue else {
       throw DistillError.invalidValue(location: "\(path): schedule", expected: "an object", found: "nothing")
     }
     let (schedule, scheduleConfig) = try ScheduleConfig.decodeDenoiserJSON(scheduleValue, location: "\(path): schedule")
-    guard let networkValue = r.value("network") else {
+    guard let networkValue else {
       throw DistillError.invalidValue(location: "\(path): network", expected: "an object", found: "nothing")
     }
-    try r.rejectUnknownKeys()
 
     var n = try JSONObjectReader(networkValue, location: "\(path): network")
     let type = try n.choice("type", ["mlp", "unet2d", "gaussian-mixture"], default: "")
@@ -168,38 +170,31 @@ public enum DenoiserFolder {
       return denoiser
     case "gaussian-mixture":
       let location = "\(path): network"
-      guard case .array(let rows)? = n.value("means") else {
-        throw DistillError.invalidValue(
-          location: "\(location): means", expected: "an array of arrays of numbers", found: n.object["means"]?.summary ?? "nothing")
-      }
-      let means = try rows.map { row -> [Double] in
-        guard case .array(let items) = row else {
-          throw DistillError.invalidValue(location: "\(location): means", expected: "arrays of numbers", found: row.summary)
+      let meansValue = n.value("means")
+      let std = try n.double("std")
+      let weightsValue = n.value("weights")
+      let sampleShape = try n.intArray("sampleShape")
+      try n.rejectUnknownKeys()
+      func numbers(_ value: JSONValue, _ key: String) throws -> [Double] {
+        guard case .array(let items) = value else {
+          throw DistillError.invalidValue(location: "\(location): \(key)", expected: "an array of numbers", found: value.summary)
         }
         return try items.map { item in
           guard case .number(let v) = item else {
-            throw DistillError.invalidValue(location: "\(location): means", expected: "numbers", found: item.summary)
+            throw DistillError.invalidValue(location: "\(location): \(key)", expected: "numbers", found: item.summary)
           }
           return v
         }
       }
-      guard let std = try n.double("std") else {
+      guard case .array(let rows)? = meansValue else {
+        throw DistillError.invalidValue(
+          location: "\(location): means", expected: "an array of arrays of numbers", found: meansValue?.summary ?? "nothing")
+      }
+      let means = try rows.map { try numbers($0, "means") }
+      guard let std else {
         throw DistillError.invalidValue(location: "\(location): std", expected: "a positive number", found: "nothing")
       }
-      var weights: [Double]?
-      if let value = n.value("weights") {
-        guard case .array(let items) = value else {
-          throw DistillError.invalidValue(location: "\(location): weights", expected: "an array of numbers", found: value.summary)
-        }
-        weights = try items.map { item in
-          guard case .number(let v) = item else {
-            throw DistillError.invalidValue(location: "\(location): weights", expected: "numbers", found: item.summary)
-          }
-          return v
-        }
-      }
-      let sampleShape = try n.intArray("sampleShape")
-      try n.rejectUnknownKeys()
+      let weights = try weightsValue.map { try numbers($0, "weights") }
       let denoiser = try GaussianMixtureDenoiser(
         means: means, std: std, weights: weights, schedule: schedule, prediction: prediction,
         sampleShape: sampleShape, location: location)

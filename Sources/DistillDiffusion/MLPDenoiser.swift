@@ -48,19 +48,24 @@ public struct MLPDenoiserConfig: Equatable, Sendable {
 
   /// Reads the fields of an `"mlp"` network object (the reader has read `type`).
   static func decode(_ r: inout JSONObjectReader) throws -> MLPDenoiserConfig {
-    func required(_ key: String) throws -> Int {
-      guard let value = try r.int(key) else {
+    let inputSize = try r.int("inputSize")
+    let width = try r.int("width")
+    let depth = try r.int("depth")
+    let outputSize = try r.int("outputSize")
+    let timeEmbedding = try r.int("timeEmbedding", default: 16)
+    let activation = try r.choice("activation", Activation.allCases.map(\.rawValue), default: "silu")
+    // Unknown keys first, so that a misspelt key is named rather than reported missing.
+    try r.rejectUnknownKeys()
+    func required(_ key: String, _ value: Int?) throws -> Int {
+      guard let value else {
         throw DistillError.invalidValue(location: "\(r.location): \(key)", expected: "an integer", found: "nothing")
       }
       return value
     }
-    let inputSize = try required("inputSize")
     var config = MLPDenoiserConfig(
-      inputSize: inputSize, width: try required("width"), depth: try required("depth"),
-      outputSize: try r.int("outputSize") ?? inputSize, timeEmbedding: try r.int("timeEmbedding", default: 16))
-    config.activation = Activation(
-      rawValue: try r.choice("activation", Activation.allCases.map(\.rawValue), default: "silu"))!
-    try r.rejectUnknownKeys()
+      inputSize: try required("inputSize", inputSize), width: try required("width", width),
+      depth: try required("depth", depth), outputSize: outputSize, timeEmbedding: timeEmbedding)
+    config.activation = Activation(rawValue: activation)!
     try config.validate(location: r.location)
     return config
   }

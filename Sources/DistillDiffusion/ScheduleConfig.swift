@@ -19,7 +19,7 @@ public struct ScheduleConfig: Equatable, Sendable {
     trainSteps: Int = 1000, betaSchedule: NoiseSchedule.BetaSchedule = .linear, betaStart: Double = 0.0001,
     betaEnd: Double = 0.02, trainedBetas: [Double]? = nil, rescaleZeroTerminalSNR: Bool = false
   ) {
-    self.trainSteps = trainSteps
+    self.trainSteps = trainedBetas?.count ?? trainSteps
     self.betaSchedule = betaSchedule
     self.betaStart = betaStart
     self.betaEnd = betaEnd
