@@ -39,7 +39,8 @@ extension Denoiser {
   /// The clean-sample estimate x̂₀ (no clipping).
   public func x0(_ x: Tensor, timesteps: [Float]) -> Tensor {
     let (alpha, sigma) = scales(timesteps)
-    return NoiseSchedule.x0(from: self(x, timesteps: timesteps), prediction: prediction, xt: x, alpha: alpha, sigma: sigma)
+    return NoiseSchedule.x0(
+      from: self(x, timesteps: timesteps), prediction: prediction, xt: x, alpha: alpha, sigma: sigma)
   }
 
   /// The noise estimate ε̂.

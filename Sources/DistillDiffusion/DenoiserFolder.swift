@@ -120,7 +120,8 @@ public enum DenoiserFolder {
     }
     let predictions = Prediction.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
     guard let predictionName else {
-      throw DistillError.invalidValue(location: "\(path): prediction", expected: "one of \(predictions)", found: "nothing")
+      throw DistillError.invalidValue(
+        location: "\(path): prediction", expected: "one of \(predictions)", found: "nothing")
     }
     guard let prediction = Prediction(rawValue: predictionName) else {
       throw DistillError.invalidValue(
@@ -177,7 +178,8 @@ public enum DenoiserFolder {
       try n.rejectUnknownKeys()
       func numbers(_ value: JSONValue, _ key: String) throws -> [Double] {
         guard case .array(let items) = value else {
-          throw DistillError.invalidValue(location: "\(location): \(key)", expected: "an array of numbers", found: value.summary)
+          throw DistillError.invalidValue(
+            location: "\(location): \(key)", expected: "an array of numbers", found: value.summary)
         }
         return try items.map { item in
           guard case .number(let v) = item else {
@@ -188,7 +190,8 @@ public enum DenoiserFolder {
       }
       guard case .array(let rows)? = meansValue else {
         throw DistillError.invalidValue(
-          location: "\(location): means", expected: "an array of arrays of numbers", found: meansValue?.summary ?? "nothing")
+          location: "\(location): means", expected: "an array of arrays of numbers",
+          found: meansValue?.summary ?? "nothing")
       }
       let means = try rows.map { try numbers($0, "means") }
       guard let std else {

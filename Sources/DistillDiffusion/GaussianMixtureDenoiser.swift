@@ -10,7 +10,8 @@ import Foundation
 /// `E[x₀ | x_t] = Σ_k r_k(x_t)·(μ_k + a·s₀²/(a²s₀² + s²)·(x_t − a·μ_k))`,
 ///
 /// with responsibilities `r_k ∝ w_k·N(x_t; a·μ_k, (a²s₀² + s²)·I)` computed by log-sum-exp.
-/// Everything is computed in `Double`; the output is converted to ``prediction``.
+/// Everything is computed in `Double`; the output is converted to ``prediction``. The output
+/// is a constant tensor: no gradient flows back to `x` (teachers are not differentiated).
 public final class GaussianMixtureDenoiser: Denoiser {
   public let means: [[Double]]
   /// The standard deviation s₀ of every component.
@@ -105,7 +106,8 @@ public final class GaussianMixtureDenoiser: Denoiser {
   public func output(_ x: Tensor, alphaBars: [Double], as target: Prediction) -> Tensor {
     let n = x.shape[0]
     let d = dimension
-    precondition(x.rank >= 2 && x.count == n * d, "Gaussian mixture input \(x.shape) does not hold \(d) values per sample")
+    precondition(
+      x.rank >= 2 && x.count == n * d, "Gaussian mixture input \(x.shape) does not hold \(d) values per sample")
     precondition(alphaBars.count == n, "\(alphaBars.count) timesteps for a batch of \(n)")
     let input = x.scalars
     let logWeights = weights.map { Foundation.log($0) }

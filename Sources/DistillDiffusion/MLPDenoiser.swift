@@ -91,7 +91,8 @@ public final class MLPDenoiserNetwork: Module {
   /// `[N, outputSize]`, reshaped to the input's shape when `outputSize == inputSize`.
   public func callAsFunction(_ x: Tensor, timesteps: [Float]) -> Tensor {
     let n = x.shape[0]
-    precondition(x.count == n * config.inputSize, "MLP input \(x.shape) does not hold \(config.inputSize) values per sample")
+    precondition(
+      x.count == n * config.inputSize, "MLP input \(x.shape) does not hold \(config.inputSize) values per sample")
     precondition(timesteps.count == n, "\(timesteps.count) timesteps for a batch of \(n)")
     let flat = x.reshaped([n, config.inputSize])
     let embedding = sinusoidalEmbedding(

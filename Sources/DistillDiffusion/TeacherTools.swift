@@ -38,10 +38,12 @@ public func predict(teacherPath: String, inputPath: String, outputPath: String) 
   case n: timesteps = raw
   default:
     throw DistillError.invalidValue(
-      location: "\(inputPath): timestep", expected: "one timestep, or one per sample (\(n))", found: "\(raw.count) values")
+      location: "\(inputPath): timestep", expected: "one timestep, or one per sample (\(n))",
+      found: "\(raw.count) values")
   }
   guard timesteps.allSatisfy(\.isFinite) else {
-    throw DistillError.invalidValue(location: "\(inputPath): timestep", expected: "finite values", found: "\(timesteps)")
+    throw DistillError.invalidValue(
+      location: "\(inputPath): timestep", expected: "finite values", found: "\(timesteps)")
   }
   let output = withoutGradients { teacher(sample, timesteps: timesteps) }
   var difference: Float?
@@ -157,7 +159,9 @@ public func sampleTeacher(
         let sampler = DDPMSampler(
           schedule: schedule, prediction: prediction, clipSample: options.clipSample, spacing: options.spacing)
         results.append(
-          try sampler.sample(model: model, initialNoise: noise, steps: options.steps) { Tensor.normal($0, using: &stream) })
+          try sampler.sample(model: model, initialNoise: noise, steps: options.steps) {
+            Tensor.normal($0, using: &stream)
+          })
       case .ddim:
         let sampler = DDIMSampler(
           schedule: schedule, prediction: prediction, clipSample: options.clipSample, spacing: options.spacing)

@@ -77,7 +77,9 @@ private func expectError(
     let x = Tensor(shape: [xs.count, 1], scalars: xs)
     let expected = xs.map { Float(Self.bruteForcePosteriorMean(xt: Double($0), alphaBar: abar)) }
     let timesteps = Array(repeating: Float(t), count: xs.count)
-    expectClose(gmm.posteriorMean(x, alphaBars: Array(repeating: abar, count: xs.count)).scalars, expected, rtol: 1e-4, atol: 1e-4)
+    expectClose(
+      gmm.posteriorMean(x, alphaBars: Array(repeating: abar, count: xs.count)).scalars, expected, rtol: 1e-4, atol: 1e-4
+    )
     // The raw output is ε̂; converting back gives the same x̂₀.
     expectClose(gmm.x0(x, timesteps: timesteps).scalars, expected, rtol: 1e-4, atol: 2e-4)
     let eps = gmm(x, timesteps: timesteps).scalars
@@ -162,21 +164,25 @@ private func expectError(
 
   /// Mode fractions within 0.04 (≈ 3.5 binomial standard errors at 2000 samples), mode means
   /// within 0.1 and mode standard deviations within 25 %.
-  static func checkMatchesMixture(_ samples: Tensor, _ gmm: GaussianMixtureDenoiser, sourceLocation: SourceLocation = #_sourceLocation) {
+  static func checkMatchesMixture(
+    _ samples: Tensor, _ gmm: GaussianMixtureDenoiser, sourceLocation: SourceLocation = #_sourceLocation
+  ) {
     let n = samples.shape[0]
     let labels = gmm.nearestComponent(samples)
     let values = samples.scalars
     for (k, mean) in gmm.means.enumerated() {
       let members = labels.indices.filter { labels[$0] == k }
       let fraction = Double(members.count) / Double(n)
-      #expect(Swift.abs(fraction - gmm.weights[k]) < 0.04, "mode \(k): fraction \(fraction)", sourceLocation: sourceLocation)
+      #expect(
+        Swift.abs(fraction - gmm.weights[k]) < 0.04, "mode \(k): fraction \(fraction)", sourceLocation: sourceLocation)
       guard members.count > 10 else { continue }
       for j in 0..<2 {
         let coordinate = members.map { Double(values[$0 * 2 + j]) }
         let m = coordinate.reduce(0, +) / Double(coordinate.count)
         let sd = (coordinate.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(coordinate.count)).squareRoot()
         #expect(Swift.abs(m - mean[j]) < 0.1, "mode \(k) coordinate \(j): mean \(m)", sourceLocation: sourceLocation)
-        #expect(Swift.abs(sd / gmm.std - 1) < 0.25, "mode \(k) coordinate \(j): std \(sd)", sourceLocation: sourceLocation)
+        #expect(
+          Swift.abs(sd / gmm.std - 1) < 0.25, "mode \(k) coordinate \(j): std \(sd)", sourceLocation: sourceLocation)
       }
     }
   }
@@ -199,14 +205,18 @@ private func expectError(
   func otherSamplersReproduceTheMixture(kind: TeacherSamplerKind) throws {
     let gmm = try Self.mixture(prediction: kind == .euler ? .vPrediction : .epsilon)
     let samples = try sampleTeacher(
-      gmm, options: TeacherSamplingOptions(sampler: kind, steps: kind == .heun ? 25 : 50, count: 2000, seed: 1, batchSize: 1000))
+      gmm,
+      options: TeacherSamplingOptions(
+        sampler: kind, steps: kind == .heun ? 25 : 50, count: 2000, seed: 1, batchSize: 1000))
     Self.checkMatchesMixture(samples, gmm)
   }
 
   @Test func deterministicSamplesDoNotDependOnBatchSize() throws {
     let gmm = try Self.mixture()
-    let a = try sampleTeacher(gmm, options: TeacherSamplingOptions(sampler: .ddim, steps: 10, count: 7, seed: 5, batchSize: 7))
-    let b = try sampleTeacher(gmm, options: TeacherSamplingOptions(sampler: .ddim, steps: 10, count: 7, seed: 5, batchSize: 3))
+    let a = try sampleTeacher(
+      gmm, options: TeacherSamplingOptions(sampler: .ddim, steps: 10, count: 7, seed: 5, batchSize: 7))
+    let b = try sampleTeacher(
+      gmm, options: TeacherSamplingOptions(sampler: .ddim, steps: 10, count: 7, seed: 5, batchSize: 3))
     #expect(a == b)
   }
 
@@ -214,7 +224,9 @@ private func expectError(
     let gmm = try Self.mixture()
     expectError(containing: ["--steps"]) { _ = try sampleTeacher(gmm, options: TeacherSamplingOptions(steps: 0)) }
     expectError(containing: ["--count"]) { _ = try sampleTeacher(gmm, options: TeacherSamplingOptions(count: 0)) }
-    expectError(containing: ["--batch-size"]) { _ = try sampleTeacher(gmm, options: TeacherSamplingOptions(batchSize: 0)) }
+    expectError(containing: ["--batch-size"]) {
+      _ = try sampleTeacher(gmm, options: TeacherSamplingOptions(batchSize: 0))
+    }
   }
 }
 
@@ -375,23 +387,28 @@ private func expectError(
     let json = tmp + "/denoiser.json"
     let weights = tmp + "/weights.safetensors"
 
-    expectError(containing: [tmp + "/nothing-here", "no such file"]) { _ = try loadTeacher(path: tmp + "/nothing-here") }
+    expectError(containing: [tmp + "/nothing-here", "no such file"]) {
+      _ = try loadTeacher(path: tmp + "/nothing-here")
+    }
     expectError(containing: [tmp, "not a teacher folder"]) { _ = try loadTeacher(path: tmp) }
 
     let text = try savedMLP(tmp)
     _ = try loadTeacher(path: tmp)
 
-    try text.replacingOccurrences(of: "\"width\"", with: "\"widht\"").write(toFile: json, atomically: true, encoding: .utf8)
+    try text.replacingOccurrences(of: "\"width\"", with: "\"widht\"").write(
+      toFile: json, atomically: true, encoding: .utf8)
     expectError(containing: [json, "widht"]) { _ = try loadTeacher(path: tmp) }
 
     try text.replacingOccurrences(of: "\"depth\" : 1", with: "\"depth\" : \"one\"").write(
       toFile: json, atomically: true, encoding: .utf8)
     expectError(containing: [json, "depth", "an integer"]) { _ = try loadTeacher(path: tmp) }
 
-    try text.replacingOccurrences(of: "\"epsilon\"", with: "\"noise\"").write(toFile: json, atomically: true, encoding: .utf8)
+    try text.replacingOccurrences(of: "\"epsilon\"", with: "\"noise\"").write(
+      toFile: json, atomically: true, encoding: .utf8)
     expectError(containing: [json, "prediction"]) { _ = try loadTeacher(path: tmp) }
 
-    try text.replacingOccurrences(of: "\"linear\"", with: "\"cubic\"").write(toFile: json, atomically: true, encoding: .utf8)
+    try text.replacingOccurrences(of: "\"linear\"", with: "\"cubic\"").write(
+      toFile: json, atomically: true, encoding: .utf8)
     expectError(containing: [json, "schedule", "betaSchedule"]) { _ = try loadTeacher(path: tmp) }
 
     try "{\"format\": \"distillery-denoiser\", \"version\": 1,".write(toFile: json, atomically: true, encoding: .utf8)

@@ -31,7 +31,8 @@ struct PredictCommand: ParsableCommand {
       let report = try DistillDiffusion.predict(teacherPath: teacher, inputPath: input, outputPath: output)
       print("teacher: \(report.teacherSummary)")
       let distinct = Array(Set(report.timesteps)).sorted()
-      print("input: sample \(report.inputShape), timesteps \(distinct.count == 1 ? "\(distinct[0])" : "\(report.timesteps)")")
+      let timesteps = distinct.count == 1 ? "\(distinct[0])" : "\(report.timesteps)"
+      print("input: sample \(report.inputShape), timesteps \(timesteps)")
       print("wrote \(output): output \(report.outputShape)")
       if let difference = report.maxAbsDifferenceFromReference {
         print("max |output - reference output| = \(difference)")

@@ -65,37 +65,40 @@ struct SampleTeacherCommand: ParsableCommand {
         throw DistillError.invalidValue(
           location: "--out", expected: "a .safetensors path (TODO: PNG output arrives with ImageIO)", found: out)
       }
-      if let size, size < 1 { throw DistillError.invalidValue(location: "--size", expected: "a positive integer", found: String(size)) }
+      if let size, size < 1 {
+        throw DistillError.invalidValue(location: "--size", expected: "a positive integer", found: String(size))
+      }
       let denoiser = try loadTeacher(path: teacher)
       printError("teacher: \(denoiser.summary)")
       var shape = denoiser.sampleShape
       if let size {
-        guard let channels = denoiser.sampleShape?.first ?? (denoiser as? UNetDenoiser)?.unet.config.inChannels,
-          denoiser is UNetDenoiser
-        else {
-          throw DistillError.invalidValue(location: "--size", expected: "no --size for a non-image teacher", found: String(size))
+        guard let unet = denoiser as? UNetDenoiser else {
+          throw DistillError.invalidValue(
+            location: "--size", expected: "no --size for a teacher that is not an image UNet", found: String(size))
         }
-        shape = [channels, size, size]
-      } else if shape == nil, let unet = denoiser as? UNetDenoiser {
-        throw DistillError.invalidValue(
-          location: "--size", expected: "an image size (\(teacher) has no sample_size in its config)",
-          found: "none for \(unet.unet.config.inChannels)-channel images")
+        shape = [unet.unet.config.inChannels, size, size]
       }
       let options = TeacherSamplingOptions(
         sampler: kind, steps: steps, count: count, seed: seed, batchSize: batchSize, sampleShape: shape,
         clipSample: clipSample, spacing: spacingKind)
+      // On a terminal one line is rewritten at each percent; otherwise one line per finished batch.
+      let interactive = isatty(2) != 0
       var lastReported = -1
       let samples = try sampleTeacher(denoiser, options: options) { done, total in
-        let percent = done * 100 / total
-        if percent != lastReported || done == total {
-          lastReported = percent
-          let batchSteps = options.evaluationsPerBatch
-          let batch = (done - 1) / batchSteps + 1
-          let batches = total / batchSteps
-          printPartial("\rsampling: batch \(batch)/\(batches), step \((done - 1) % batchSteps + 1)/\(batchSteps) (\(percent)%)")
+        let batchSteps = options.evaluationsPerBatch
+        let batch = (done - 1) / batchSteps + 1
+        let step = (done - 1) % batchSteps + 1
+        let line = "sampling: batch \(batch)/\(total / batchSteps), step \(step)/\(batchSteps) (\(done * 100 / total)%)"
+        if interactive {
+          if done * 100 / total != lastReported || done == total {
+            lastReported = done * 100 / total
+            printPartial("\r" + line)
+          }
+        } else if step == batchSteps {
+          printError(line)
         }
       }
-      printError("")
+      if interactive { printError("") }
       if ext == "png" {
         try writeImageGrid(samples, to: out)
       } else {
