@@ -28,8 +28,7 @@ enum BLASKernels {
       let environment = ProcessInfo.processInfo.environment
       guard environment["OPENBLAS_CORETYPE"] == nil, environment["DISTILL_BLAS_AUTOSELECT"] != "0",
         ["haswell", "zen"].contains(coreName.lowercased()),
-        let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-        let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        let flagsLine = firstLine(of: "/proc/cpuinfo", startingWith: "flags")
       else { return }
       let flags = Set(flagsLine.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == ":" }).map(String.init))
       guard requiredFlags.isSubset(of: flags) else { return }
@@ -38,5 +37,20 @@ enum BLASKernels {
       execv("/proc/self/exe", arguments)
       // execv returns only on failure: carry on with the kernels OpenBLAS chose.
     #endif
+  }
+
+  /// The first line of `path` that starts with `prefix`, read line by line: /proc files report
+  /// a size of 0, so reading them by size yields nothing.
+  static func firstLine(of path: String, startingWith prefix: String) -> String? {
+    guard let file = fopen(path, "r") else { return nil }
+    defer { fclose(file) }
+    var line: UnsafeMutablePointer<CChar>? = nil
+    var capacity = 0
+    defer { free(line) }
+    while getline(&line, &capacity, file) > 0 {
+      let text = String(cString: line!)
+      if text.hasPrefix(prefix) { return text }
+    }
+    return nil
   }
 }

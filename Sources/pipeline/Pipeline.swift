@@ -5,7 +5,7 @@ struct Pipeline: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "pipeline",
     abstract: "Distill multi-step diffusion models into one-step generators.",
-    subcommands: [BenchCommand.self])
+    subcommands: [BenchCommand.self, PredictCommand.self, SampleTeacherCommand.self])
 
   static func main() {
     BLASKernels.selectForThisMachine()

@@ -1,0 +1,270 @@
+import DistillNN
+import Foundation
+
+/// A denoiser Distillery can save as a folder: `denoiser.json` (format, network, schedule,
+/// prediction) and, for a network with parameters, `weights.safetensors` (float32).
+///
+/// ```json
+/// {"format": "distillery-denoiser", "version": 1,
+///  "network": {"type": "mlp", "inputSize": 2, "width": 128, "depth": 3, "outputSize": 2,
+///              "timeEmbedding": 16, "activation": "silu"},
+///  "schedule": {"betaSchedule": "linear", "betaStart": 0.0001, "betaEnd": 0.02, "trainSteps": 1000,
+///               "rescaleZeroTerminalSNR": false},
+///  "prediction": "epsilon"}
+/// ```
+///
+/// `network` is also `{"type": "unet2d", "config": {<diffusers UNet2DModel config keys>}}` or
+/// `{"type": "gaussian-mixture", "means": [[...]], "std": s, "weights": [...], "sampleShape": [...]}`
+/// (no weights file). See docs/teachers.md.
+public protocol SavableDenoiser: Denoiser {
+  /// The `network` object of `denoiser.json`.
+  var networkJSON: JSONValue { get }
+  /// The module whose state dict is `weights.safetensors`; `nil` for an analytic denoiser.
+  var weightsModule: Module? { get }
+  /// The parameters of ``Denoiser/schedule`` when it was built from them.
+  var scheduleConfig: ScheduleConfig? { get }
+}
+
+extension SavableDenoiser {
+  /// Writes `denoiser.json` and (for a network with parameters) `weights.safetensors` into
+  /// `folder`, creating it; each file is written to a temporary name and renamed.
+  public func save(folder: String) throws {
+    do {
+      try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    } catch {
+      throw DistillError.io(path: folder, reason: "cannot create the folder: \(error.localizedDescription)")
+    }
+    let document: JSONValue = .object([
+      "format": .string(DenoiserFolder.format),
+      "version": .number(Double(DenoiserFolder.version)),
+      "network": networkJSON,
+      "schedule": ScheduleConfig.json(for: schedule, config: scheduleConfig),
+      "prediction": .string(prediction.rawValue),
+    ])
+    if let module = weightsModule {
+      try SafetensorsFile.write(
+        module.stateDict(), metadata: ["format": "pt", "distillery": DenoiserFolder.format],
+        to: (folder as NSString).appendingPathComponent(DenoiserFolder.weightsFileName))
+    }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    let path = (folder as NSString).appendingPathComponent(DenoiserFolder.configFileName)
+    do {
+      try encoder.encode(document).write(to: URL(fileURLWithPath: path), options: .atomic)
+    } catch {
+      throw DistillError.io(path: path, reason: "cannot write: \(error.localizedDescription)")
+    }
+  }
+}
+
+extension MLPDenoiser: SavableDenoiser {
+  public var networkJSON: JSONValue { network.config.json }
+  public var weightsModule: Module? { network }
+}
+
+extension UNetDenoiser: SavableDenoiser {
+  public var networkJSON: JSONValue {
+    .object(["type": .string("unet2d"), "config": .object(unet.config.diffusersJSON())])
+  }
+  public var weightsModule: Module? { unet }
+}
+
+extension GaussianMixtureDenoiser: SavableDenoiser {
+  public var networkJSON: JSONValue {
+    var object: [String: JSONValue] = [
+      "type": .string("gaussian-mixture"),
+      "means": .array(means.map { .array($0.map { .number($0) }) }),
+      "std": .number(std),
+      "weights": .array(weights.map { .number($0) }),
+    ]
+    if let sampleShape, sampleShape != [dimension] {
+      object["sampleShape"] = .array(sampleShape.map { .number(Double($0)) })
+    }
+    return .object(object)
+  }
+  public var weightsModule: Module? { nil }
+}
+
+/// Reading Distillery's denoiser folders (see ``SavableDenoiser``).
+public enum DenoiserFolder {
+  public static let format = "distillery-denoiser"
+  public static let version = 1
+  public static let configFileName = "denoiser.json"
+  public static let weightsFileName = "weights.safetensors"
+
+  /// Loads a folder written by ``SavableDenoiser/save(folder:)``.
+  ///
+  /// - Throws: ``DistillError`` naming the file and key: a missing file, malformed JSON, a
+  ///   wrong, unknown or unsupported key, or weights that do not fit the network (every
+  ///   missing, unexpected and mis-shaped tensor listed).
+  public static func load(folder: String) throws -> any SavableDenoiser {
+    let path = (folder as NSString).appendingPathComponent(configFileName)
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw DistillError.io(path: path, reason: "cannot read the denoiser config")
+    }
+    var r = try JSONObjectReader(JSONValue.parse(data, source: path), location: path)
+    let format = try r.string("format")
+    let version = try r.int("version")
+    let predictionName = try r.string("prediction")
+    let scheduleValue = r.value("schedule")
+    let networkValue = r.value("network")
+    // Unknown keys first, so that a misspelt key is named rather than reported missing.
+    try r.rejectUnknownKeys()
+    guard format == Self.format else {
+      throw DistillError.invalidValue(
+        location: "\(path): format", expected: "\"\(Self.format)\"", found: format.map { "\"\($0)\"" } ?? "nothing")
+    }
+    guard version == Self.version else {
+      throw DistillError.invalidValue(
+        location: "\(path): version", expected: String(Self.version), found: version.map(String.init) ?? "nothing")
+    }
+    let predictions = Prediction.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+    guard let predictionName else {
+      throw DistillError.invalidValue(
+        location: "\(path): prediction", expected: "one of \(predictions)", found: "nothing")
+    }
+    guard let prediction = Prediction(rawValue: predictionName) else {
+      throw DistillError.invalidValue(
+        location: "\(path): prediction", expected: "one of \(predictions)", found: "\"\(predictionName)\"")
+    }
+    guard let scheduleValue else {
+      throw DistillError.invalidValue(location: "\(path): schedule", expected: "an object", found: "nothing")
+    }
+    let (schedule, scheduleConfig) = try ScheduleConfig.decodeDenoiserJSON(scheduleValue, location: "\(path): schedule")
+    guard let networkValue else {
+      throw DistillError.invalidValue(location: "\(path): network", expected: "an object", found: "nothing")
+    }
+
+    var n = try JSONObjectReader(networkValue, location: "\(path): network")
+    let type = try n.choice("type", ["mlp", "unet2d", "gaussian-mixture"], default: "")
+    let weightsPath = (folder as NSString).appendingPathComponent(weightsFileName)
+    func requireWeights() throws {
+      guard FileManager.default.fileExists(atPath: weightsPath) else {
+        throw DistillError.io(path: weightsPath, reason: "no weights file (a \(type) network needs one)")
+      }
+    }
+    switch type {
+    case "mlp":
+      let config = try MLPDenoiserConfig.decode(&n)
+      try requireWeights()
+      var rng = RandomGenerator(seed: 0)
+      let network = MLPDenoiserNetwork(config: config, using: &rng)
+      try loadWeightsChecked(network, path: weightsPath)
+      network.eval()
+      let denoiser = MLPDenoiser(network: network, schedule: schedule, prediction: prediction)
+      denoiser.scheduleConfig = scheduleConfig
+      return denoiser
+    case "unet2d":
+      guard let configValue = n.value("config") else {
+        throw DistillError.invalidValue(location: "\(path): network: config", expected: "an object", found: "nothing")
+      }
+      try n.rejectUnknownKeys()
+      let config = try UNet2DConfig.decode(JSONEncoder().encode(configValue), source: "\(path): network.config")
+      try requireWeights()
+      var rng = RandomGenerator(seed: 0)
+      let unet = UNet2DModel(config: config, using: &rng)
+      try unet.loadWeights(path: weightsPath)
+      unet.eval()
+      let denoiser = UNetDenoiser(unet: unet, schedule: schedule, prediction: prediction)
+      denoiser.scheduleConfig = scheduleConfig
+      denoiser.scheduleSource = path
+      return denoiser
+    case "gaussian-mixture":
+      let location = "\(path): network"
+      let meansValue = n.value("means")
+      let std = try n.double("std")
+      let weightsValue = n.value("weights")
+      let sampleShape = try n.intArray("sampleShape")
+      try n.rejectUnknownKeys()
+      func numbers(_ value: JSONValue, _ key: String) throws -> [Double] {
+        guard case .array(let items) = value else {
+          throw DistillError.invalidValue(
+            location: "\(location): \(key)", expected: "an array of numbers", found: value.summary)
+        }
+        return try items.map { item in
+          guard case .number(let v) = item else {
+            throw DistillError.invalidValue(location: "\(location): \(key)", expected: "numbers", found: item.summary)
+          }
+          return v
+        }
+      }
+      guard case .array(let rows)? = meansValue else {
+        throw DistillError.invalidValue(
+          location: "\(location): means", expected: "an array of arrays of numbers",
+          found: meansValue?.summary ?? "nothing")
+      }
+      let means = try rows.map { try numbers($0, "means") }
+      guard let std else {
+        throw DistillError.invalidValue(location: "\(location): std", expected: "a positive number", found: "nothing")
+      }
+      let weights = try weightsValue.map { try numbers($0, "weights") }
+      let denoiser = try GaussianMixtureDenoiser(
+        means: means, std: std, weights: weights, schedule: schedule, prediction: prediction,
+        sampleShape: sampleShape, location: location)
+      denoiser.scheduleConfig = scheduleConfig
+      return denoiser
+    default:
+      throw DistillError.invalidValue(
+        location: "\(path): network: type", expected: "one of \"mlp\", \"unet2d\", \"gaussian-mixture\"",
+        found: "nothing")
+    }
+  }
+
+  /// Loads `path` into `module` after checking every name and shape against the header.
+  static func loadWeightsChecked(_ module: Module, path: String) throws {
+    let file = try SafetensorsFile.read(contentsOf: path)
+    let expected = Dictionary(uniqueKeysWithValues: module.namedParameters().map { ($0.name, $0.parameter.shape) })
+    var problems: [String] = []
+    for (name, shape) in expected.sorted(by: { $0.key < $1.key }) {
+      guard let info = file.info(name) else {
+        problems.append("'\(name)': missing from the weights")
+        continue
+      }
+      if info.shape != shape {
+        problems.append("'\(name)': shape \(info.shape) in the weights, the configured network expects \(shape)")
+      }
+    }
+    for name in file.keys where expected[name] == nil {
+      problems.append("'\(name)': unexpected key, the configured network has no such parameter")
+    }
+    guard problems.isEmpty else {
+      throw DistillError.malformed(path: path, detail: DistillError.stateDictMismatch(problems: problems).description)
+    }
+    try module.load(file.tensors(), strict: true)
+  }
+}
+
+/// Loads a teacher from `path`, recognising the kind of folder:
+/// - a Distillery denoiser folder (`denoiser.json`, see ``DenoiserFolder``);
+/// - a diffusers `UNet2DModel` folder (`config.json` + `diffusion_pytorch_model.safetensors`),
+///   see ``UNetDenoiser/load(diffusersFolder:)``;
+/// - a diffusers pipeline folder (`unet/config.json`, with `scheduler/scheduler_config.json`).
+///
+/// `path` may also name the `denoiser.json` or `config.json` file itself.
+///
+/// - Throws: ``DistillError`` naming the file (and key) that is missing or wrong.
+public func loadTeacher(path: String) throws -> any Denoiser {
+  let manager = FileManager.default
+  var isDirectory: ObjCBool = false
+  guard manager.fileExists(atPath: path, isDirectory: &isDirectory) else {
+    throw DistillError.io(path: path, reason: "no such file or folder")
+  }
+  var folder = path
+  if !isDirectory.boolValue {
+    let name = (path as NSString).lastPathComponent
+    guard name == DenoiserFolder.configFileName || name == "config.json" else {
+      throw DistillError.io(
+        path: path, reason: "not a teacher: expected a folder with denoiser.json, config.json or unet/config.json")
+    }
+    folder = (path as NSString).deletingLastPathComponent
+    if folder.isEmpty { folder = "." }
+  }
+  func exists(_ name: String) -> Bool { manager.fileExists(atPath: (folder as NSString).appendingPathComponent(name)) }
+  if exists(DenoiserFolder.configFileName) { return try DenoiserFolder.load(folder: folder) }
+  if exists("config.json") { return try UNetDenoiser.load(diffusersFolder: folder) }
+  if exists("unet/config.json") {
+    return try UNetDenoiser.load(diffusersFolder: (folder as NSString).appendingPathComponent("unet"))
+  }
+  throw DistillError.io(
+    path: folder, reason: "not a teacher folder: no denoiser.json, config.json or unet/config.json in it")
+}

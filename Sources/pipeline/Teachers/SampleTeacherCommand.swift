@@ -1,0 +1,118 @@
+import ArgumentParser
+import DistillDiffusion
+import Foundation
+
+/// `pipeline sample-teacher`: samples drawn from a teacher with a reference sampler.
+struct SampleTeacherCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "sample-teacher",
+    abstract: "Draw samples from a teacher with DDPM, DDIM, Euler or Heun.",
+    discussion: """
+      --out FILE.safetensors writes the tensor `samples` [count, ...] (float32); --out FILE.png \
+      writes an image grid. Outputs are written to a temporary file and renamed, replacing an \
+      existing file. The initial noise comes from --seed and does not depend on --batch-size \
+      (DDPM's per-step noise does). Progress goes to standard error. Exit status 2 for bad input \
+      (missing file, bad weights, unsupported config, bad option values), 1 otherwise.
+      """)
+
+  @Option(help: "The teacher folder (Distillery denoiser, diffusers UNet2DModel or pipeline folder).")
+  var teacher: String
+
+  @Option(help: "ddpm, ddim, euler or heun.")
+  var sampler: String = "ddim"
+
+  @Option(help: "Sampling steps.")
+  var steps: Int = 50
+
+  @Option(help: "Number of samples.")
+  var count: Int = 64
+
+  @Option(help: "Random seed.")
+  var seed: UInt64 = 0
+
+  @Option(help: "Samples per network call.")
+  var batchSize: Int = 64
+
+  @Option(help: "Image height and width, for a UNet whose config has no sample_size (or to override it).")
+  var size: Int?
+
+  @Flag(help: "Clamp x̂₀ to [-1, 1] in DDPM/DDIM steps (diffusers' clip_sample; for image models).")
+  var clipSample = false
+
+  @Option(help: "DDPM/DDIM timestep spacing: leading, trailing or linspace.")
+  var spacing: String = "leading"
+
+  @Option(help: "Output file: .safetensors (tensor `samples`) or .png (image grid).")
+  var out: String
+
+  func run() throws {
+    try runReportingErrors {
+      guard let kind = TeacherSamplerKind(rawValue: sampler) else {
+        throw DistillError.invalidValue(
+          location: "--sampler", expected: TeacherSamplerKind.allCases.map(\.rawValue).joined(separator: ", "),
+          found: sampler)
+      }
+      guard let spacingKind = TimestepSpacing(rawValue: spacing) else {
+        throw DistillError.invalidValue(
+          location: "--spacing", expected: TimestepSpacing.allCases.map(\.rawValue).joined(separator: ", "),
+          found: spacing)
+      }
+      let ext = (out as NSString).pathExtension.lowercased()
+      guard ext == "safetensors" || ext == "png" else {
+        throw DistillError.invalidValue(location: "--out", expected: "a .safetensors or .png path", found: out)
+      }
+      if ext == "png" && !imageGridOutputAvailable {
+        throw DistillError.invalidValue(
+          location: "--out", expected: "a .safetensors path (TODO: PNG output arrives with ImageIO)", found: out)
+      }
+      if let size, size < 1 {
+        throw DistillError.invalidValue(location: "--size", expected: "a positive integer", found: String(size))
+      }
+      let denoiser = try loadTeacher(path: teacher)
+      printError("teacher: \(denoiser.summary)")
+      var shape = denoiser.sampleShape
+      if let size {
+        guard let unet = denoiser as? UNetDenoiser else {
+          throw DistillError.invalidValue(
+            location: "--size", expected: "no --size for a teacher that is not an image UNet", found: String(size))
+        }
+        shape = [unet.unet.config.inChannels, size, size]
+      }
+      let options = TeacherSamplingOptions(
+        sampler: kind, steps: steps, count: count, seed: seed, batchSize: batchSize, sampleShape: shape,
+        clipSample: clipSample, spacing: spacingKind)
+      // On a terminal one line is rewritten at each percent; otherwise one line per finished batch.
+      let interactive = isatty(2) != 0
+      var lastReported = -1
+      let samples = try sampleTeacher(denoiser, options: options) { done, total in
+        let batchSteps = options.evaluationsPerBatch
+        let batch = (done - 1) / batchSteps + 1
+        let step = (done - 1) % batchSteps + 1
+        let line = "sampling: batch \(batch)/\(total / batchSteps), step \(step)/\(batchSteps) (\(done * 100 / total)%)"
+        if interactive {
+          if done * 100 / total != lastReported || done == total {
+            lastReported = done * 100 / total
+            printPartial("\r" + line)
+          }
+        } else if step == batchSteps {
+          printError(line)
+        }
+      }
+      if interactive { printError("") }
+      if ext == "png" {
+        try writeImageGrid(samples, to: out)
+      } else {
+        try writeSamples(
+          samples, to: out,
+          metadata: [
+            "teacher": teacher, "sampler": kind.rawValue, "steps": String(steps), "seed": String(seed),
+          ])
+      }
+      print("wrote \(out): samples \(samples.shape) (\(kind.rawValue), \(steps) steps, seed \(seed))")
+    }
+  }
+}
+
+private func printPartial(_ text: String) {
+  FileHandle.standardError.write(Data(text.utf8))
+}
