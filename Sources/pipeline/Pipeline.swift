@@ -6,9 +6,4 @@ struct Pipeline: ParsableCommand {
     commandName: "pipeline",
     abstract: "Distill multi-step diffusion models into one-step generators.",
     subcommands: [BenchCommand.self, PredictCommand.self, SampleTeacherCommand.self])
-
-  static func main() {
-    BLASKernels.selectForThisMachine()
-    main(nil)
-  }
 }

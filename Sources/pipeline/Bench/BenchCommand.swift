@@ -42,7 +42,7 @@ struct BenchCommand: ParsableCommand {
     }
     all["peak_rss_mib"] = all.filter { $0.key.hasSuffix("_peak_rss_mib") }.values.max() ?? peakResidentMiB()
     all["threads"] = Double(blasThreads())
-    print("blas: OpenBLAS \(BLASKernels.coreName) kernels, \(blasThreads()) threads")
+    print("blas: OpenBLAS \(blasCoreName()) kernels, \(blasThreads()) threads")
     if json { print(try jsonLine(all)) }
   }
 

@@ -6,6 +6,15 @@ import DistillNN
   import CBLAS
 #endif
 
+/// The kernel set OpenBLAS runs (it honours `OPENBLAS_CORETYPE`, else detects the CPU).
+func blasCoreName() -> String {
+  #if canImport(CBLAS)
+    return String(cString: openblas_get_corename())
+  #else
+    return "Accelerate"
+  #endif
+}
+
 func blasThreads() -> Int {
   #if canImport(CBLAS)
     return Int(openblas_get_num_threads())
