@@ -1,15 +1,12 @@
 import DistillCore
+import ImageIO
 
-// TODO(imageio-merge): PNG output arrives with ImageIO (PNG writing and `imageGrid` are being
-// written on the imageio branch). On merge: make `writeImageGrid` map samples from [-1, 1] to
-// 8-bit, tile them with `imageGrid` and write the PNG atomically, and set
-// `imageGridOutputAvailable` to true (or delete it with its check in SampleTeacherCommand).
-
-/// Whether `--out *.png` works in this build.
-let imageGridOutputAvailable = false
-
-/// Writes `samples` (`[N, C, H, W]`, values in [-1, 1]) as one PNG image grid at `path`.
+/// Writes `samples` (`[N, C, H, W]`, values in [-1, 1]) as one PNG image grid at `path`
+/// (written atomically). Vector samples have no picture: they are refused.
 func writeImageGrid(_ samples: Tensor, to path: String) throws {
-  throw DistillError.invalidValue(
-    location: "--out", expected: "a .safetensors path (TODO: PNG output arrives with ImageIO)", found: path)
+  guard samples.rank == 4, [1, 3, 4].contains(samples.shape[1]) else {
+    throw DistillError.invalidValue(
+      location: "--out", expected: "a .safetensors path: samples of shape \(samples.shape) are not images", found: path)
+  }
+  try ImageFile.writeGridPNG(signedUnit: samples, to: path)
 }

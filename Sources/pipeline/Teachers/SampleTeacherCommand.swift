@@ -61,10 +61,6 @@ struct SampleTeacherCommand: ParsableCommand {
       guard ext == "safetensors" || ext == "png" else {
         throw DistillError.invalidValue(location: "--out", expected: "a .safetensors or .png path", found: out)
       }
-      if ext == "png" && !imageGridOutputAvailable {
-        throw DistillError.invalidValue(
-          location: "--out", expected: "a .safetensors path (TODO: PNG output arrives with ImageIO)", found: out)
-      }
       if let size, size < 1 {
         throw DistillError.invalidValue(location: "--size", expected: "a positive integer", found: String(size))
       }
