@@ -28,11 +28,17 @@ let package = Package(
       providers: [.apt(["libopenblas-dev"])]
     ),
 
+    // MARK: CKernels
+    .target(
+      name: "CKernels"
+    ),
+
     // MARK: DistillCore
     .target(
       name: "DistillCore",
       dependencies: [
-        .target(name: "CBLAS", condition: .when(platforms: [.linux]))
+        .target(name: "CBLAS", condition: .when(platforms: [.linux])),
+        "CKernels",
       ]
     ),
     .testTarget(

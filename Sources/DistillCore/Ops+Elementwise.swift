@@ -1,8 +1,16 @@
+import CKernels
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
   import Darwin
 #endif
+
+/// `kernel(input, output, count)` over a fresh tensor of `x`'s shape.
+@inline(__always)
+func mapKernel(_ x: Tensor, _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
+  Tensor(shape: x.shape) { out in x.withUnsafeBufferPointer { kernel($0.baseAddress!, out.baseAddress!, out.count) } }
+}
 
 // MARK: Arithmetic with broadcasting
 
@@ -53,7 +61,7 @@ extension Tensor {
 
 extension Tensor {
   public func exp() -> Tensor {
-    let y = mapUnary(self) { expf($0) }
+    let y = mapKernel(self) { distill_exp($0, $1, $2) }
     return y.recorded("exp", [self]) { g in [mapBinary(g, y) { $0 * $1 }] }
   }
 
@@ -123,7 +131,7 @@ extension Tensor {
   }
 
   public func sigmoid() -> Tensor {
-    let y = mapUnary(self) { 1 / (1 + expf(-$0)) }
+    let y = mapKernel(self) { distill_sigmoid($0, $1, $2) }
     return y.recorded("sigmoid", [self]) { g in [mapBinary(g, y) { $0 * $1 * (1 - $1) }] }
   }
 
@@ -134,10 +142,12 @@ extension Tensor {
 
   /// `x * sigmoid(x)`, also called swish.
   public func silu() -> Tensor {
-    mapUnary(self) { $0 / (1 + expf(-$0)) }.recorded("silu", [self]) { g in
-      [mapBinary(g, self) { g, x in
-        let s = 1 / (1 + expf(-x))
-        return g * s * (1 + x * (1 - s))
+    mapKernel(self) { distill_silu($0, $1, $2) }.recorded("silu", [self]) { g in
+      precondition(g.shape == self.shape)
+      return [Tensor(shape: shape) { out in
+        g.withUnsafeBufferPointer { gs in
+          withUnsafeBufferPointer { xs in distill_silu_backward(gs.baseAddress!, xs.baseAddress!, out.baseAddress!, out.count) }
+        }
       }]
     }
   }

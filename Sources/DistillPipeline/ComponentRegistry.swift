@@ -3,7 +3,7 @@
 /// Registration is static: the executable builds one registry at start-up from the built-in
 /// list (``ComponentRegistry/builtIn``) plus whatever a user's package adds, and it is not
 /// changed afterwards.
-public struct ComponentRegistry: Sendable {
+public struct ComponentRegistry {
   private var table: [ComponentKind: [String: any ComponentDescribing.Type]] = [:]
 
   public init() {}

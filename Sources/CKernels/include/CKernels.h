@@ -1,0 +1,17 @@
+#ifndef DISTILL_CKERNELS_H
+#define DISTILL_CKERNELS_H
+
+/* Elementwise kernels built on a vectorisable exp, compiled for AVX-512, AVX2 and baseline
+ * x86-64 and chosen at load time for the running CPU (target_clones). Swift code is compiled
+ * for baseline x86-64, so these transcendental loops would otherwise run 4 lanes wide. */
+
+/* y[i] = e^x[i] (relative error < 2.5e-7; subnormal results flush to 0). */
+void distill_exp(const float *x, float *y, long n);
+/* y[i] = 1 / (1 + e^-x[i]) */
+void distill_sigmoid(const float *x, float *y, long n);
+/* y[i] = x[i] / (1 + e^-x[i]) */
+void distill_silu(const float *x, float *y, long n);
+/* out[i] = g[i] * s (1 + x (1 - s)), s = sigmoid(x[i]): the SiLU gradient */
+void distill_silu_backward(const float *g, const float *x, float *out, long n);
+
+#endif

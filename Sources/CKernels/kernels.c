@@ -1,0 +1,61 @@
+#include "CKernels.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__linux__)
+#define DISTILL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define DISTILL_CLONES
+#endif
+
+/* Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2; degree-5 polynomial for e^r (Cephes expf
+ * coefficients); 2^n from exponent bits. Branch-free so that loops over it vectorise. */
+static inline float fast_exp(float x) {
+  float c = x < -87.33654f ? -87.33654f : (x > 88.72283f ? 88.72283f : x);
+  const float shifter = 12582912.0f; /* 1.5 * 2^23: rounds to nearest */
+  float shifted = c * 1.44269504f + shifter;
+  float n = shifted - shifter;
+  float r = (c - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  float er = p * (r * r) + r + 1.0f;
+  int32_t bits_shifted, bits_shifter;
+  memcpy(&bits_shifted, &shifted, 4);
+  memcpy(&bits_shifter, &shifter, 4);
+  /* 2^n as two factors: n reaches 128 near the top of the range, past float's exponent. */
+  int32_t ni = bits_shifted - bits_shifter;
+  int32_t half = ni >> 1;
+  int32_t e1 = (int32_t)((uint32_t)(half + 127) << 23);
+  int32_t e2 = (int32_t)((uint32_t)(ni - half + 127) << 23);
+  float scale1, scale2;
+  memcpy(&scale1, &e1, 4);
+  memcpy(&scale2, &e2, 4);
+  float y = (er * scale1) * scale2;
+  y = x > 88.72283f ? __builtin_inff() : y;
+  y = x < -87.33654f ? 0.0f : y;
+  return x != x ? x : y;
+}
+
+DISTILL_CLONES void distill_exp(const float *x, float *y, long n) {
+  for (long i = 0; i < n; i++) y[i] = fast_exp(x[i]);
+}
+
+DISTILL_CLONES void distill_sigmoid(const float *x, float *y, long n) {
+  for (long i = 0; i < n; i++) y[i] = 1.0f / (1.0f + fast_exp(-x[i]));
+}
+
+DISTILL_CLONES void distill_silu(const float *x, float *y, long n) {
+  for (long i = 0; i < n; i++) y[i] = x[i] / (1.0f + fast_exp(-x[i]));
+}
+
+DISTILL_CLONES void distill_silu_backward(const float *g, const float *x, float *out, long n) {
+  for (long i = 0; i < n; i++) {
+    float s = 1.0f / (1.0f + fast_exp(-x[i]));
+    out[i] = g[i] * s * (1.0f + x[i] * (1.0f - s));
+  }
+}
