@@ -9,13 +9,27 @@ public enum JSONValue: Equatable, Sendable {
   case array([JSONValue])
   case object([String: JSONValue])
 
-  /// Parses `data`; `source` (a file name) prefixes the error, which gives line and column.
+  /// Parses `data` strictly (RFC 8259, duplicate keys rejected, nesting bounded); `source` (a
+  /// file name) prefixes an error, which gives the line and column.
   public static func parse(_ data: Data, source: String) throws -> JSONValue {
-    do {
-      return try JSONDecoder().decode(JSONValue.self, from: data)
-    } catch let DecodingError.dataCorrupted(context) {
-      let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-      throw DistillError.malformed(path: source, detail: "not valid JSON: \(underlying ?? context.debugDescription)")
+    guard String(data: data, encoding: .utf8) != nil else {
+      throw DistillError.malformed(path: source, detail: "not valid JSON: the text is not UTF-8")
+    }
+    let node = try data.withUnsafeBytes { bytes in
+      var parser = StrictJSONParser(bytes: bytes, path: source, reportsLines: true)
+      return try parser.parseAnyDocument()
+    }
+    return JSONValue(node)
+  }
+
+  init(_ node: JSONNode) {
+    switch node {
+    case .null: self = .null
+    case .bool(let b): self = .bool(b)
+    case .number(let literal): self = .number(Double(literal) ?? .nan)
+    case .string(let s): self = .string(s)
+    case .array(let items): self = .array(items.map(JSONValue.init))
+    case .object(let pairs): self = .object(Dictionary(pairs.map { ($0.key, JSONValue($0.value)) }, uniquingKeysWith: { a, _ in a }))
     }
   }
 
@@ -32,24 +46,7 @@ public enum JSONValue: Equatable, Sendable {
   }
 }
 
-extension JSONValue: Codable {
-  public init(from decoder: any Decoder) throws {
-    let container = try decoder.singleValueContainer()
-    if container.decodeNil() {
-      self = .null
-    } else if let b = try? container.decode(Bool.self) {
-      self = .bool(b)
-    } else if let n = try? container.decode(Double.self) {
-      self = .number(n)
-    } else if let s = try? container.decode(String.self) {
-      self = .string(s)
-    } else if let a = try? container.decode([JSONValue].self) {
-      self = .array(a)
-    } else {
-      self = .object(try container.decode([String: JSONValue].self))
-    }
-  }
-
+extension JSONValue: Encodable {
   public func encode(to encoder: any Encoder) throws {
     var container = encoder.singleValueContainer()
     switch self {

@@ -3,7 +3,7 @@
 /// `tensor.rs`). Every failure throws `DistillError.malformed(path:detail:)` whose detail
 /// says what is wrong; nothing here traps on any input.
 ///
-/// The JSON itself is read by `SafetensorsJSONParser` (`Safetensors+JSON.swift`).
+/// The JSON itself is read by `StrictJSONParser` (`Safetensors+JSON.swift`).
 
 /// The largest header the reference reader accepts (`MAX_HEADER_SIZE`).
 let safetensorsMaxHeaderLength: UInt64 = 100_000_000
@@ -33,7 +33,7 @@ struct SafetensorsHeader {
     let json = UnsafeRawBufferPointer(rebasing: fileHead[8..<(8 + n)])
     guard String(validating: json, as: UTF8.self) != nil else { throw fail("header is not valid UTF-8") }
 
-    var parser = SafetensorsJSONParser(bytes: json, path: path)
+    var parser = StrictJSONParser(bytes: json, path: path)
     let root = try parser.parseDocument()
     guard case .object(let members) = root else { throw fail("header must be a JSON object starting with '{'") }
 
@@ -51,7 +51,7 @@ struct SafetensorsHeader {
     return SafetensorsHeader(headerLength: n, metadata: metadata, entries: entries)
   }
 
-  private static func parseMetadata(_ value: SafetensorsJSON, fail: (String) -> DistillError) throws -> [String: String] {
+  private static func parseMetadata(_ value: JSONNode, fail: (String) -> DistillError) throws -> [String: String] {
     if case .null = value { return [:] }  // the reference's `Option<HashMap>` accepts null
     guard case .object(let members) = value else {
       throw fail("__metadata__ must be an object mapping strings to strings, found \(value.kind)")
@@ -67,15 +67,15 @@ struct SafetensorsHeader {
   }
 
   private static func parseEntry(
-    _ name: String, _ value: SafetensorsJSON, dataLength: Int, fail: (String) -> DistillError
+    _ name: String, _ value: JSONNode, dataLength: Int, fail: (String) -> DistillError
   ) throws -> SafetensorsTensorInfo {
     func bad(_ detail: String) -> DistillError { fail("tensor '\(name)': \(detail)") }
     guard case .object(let members) = value else { throw bad("entry must be an object, found \(value.kind)") }
-    func field(_ field: String) throws -> SafetensorsJSON {
+    func field(_ field: String) throws -> JSONNode {
       guard let found = members.first(where: { $0.key == field }) else { throw bad("missing \"\(field)\"") }
       return found.value
     }
-    func integers(_ field: String, _ json: SafetensorsJSON) throws -> [Int] {
+    func integers(_ field: String, _ json: JSONNode) throws -> [Int] {
       guard case .array(let items) = json else { throw bad("\"\(field)\" must be an array, found \(json.kind)") }
       return try items.map { item in
         guard case .number(let text) = item else {

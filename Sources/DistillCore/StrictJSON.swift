@@ -1,13 +1,15 @@
-/// A small strict JSON parser for safetensors headers.
+/// A small strict JSON parser, for safetensors headers and for every JSON document a user
+/// gives (manifests, configs).
 ///
-/// Used rather than `JSONSerialization` so that duplicate keys are rejected in every object
+/// Used rather than `JSONSerialization` / `JSONDecoder` so that errors give a position
+/// (line and column in a document, which Foundation does not report on Linux), and so that duplicate keys are rejected in every object
 /// (the reference's serde rejects duplicate fields in an entry, and a duplicate tensor name
 /// can never tile the buffer), integers are read exactly (no detour through `Double`), and
 /// nesting depth is bounded like serde_json's (no stack overflow on `[[[[...`).
 
-enum SafetensorsJSON {
-  case object([(key: String, value: SafetensorsJSON)])
-  case array([SafetensorsJSON])
+enum JSONNode {
+  case object([(key: String, value: JSONNode)])
+  case array([JSONNode])
   case string(String)
   /// The literal text of a number, checked against the JSON grammar.
   case number(String)
@@ -28,25 +30,52 @@ enum SafetensorsJSON {
 }
 
 /// A strict RFC 8259 parser over the header bytes (already checked to be valid UTF-8).
-struct SafetensorsJSONParser {
+struct StrictJSONParser {
   let bytes: UnsafeRawBufferPointer
   let path: String
   var position = 0
   var depth = 0
   static let maxDepth = 128  // serde_json's default recursion limit
 
-  init(bytes: UnsafeRawBufferPointer, path: String) {
+  /// Whether errors name a line and column (a document) or a byte offset (a safetensors header).
+  let reportsLines: Bool
+
+  init(bytes: UnsafeRawBufferPointer, path: String, reportsLines: Bool = false) {
     self.bytes = bytes
     self.path = path
+    self.reportsLines = reportsLines
   }
 
   private func fail(_ what: String) -> DistillError {
-    .malformed(path: path, detail: "header is not valid JSON: \(what) at byte \(position) of the header")
+    guard reportsLines else {
+      return .malformed(path: path, detail: "header is not valid JSON: \(what) at byte \(position) of the header")
+    }
+    var line = 1
+    var column = 1
+    for i in 0..<min(position, bytes.count) {
+      if bytes[i] == 0x0A {
+        line += 1
+        column = 1
+      } else if bytes[i] & 0xC0 != 0x80 {
+        column += 1
+      }
+    }
+    return .malformed(path: path, detail: "not valid JSON: \(what) at line \(line), column \(column)")
+  }
+
+  /// A whole document: any JSON value with whitespace around it.
+  mutating func parseAnyDocument() throws -> JSONNode {
+    skipWhitespace()
+    guard position < bytes.count else { throw fail("empty document") }
+    let value = try parseValue()
+    skipWhitespace()
+    guard position == bytes.count else { throw fail("unexpected characters after the JSON value") }
+    return value
   }
 
   /// The whole header: leading whitespace (accepted by the reference, for writers that pad to
   /// page alignment), an object, then only whitespace.
-  mutating func parseDocument() throws -> SafetensorsJSON {
+  mutating func parseDocument() throws -> JSONNode {
     skipWhitespace()
     guard position < bytes.count, bytes[position] == UInt8(ascii: "{") else {
       throw DistillError.malformed(path: path, detail: "header must be a JSON object starting with '{'")
@@ -73,7 +102,7 @@ struct SafetensorsJSONParser {
     }
   }
 
-  private mutating func parseValue() throws -> SafetensorsJSON {
+  private mutating func parseValue() throws -> JSONNode {
     skipWhitespace()
     guard position < bytes.count else { throw fail("unexpected end") }
     switch bytes[position] {
@@ -93,10 +122,10 @@ struct SafetensorsJSONParser {
     guard depth <= Self.maxDepth else { throw fail("nested more than \(Self.maxDepth) levels deep") }
   }
 
-  private mutating func parseObject() throws -> SafetensorsJSON {
+  private mutating func parseObject() throws -> JSONNode {
     try enter()
     position += 1  // '{'
-    var members: [(key: String, value: SafetensorsJSON)] = []
+    var members: [(key: String, value: JSONNode)] = []
     var seen = Set<String>()
     skipWhitespace()
     if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
@@ -127,10 +156,10 @@ struct SafetensorsJSONParser {
     return .object(members)
   }
 
-  private mutating func parseArray() throws -> SafetensorsJSON {
+  private mutating func parseArray() throws -> JSONNode {
     try enter()
     position += 1  // '['
-    var items: [SafetensorsJSON] = []
+    var items: [JSONNode] = []
     skipWhitespace()
     if position < bytes.count, bytes[position] == UInt8(ascii: "]") {
       position += 1
@@ -197,7 +226,7 @@ struct SafetensorsJSONParser {
     position += 1  // opening quote
     var result = ""
     var runStart = position
-    func flush(_ parser: SafetensorsJSONParser) {
+    func flush(_ parser: StrictJSONParser) {
       if runStart < parser.position {
         result += String(decoding: UnsafeRawBufferPointer(rebasing: parser.bytes[runStart..<parser.position]), as: UTF8.self)
       }

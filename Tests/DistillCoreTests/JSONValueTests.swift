@@ -1,0 +1,54 @@
+import Foundation
+import Testing
+
+@testable import DistillCore
+
+@Suite struct JSONValueTests {
+  func parse(_ text: String) throws -> JSONValue { try JSONValue.parse(Data(text.utf8), source: "m.json") }
+
+  func message(_ text: String) -> String {
+    do {
+      _ = try parse(text)
+      return ""
+    } catch {
+      return String(describing: error)
+    }
+  }
+
+  @Test func parsesEveryKindOfValue() throws {
+    let value = try parse(#"{"a": [1, 2.5, -3e2], "b": {"c": null, "d": true}, "e": "x\u00e9"}"#)
+    #expect(
+      value
+        == .object([
+          "a": .array([.number(1), .number(2.5), .number(-300)]),
+          "b": .object(["c": .null, "d": .bool(true)]), "e": .string("xé"),
+        ]))
+  }
+
+  @Test func malformedJSONNamesFileLineAndColumn() {
+    #expect(message("{\n  \"a\": 1,\n  \"b\": ]\n}") == "m.json: not valid JSON: unexpected character ']' at line 3, column 8")
+    #expect(message("{\"a\": 1,}").contains("line 1"))
+    #expect(message("").contains("empty document"))
+    #expect(message("{\"a\": 1} x").contains("unexpected characters after the JSON value"))
+  }
+
+  @Test func duplicateKeysAreRejected() {
+    #expect(message(#"{"seed": 1, "seed": 2}"#).contains("duplicate key \"seed\""))
+  }
+
+  @Test func objectReaderNamesKeyExpectedAndFound() throws {
+    var reader = try JSONObjectReader(parse(#"{"steps": "many", "lr": 0.1}"#), location: "m.json")
+    #expect(throws: DistillError.invalidValue(location: "m.json: steps", expected: "an integer", found: "\"many\"")) {
+      try reader.int("steps")
+    }
+    #expect(try reader.double("lr") == 0.1)
+  }
+
+  @Test func unknownKeysGetADidYouMean() throws {
+    var reader = try JSONObjectReader(parse(#"{"stesp": 3}"#), location: "m.json")
+    _ = try reader.int("steps")
+    #expect(throws: DistillError.invalidValue(location: "m.json: stesp", expected: "a known key (did you mean \"steps\"?)", found: "an unknown key")) {
+      try reader.rejectUnknownKeys()
+    }
+  }
+}
