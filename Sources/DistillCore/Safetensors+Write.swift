@@ -12,8 +12,8 @@ extension SafetensorsFile {
   /// The output matches what the Python `safetensors` library writes for the same tensors
   /// (tensors in sorted key order, compact JSON header with `__metadata__` first, header
   /// padded with spaces to a multiple of 8 bytes). F16 and BF16 round to nearest even;
-  /// F16 overflows to ±inf. The file is written to `path + ".tmp-<pid>"`, synced, and renamed
-  /// over `path`, so a failure never leaves a partial file at `path`.
+  /// F16 overflows to ±inf. The file is written through ``AtomicFileWriter``, so a failure
+  /// never leaves a partial file at `path`.
   ///
   /// - Throws: `DistillError.invalidValue` for a dtype other than F32/F16/BF16 or a tensor
   ///   named `__metadata__`; `DistillError.io` when the file cannot be written.
@@ -31,16 +31,8 @@ extension SafetensorsFile {
     let names = tensors.keys.sorted()
     let header = headerBytes(tensors, names: names, metadata: metadata, dtype: dtype)
 
-    let temporary = "\(path).tmp-\(getpid())"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw ioError(temporary, "cannot create") }
-    var closed = false
-    var renamed = false
-    defer {
-      if !closed { close(fd) }
-      if !renamed { unlink(temporary) }
-    }
-    try header.withUnsafeBytes { try writeAll(fd, $0, path: temporary) }
+    let file = try AtomicFileWriter(path: path)
+    try header.withUnsafeBytes { try file.write($0) }
     let width = dtype.bitWidth / 8
     let chunkElements = 1 << 16
     var chunk = [UInt8](repeating: 0, count: chunkElements * width)
@@ -61,23 +53,12 @@ extension SafetensorsFile {
             }
           }
           let byteCount = (end - start) * width
-          try chunk.withUnsafeBytes { try writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[0..<byteCount]), path: temporary) }
+          try chunk.withUnsafeBytes { try file.write(UnsafeRawBufferPointer(rebasing: $0[0..<byteCount])) }
           start = end
         }
       }
     }
-    guard fsync(fd) == 0 else { throw ioError(temporary, "cannot fsync") }
-    closed = true
-    guard close(fd) == 0 else { throw ioError(temporary, "cannot close") }
-    guard rename(temporary, path) == 0 else { throw ioError(path, "cannot rename \(temporary) to it") }
-    renamed = true
-    // Make the rename itself durable; best effort (some file systems refuse fsync on directories).
-    let directory = path.lastIndex(of: "/").map { String(path[..<$0]) }.map { $0.isEmpty ? "/" : $0 } ?? "."
-    let directoryFD = open(directory, O_RDONLY | O_CLOEXEC)
-    if directoryFD >= 0 {
-      _ = fsync(directoryFD)
-      close(directoryFD)
-    }
+    try file.commit()
   }
 
   /// The 8-byte length and the space-padded JSON header, as the reference writer lays them out.
@@ -131,22 +112,5 @@ extension SafetensorsFile {
       }
     }
     return out + "\""
-  }
-}
-
-private func ioError(_ path: String, _ what: String) -> DistillError {
-  .io(path: path, reason: "\(what): \(String(cString: strerror(errno)))")
-}
-
-/// Writes all of `buffer` to `fd`, retrying short writes and EINTR.
-private func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, path: String) throws {
-  var done = 0
-  while done < buffer.count {
-    let written = write(fd, buffer.baseAddress! + done, buffer.count - done)
-    if written < 0 {
-      if errno == EINTR { continue }
-      throw ioError(path, "cannot write")
-    }
-    done += written
   }
 }

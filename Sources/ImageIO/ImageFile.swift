@@ -248,35 +248,15 @@ public enum ImageFile {
   static func cString(_ buffer: [CChar]) -> String {
     buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
   }
-
-  /// A fresh hidden name in the folder of `path`: `folder/.name.tmp-<pid>-<random>`.
-  static func temporaryPath(for path: String) -> String {
-    let slash = path.lastIndex(of: "/")
-    let folder = slash.map { String(path[...$0]) } ?? ""
-    let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-    let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-    return "\(folder).\(name).tmp-\(getpid())-\(suffix)"
-  }
-
-  /// Runs `write` on a temporary path next to `path`, then renames it over `path`; on any
-  /// failure removes the temporary file and throws ``DistillError/io(path:reason:)`` for `path`.
+  /// Runs the C writer `write` on a temporary path next to `path` (``AtomicFileWriter``), so a
+  /// failure never leaves a partial file at `path`; a failure throws ``DistillError/io(path:reason:)``.
   static func writeAtomically(
     to path: String, _ write: (String, UnsafeMutablePointer<CChar>, Int) -> Int32
   ) throws {
-    guard !path.isEmpty, !path.hasSuffix("/") else {
-      throw DistillError.io(path: path, reason: "not a file path")
-    }
-    let temporary = temporaryPath(for: path)
-    var message = [CChar](repeating: 0, count: 512)
-    let status = message.withUnsafeMutableBufferPointer { write(temporary, $0.baseAddress!, $0.count) }
-    guard status == 0 else {
-      unlink(temporary)
-      throw DistillError.io(path: path, reason: cString(message))
-    }
-    guard rename(temporary, path) == 0 else {
-      let reason = String(cString: strerror(errno))
-      unlink(temporary)
-      throw DistillError.io(path: path, reason: "cannot move the written file into place: \(reason)")
+    try AtomicFileWriter.replace(path) { temporary in
+      var message = [CChar](repeating: 0, count: 512)
+      let status = message.withUnsafeMutableBufferPointer { write(temporary, $0.baseAddress!, $0.count) }
+      guard status == 0 else { throw DistillError.io(path: path, reason: cString(message)) }
     }
   }
 }

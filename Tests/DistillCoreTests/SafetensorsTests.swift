@@ -539,13 +539,14 @@ private func bitPatterns(_ tensor: Tensor) -> [UInt32] { tensor.scalars.map(\.bi
   @Test func failedWriteLeavesTheTargetUntouched() throws {
     let directory = try temporaryDirectory()
     defer { try? FileManager.default.removeItem(atPath: directory) }
+    // The target is a non-empty folder, so moving the finished file into place fails.
     let path = directory + "/w.safetensors"
-    try SafetensorsFile.write(["a": Tensor([1, 2])], to: path)
-    let before = try bytes(of: path)
-    // Block the temporary file name with a directory so that creating it fails.
-    try FileManager.default.createDirectory(atPath: "\(path).tmp-\(getpid())", withIntermediateDirectories: false)
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+    try SafetensorsFile.write(["a": Tensor([1, 2])], to: path + "/inside.safetensors")
+    let before = try bytes(of: path + "/inside.safetensors")
     #expect(throws: DistillError.self) { try SafetensorsFile.write(["b": Tensor([3])], to: path) }
-    #expect(try bytes(of: path) == before)
+    #expect(try bytes(of: path + "/inside.safetensors") == before)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["w.safetensors"])
     #expect(throws: DistillError.self) {
       try SafetensorsFile.write(["b": Tensor([3])], to: directory + "/no/such/dir.safetensors")
     }

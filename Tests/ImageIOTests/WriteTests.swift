@@ -104,9 +104,9 @@ import Testing
   }
 
   @Test func temporaryFileIsHiddenInTheTargetFolder() {
-    let nested = ImageFile.temporaryPath(for: "/data/out/grid.png")
+    let nested = AtomicFileWriter.makeTemporaryPath(beside: "/data/out/grid.png")
     #expect(nested.hasPrefix("/data/out/.grid.png.tmp-"))
-    #expect(ImageFile.temporaryPath(for: "grid.png").hasPrefix(".grid.png.tmp-"))
-    #expect(ImageFile.temporaryPath(for: "grid.png") != ImageFile.temporaryPath(for: "grid.png"))
+    #expect(AtomicFileWriter.makeTemporaryPath(beside: "grid.png").hasPrefix(".grid.png.tmp-"))
+    #expect(AtomicFileWriter.makeTemporaryPath(beside: "grid.png") != AtomicFileWriter.makeTemporaryPath(beside: "grid.png"))
   }
 }

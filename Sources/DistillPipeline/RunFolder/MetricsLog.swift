@@ -63,7 +63,7 @@ public final class MetricsLog: @unchecked Sendable {
       }
     }
     timeOffset = offset
-    try AtomicFile.write(kept.map { $0 + "\n" }.joined(), to: path)
+    try AtomicFileWriter.write(Array(kept.map { $0 + "\n" }.joined().utf8), to: path)
     guard let stream = fopen(path, "ab") else {
       throw DistillError.io(path: path, reason: String(cString: strerror(errno)))
     }

@@ -28,7 +28,7 @@ public enum RunReport {
     let page = html(
       title: title, records: records, grids: grids, summary: summary,
       manifestJSON: manifestJSON, gridLimit: gridLimit)
-    try AtomicFile.write(page, to: path)
+    try AtomicFileWriter.write(Array(page.utf8), to: path)
   }
 
   /// The page's HTML.
