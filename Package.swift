@@ -43,8 +43,15 @@ let package = Package(
     ),
     .testTarget(
       name: "DistillCoreTests",
-      dependencies: ["DistillCore"],
+      dependencies: ["DistillCore", "DistillTestSupport"],
       resources: [.copy("Fixtures")]
+    ),
+
+    // MARK: DistillTestSupport (shared by the test targets)
+    .target(
+      name: "DistillTestSupport",
+      dependencies: ["DistillCore"],
+      path: "Tests/DistillTestSupport"
     ),
 
     // MARK: DistillNN
@@ -54,7 +61,7 @@ let package = Package(
     ),
     .testTarget(
       name: "DistillNNTests",
-      dependencies: ["DistillNN"],
+      dependencies: ["DistillNN", "DistillTestSupport"],
       exclude: ["Fixtures"]
     ),
 
@@ -65,7 +72,7 @@ let package = Package(
     ),
     .testTarget(
       name: "DistillDiffusionTests",
-      dependencies: ["DistillDiffusion"],
+      dependencies: ["DistillDiffusion", "DistillTestSupport"],
       resources: [.copy("Fixtures")]
     ),
 

@@ -1,4 +1,5 @@
 import Foundation
+import DistillTestSupport
 import Testing
 
 @testable import DistillCore

@@ -1,5 +1,6 @@
 import DistillNN
 import Foundation
+import DistillTestSupport
 import Testing
 
 @testable import DistillDiffusion

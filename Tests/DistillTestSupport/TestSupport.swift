@@ -1,28 +1,31 @@
+/// Helpers shared by the test targets: closeness checks, deterministic tensors and the
+/// central-difference gradient checker.
+
 import Testing
 
-@testable import DistillCore
+import DistillCore
 
 /// Whether `actual` and `expected` have one shape and agree elementwise within
 /// `atol + rtol * |expected|`; records a failure naming the worst element otherwise.
 @discardableResult
-func expectClose(
-  _ actual: Tensor, _ expected: Tensor, rtol: Float = 1e-5, atol: Float = 1e-6,
+public func expectClose(
+  _ actual: Tensor, _ expected: Tensor, rtol: Float = 1e-5, atol: Float = 1e-6, _ label: String = "",
   sourceLocation: SourceLocation = #_sourceLocation
 ) -> Bool {
   guard actual.shape == expected.shape else {
-    Issue.record("shape \(actual.shape) differs from \(expected.shape)", sourceLocation: sourceLocation)
+    Issue.record("\(label.isEmpty ? "" : label + ": ")shape \(actual.shape) differs from \(expected.shape)", sourceLocation: sourceLocation)
     return false
   }
-  return expectClose(actual.scalars, expected.scalars, rtol: rtol, atol: atol, sourceLocation: sourceLocation)
+  return expectClose(actual.scalars, expected.scalars, rtol: rtol, atol: atol, label, sourceLocation: sourceLocation)
 }
 
 @discardableResult
-func expectClose(
-  _ actual: [Float], _ expected: [Float], rtol: Float = 1e-5, atol: Float = 1e-6,
+public func expectClose(
+  _ actual: [Float], _ expected: [Float], rtol: Float = 1e-5, atol: Float = 1e-6, _ label: String = "",
   sourceLocation: SourceLocation = #_sourceLocation
 ) -> Bool {
   guard actual.count == expected.count else {
-    Issue.record("\(actual.count) elements, expected \(expected.count)", sourceLocation: sourceLocation)
+    Issue.record("\(label.isEmpty ? "" : label + ": ")\(actual.count) elements, expected \(expected.count)", sourceLocation: sourceLocation)
     return false
   }
   var worst = (index: -1, excess: Float(0))
@@ -35,7 +38,7 @@ func expectClose(
   }
   if worst.index >= 0 {
     Issue.record(
-      "element \(worst.index): \(actual[worst.index]) vs expected \(expected[worst.index])",
+      "\(label.isEmpty ? "" : label + ": ")element \(worst.index): \(actual[worst.index]) vs expected \(expected[worst.index])",
       sourceLocation: sourceLocation)
     return false
   }
@@ -43,7 +46,7 @@ func expectClose(
 }
 
 /// A deterministic pseudo-random tensor for tests (a simple LCG; independent of the RNG under test).
-func testTensor(_ shape: [Int], seed: UInt64 = 1, range: ClosedRange<Float> = -1...1) -> Tensor {
+public func testTensor(_ shape: [Int], seed: UInt64 = 1, range: ClosedRange<Float> = -1...1) -> Tensor {
   var state = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
   let n = shape.reduce(1, *)
   var values = [Float](repeating: 0, count: n)
@@ -59,7 +62,7 @@ func testTensor(_ shape: [Int], seed: UInt64 = 1, range: ClosedRange<Float> = -1
 ///
 /// The output is reduced to a scalar with fixed random weights, so every output element's
 /// gradient path is exercised. Sums are taken in Double; the step `epsilon` suits float32.
-func checkGradients(
+public func checkGradients(
   _ inputs: [Tensor], epsilon: Float = 1e-3, rtol: Float = 2e-2, atol: Float = 2e-3,
   sourceLocation: SourceLocation = #_sourceLocation, _ f: ([Tensor]) -> Tensor
 ) {
