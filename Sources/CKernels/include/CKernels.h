@@ -1,6 +1,8 @@
 #ifndef DISTILL_CKERNELS_H
 #define DISTILL_CKERNELS_H
 
+#include <stddef.h>
+
 /* Elementwise kernels built on a vectorisable exp, compiled for AVX-512, AVX2 and baseline
  * x86-64 and chosen at load time for the running CPU (target_clones). Swift code is compiled
  * for baseline x86-64, so these transcendental loops would otherwise run 4 lanes wide. */
@@ -13,5 +15,11 @@ void distill_sigmoid(const float *x, float *y, long n);
 void distill_silu(const float *x, float *y, long n);
 /* out[i] = g[i] * s (1 + x (1 - s)), s = sigmoid(x[i]): the SiLU gradient */
 void distill_silu_backward(const float *g, const float *x, float *out, long n);
+
+/* Buffers for tensor storage: 64-byte aligned, from a bounded cache of freed buffers of the
+ * same size when one is there (see pool.c). Free with the size they were allocated with.
+ * distill_buffer_alloc returns NULL when out of memory. */
+void *distill_buffer_alloc(size_t bytes);
+void distill_buffer_free(void *buffer, size_t bytes);
 
 #endif
