@@ -1,6 +1,7 @@
 #include "CKernels.h"
 
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__linux__)
@@ -57,5 +58,80 @@ DISTILL_CLONES void distill_silu_backward(const float *g, const float *x, float 
   for (long i = 0; i < n; i++) {
     float s = 1.0f / (1.0f + fast_exp(-x[i]));
     out[i] = g[i] * s * (1.0f + x[i] * (1.0f - s));
+  }
+}
+
+/* Row reductions keep 16 partial results so that they vectorise without reassociating a
+ * single chain (which the compiler may not do for floats). */
+#define ROW_LANES 16
+
+static inline float row_max(const float *x, long n) {
+  float lanes[ROW_LANES];
+  for (int l = 0; l < ROW_LANES; l++) lanes[l] = -__builtin_inff();
+  long i = 0;
+  for (; i + ROW_LANES <= n; i += ROW_LANES)
+    for (int l = 0; l < ROW_LANES; l++) lanes[l] = x[i + l] > lanes[l] ? x[i + l] : lanes[l];
+  float m = -__builtin_inff();
+  for (int l = 0; l < ROW_LANES; l++) m = lanes[l] > m ? lanes[l] : m;
+  for (; i < n; i++) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+/* y = e^(x - m) over a row; returns the sum of y. */
+static inline float row_exp_sum(const float *x, float *y, long n, float m) {
+  float lanes[ROW_LANES] = {0};
+  long i = 0;
+  for (; i + ROW_LANES <= n; i += ROW_LANES)
+    for (int l = 0; l < ROW_LANES; l++) {
+      float e = fast_exp(x[i + l] - m);
+      y[i + l] = e;
+      lanes[l] += e;
+    }
+  float total = 0;
+  for (int l = 0; l < ROW_LANES; l++) total += lanes[l];
+  for (; i < n; i++) {
+    y[i] = fast_exp(x[i] - m);
+    total += y[i];
+  }
+  return total;
+}
+
+static inline float row_dot(const float *a, const float *b, long n) {
+  float lanes[ROW_LANES] = {0};
+  long i = 0;
+  for (; i + ROW_LANES <= n; i += ROW_LANES)
+    for (int l = 0; l < ROW_LANES; l++) lanes[l] += a[i + l] * b[i + l];
+  float total = 0;
+  for (int l = 0; l < ROW_LANES; l++) total += lanes[l];
+  for (; i < n; i++) total += a[i] * b[i];
+  return total;
+}
+
+DISTILL_CLONES void distill_softmax_rows(const float *x, float *y, long rows, long n) {
+  for (long r = 0; r < rows; r++) {
+    const float *s = x + r * n;
+    float *o = y + r * n;
+    float scale = 1.0f / row_exp_sum(s, o, n, row_max(s, n));
+    for (long i = 0; i < n; i++) o[i] *= scale;
+  }
+}
+
+DISTILL_CLONES void distill_log_softmax_rows(const float *x, float *y, long rows, long n) {
+  for (long r = 0; r < rows; r++) {
+    const float *s = x + r * n;
+    float *o = y + r * n;
+    float m = row_max(s, n);
+    float lse = logf(row_exp_sum(s, o, n, m));
+    for (long i = 0; i < n; i++) o[i] = (s[i] - m) - lse;
+  }
+}
+
+DISTILL_CLONES void distill_softmax_backward_rows(const float *g, const float *y, float *out, long rows, long n) {
+  for (long r = 0; r < rows; r++) {
+    const float *gr = g + r * n;
+    const float *yr = y + r * n;
+    float *o = out + r * n;
+    float dot = row_dot(gr, yr, n);
+    for (long i = 0; i < n; i++) o[i] = yr[i] * (gr[i] - dot);
   }
 }

@@ -16,6 +16,12 @@ void distill_silu(const float *x, float *y, long n);
 /* out[i] = g[i] * s (1 + x (1 - s)), s = sigmoid(x[i]): the SiLU gradient */
 void distill_silu_backward(const float *g, const float *x, float *out, long n);
 
+/* Softmax, log-softmax and the softmax gradient (out = y (g - <g, y>)) over each of `rows`
+ * contiguous rows of `n`, stabilised by the row maximum. */
+void distill_softmax_rows(const float *x, float *y, long rows, long n);
+void distill_log_softmax_rows(const float *x, float *y, long rows, long n);
+void distill_softmax_backward_rows(const float *g, const float *y, float *out, long rows, long n);
+
 /* Buffers for tensor storage: 64-byte aligned, from a bounded cache of freed buffers of the
  * same size when one is there (see pool.c). Free with the size they were allocated with.
  * distill_buffer_alloc returns NULL when out of memory. */
