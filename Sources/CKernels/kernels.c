@@ -1,6 +1,7 @@
 #include "CKernels.h"
 
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__linux__)
@@ -11,7 +12,7 @@
 
 /* Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2; degree-5 polynomial for e^r (Cephes expf
  * coefficients); 2^n from exponent bits. Branch-free so that loops over it vectorise. */
-static inline float fast_exp(float x) {
+static inline __attribute__((always_inline)) float fast_exp(float x) {
   float c = x < -87.33654f ? -87.33654f : (x > 88.72283f ? 88.72283f : x);
   const float shifter = 12582912.0f; /* 1.5 * 2^23: rounds to nearest */
   float shifted = c * 1.44269504f + shifter;
@@ -57,5 +58,156 @@ DISTILL_CLONES void distill_silu_backward(const float *g, const float *x, float 
   for (long i = 0; i < n; i++) {
     float s = 1.0f / (1.0f + fast_exp(-x[i]));
     out[i] = g[i] * s * (1.0f + x[i] * (1.0f - s));
+  }
+}
+
+/* Row reductions keep 16 partial results so that they vectorise without reassociating a
+ * single chain (which the compiler may not do for floats). */
+#define ROW_LANES 16
+
+static inline __attribute__((always_inline)) float row_max(const float *x, long n) {
+  float lanes[ROW_LANES];
+  for (int l = 0; l < ROW_LANES; l++) lanes[l] = -__builtin_inff();
+  long i = 0;
+  for (; i + ROW_LANES <= n; i += ROW_LANES)
+    for (int l = 0; l < ROW_LANES; l++) lanes[l] = x[i + l] > lanes[l] ? x[i + l] : lanes[l];
+  float m = -__builtin_inff();
+  for (int l = 0; l < ROW_LANES; l++) m = lanes[l] > m ? lanes[l] : m;
+  for (; i < n; i++) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+/* y = e^(x - m) over a row; returns the sum of y. */
+static inline __attribute__((always_inline)) float row_exp_sum(const float *x, float *y, long n, float m) {
+  float lanes[ROW_LANES] = {0};
+  long i = 0;
+  for (; i + ROW_LANES <= n; i += ROW_LANES)
+    for (int l = 0; l < ROW_LANES; l++) {
+      float e = fast_exp(x[i + l] - m);
+      y[i + l] = e;
+      lanes[l] += e;
+    }
+  float total = 0;
+  for (int l = 0; l < ROW_LANES; l++) total += lanes[l];
+  for (; i < n; i++) {
+    y[i] = fast_exp(x[i] - m);
+    total += y[i];
+  }
+  return total;
+}
+
+static inline __attribute__((always_inline)) float row_dot(const float *a, const float *b, long n) {
+  float lanes[ROW_LANES] = {0};
+  long i = 0;
+  for (; i + ROW_LANES <= n; i += ROW_LANES)
+    for (int l = 0; l < ROW_LANES; l++) lanes[l] += a[i + l] * b[i + l];
+  float total = 0;
+  for (int l = 0; l < ROW_LANES; l++) total += lanes[l];
+  for (; i < n; i++) total += a[i] * b[i];
+  return total;
+}
+
+DISTILL_CLONES void distill_softmax_rows(const float *x, float *y, long rows, long n) {
+  for (long r = 0; r < rows; r++) {
+    const float *s = x + r * n;
+    float *o = y + r * n;
+    float scale = 1.0f / row_exp_sum(s, o, n, row_max(s, n));
+    for (long i = 0; i < n; i++) o[i] *= scale;
+  }
+}
+
+DISTILL_CLONES void distill_log_softmax_rows(const float *x, float *y, long rows, long n) {
+  for (long r = 0; r < rows; r++) {
+    const float *s = x + r * n;
+    float *o = y + r * n;
+    float m = row_max(s, n);
+    float lse = logf(row_exp_sum(s, o, n, m));
+    for (long i = 0; i < n; i++) o[i] = (s[i] - m) - lse;
+  }
+}
+
+DISTILL_CLONES void distill_softmax_backward_rows(const float *g, const float *y, float *out, long rows, long n) {
+  for (long r = 0; r < rows; r++) {
+    const float *gr = g + r * n;
+    const float *yr = y + r * n;
+    float *o = out + r * n;
+    float dot = row_dot(gr, yr, n);
+    for (long i = 0; i < n; i++) o[i] = yr[i] * (gr[i] - dot);
+  }
+}
+
+/* The output columns lo..<hi whose input column ox * sw - pw + kx lies inside 0..<w. */
+static inline __attribute__((always_inline)) void valid_columns(const distill_conv_geometry *g, long kx, long *lo, long *hi) {
+  long first = g->pw - kx;       /* ox * sw >= first */
+  long last = g->w - 1 + g->pw - kx; /* ox * sw <= last */
+  if (last < 0) {
+    *lo = *hi = 0;
+    return;
+  }
+  long l = first <= 0 ? 0 : (first + g->sw - 1) / g->sw;
+  long h = last / g->sw + 1;
+  if (l > g->wo) l = g->wo;
+  if (h > g->wo) h = g->wo;
+  *lo = l;
+  *hi = h < l ? l : h;
+}
+
+DISTILL_CLONES void distill_im2col(const float *restrict x, float *restrict col, distill_conv_geometry geometry, long first, long last) {
+  const distill_conv_geometry *g = &geometry;
+  const long ld = g->n * g->ho * g->wo, pixels = g->ho * g->wo;
+  for (long item = first; item < last; item++) {
+    const long s = item / g->c, ci = item % g->c;
+    const float *plane = x + item * g->h * g->w;
+    for (long ky = 0; ky < g->kh; ky++) {
+      for (long kx = 0; kx < g->kw; kx++) {
+        float *row = col + ((ci * g->kh + ky) * g->kw + kx) * ld + s * pixels;
+        long lo, hi;
+        valid_columns(g, kx, &lo, &hi);
+        for (long oy = 0; oy < g->ho; oy++) {
+          float *dst = row + oy * g->wo;
+          const long iy = oy * g->sh - g->ph + ky;
+          if (iy < 0 || iy >= g->h) {
+            for (long ox = 0; ox < g->wo; ox++) dst[ox] = 0;
+            continue;
+          }
+          const float *src = plane + iy * g->w - g->pw + kx;
+          for (long ox = 0; ox < lo; ox++) dst[ox] = 0;
+          if (g->sw == 1) {
+            for (long ox = lo; ox < hi; ox++) dst[ox] = src[ox];
+          } else {
+            for (long ox = lo; ox < hi; ox++) dst[ox] = src[ox * g->sw];
+          }
+          for (long ox = hi; ox < g->wo; ox++) dst[ox] = 0;
+        }
+      }
+    }
+  }
+}
+
+DISTILL_CLONES void distill_col2im(const float *restrict col, float *restrict x, distill_conv_geometry geometry, long first, long last) {
+  const distill_conv_geometry *g = &geometry;
+  const long ld = g->n * g->ho * g->wo, pixels = g->ho * g->wo;
+  for (long item = first; item < last; item++) {
+    const long s = item / g->c, ci = item % g->c;
+    float *plane = x + item * g->h * g->w;
+    for (long i = 0; i < g->h * g->w; i++) plane[i] = 0;
+    for (long ky = 0; ky < g->kh; ky++) {
+      for (long kx = 0; kx < g->kw; kx++) {
+        const float *row = col + ((ci * g->kh + ky) * g->kw + kx) * ld + s * pixels;
+        long lo, hi;
+        valid_columns(g, kx, &lo, &hi);
+        for (long oy = 0; oy < g->ho; oy++) {
+          const long iy = oy * g->sh - g->ph + ky;
+          if (iy < 0 || iy >= g->h) continue;
+          const float *src = row + oy * g->wo;
+          float *dst = plane + iy * g->w - g->pw + kx;
+          if (g->sw == 1) {
+            for (long ox = lo; ox < hi; ox++) dst[ox] += src[ox];
+          } else {
+            for (long ox = lo; ox < hi; ox++) dst[ox * g->sw] += src[ox];
+          }
+        }
+      }
+    }
   }
 }

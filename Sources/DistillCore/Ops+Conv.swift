@@ -1,3 +1,5 @@
+import CKernels
+
 // 2-D convolution and transposed convolution over NCHW tensors, as PyTorch's `F.conv2d` and
 // `F.conv_transpose2d` (no dilation, no groups).
 //
@@ -24,14 +26,9 @@ struct ConvGeometry {
   /// A 1x1, stride-1, unpadded convolution: a plain product per sample.
   var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 }
 
-  /// The output columns `lo..<hi` whose input column `ox * sw - pw + kx` lies inside `0..<w`.
-  func validColumns(_ kx: Int) -> (Int, Int) {
-    let first = pw - kx  // ox * sw >= first
-    let last = w - 1 + pw - kx  // ox * sw <= last
-    if last < 0 { return (0, 0) }
-    let lo = Swift.min(wo, first <= 0 ? 0 : (first + sw - 1) / sw)
-    let hi = Swift.min(wo, last / sw + 1)
-    return (lo, Swift.max(lo, hi))
+  /// This geometry for the CKernels im2col and col2im.
+  var cGeometry: distill_conv_geometry {
+    distill_conv_geometry(n: n, c: c, h: h, w: w, kh: kh, kw: kw, sh: sh, sw: sw, ph: ph, pw: pw, ho: ho, wo: wo)
   }
 }
 
@@ -39,70 +36,25 @@ struct ConvGeometry {
 
 /// Writes the patches of samples `0..<g.n` into `col`, `[g.patch, g.n * g.pixels]` row-major:
 /// column `s * pixels + oy * wo + ox`, row `(ci * kh + ky) * kw + kx`. Zeros where the
-/// window hangs over the padding.
+/// window hangs over the padding. The rows are short (a few dozen floats), so the copies run
+/// in CKernels, vectorised for the CPU, rather than as one memmove call per row.
 func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-  let ld = g.n * g.pixels
+  let geometry = g.cGeometry
   let xs = SendableConstPointer(x)
   let cs = SendablePointer(col)
   parallelFor(g.n * g.c, cost: g.kh * g.kw * g.pixels) { range in
-    for item in range {
-      let (s, ci) = item.quotientAndRemainder(dividingBy: g.c)
-      let plane = xs.base + item * g.h * g.w
-      for ky in 0..<g.kh {
-        for kx in 0..<g.kw {
-          let row = cs.base + ((ci * g.kh + ky) * g.kw + kx) * ld + s * g.pixels
-          let (lo, hi) = g.validColumns(kx)
-          for oy in 0..<g.ho {
-            let dst = row + oy * g.wo
-            let iy = oy * g.sh - g.ph + ky
-            if iy < 0 || iy >= g.h {
-              dst.update(repeating: 0, count: g.wo)
-              continue
-            }
-            for ox in 0..<lo { dst[ox] = 0 }
-            let src = plane + iy * g.w - g.pw + kx
-            if g.sw == 1 {
-              (dst + lo).update(from: src + lo, count: hi - lo)
-            } else {
-              for ox in lo..<hi { dst[ox] = src[ox * g.sw] }
-            }
-            for ox in hi..<g.wo { dst[ox] = 0 }
-          }
-        }
-      }
-    }
+    distill_im2col(xs.base, cs.base, geometry, range.lowerBound, range.upperBound)
   }
 }
 
 /// The adjoint of ``im2col(_:_:_:)``: sums the patch-matrix entries back onto the input
 /// positions they were read from, overwriting `x` (`[n, c, h, w]`).
 func col2im(_ col: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-  let ld = g.n * g.pixels
+  let geometry = g.cGeometry
   let xs = SendablePointer(x)
   let cs = SendableConstPointer(col)
   parallelFor(g.n * g.c, cost: g.kh * g.kw * g.pixels) { range in
-    for item in range {
-      let (s, ci) = item.quotientAndRemainder(dividingBy: g.c)
-      let plane = xs.base + item * g.h * g.w
-      plane.update(repeating: 0, count: g.h * g.w)
-      for ky in 0..<g.kh {
-        for kx in 0..<g.kw {
-          let row = cs.base + ((ci * g.kh + ky) * g.kw + kx) * ld + s * g.pixels
-          let (lo, hi) = g.validColumns(kx)
-          for oy in 0..<g.ho {
-            let iy = oy * g.sh - g.ph + ky
-            if iy < 0 || iy >= g.h { continue }
-            let src = row + oy * g.wo
-            let dst = plane + iy * g.w - g.pw + kx
-            if g.sw == 1 {
-              for ox in lo..<hi { dst[ox] += src[ox] }
-            } else {
-              for ox in lo..<hi { dst[ox * g.sw] += src[ox] }
-            }
-          }
-        }
-      }
-    }
+    distill_col2im(cs.base, xs.base, geometry, range.lowerBound, range.upperBound)
   }
 }
 

@@ -43,38 +43,43 @@ extension Tensor {
   ///
   /// `[..., m, k] x [k, n]` folds the leading dimensions into one product;
   /// `[..., m, k] x [..., k, n]` with equal leading dimensions is a batched product.
-  public func matmul(_ other: Tensor) -> Tensor {
+  /// With `transposeOther`, `other` is given as `[..., n, k]` (or `[n, k]`) and used
+  /// transposed, as `matmul(other.transposed())` but without materialising the transpose
+  /// (BLAS reads it transposed, forward and backward).
+  public func matmul(_ other: Tensor, transposeOther: Bool = false) -> Tensor {
     precondition(rank >= 2 && other.rank >= 2, "matmul needs matrices, got \(shape) and \(other.shape)")
     let k = shape[rank - 1]
-    precondition(other.shape[other.rank - 2] == k, "matmul: \(shape) x \(other.shape) inner dimensions differ")
-    let n = other.shape[other.rank - 1]
+    let otherK = other.shape[other.rank - (transposeOther ? 1 : 2)]
+    precondition(otherK == k, "matmul: \(shape) x \(other.shape)\(transposeOther ? "^T" : "") inner dimensions differ")
+    let n = other.shape[other.rank - (transposeOther ? 2 : 1)]
     let a = self
     let b = other
+    let m: Int
+    let batch: Int
     if other.rank == 2 {
-      let m = count / Swift.max(k, 1)
-      let outShape = Array(shape.dropLast()) + [n]
-      let result = batchedProduct(a, transposeA: false, b, transposeB: false, batch: 1, m: m, n: n, k: k)
-        .reshaped(outShape)
-      return result.detached().recorded("matmul", [a, b]) { g in
-        [a.requiresGrad
-          ? batchedProduct(g, transposeA: false, b, transposeB: true, batch: 1, m: m, n: k, k: n).reshaped(a.shape) : nil,
-         b.requiresGrad
-          ? batchedProduct(a, transposeA: true, g, transposeB: false, batch: 1, m: k, n: n, k: m).reshaped(b.shape) : nil]
-      }
+      m = count / Swift.max(k, 1)
+      batch = 1
+    } else {
+      precondition(
+        Array(shape.dropLast(2)) == Array(other.shape.dropLast(2)),
+        "batched matmul needs equal leading dimensions, got \(shape) and \(other.shape)")
+      m = shape[rank - 2]
+      batch = shape.dropLast(2).reduce(1, *)
     }
-    precondition(
-      Array(shape.dropLast(2)) == Array(other.shape.dropLast(2)),
-      "batched matmul needs equal leading dimensions, got \(shape) and \(other.shape)")
-    let m = shape[rank - 2]
-    let batch = shape.dropLast(2).reduce(1, *)
     let outShape = Array(shape.dropLast()) + [n]
-    let result = batchedProduct(a, transposeA: false, b, transposeB: false, batch: batch, m: m, n: n, k: k)
+    let result = batchedProduct(a, transposeA: false, b, transposeB: transposeOther, batch: batch, m: m, n: n, k: k)
       .reshaped(outShape)
     return result.detached().recorded("matmul", [a, b]) { g in
-      [a.requiresGrad
-        ? batchedProduct(g, transposeA: false, b, transposeB: true, batch: batch, m: m, n: k, k: n).reshaped(a.shape) : nil,
-       b.requiresGrad
-        ? batchedProduct(a, transposeA: true, g, transposeB: false, batch: batch, m: k, n: n, k: m).reshaped(b.shape) : nil]
+      // dA = g op(B)^T; dB = A^T g, or g^T A when B is used transposed.
+      let da = a.requiresGrad
+        ? batchedProduct(g, transposeA: false, b, transposeB: !transposeOther, batch: batch, m: m, n: k, k: n)
+          .reshaped(a.shape) : nil
+      let db: Tensor? =
+        !b.requiresGrad ? nil
+        : transposeOther
+          ? batchedProduct(g, transposeA: true, a, transposeB: false, batch: batch, m: n, n: k, k: m).reshaped(b.shape)
+          : batchedProduct(a, transposeA: true, g, transposeB: false, batch: batch, m: k, n: n, k: m).reshaped(b.shape)
+      return [da, db]
     }
   }
 

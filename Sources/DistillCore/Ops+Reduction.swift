@@ -1,3 +1,5 @@
+import CKernels
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
@@ -96,6 +98,18 @@ extension Tensor {
     let axis = normalizedAxes([axis])[0]
     let y = softmaxKernel(axis: axis, log: false)
     return y.recorded("softmax", [self]) { g in
+      if axis == y.rank - 1 {
+        let n = y.shape[axis]
+        return [Tensor(shape: y.shape) { out in
+          g.withUnsafeBufferPointer { gb in
+            y.withUnsafeBufferPointer { yb in
+              forEachRowBlock(rows: y.count / Swift.max(n, 1), n: n) { rows, offset in
+                distill_softmax_backward_rows(gb.baseAddress! + offset, yb.baseAddress! + offset, out.baseAddress! + offset, rows, n)
+              }
+            }
+          }
+        }]
+      }
       let dot = (g * y).sum(axes: [axis], keepDims: true)
       return [y * (g - dot)]
     }
@@ -114,6 +128,20 @@ extension Tensor {
     let outer = shape[..<axis].reduce(1, *)
     let n = shape[axis]
     let inner = shape[(axis + 1)...].reduce(1, *)
+    if inner == 1 {
+      // Contiguous rows (attention scores): vectorised max, exp and sum in CKernels.
+      return Tensor(shape: shape) { out in
+        withUnsafeBufferPointer { input in
+          forEachRowBlock(rows: outer, n: n) { rows, offset in
+            if log {
+              distill_log_softmax_rows(input.baseAddress! + offset, out.baseAddress! + offset, rows, n)
+            } else {
+              distill_softmax_rows(input.baseAddress! + offset, out.baseAddress! + offset, rows, n)
+            }
+          }
+        }
+      }
+    }
     return Tensor(shape: shape) { out in
       withUnsafeBufferPointer { input in
         for a in 0..<outer {
@@ -139,6 +167,15 @@ extension Tensor {
         }
       }
     }
+  }
+}
+
+/// Splits `rows` contiguous rows of `n` floats among the cores (see ``parallelFor``) and calls
+/// `body(rowCount, firstElementOffset)` for each block.
+@inline(__always)
+func forEachRowBlock(rows: Int, n: Int, _ body: (Int, Int) -> Void) {
+  parallelFor(rows, cost: 4 * n) { range in
+    if !range.isEmpty { body(range.count, range.lowerBound * n) }
   }
 }
 

@@ -1,3 +1,5 @@
+import CKernels
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
@@ -5,6 +7,10 @@
 #endif
 
 /// A 64-byte-aligned buffer of `Float`s shared by tensors, copied on write.
+///
+/// Buffers come from and go back to a bounded cache of freed buffers by size
+/// (`distill_buffer_alloc` in CKernels), so that a training loop, which allocates the same
+/// sizes every step, reuses memory that is already mapped instead of faulting in new pages.
 ///
 /// Tensors never expose a `TensorStorage`; they reach it through `withUnsafeBufferPointer`
 /// and `withUnsafeMutableBufferPointer`, which copy first when the buffer is shared.
@@ -18,10 +24,9 @@ final class TensorStorage: @unchecked Sendable {
   init(uninitializedCount count: Int) {
     precondition(count >= 0, "negative element count \(count)")
     self.count = count
-    var raw: UnsafeMutableRawPointer? = nil
     let bytes = max(count, 1) * MemoryLayout<Float>.stride
-    let rc = posix_memalign(&raw, 64, (bytes + 63) & ~63)
-    precondition(rc == 0 && raw != nil, "out of memory allocating \(bytes) bytes")
+    let raw = distill_buffer_alloc(bytes)
+    precondition(raw != nil, "out of memory allocating \(bytes) bytes")
     pointer = raw!.bindMemory(to: Float.self, capacity: max(count, 1))
   }
 
@@ -42,5 +47,5 @@ final class TensorStorage: @unchecked Sendable {
     return other
   }
 
-  deinit { free(pointer) }
+  deinit { distill_buffer_free(pointer, max(count, 1) * MemoryLayout<Float>.stride) }
 }

@@ -54,6 +54,15 @@ import Testing
     checkGradients([testTensor([3, 2, 4], seed: 11), testTensor([3, 4, 5], seed: 12)]) { $0[0].matmul($0[1]) }
   }
 
+  @Test func matmulWithTheOtherOperandTransposed() {
+    for (aShape, bShape) in [([2, 3, 5, 4], [2, 3, 6, 4]), ([3, 4], [5, 4]), ([2, 3, 4], [5, 4])] {
+      let a = testTensor(aShape, seed: 13)
+      let b = testTensor(bShape, seed: 14)
+      expectClose(a.matmul(b, transposeOther: true), a.matmul(b.transposed()))
+      checkGradients([a, b]) { $0[0].matmul($0[1], transposeOther: true) }
+    }
+  }
+
   @Test func matmulOfTransposedOperands() {
     let a = Self.ramp([3, 2], scale: 0.25, offset: -0.5)
     let b = Self.ramp([4, 3], scale: 0.125, offset: -0.625)

@@ -238,6 +238,19 @@ import Testing
     for axis in [-1, 1, 0] { checkGradients([t]) { $0[0].softmax(axis: axis) } }
   }
 
+  @Test func softmaxOfLongContiguousRowsMatchesTheStridedPath() {
+    // Rows of 37 run through the vectorised last-axis kernels (16 lanes and a tail); the
+    // same rows along a middle axis take the strided path.
+    let t = testTensor([3, 5, 37], seed: 21, range: -6...6)
+    let g = testTensor([3, 5, 37], seed: 22)
+    let viaMiddle = t.transposed(1, 2).softmax(axis: 1).transposed(1, 2)
+    expectClose(t.softmax(), viaMiddle)
+    expectClose(t.logSoftmax(), t.transposed(1, 2).logSoftmax(axis: 1).transposed(1, 2))
+    let (_, last) = valueWithGradients(at: [t]) { ($0[0].softmax() * g).sum() }
+    let (_, middle) = valueWithGradients(at: [t]) { ($0[0].transposed(1, 2).softmax(axis: 1).transposed(1, 2) * g).sum() }
+    expectClose(last[0], middle[0])
+  }
+
   @Test func logSoftmaxAlongTheLastAndAMiddleAxis() {
     // python3 -c "import torch; x=((torch.arange(24)*7)%24).float().reshape(2,3,4)/4-2.875; print((torch.log_softmax(x,dim=-1)).flatten().tolist())"
     let last: [Float] = [

@@ -1,6 +1,8 @@
 #ifndef DISTILL_CKERNELS_H
 #define DISTILL_CKERNELS_H
 
+#include <stddef.h>
+
 /* Elementwise kernels built on a vectorisable exp, compiled for AVX-512, AVX2 and baseline
  * x86-64 and chosen at load time for the running CPU (target_clones). Swift code is compiled
  * for baseline x86-64, so these transcendental loops would otherwise run 4 lanes wide. */
@@ -13,5 +15,29 @@ void distill_sigmoid(const float *x, float *y, long n);
 void distill_silu(const float *x, float *y, long n);
 /* out[i] = g[i] * s (1 + x (1 - s)), s = sigmoid(x[i]): the SiLU gradient */
 void distill_silu_backward(const float *g, const float *x, float *out, long n);
+
+/* Softmax, log-softmax and the softmax gradient (out = y (g - <g, y>)) over each of `rows`
+ * contiguous rows of `n`, stabilised by the row maximum. */
+void distill_softmax_rows(const float *x, float *y, long rows, long n);
+void distill_log_softmax_rows(const float *x, float *y, long rows, long n);
+void distill_softmax_backward_rows(const float *g, const float *y, float *out, long rows, long n);
+
+/* One 2-D convolution: input [n, c, h, w], kernel kh x kw, stride (sh, sw), padding (ph, pw),
+ * output ho x wo. */
+typedef struct {
+  long n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo;
+} distill_conv_geometry;
+
+/* im2col over the input planes first..<last (plane = sample * c + channel): writes their
+ * patches into col, [c*kh*kw, n*ho*wo] row-major, zeros over the padding. col2im is its
+ * adjoint: it overwrites those planes of x with the sums of the patch entries read from them. */
+void distill_im2col(const float *x, float *col, distill_conv_geometry g, long first, long last);
+void distill_col2im(const float *col, float *x, distill_conv_geometry g, long first, long last);
+
+/* Buffers for tensor storage: 64-byte aligned, from a bounded cache of freed buffers of the
+ * same size when one is there (see pool.c). Free with the size they were allocated with.
+ * distill_buffer_alloc returns NULL when out of memory. */
+void *distill_buffer_alloc(size_t bytes);
+void distill_buffer_free(void *buffer, size_t bytes);
 
 #endif

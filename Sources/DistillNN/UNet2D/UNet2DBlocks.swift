@@ -93,7 +93,8 @@ final class AttentionBlock: Module {
     let q = splitHeads(query(sequence))
     let k = splitHeads(key(sequence))
     let v = splitHeads(value(sequence))
-    let scores = q.matmul(k.transposed(2, 3)) * (1 / Float(d).squareRoot())
+    // Scaling q (L x d) rather than the scores (L x L) saves a pass over, and a copy of, the scores.
+    let scores = (q * (1 / Float(d).squareRoot())).matmul(k, transposeOther: true)
     let attended = scores.softmax(axis: -1).matmul(v)  // [n, heads, L, d]
     let merged = attended.permuted([0, 2, 1, 3]).reshaped([n, length, c])
     let projected = output(merged).transposed(1, 2).reshaped([n, c, h, w])
