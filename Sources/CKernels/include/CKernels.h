@@ -34,8 +34,8 @@ typedef struct {
 void distill_im2col(const float *x, float *col, distill_conv_geometry g, long first, long last);
 void distill_col2im(const float *col, float *x, distill_conv_geometry g, long first, long last);
 
-/* Buffers for tensor storage: 64-byte aligned, from a bounded cache of freed buffers of the
- * same size when one is there (see pool.c). Free with the size they were allocated with.
+/* Buffers for tensor storage: 64-byte aligned, from a cache of freed buffers of the same
+ * size when one is there (see pool.c). Free with the size they were allocated with.
  * distill_buffer_alloc returns NULL when out of memory. */
 void *distill_buffer_alloc(size_t bytes);
 void distill_buffer_free(void *buffer, size_t bytes);
