@@ -57,7 +57,10 @@ let package = Package(
     // MARK: DistillNN
     .target(
       name: "DistillNN",
-      dependencies: ["DistillCore"]
+      dependencies: [
+        "CKernels",
+        "DistillCore",
+      ]
     ),
     .testTarget(
       name: "DistillNNTests",

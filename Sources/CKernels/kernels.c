@@ -211,3 +211,30 @@ DISTILL_CLONES void distill_col2im(const float *restrict col, float *restrict x,
     }
   }
 }
+
+/* sin and cos of one float (Cephes sinf/cosf): x = j pi/4 + r with pi/4 split in three so that
+ * j * DP1 is exact for |x| below about 8192, then minimax polynomials on |r| <= pi/4 and the
+ * octant picks sin or cos and the sign. Within 2 ulp of glibc for |x| < 8192; branch-free. */
+static inline __attribute__((always_inline)) void fast_sincos(float x, float *s, float *c) {
+  const float DP1 = 0.78515625f, DP2 = 2.4187564849853515625e-4f, DP3 = 3.77489497744594108e-8f;
+  float ax = x < 0 ? -x : x;
+  int32_t j = (int32_t)(ax * 1.27323954473516f); /* 4 / pi */
+  j += j & 1;                                      /* round up to even: r in [-pi/4, pi/4] */
+  float y = (float)j;
+  float r = ((ax - y * DP1) - y * DP2) - y * DP3;
+  float z = r * r;
+  float ps = ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * r + r;
+  float pc = ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z - 0.5f * z + 1.0f;
+  int32_t octant = j & 7; /* 0, 2, 4 or 6 */
+  int swap = octant == 2 || octant == 6;
+  float sv = swap ? pc : ps;
+  float cv = swap ? ps : pc;
+  int sin_negative = (octant >= 4) != (x < 0);
+  int cos_negative = octant == 2 || octant == 4;
+  *s = sin_negative ? -sv : sv;
+  *c = cos_negative ? -cv : cv;
+}
+
+DISTILL_CLONES void distill_sincos(const float *x, float *s, float *c, long n) {
+  for (long i = 0; i < n; i++) fast_sincos(x[i], &s[i], &c[i]);
+}

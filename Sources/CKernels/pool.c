@@ -3,29 +3,38 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 /* A cache of freed tensor buffers keyed by exact byte size.
  *
- * A training step allocates the same sequence of buffer sizes every step. Through glibc those
- * of 128 KiB and more are mmapped and unmapped each time, so every step page-faults its
- * activations in afresh (and the rest churns glibc's bins). Keeping a few freed buffers per
- * size lets the next step reuse them: steady-state training then touches memory that is
- * already mapped. The cache is bounded in total bytes so that idle buffers add little to the
- * peak resident size; a buffer that does not fit is returned to the system. */
+ * A training step allocates the same sequence of buffer sizes every step. Through glibc,
+ * buffers of 128 KiB and more were mmapped and page-faulted in afresh every step, or, once
+ * glibc raised its mmap threshold, carved from a heap that fragments and keeps its peak (w2:
+ * 200 MiB of live tensors, 330 MiB resident). Here large buffers are mapped directly and kept
+ * on a free list per size when released, so the next step reuses memory that is already
+ * mapped and resident memory follows what the program actually holds.
+ *
+ * The cache has no fixed size: it holds what the program has released and may ask for again.
+ * What bounds it is that a miss, once more than POOL_FLOOR bytes are cached, first releases
+ * at least as many cached bytes of other sizes as it maps. Live plus cached memory thus stays
+ * within about POOL_FLOOR of the most the program has held live at once, and a program whose
+ * sizes change (training, then sampling) trades its old sizes for the new ones instead of
+ * keeping both. */
 
-#define POOL_BINS 1024          /* open-addressed table of sizes; a power of two */
-#define POOL_PER_BIN 16         /* most buffers kept per size */
-#define POOL_LIMIT (48u << 20)  /* most bytes kept in all */
-#define POOL_LARGEST (16u << 20) /* larger buffers are never kept */
+#define POOL_BINS 1024            /* open-addressed table of sizes; a power of two */
+/* Cached bytes a miss may leave in place. w2 needs about 55 MiB more than its peak live set
+ * for every size to find a buffer; at 64 MiB misses still evicted sizes needed later. */
+#define POOL_FLOOR (128u << 20)
+#define POOL_DIRECT (128u << 10)  /* buffers this large are mapped directly */
 
-typedef struct {
+typedef struct pool_bin {
   size_t bytes; /* 0: unused */
-  int count;
-  void *buffers[POOL_PER_BIN];
+  void *head;   /* free buffers of this size, linked through their first word */
 } pool_bin;
 
 static pool_bin bins[POOL_BINS];
 static size_t cached_bytes;
+static size_t evict_cursor;
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static size_t round_bytes(size_t bytes) { return ((bytes ? bytes : 1) + 63) & ~(size_t)63; }
@@ -46,39 +55,78 @@ static pool_bin *find_bin(size_t bytes, int claim) {
   return NULL;
 }
 
-void *distill_buffer_alloc(size_t bytes) {
-  bytes = round_bytes(bytes);
-  if (bytes <= POOL_LARGEST) {
-    pthread_mutex_lock(&pool_lock);
-    pool_bin *bin = find_bin(bytes, 0);
-    if (bin && bin->count > 0) {
-      void *p = bin->buffers[--bin->count];
-      cached_bytes -= bytes;
-      pthread_mutex_unlock(&pool_lock);
-      return p;
-    }
-    pthread_mutex_unlock(&pool_lock);
+static void *system_alloc(size_t bytes) {
+  if (bytes >= POOL_DIRECT) {
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
   }
   void *p = NULL;
-  if (posix_memalign(&p, 64, bytes) != 0) return NULL;
-  return p;
+  return posix_memalign(&p, 64, bytes) == 0 ? p : NULL;
+}
+
+static void system_free(void *buffer, size_t bytes) {
+  if (bytes >= POOL_DIRECT) {
+    munmap(buffer, bytes);
+  } else {
+    free(buffer);
+  }
+}
+
+typedef struct victim {
+  void *buffer;
+  size_t bytes;
+} victim;
+
+/* Unlinks cached buffers, round-robin over the sizes, until `wanted` bytes are taken (or
+ * `capacity` buffers, or all); returns how many it stored in `out`. Called with the lock
+ * held; the caller returns them to the system after unlocking. */
+static size_t take_victims(size_t wanted, victim *out, size_t capacity) {
+  size_t taken = 0, count = 0;
+  for (size_t scanned = 0; scanned < POOL_BINS && taken < wanted && count < capacity; scanned++) {
+    pool_bin *bin = &bins[evict_cursor];
+    while (bin->head && taken < wanted && count < capacity) {
+      void *buffer = bin->head;
+      bin->head = *(void **)buffer;
+      out[count++] = (victim){buffer, bin->bytes};
+      taken += bin->bytes;
+      cached_bytes -= bin->bytes;
+    }
+    if (taken < wanted) evict_cursor = (evict_cursor + 1) & (POOL_BINS - 1);
+  }
+  return count;
+}
+
+void *distill_buffer_alloc(size_t bytes) {
+  bytes = round_bytes(bytes);
+  victim victims[64];
+  size_t count = 0;
+  pthread_mutex_lock(&pool_lock);
+  pool_bin *bin = find_bin(bytes, 0);
+  if (bin && bin->head) {
+    void *p = bin->head;
+    bin->head = *(void **)p;
+    cached_bytes -= bytes;
+    pthread_mutex_unlock(&pool_lock);
+    return p;
+  }
+  if (cached_bytes > POOL_FLOOR) count = take_victims(bytes, victims, 64);
+  pthread_mutex_unlock(&pool_lock);
+  for (size_t i = 0; i < count; i++) system_free(victims[i].buffer, victims[i].bytes);
+  return system_alloc(bytes);
 }
 
 void distill_buffer_free(void *buffer, size_t bytes) {
   if (!buffer) return;
   bytes = round_bytes(bytes);
-  if (bytes <= POOL_LARGEST) {
-    pthread_mutex_lock(&pool_lock);
-    if (cached_bytes + bytes <= POOL_LIMIT) {
-      pool_bin *bin = find_bin(bytes, 1);
-      if (bin && bin->count < POOL_PER_BIN) {
-        bin->buffers[bin->count++] = buffer;
-        cached_bytes += bytes;
-        pthread_mutex_unlock(&pool_lock);
-        return;
-      }
-    }
+  pthread_mutex_lock(&pool_lock);
+  pool_bin *bin = find_bin(bytes, 1);
+  if (bin) {
+    *(void **)buffer = bin->head;
+    bin->head = buffer;
+    cached_bytes += bytes;
     pthread_mutex_unlock(&pool_lock);
+    return;
   }
-  free(buffer);
+  pthread_mutex_unlock(&pool_lock);
+  system_free(buffer, bytes);
 }

@@ -8,9 +8,9 @@ import CKernels
 
 /// A 64-byte-aligned buffer of `Float`s shared by tensors, copied on write.
 ///
-/// Buffers come from and go back to a bounded cache of freed buffers by size
-/// (`distill_buffer_alloc` in CKernels), so that a training loop, which allocates the same
-/// sizes every step, reuses memory that is already mapped instead of faulting in new pages.
+/// Buffers come from and go back to a cache of freed buffers by size (`distill_buffer_alloc`
+/// in CKernels, pool.c), so that a training loop, which allocates the same sizes every step,
+/// reuses memory that is already mapped instead of faulting in new pages.
 ///
 /// Tensors never expose a `TensorStorage`; they reach it through `withUnsafeBufferPointer`
 /// and `withUnsafeMutableBufferPointer`, which copy first when the buffer is shared.

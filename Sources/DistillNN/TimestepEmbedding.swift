@@ -1,3 +1,5 @@
+import CKernels
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
@@ -18,14 +20,31 @@ public func sinusoidalEmbedding(
   var frequencies = [Float](repeating: 0, count: half)
   let logPeriod = -logf(maxPeriod)
   for i in 0..<half { frequencies[i] = expf(logPeriod * Float(i) / (Float(half) - frequencyShift)) }
-  return Tensor(shape: [timesteps.count, dimension]) { out in
-    for (n, t) in timesteps.enumerated() {
+  // All angles first, then sine and cosine in one vectorised pass (CKernels); glibc's scalar
+  // sinf and cosf were a few percent of the toy DMD step. The kernel is exact enough only for
+  // angles below 8192, so larger ones keep the libm path.
+  let count = timesteps.count
+  var angles = [Float](repeating: 0, count: count * half)
+  for n in 0..<count {
+    for i in 0..<half { angles[n * half + i] = scale * (timesteps[n] * frequencies[i]) }
+  }
+  var sines = [Float](repeating: 0, count: angles.count)
+  var cosines = [Float](repeating: 0, count: angles.count)
+  if angles.allSatisfy({ Swift.abs($0) < 8192 }) {
+    distill_sincos(angles, &sines, &cosines, angles.count)
+  } else {
+    for i in angles.indices {
+      sines[i] = sinf(angles[i])
+      cosines[i] = cosf(angles[i])
+    }
+  }
+  return Tensor(shape: [count, dimension]) { out in
+    for n in 0..<count {
       let row = out.baseAddress! + n * dimension
       for i in 0..<half {
-        let angle = scale * (t * frequencies[i])
-        let (first, second) = flipSinToCos ? (cosf(angle), sinf(angle)) : (sinf(angle), cosf(angle))
-        row[i] = first
-        row[half + i] = second
+        let (sine, cosine) = (sines[n * half + i], cosines[n * half + i])
+        row[i] = flipSinToCos ? cosine : sine
+        row[half + i] = flipSinToCos ? sine : cosine
       }
       if dimension % 2 == 1 { row[dimension - 1] = 0 }
     }

@@ -16,6 +16,10 @@ void distill_silu(const float *x, float *y, long n);
 /* out[i] = g[i] * s (1 + x (1 - s)), s = sigmoid(x[i]): the SiLU gradient */
 void distill_silu_backward(const float *g, const float *x, float *out, long n);
 
+/* s[i] = sin x[i], c[i] = cos x[i], within 2 ulp of glibc for |x| < 8192 (timestep
+ * embeddings: t * frequency with t below a few thousand). */
+void distill_sincos(const float *x, float *s, float *c, long n);
+
 /* Softmax, log-softmax and the softmax gradient (out = y (g - <g, y>)) over each of `rows`
  * contiguous rows of `n`, stabilised by the row maximum. */
 void distill_softmax_rows(const float *x, float *y, long rows, long n);
@@ -34,8 +38,8 @@ typedef struct {
 void distill_im2col(const float *x, float *col, distill_conv_geometry g, long first, long last);
 void distill_col2im(const float *col, float *x, distill_conv_geometry g, long first, long last);
 
-/* Buffers for tensor storage: 64-byte aligned, from a bounded cache of freed buffers of the
- * same size when one is there (see pool.c). Free with the size they were allocated with.
+/* Buffers for tensor storage: 64-byte aligned, from a cache of freed buffers of the same
+ * size when one is there (see pool.c). Free with the size they were allocated with.
  * distill_buffer_alloc returns NULL when out of memory. */
 void *distill_buffer_alloc(size_t bytes);
 void distill_buffer_free(void *buffer, size_t bytes);
