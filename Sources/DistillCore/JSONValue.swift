@@ -33,6 +33,28 @@ public enum JSONValue: Equatable, Sendable {
     }
   }
 
+  /// `text` as a JSON string literal, escaped as serde_json and Python's safetensors do:
+  /// `"`, `\` and control characters only. Every JSON Distillery writes by hand uses it.
+  public static func quoted(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+      switch scalar {
+      case "\"": out += "\\\""
+      case "\\": out += "\\\\"
+      case "\n": out += "\\n"
+      case "\r": out += "\\r"
+      case "\t": out += "\\t"
+      case "\u{8}": out += "\\b"
+      case "\u{C}": out += "\\f"
+      case _ where scalar.value < 0x20:
+        let hex = String(scalar.value, radix: 16)
+        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+      default: out.unicodeScalars.append(scalar)
+      }
+    }
+    return out + "\""
+  }
+
   /// How the value reads in an error message: short, with its JSON type.
   public var summary: String {
     switch self {

@@ -74,7 +74,7 @@ extension SafetensorsFile {
     if !metadata.isEmpty {
       separator()
       json += "\"__metadata__\":{"
-      json += metadata.keys.sorted().map { "\(jsonQuoted($0)):\(jsonQuoted(metadata[$0]!))" }.joined(separator: ",")
+      json += metadata.keys.sorted().map { "\(JSONValue.quoted($0)):\(JSONValue.quoted(metadata[$0]!))" }.joined(separator: ",")
       json += "}"
     }
     var offset = 0
@@ -82,7 +82,7 @@ extension SafetensorsFile {
       let tensor = tensors[name]!
       let size = tensor.count * dtype.bitWidth / 8
       separator()
-      json += "\(jsonQuoted(name)):{\"dtype\":\"\(dtype.rawValue)\",\"shape\":["
+      json += "\(JSONValue.quoted(name)):{\"dtype\":\"\(dtype.rawValue)\",\"shape\":["
       json += tensor.shape.map(String.init).joined(separator: ",")
       json += "],\"data_offsets\":[\(offset),\(offset + size)]}"
       offset += size
@@ -91,26 +91,5 @@ extension SafetensorsFile {
     var bytes = Array(json.utf8)
     bytes += [UInt8](repeating: 0x20, count: (8 - bytes.count % 8) % 8)
     return Swift.withUnsafeBytes(of: UInt64(bytes.count).littleEndian, Array.init) + bytes
-  }
-
-  /// A JSON string literal escaped as serde_json does: `"` `\` and control characters only.
-  static func jsonQuoted(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-      switch scalar {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\r": out += "\\r"
-      case "\t": out += "\\t"
-      case "\u{8}": out += "\\b"
-      case "\u{C}": out += "\\f"
-      case _ where scalar.value < 0x20:
-        let hex = String(scalar.value, radix: 16)
-        out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-      default: out.unicodeScalars.append(scalar)
-      }
-    }
-    return out + "\""
   }
 }

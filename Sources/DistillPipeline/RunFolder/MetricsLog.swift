@@ -124,7 +124,7 @@ public final class MetricsLog: @unchecked Sendable {
   static func line(_ record: MetricsRecord) -> String {
     var text = "{\"step\": \(record.step), \"time\": \(number(record.time))"
     for key in record.values.keys.sorted() {
-      text += ", \(jsonString(key)): \(number(record.values[key]!))"
+      text += ", \(JSONValue.quoted(key)): \(number(record.values[key]!))"
     }
     return text + "}\n"
   }
@@ -134,25 +134,6 @@ public final class MetricsLog: @unchecked Sendable {
     if value.isNaN { return "\"nan\"" }
     if value.isInfinite { return value < 0 ? "\"-inf\"" : "\"inf\"" }
     return "\(value)"
-  }
-
-  /// `text` as a JSON string literal.
-  static func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-      switch scalar {
-      case "\"": out += "\\\""
-      case "\\": out += "\\\\"
-      case "\n": out += "\\n"
-      case "\r": out += "\\r"
-      case "\t": out += "\\t"
-      case _ where scalar.value < 0x20:
-        out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
-          + String(scalar.value, radix: 16)
-      default: out.unicodeScalars.append(scalar)
-      }
-    }
-    return out + "\""
   }
 
   /// A number, or one of the strings that stand for non-finite numbers.
