@@ -79,10 +79,16 @@ let package = Package(
       resources: [.copy("Fixtures")]
     ),
 
+    // MARK: CProcess (signals, terminals, fsync for the trainer)
+    .target(
+      name: "CProcess"
+    ),
+
     // MARK: DistillPipeline
     .target(
       name: "DistillPipeline",
       dependencies: [
+        "CProcess",
         "DistillDiffusion",
         "DistillNN",
         "ImageIO",

@@ -135,42 +135,55 @@ public enum DenoiserFolder {
       throw DistillError.invalidValue(location: "\(path): network", expected: "an object", found: "nothing")
     }
 
-    var n = try JSONObjectReader(networkValue, location: "\(path): network")
-    let type = try n.choice("type", ["mlp", "unet2d", "gaussian-mixture"], default: "")
     let weightsPath = (folder as NSString).appendingPathComponent(weightsFileName)
-    func requireWeights() throws {
+    let denoiser = try makeDenoiser(
+      network: networkValue, schedule: schedule, scheduleConfig: scheduleConfig, prediction: prediction,
+      location: "\(path): network")
+    if let module = denoiser.weightsModule {
       guard FileManager.default.fileExists(atPath: weightsPath) else {
-        throw DistillError.io(path: weightsPath, reason: "no weights file (a \(type) network needs one)")
+        throw DistillError.io(path: weightsPath, reason: "no weights file (a network with parameters needs one)")
       }
+      if let unet = module as? UNet2DModel {
+        try unet.loadWeights(path: weightsPath)
+      } else {
+        try loadWeightsChecked(module, path: weightsPath)
+      }
+      module.eval()
     }
+    (denoiser as? UNetDenoiser)?.scheduleSource = path
+    return denoiser
+  }
+
+  /// A denoiser built from the `network` object of `denoiser.json`, with freshly initialised
+  /// weights drawn from `rng` (a seed-0 generator when omitted): the architecture half of
+  /// ``load(folder:)``, and how a trainer makes a new network of a given architecture.
+  ///
+  /// - Throws: ``DistillError/invalidValue(location:expected:found:)`` at `location` for a
+  ///   wrong, unknown or missing key.
+  public static func makeDenoiser(
+    network networkValue: JSONValue, schedule: NoiseSchedule, scheduleConfig: ScheduleConfig?,
+    prediction: Prediction, location: String, using rng: inout RandomGenerator
+  ) throws -> any SavableDenoiser {
+    var n = try JSONObjectReader(networkValue, location: location)
+    let type = try n.choice("type", ["mlp", "unet2d", "gaussian-mixture"], default: "")
     switch type {
     case "mlp":
       let config = try MLPDenoiserConfig.decode(&n)
-      try requireWeights()
-      var rng = RandomGenerator(seed: 0)
       let network = MLPDenoiserNetwork(config: config, using: &rng)
-      try loadWeightsChecked(network, path: weightsPath)
-      network.eval()
       let denoiser = MLPDenoiser(network: network, schedule: schedule, prediction: prediction)
       denoiser.scheduleConfig = scheduleConfig
       return denoiser
     case "unet2d":
       guard let configValue = n.value("config") else {
-        throw DistillError.invalidValue(location: "\(path): network: config", expected: "an object", found: "nothing")
+        throw DistillError.invalidValue(location: "\(location): config", expected: "an object", found: "nothing")
       }
       try n.rejectUnknownKeys()
-      let config = try UNet2DConfig.decode(JSONEncoder().encode(configValue), source: "\(path): network.config")
-      try requireWeights()
-      var rng = RandomGenerator(seed: 0)
+      let config = try UNet2DConfig.decode(JSONEncoder().encode(configValue), source: "\(location).config")
       let unet = UNet2DModel(config: config, using: &rng)
-      try unet.loadWeights(path: weightsPath)
-      unet.eval()
       let denoiser = UNetDenoiser(unet: unet, schedule: schedule, prediction: prediction)
       denoiser.scheduleConfig = scheduleConfig
-      denoiser.scheduleSource = path
       return denoiser
     case "gaussian-mixture":
-      let location = "\(path): network"
       let meansValue = n.value("means")
       let std = try n.double("std")
       let weightsValue = n.value("weights")
@@ -205,9 +218,32 @@ public enum DenoiserFolder {
       return denoiser
     default:
       throw DistillError.invalidValue(
-        location: "\(path): network: type", expected: "one of \"mlp\", \"unet2d\", \"gaussian-mixture\"",
+        location: "\(location): type", expected: "one of \"mlp\", \"unet2d\", \"gaussian-mixture\"",
         found: "nothing")
     }
+  }
+
+  /// ``makeDenoiser(network:schedule:scheduleConfig:prediction:location:using:)`` with a seed-0 generator.
+  public static func makeDenoiser(
+    network: JSONValue, schedule: NoiseSchedule, scheduleConfig: ScheduleConfig?, prediction: Prediction,
+    location: String
+  ) throws -> any SavableDenoiser {
+    var rng = RandomGenerator(seed: 0)
+    return try makeDenoiser(
+      network: network, schedule: schedule, scheduleConfig: scheduleConfig, prediction: prediction,
+      location: location, using: &rng)
+  }
+
+  /// A trainable copy of `denoiser`: the same architecture, schedule and prediction, its own
+  /// parameters holding the same values (DMD's fake score and generator start this way).
+  public static func copy(of denoiser: any SavableDenoiser) throws -> any SavableDenoiser {
+    let copy = try makeDenoiser(
+      network: denoiser.networkJSON, schedule: denoiser.schedule, scheduleConfig: denoiser.scheduleConfig,
+      prediction: denoiser.prediction, location: "copy of \(denoiser.summary)")
+    if let source = denoiser.weightsModule, let target = copy.weightsModule {
+      _ = try target.load(source.stateDict(), strict: true)
+    }
+    return copy
   }
 
   /// Loads `path` into `module` after checking every name and shape against the header.

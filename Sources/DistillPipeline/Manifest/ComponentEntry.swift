@@ -26,6 +26,8 @@ public struct ComponentEntry: Sendable {
   public let values: [String: JSONValue]
   /// Folder of the manifest file, against which relative paths resolve.
   public let baseDirectory: String
+  /// The kind of component; `nil` for a fixed section such as `training`.
+  public var kind: ComponentKind?
 
   public func has(_ key: String) -> Bool { values[key].map { $0 != .null } ?? false }
 
@@ -115,13 +117,26 @@ extension ComponentRegistry {
       problems.append(ManifestProblem(path + ".type", "unknown \(kind.rawValue) \"\(id)\"\(suggestion); known: \(known)"))
       return nil
     }
-    let specs = type.parameters
+    var entry = validateParameters(
+      object, specs: type.parameters, owner: "\"\(id)\"", type: id, path: path, baseDirectory: baseDirectory,
+      problems: &problems)
+    entry?.kind = kind
+    return entry
+  }
+
+  /// Validates the keys of `object` against `specs` (the body of a component entry, or a
+  /// fixed section such as `training`), appending every problem found; `owner` names the
+  /// object in "unknown parameter of ..." messages. Returns the entry when there is none.
+  public func validateParameters(
+    _ object: [String: JSONValue], specs: [ParameterSpec], owner: String, type id: String, path: String,
+    baseDirectory: String, problems: inout [ManifestProblem]
+  ) -> ComponentEntry? {
     let before = problems.count
     var values: [String: JSONValue] = [:]
     var nested: [String: ComponentEntry] = [:]
     for key in object.keys.sorted() where key != "type" && !specs.contains(where: { $0.name == key }) {
       let suggestion = closestMatch(to: key, among: specs.map(\.name)).map { " (did you mean \"\($0)\"?)" } ?? ""
-      problems.append(ManifestProblem("\(path).\(key)", "unknown parameter of \"\(id)\"\(suggestion)"))
+      problems.append(ManifestProblem("\(path).\(key)", "unknown parameter of \(owner)\(suggestion)"))
     }
     for spec in specs {
       let here = "\(path).\(spec.name)"
@@ -213,6 +228,13 @@ extension ComponentRegistry {
       return fail
     case .object:
       if case .object = value { return nil }
+      return fail
+    case .list:
+      if case .array = value { return nil }
+      return fail
+    case .reference:
+      // Whether the name exists is checked once the whole manifest is read.
+      if case .string = value { return nil }
       return fail
     }
   }

@@ -22,6 +22,11 @@ public struct ParameterSpec: Sendable {
     case component(ComponentKind)
     /// A JSON object passed through unchecked here and checked by the component itself.
     case object
+    /// The name of an entry of the manifest's top-level object `section` (e.g. a score
+    /// estimator in `scores`).
+    case reference(section: String)
+    /// An array whose items are checked by the section that holds it (`what` describes them).
+    case list(of: String)
   }
 
   public let name: String
@@ -60,6 +65,8 @@ public struct ParameterSpec: Sendable {
     case .strings: return "an array of strings"
     case .component(let kind): return "a \(kind.rawValue) entry {\"type\": ...}"
     case .object: return "an object"
+    case .reference(let section): return "the name of an entry of \"\(section)\""
+    case .list(let what): return "an array of \(what)"
     }
   }
 }
@@ -72,6 +79,20 @@ private func fmt(_ x: Double) -> String {
 /// The kinds of pluggable component, each a section or list of the manifest.
 public enum ComponentKind: String, Sendable, CaseIterable {
   case teacher, schedule, generator, score, loss, data, metric, optimizer
+
+  /// Where entries of this kind sit in a manifest, for listings.
+  public var manifestLocation: String {
+    switch self {
+    case .teacher: return "teacher"
+    case .schedule: return "schedule"
+    case .generator: return "generator"
+    case .score: return "scores.<name>"
+    case .loss: return "losses[i]"
+    case .data: return "data"
+    case .metric: return "evaluation.metrics[i]"
+    case .optimizer: return "optimizer, and the optimizer of a trained network"
+    }
+  }
 }
 
 /// What a component type states about itself for the registry.

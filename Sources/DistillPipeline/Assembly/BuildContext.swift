@@ -1,0 +1,87 @@
+import DistillCore
+import DistillDiffusion
+
+/// What a component's `make` sees: the manifest, the parts built before it, and the means to
+/// add networks to the training state. Parts are built in manifest order: schedule, teacher,
+/// data, generator, scores, losses, metrics.
+public final class BuildContext {
+  public let manifest: Manifest
+  public let registry: ComponentRegistry
+  /// The manifest's schedule; a teacher folder replaces it with its own.
+  public internal(set) var scheduleConfig: ScheduleConfig
+  public internal(set) var schedule: NoiseSchedule
+  /// What new networks predict (the manifest schedule's `prediction`, or the teacher's).
+  public internal(set) var prediction: Prediction
+  public internal(set) var teacher: (any Denoiser)?
+  public internal(set) var data: (any DataSource)?
+  public internal(set) var generator: (any Generator)?
+  public internal(set) var scores: [String: ScoreEstimator] = [:]
+  /// Networks trained beside the generator, in the order they were added.
+  public private(set) var networks: [TrainedNetwork] = []
+  /// Extra checkpoint state by key prefix.
+  public private(set) var checkpointables: [(prefix: String, state: any Checkpointable)] = []
+
+  init(manifest: Manifest, registry: ComponentRegistry, scheduleConfig: ScheduleConfig, prediction: Prediction) {
+    self.manifest = manifest
+    self.registry = registry
+    self.scheduleConfig = scheduleConfig
+    self.schedule = scheduleConfig.schedule
+    self.prediction = prediction
+  }
+
+  /// The shape of one sample: the data's, else the teacher's.
+  public var sampleShape: [Int]? { data?.sampleShape ?? teacher?.sampleShape }
+
+  /// A generator for initialising the component at `path`, the same on every run of the
+  /// manifest's seed (FNV-1a of the path picks the stream).
+  public func initialisationRNG(for path: String) -> RandomGenerator {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in path.utf8 {
+      hash ^= UInt64(byte)
+      hash = hash &* 0x100_0000_01b3
+    }
+    return RandomGenerator(seed: manifest.seed).fork(hash)
+  }
+
+  /// An optimizer from an optimizer entry (the manifest's `optimizer` when `nil`).
+  public func makeOptimizer(
+    _ entry: ComponentEntry?, parameters: [(name: String, parameter: Parameter)]
+  ) -> (any Optimizer, LearningRateSchedule, Float?) {
+    let entry = entry ?? manifest.optimizer
+    let type = registry.component(.optimizer, entry.type) as! any OptimizerComponent.Type
+    let optimizer = type.make(entry, parameters: parameters)
+    let warmup = entry.int("warmupSteps")
+    let schedule: LearningRateSchedule
+    switch entry.string("schedule") {
+    case "warmup": schedule = .linearWarmup(steps: warmup)
+    case "cosine":
+      schedule = .cosine(
+        totalSteps: manifest.training.steps, warmupSteps: warmup, minimumFactor: entry.float("minimumFactor"))
+    default: schedule = .constant
+    }
+    return (optimizer, schedule, entry.optionalDouble("clipGradientNorm").map(Float.init))
+  }
+
+  /// Registers a network trained beside the generator, with an optimizer from `optimizer`
+  /// (an optimizer entry; the manifest's when `nil`). Names must be unique.
+  @discardableResult
+  public func addNetwork(name: String, module: Module, optimizer entry: ComponentEntry?) throws -> TrainedNetwork {
+    guard name != "generator", !networks.contains(where: { $0.name == name }) else {
+      throw DistillError.invalidValue(
+        location: manifest.source, expected: "one trained network named \"\(name)\"", found: "two")
+    }
+    let (optimizer, schedule, clip) = makeOptimizer(entry, parameters: module.namedParameters())
+    let network = TrainedNetwork(
+      name: name, module: module, optimizer: optimizer, schedule: schedule, clipGradientNorm: clip)
+    networks.append(network)
+    return network
+  }
+
+  /// Adds state a checkpoint must hold, under keys `state.<prefix>.`.
+  public func addCheckpointState(prefix: String, _ state: any Checkpointable) {
+    checkpointables.append((prefix, state))
+  }
+
+  /// The score estimator named `name` (references were checked by manifest validation).
+  public func score(_ name: String) -> ScoreEstimator? { scores[name] }
+}

@@ -1,0 +1,205 @@
+import DistillCore
+import DistillDiffusion
+
+// The protocols a pluggable component implements. A component type conforms to
+// ``ComponentDescribing`` (its id, kind, parameters) and to the factory protocol of its kind,
+// whose `make` turns a validated ``ComponentEntry`` into the object the trainer uses.
+
+/// Builds the teacher: a frozen denoiser with its schedule and parameterisation.
+public protocol TeacherComponent: ComponentDescribing {
+  static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Denoiser
+}
+
+/// Builds the student: the network being trained and how noise becomes a sample.
+public protocol GeneratorComponent: ComponentDescribing {
+  static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Generator
+}
+
+/// Builds a score estimator (the teacher's, or a trained one).
+public protocol ScoreComponent: ComponentDescribing {
+  static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> ScoreEstimator
+}
+
+/// Builds a loss term.
+public protocol LossComponent: ComponentDescribing {
+  static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm
+}
+
+/// Builds a data source.
+public protocol DataComponent: ComponentDescribing {
+  static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any DataSource
+}
+
+/// Builds an evaluation metric.
+public protocol MetricComponent: ComponentDescribing {
+  static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Metric
+}
+
+// MARK: - Runtime objects
+
+/// The student: a trainable network and the map from noise to a sample.
+public protocol Generator: AnyObject {
+  /// The trained weights; their state dict is `generator.safetensors`.
+  var module: Module { get }
+  /// The shape of one sample's noise input (`[D]` or `[C, H, W]`).
+  var noiseShape: [Int] { get }
+  /// The shape of one generated sample.
+  var sampleShape: [Int] { get }
+  /// Samples for `noise` of `[N] + noiseShape`; records gradients when they are enabled.
+  func callAsFunction(_ noise: Tensor) -> Tensor
+  /// What `generator.json` records beside the weights (architecture, timesteps).
+  var configJSON: JSONValue { get }
+}
+
+/// A generator that is a denoiser sampled in one or a few steps (DMD's generator, a
+/// distilled UNet, a teacher being trained); losses that need the denoiser itself use it.
+public protocol DenoiserGenerator: Generator {
+  var denoiser: any SavableDenoiser { get }
+}
+
+/// A network trained by the trainer beside the generator (a fake score, a discriminator):
+/// its optimizer, learning-rate schedule and gradient clipping come from its entry.
+public final class TrainedNetwork {
+  /// Checkpoint keys start with it: `network.<name>.`, `optimizer.<name>.`.
+  public let name: String
+  public let module: Module
+  public let optimizer: any Optimizer
+  public let baseLearningRate: Float
+  public let schedule: LearningRateSchedule
+  public let clipGradientNorm: Float?
+
+  public init(
+    name: String, module: Module, optimizer: any Optimizer, schedule: LearningRateSchedule = .constant,
+    clipGradientNorm: Float? = nil
+  ) {
+    self.name = name
+    self.module = module
+    self.optimizer = optimizer
+    self.baseLearningRate = optimizer.learningRate
+    self.schedule = schedule
+    self.clipGradientNorm = clipGradientNorm
+  }
+}
+
+/// A score estimator: a denoiser queried for x̂₀, ε̂ or the score at noised samples.
+///
+/// `real` estimators are frozen (the teacher); a trained one (DMD's fake score) owns a
+/// ``TrainedNetwork`` and an ``AuxiliaryPhase`` that fits it to the generator's samples.
+public final class ScoreEstimator {
+  public let denoiser: any Denoiser
+  /// Classifier-free guidance scale applied to this estimator's outputs (1 = none).
+  public let guidanceScale: Double
+  public let network: TrainedNetwork?
+  public let phases: [any AuxiliaryPhase]
+
+  public init(
+    denoiser: any Denoiser, guidanceScale: Double = 1, network: TrainedNetwork? = nil,
+    phases: [any AuxiliaryPhase] = []
+  ) {
+    self.denoiser = denoiser
+    self.guidanceScale = guidanceScale
+    self.network = network
+    self.phases = phases
+  }
+
+  public var isTrained: Bool { network != nil }
+}
+
+/// A term of the generator's objective: a scalar from the step's context, weighted by the
+/// manifest's `weight`. Terms with their own networks (a discriminator) add them with
+/// ``BuildContext/addNetwork(_:)`` and their updates as ``auxiliaryPhases``.
+public protocol LossTerm: AnyObject {
+  /// The scalar loss (before the manifest's weight); it may call `context.log` for diagnostics.
+  func loss(_ context: StepContext) throws -> Tensor
+  /// Updates of other networks that run before the generator's (a discriminator's).
+  var auxiliaryPhases: [any AuxiliaryPhase] { get }
+}
+
+extension LossTerm {
+  public var auxiliaryPhases: [any AuxiliaryPhase] { [] }
+}
+
+/// An update of a network other than the generator: the fake score's denoising loss, a
+/// discriminator's loss. The trainer runs it `updatesPerStep` times per training step (on
+/// steps where auxiliaries run), each time on a fresh batch of detached generator samples.
+public protocol AuxiliaryPhase: AnyObject {
+  /// The name metrics use: `aux/<name>`.
+  var name: String { get }
+  /// The network this phase's loss is minimised over.
+  var network: TrainedNetwork { get }
+  var updatesPerStep: Int { get }
+  /// The scalar loss; `context.samples()` gives detached generator samples.
+  func loss(_ context: StepContext) throws -> Tensor
+}
+
+/// A component with state beyond its networks that a checkpoint must hold (a data cursor).
+public protocol Checkpointable: AnyObject {
+  /// Tensors keyed by name (counters as one-element tensors).
+  func checkpointState() -> [String: Tensor]
+  /// Restores what ``checkpointState()`` wrote; throws ``DistillError`` on a mismatch.
+  func restore(_ state: [String: Tensor]) throws
+}
+
+/// A batch of training data.
+public struct Batch {
+  /// Data samples `[N, ...]` (images, points), when the source has them.
+  public var samples: Tensor?
+  /// Class labels, when the source has them.
+  public var labels: [Int]?
+  /// Paired inputs (noise of precomputed pairs) for `samples`, when the source has them.
+  public var inputs: Tensor?
+
+  public init(samples: Tensor? = nil, labels: [Int]? = nil, inputs: Tensor? = nil) {
+    self.samples = samples
+    self.labels = labels
+    self.inputs = inputs
+  }
+}
+
+/// Where training data comes from: an image folder, pair shards, a synthetic dataset.
+/// A source with a cursor also conforms to ``Checkpointable``.
+public protocol DataSource: AnyObject {
+  /// The shape of one sample.
+  var sampleShape: [Int] { get }
+  /// The next `size` samples; randomness (shuffling, synthetic draws) comes from `rng`.
+  func next(_ size: Int, using rng: inout RandomGenerator) throws -> Batch
+}
+
+/// An evaluation metric on generated samples, computed at fixed points with fixed noise.
+public protocol Metric: AnyObject {
+  /// Values keyed by metric name (`eval/<name>` in metrics.jsonl), e.g. `["energy-distance": 0.01]`.
+  func evaluate(_ samples: Tensor, _ context: EvaluationContext) throws -> [String: Double]
+}
+
+/// What a metric can use besides the samples.
+public final class EvaluationContext {
+  public let teacher: (any Denoiser)?
+  public let data: (any DataSource)?
+  /// Reference samples drawn once per run with a fixed seed (from the data source, or the
+  /// teacher's own distribution when it can be sampled exactly), cached by the trainer.
+  private let makeReference: (Int) throws -> Tensor?
+  private var reference: [Int: Tensor] = [:]
+
+  public init(teacher: (any Denoiser)?, data: (any DataSource)?, reference: @escaping (Int) throws -> Tensor?) {
+    self.teacher = teacher
+    self.data = data
+    self.makeReference = reference
+  }
+
+  /// `count` reference samples, the same on every call.
+  public func referenceSamples(_ count: Int) throws -> Tensor? {
+    if let cached = reference[count] { return cached }
+    let made = try makeReference(count)
+    reference[count] = made
+    return made
+  }
+}
+
+/// Receives every logged value and image (metrics.jsonl and TensorBoard are built in).
+public protocol MetricSink: AnyObject {
+  func record(step: Int, values: [String: Double]) throws
+  /// A sample grid, `[3, H, W]` or `[1, H, W]` in [0, 1].
+  func image(step: Int, tag: String, _ image: Tensor) throws
+  /// Flushes and closes; called once at the end of a run.
+  func finish() throws
+}

@@ -1,0 +1,103 @@
+import DistillCore
+
+/// A `--set PATH=VALUE` override of a manifest value, applied to the JSON before validation
+/// (so an override is checked exactly as the file is).
+///
+/// `PATH` is dotted keys with optional array indices: `training.steps`, `losses[1].weight`,
+/// `teacher.means`. `VALUE` is read as JSON when it parses (`200`, `true`, `[[0,0],[1,1]]`,
+/// `"text"`), otherwise as a plain string (`--set name=my-run`). Missing objects on the way
+/// are created; an index past the end of an array is an error.
+public struct ManifestOverride: Equatable {
+  public enum Step: Equatable {
+    case key(String)
+    case index(Int)
+  }
+
+  public let text: String
+  public let steps: [Step]
+  public let value: JSONValue
+
+  /// - Throws: ``DistillError/invalidValue(location:expected:found:)`` naming `--set` when
+  ///   the text is not `PATH=VALUE` or the path is malformed.
+  public init(parsing text: String) throws {
+    self.text = text
+    guard let equals = text.firstIndex(of: "=") else {
+      throw DistillError.invalidValue(location: "--set \(text)", expected: "PATH=VALUE, e.g. training.steps=200", found: "no \"=\"")
+    }
+    let path = String(text[..<equals])
+    let raw = String(text[text.index(after: equals)...])
+    steps = try Self.parsePath(path, text: text)
+    if let data = raw.data(using: .utf8), let parsed = try? JSONValue.parse(data, source: "--set") {
+      value = parsed
+    } else {
+      value = .string(raw)
+    }
+  }
+
+  static func parsePath(_ path: String, text: String) throws -> [Step] {
+    func bad(_ why: String) -> DistillError {
+      .invalidValue(location: "--set \(text)", expected: "a dotted path such as training.steps or losses[0].weight", found: why)
+    }
+    guard !path.isEmpty else { throw bad("an empty path") }
+    var steps: [Step] = []
+    for part in path.split(separator: ".", omittingEmptySubsequences: false) {
+      var rest = Substring(part)
+      let keyEnd = rest.firstIndex(of: "[") ?? rest.endIndex
+      let key = rest[..<keyEnd]
+      guard !key.isEmpty else { throw bad("an empty key in \"\(path)\"") }
+      steps.append(.key(String(key)))
+      rest = rest[keyEnd...]
+      while !rest.isEmpty {
+        guard rest.first == "[", let close = rest.firstIndex(of: "]"),
+          let index = Int(rest[rest.index(after: rest.startIndex)..<close]), index >= 0
+        else { throw bad("a malformed index in \"\(path)\"") }
+        steps.append(.index(index))
+        rest = rest[rest.index(after: close)...]
+      }
+    }
+    return steps
+  }
+
+  /// Sets the value in `json`.
+  /// - Throws: ``DistillError/invalidValue(location:expected:found:)`` when the path crosses
+  ///   a value that is not an object or array, or indexes past an array's end.
+  public func apply(to json: inout JSONValue) throws {
+    try Self.set(value, at: steps[...], in: &json, walked: "", text: text)
+  }
+
+  private static func set(
+    _ value: JSONValue, at steps: ArraySlice<Step>, in json: inout JSONValue, walked: String, text: String
+  ) throws {
+    guard let step = steps.first else {
+      json = value
+      return
+    }
+    let rest = steps.dropFirst()
+    switch step {
+    case .key(let key):
+      var object: [String: JSONValue]
+      switch json {
+      case .object(let existing): object = existing
+      case .null: object = [:]
+      default:
+        throw DistillError.invalidValue(
+          location: "--set \(text)", expected: "\(walked.isEmpty ? "the manifest" : walked) to be an object",
+          found: json.summary)
+      }
+      var child = object[key] ?? .null
+      try set(value, at: rest, in: &child, walked: walked.isEmpty ? key : "\(walked).\(key)", text: text)
+      object[key] = child
+      json = .object(object)
+    case .index(let index):
+      guard case .array(var items) = json else {
+        throw DistillError.invalidValue(location: "--set \(text)", expected: "\(walked) to be an array", found: json.summary)
+      }
+      guard index < items.count else {
+        throw DistillError.invalidValue(
+          location: "--set \(text)", expected: "an index below \(items.count) for \(walked)", found: String(index))
+      }
+      try set(value, at: rest, in: &items[index], walked: "\(walked)[\(index)]", text: text)
+      json = .array(items)
+    }
+  }
+}

@@ -1,0 +1,135 @@
+import DistillCore
+import Foundation
+
+/// The layout of a run folder and the rules for reusing one.
+///
+/// ```
+/// runs/NAME/
+///   manifest.json          the resolved manifest (every default filled in)
+///   checkpoints/step-N/    the newest checkpoints (see CheckpointStore)
+///   metrics.jsonl          one line per logged step
+///   events/                TensorBoard event files
+///   samples/step-N.png     sample grids (scatter plots for 2-D data)
+///   report.html            curves and the latest grids
+///   generator.safetensors  the final generator (EMA weights where configured)
+///   generator.json         what the generator is, to load it again
+///   denoiser/              for a denoiser generator: a teacher folder (denoiser.json + weights)
+/// ```
+public struct RunFolder {
+  public let path: String
+
+  public init(path: String) { self.path = path }
+
+  public func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+  public var manifestPath: String { file("manifest.json") }
+  public var checkpoints: CheckpointStore { CheckpointStore(folder: file("checkpoints")) }
+  public var metricsPath: String { file("metrics.jsonl") }
+  public var eventsFolder: String { file("events") }
+  public var samplesFolder: String { file("samples") }
+  public var reportPath: String { file("report.html") }
+  public var generatorWeightsPath: String { file("generator.safetensors") }
+  public var generatorConfigPath: String { file("generator.json") }
+  public var denoiserFolder: String { file("denoiser") }
+
+  /// The names a run writes; `--force` removes these and nothing else.
+  static let ownedNames = [
+    "manifest.json", "checkpoints", "metrics.jsonl", "events", "samples", "report.html", "generator.safetensors",
+    "generator.json", "denoiser",
+  ]
+
+  /// The keys a resumed run may change: how long it trains and where it evaluates.
+  static let resumableKeys: Set<String> = ["training.steps", "output", "evaluation", "training.checkpointEvery",
+    "training.keepCheckpoints", "training.logEvery"]
+
+  public enum Mode: Sendable {
+    case fresh, resume, force
+  }
+
+  /// Makes the folder ready for a run of `manifest` and returns the checkpoint step to
+  /// resume from (`nil` for a fresh start).
+  ///
+  /// - Throws: ``DistillError/invalidValue(location:expected:found:)`` (bad input, exit 2)
+  ///   when the folder holds a run and neither `--resume` nor `--force` was given, when
+  ///   `--resume` meets a different manifest (naming the first differing key) or no
+  ///   checkpoint, or when the folder holds files that are not a run's.
+  public func prepare(for manifest: JSONValue, mode: Mode) throws -> Int? {
+    let manager = FileManager.default
+    var isDirectory: ObjCBool = false
+    let exists = manager.fileExists(atPath: path, isDirectory: &isDirectory)
+    if exists && !isDirectory.boolValue {
+      throw DistillError.invalidValue(location: path, expected: "a folder for the run", found: "a file")
+    }
+    let contents = exists ? ((try? manager.contentsOfDirectory(atPath: path)) ?? []) : []
+    let holdsRun = manager.fileExists(atPath: manifestPath)
+    let foreign = contents.filter { !Self.ownedNames.contains($0) && !$0.hasPrefix(".") }
+    switch mode {
+    case .resume:
+      guard holdsRun else {
+        throw DistillError.invalidValue(
+          location: path, expected: "a run folder to resume (with manifest.json and checkpoints)",
+          found: contents.isEmpty ? "nothing" : "no manifest.json")
+      }
+      let saved = try JSONValue.parse(
+        manager.contents(atPath: manifestPath) ?? Data(), source: manifestPath)
+      if let difference = Self.firstDifference(saved, manifest, path: "") {
+        throw DistillError.invalidValue(
+          location: "\(manifestPath): \(difference)",
+          expected: "the same manifest as the run being resumed (only training.steps, evaluation and checkpoint settings may change)",
+          found: "a different value")
+      }
+      guard let step = checkpoints.steps().last else {
+        throw DistillError.invalidValue(
+          location: checkpoints.folder, expected: "a checkpoint to resume from", found: "none")
+      }
+      return step
+    case .fresh:
+      if holdsRun {
+        let step = checkpoints.steps().last.map { " (checkpoint at step \($0))" } ?? ""
+        throw DistillError.invalidValue(
+          location: path, expected: "an empty or new folder; pass --resume to continue the run there or --force to replace it",
+          found: "a run\(step)")
+      }
+      if !foreign.isEmpty {
+        throw DistillError.invalidValue(
+          location: path, expected: "an empty or new folder for the run",
+          found: "\(contents.count) entries that are not a run's (\(foreign.prefix(3).joined(separator: ", ")))")
+      }
+    case .force:
+      if !foreign.isEmpty {
+        throw DistillError.invalidValue(
+          location: path, expected: "a folder holding only a run (--force replaces a run, nothing else)",
+          found: "other files (\(foreign.prefix(3).joined(separator: ", ")))")
+      }
+      for name in Self.ownedNames { try? manager.removeItem(atPath: file(name)) }
+    }
+    do {
+      try manager.createDirectory(atPath: path, withIntermediateDirectories: true)
+      try manager.createDirectory(atPath: samplesFolder, withIntermediateDirectories: true)
+    } catch {
+      throw DistillError.io(path: path, reason: "cannot create the run folder: \(error.localizedDescription)")
+    }
+    try AtomicFileWriter.write(Array((manifest.text() + "\n").utf8), to: manifestPath)
+    return nil
+  }
+
+  /// The dotted path of the first value that differs, ignoring ``resumableKeys``.
+  static func firstDifference(_ a: JSONValue, _ b: JSONValue, path: String) -> String? {
+    if resumableKeys.contains(path) { return nil }
+    switch (a, b) {
+    case (.object(let x), .object(let y)):
+      for key in Set(x.keys).union(y.keys).sorted() {
+        let child = path.isEmpty ? key : "\(path).\(key)"
+        if let found = firstDifference(x[key] ?? .null, y[key] ?? .null, path: child) { return found }
+      }
+      return nil
+    case (.array(let x), .array(let y)):
+      if x.count != y.count { return path }
+      for (index, (u, v)) in zip(x, y).enumerated() {
+        if let found = firstDifference(u, v, path: "\(path)[\(index)]") { return found }
+      }
+      return nil
+    default:
+      return a == b ? nil : (path.isEmpty ? "the manifest" : path)
+    }
+  }
+}

@@ -1,0 +1,88 @@
+import CProcess
+import DistillCore
+import Foundation
+
+/// The `checkpoints/` folder of a run: one folder per checkpoint, `step-00000500/` holding
+/// `state.safetensors` (every network, optimizer state, EMA and component state, under
+/// prefixed keys) with the step in its metadata.
+///
+/// A checkpoint is written into a hidden temporary folder, each file synced, then the folder
+/// is renamed into place and the parent synced: a crash or a full disk leaves either the
+/// whole new checkpoint or none, and never touches the previous ones. Older checkpoints
+/// beyond the newest `keep` are removed only after the new one is in place.
+public struct CheckpointStore {
+  public static let stateFileName = "state.safetensors"
+  public static let format = "distillery-checkpoint"
+  public let folder: String
+
+  public init(folder: String) { self.folder = folder }
+
+  static func name(step: Int) -> String { String(format: "step-%08d", step) }
+
+  /// The steps of the complete checkpoints, ascending.
+  public func steps() -> [Int] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+    return names.compactMap { name -> Int? in
+      guard name.hasPrefix("step-"), let step = Int(name.dropFirst(5)) else { return nil }
+      let state = (folder as NSString).appendingPathComponent("\(name)/\(Self.stateFileName)")
+      return FileManager.default.fileExists(atPath: state) ? step : nil
+    }.sorted()
+  }
+
+  public func path(step: Int) -> String { (folder as NSString).appendingPathComponent(Self.name(step: step)) }
+
+  /// Writes a checkpoint for `step` and keeps the newest `keep`.
+  /// - Throws: ``DistillError/io(path:reason:)`` when writing fails (the partial folder is
+  ///   removed, earlier checkpoints are untouched).
+  public func write(step: Int, tensors: [String: Tensor], keep: Int) throws {
+    let manager = FileManager.default
+    let final = path(step: step)
+    let temporary = (folder as NSString).appendingPathComponent(".\(Self.name(step: step)).partial")
+    do {
+      try manager.createDirectory(atPath: folder, withIntermediateDirectories: true)
+      try? manager.removeItem(atPath: temporary)
+      try manager.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+    } catch {
+      throw DistillError.io(path: temporary, reason: "cannot create the checkpoint folder: \(error.localizedDescription)")
+    }
+    do {
+      try SafetensorsFile.write(
+        tensors, metadata: ["format": Self.format, "step": String(step)],
+        to: (temporary as NSString).appendingPathComponent(Self.stateFileName))
+      _ = distill_fsync_path(temporary)
+      if manager.fileExists(atPath: final) { try manager.removeItem(atPath: final) }
+      guard rename(temporary, final) == 0 else {
+        throw DistillError.io(path: final, reason: "cannot rename the checkpoint into place: \(String(cString: strerror(errno)))")
+      }
+      _ = distill_fsync_path(folder)
+    } catch {
+      try? manager.removeItem(atPath: temporary)
+      if let error = error as? DistillError { throw error }
+      throw DistillError.io(path: final, reason: error.localizedDescription)
+    }
+    for old in steps().dropLast(keep) { try? manager.removeItem(atPath: path(step: old)) }
+  }
+
+  /// Reads the checkpoint of `step`.
+  public func read(step: Int) throws -> [String: Tensor] {
+    let file = try SafetensorsFile.read(contentsOf: (path(step: step) as NSString).appendingPathComponent(Self.stateFileName))
+    guard file.metadata["format"] == Self.format, file.metadata["step"] == String(step) else {
+      throw DistillError.malformed(
+        path: file.path, detail: "not a Distillery checkpoint of step \(step) (metadata \(file.metadata))")
+    }
+    return try file.tensors()
+  }
+}
+
+/// Splits `tensors` by `prefix` + `.`, dropping the prefix.
+func tensors(_ tensors: [String: Tensor], under prefix: String) -> [String: Tensor] {
+  let head = prefix + "."
+  var out: [String: Tensor] = [:]
+  for (key, value) in tensors where key.hasPrefix(head) { out[String(key.dropFirst(head.count))] = value }
+  return out
+}
+
+/// `tensors` with every key prefixed by `prefix` + `.`.
+func prefixed(_ tensors: [String: Tensor], _ prefix: String) -> [String: Tensor] {
+  Dictionary(uniqueKeysWithValues: tensors.map { (prefix + "." + $0.key, $0.value) })
+}

@@ -1,0 +1,166 @@
+import DistillCore
+import DistillDiffusion
+import Foundation
+import ImageIO
+
+extension Trainer {
+  /// Runs `body` with the weights evaluation uses (the EMA's when configured and asked
+  /// for) in eval mode, restoring the trained weights after.
+  func withEvaluationWeights<T>(_ body: () throws -> T) throws -> T {
+    let module = pipeline.generator.module
+    module.eval()
+    defer { module.train() }
+    guard let ema, pipeline.manifest.evaluation.useEMA else { return try body() }
+    let live = module.namedParameters().map { Tensor(shape: $0.parameter.shape, scalars: $0.parameter.value.scalars) }
+    try ema.copy(to: module.namedParameters())
+    defer { for (entry, value) in zip(module.namedParameters(), live) { entry.parameter.assign(value) } }
+    return try body()
+  }
+
+  /// Generates `count` samples from the fixed evaluation noise of `seed`, in batches.
+  public static func generate(_ generator: any Generator, count: Int, seed: UInt64, batchSize: Int) -> Tensor {
+    var rng = RandomGenerator(seed: seed)
+    let noise = Tensor.normal([count] + generator.noiseShape, using: &rng)
+    var parts: [Tensor] = []
+    var start = 0
+    while start < count {
+      let end = min(count, start + batchSize)
+      parts.append(withoutGradients { generator(noise.sliced(axis: 0, start..<end)) }.detached())
+      start = end
+    }
+    return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
+  }
+
+  /// Metrics and a sample grid on the fixed evaluation noise; logged at the current step.
+  func evaluate() throws {
+    let evaluation = pipeline.manifest.evaluation
+    let batch = max(settings.batchSize, 64)
+    let (samples, grid) = try withEvaluationWeights {
+      let samples = Self.generate(pipeline.generator, count: evaluation.samples, seed: evaluation.seed, batchSize: batch)
+      let grid =
+        evaluation.gridSize <= evaluation.samples
+        ? samples.sliced(axis: 0, 0..<evaluation.gridSize)
+        : Self.generate(pipeline.generator, count: evaluation.gridSize, seed: evaluation.seed, batchSize: batch)
+      return (samples, grid)
+    }
+    var values: [String: Double] = [:]
+    let context = evaluationContext
+    for (entry, metric) in pipeline.metrics {
+      do {
+        for (key, value) in try metric.evaluate(samples, context) { values["eval/\(key)"] = value }
+      } catch let error as DistillError {
+        throw DistillError.invalidValue(location: entry.path, expected: "a metric that fits the samples", found: "\(error)")
+      }
+    }
+    values["eval/sample-mean"] = Double(samples.mean().item)
+    values["eval/sample-std"] = Double(samples.variance().sqrt().item)
+    try record(step, values)
+    try writeGrid(grid, reference: try context.referenceSamples(min(evaluation.samples, 2048)))
+    try writeReport()
+  }
+
+  /// The reference distribution metrics compare with: the data source's samples, else
+  /// exact draws from an analytic teacher.
+  var evaluationContext: EvaluationContext {
+    if let cached = cachedEvaluationContext { return cached }
+    let seed = pipeline.manifest.evaluation.seed &+ 1
+    let data = pipeline.data
+    let teacher = pipeline.teacher
+    let context = EvaluationContext(teacher: teacher, data: data) { count in
+      var rng = RandomGenerator(seed: seed)
+      if let mixture = teacher as? GaussianMixtureDenoiser { return mixture.sample(count: count, using: &rng) }
+      if let data { return try data.next(count, using: &rng).samples }
+      return nil
+    }
+    cachedEvaluationContext = context
+    return context
+  }
+
+  /// `samples/step-N.png`: an image grid for image samples, a scatter plot for 2-D points.
+  func writeGrid(_ grid: Tensor, reference: Tensor?) throws {
+    let shape = Array(grid.shape.dropFirst())
+    let relative = String(format: "samples/step-%08d.png", step)
+    let path = folder.file(relative)
+    do {
+      if shape.count == 3, shape[0] == 1 || shape[0] == 3 {
+        try ImageFile.writeGridPNG(signedUnit: grid, to: path)
+      } else if shape == [2] {
+        let points = Tensor.concat([reference, grid].compactMap { $0 }, axis: 0)
+        try ImageFile.writePNG(ScatterPlot.render(samples: grid, reference: reference, bounds: ScatterPlot.bounds(points)), to: path)
+      } else {
+        return
+      }
+    } catch let error as DistillError {
+      throw RunFailure.writeFailed(error, step: step, lastCheckpoint: lastCheckpoint)
+    }
+    grids.removeAll { $0.step == step }
+    grids.append((step, relative))
+    if let data = FileManager.default.contents(atPath: path), let image = try? ImageFile.read(path) {
+      let s = image.shape
+      (sinks.compactMap { $0 as? TensorBoardWriter }.first)?.addImage(
+        "samples", pngData: data, height: s[1], width: s[2], channels: s[0], step: step)
+    }
+  }
+
+  func writeReport() throws {
+    let records = (try? MetricsLog.read(path: folder.metricsPath)) ?? []
+    let manifest = pipeline.manifest
+    var summary: [(String, String)] = [
+      ("manifest", manifest.source), ("step", "\(step) of \(settings.steps)"),
+      ("generator", "\(manifest.generator.type), \(pipeline.generator.module.parameterCount) parameters"),
+      ("losses", manifest.losses.map(\.type).joined(separator: ", ")),
+    ]
+    if let teacher = pipeline.teacher { summary.insert(("teacher", teacher.summary), at: 1) }
+    if let last = lastCheckpoint { summary.append(("last checkpoint", "step \(last)")) }
+    do {
+      try RunReport.write(
+        to: folder.reportPath, title: "Distillery run \(manifest.name)", records: records, grids: grids,
+        summary: summary, manifestJSON: manifest.resolvedJSON.text())
+    } catch let error as DistillError {
+      throw RunFailure.writeFailed(error, step: step, lastCheckpoint: lastCheckpoint)
+    }
+  }
+
+  /// `generator.safetensors` (EMA weights where configured), `generator.json`, and for a
+  /// denoiser generator a teacher folder `denoiser/`.
+  func writeOutputs() throws {
+    do {
+      try withEvaluationWeights {
+        let module = pipeline.generator.module
+        try SafetensorsFile.write(
+          module.stateDict(), metadata: ["format": "pt", "distillery": "generator", "step": String(step)],
+          to: folder.generatorWeightsPath)
+        let config: JSONValue = .object([
+          "format": .string("distillery-generator"), "version": .number(1),
+          "type": .string(pipeline.manifest.generator.type), "generator": pipeline.generator.configJSON,
+          "noiseShape": .array(pipeline.generator.noiseShape.map { .number(Double($0)) }),
+          "sampleShape": .array(pipeline.generator.sampleShape.map { .number(Double($0)) }),
+          "step": .number(Double(step)), "ema": .bool(ema != nil && pipeline.manifest.evaluation.useEMA),
+        ])
+        try AtomicFileWriter.write(Array((config.text() + "\n").utf8), to: folder.generatorConfigPath)
+        if let denoising = pipeline.generator as? any DenoiserGenerator {
+          try denoising.denoiser.save(folder: folder.denoiserFolder)
+        }
+      }
+      try writeReport()
+    } catch let error as DistillError {
+      throw RunFailure.writeFailed(error, step: step, lastCheckpoint: lastCheckpoint)
+    }
+  }
+}
+
+extension MetricsLog: MetricSink {
+  public func record(step: Int, values: [String: Double]) throws { try append(step: step, values: values) }
+  public func image(step: Int, tag: String, _ image: Tensor) throws {}
+  public func finish() throws { close() }
+}
+
+extension TensorBoardWriter: MetricSink {
+  public func record(step: Int, values: [String: Double]) throws {
+    for (key, value) in values.sorted(by: { $0.key < $1.key }) where value.isFinite { addScalar(key, value, step: step) }
+    flush()
+    if let error = lastError { throw error }
+  }
+  public func image(step: Int, tag: String, _ image: Tensor) throws {}
+  public func finish() throws { close() }
+}
