@@ -99,6 +99,147 @@ let package = Package(
       dependencies: ["DistillPipeline"]
     ),
 
+    // MARK: Components (one target each; BuiltInComponents lists them)
+    .target(
+      name: "FolderTeacher",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Teachers/FolderTeacher"
+    ),
+    .target(
+      name: "GaussianMixtureTeacher",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Teachers/GaussianMixtureTeacher"
+    ),
+    .target(
+      name: "DenoiserGenerator",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Generators/DenoiserGenerator"
+    ),
+    .target(
+      name: "MLPGenerator",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillNN",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Generators/MLPGenerator"
+    ),
+    .target(
+      name: "TeacherScore",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Scores/TeacherScore"
+    ),
+    .target(
+      name: "TrainedScore",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Scores/TrainedScore"
+    ),
+    .target(
+      name: "DenoisingLoss",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Losses/DenoisingLoss"
+    ),
+    .target(
+      name: "DistributionMatching",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Losses/DistributionMatching"
+    ),
+    .target(
+      name: "GaussianMixtureData",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Data/GaussianMixtureData"
+    ),
+    .target(
+      name: "EnergyDistance",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Metrics/EnergyDistance"
+    ),
+    .target(
+      name: "ModeCoverage",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Metrics/ModeCoverage"
+    ),
+    .target(
+      name: "BuiltInComponents",
+      dependencies: [
+        "DenoiserGenerator",
+        "DenoisingLoss",
+        "DistillPipeline",
+        "DistributionMatching",
+        "EnergyDistance",
+        "FolderTeacher",
+        "GaussianMixtureData",
+        "GaussianMixtureTeacher",
+        "MLPGenerator",
+        "ModeCoverage",
+        "TeacherScore",
+        "TrainedScore",
+      ],
+      path: "Sources/Components/BuiltIn"
+    ),
+    .testTarget(
+      name: "ComponentsTests",
+      dependencies: [
+        "BuiltInComponents",
+        "DistillTestSupport",
+      ]
+    ),
+
+    // MARK: DistillCLI (the commands; a user's package starts them with extra components)
+    .target(
+      name: "DistillCLI",
+      dependencies: [
+        "BuiltInComponents",
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillNN",
+        "DistillPipeline",
+        "ImageIO",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]
+    ),
+
     // MARK: ImageIO
     .systemLibrary(
       name: "CPNG",
@@ -137,12 +278,7 @@ let package = Package(
     .executableTarget(
       name: "pipeline",
       dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillNN",
-        "DistillPipeline",
-        "ImageIO",
-        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "DistillCLI"
       ]
     ),
   ]

@@ -142,7 +142,8 @@ public struct NoiseSchedule: Sendable, Equatable {
 // MARK: - Helpers
 
 /// `values` as a `[N, 1, ..., 1]` tensor of the rank of `x`, to scale each sample of a batch.
-func perSample(_ values: [Double], like x: Tensor) -> Tensor {
+/// A `[N, 1, ...]` tensor of one value per sample, broadcastable against `x` of `[N, ...]`.
+public func perSample(_ values: [Double], like x: Tensor) -> Tensor {
   precondition(
     x.rank >= 1 && x.shape[0] == values.count, "\(values.count) per-sample values for a batch of shape \(x.shape)")
   return Tensor(shape: [values.count] + Array(repeating: 1, count: x.rank - 1), scalars: values.map { Float($0) })

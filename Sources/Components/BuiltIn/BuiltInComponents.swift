@@ -1,0 +1,39 @@
+import DenoiserGenerator
+import DenoisingLoss
+import DistillPipeline
+import DistributionMatching
+import EnergyDistance
+import FolderTeacher
+import GaussianMixtureData
+import GaussianMixtureTeacher
+import MLPGenerator
+import ModeCoverage
+import TeacherScore
+import TrainedScore
+
+extension ComponentRegistry {
+  /// Every component Distillery ships: the core schedule and optimizers, and one target
+  /// per component under Sources/Components. A new built-in component is added here.
+  public static let builtInComponents: [any ComponentDescribing.Type] =
+    coreComponents + [
+      // Teachers
+      FolderTeacher.self, GaussianMixtureTeacher.self,
+      // Generators
+      DenoiserGeneratorComponent.self, MLPGenerator.self,
+      // Scores
+      TeacherScore.self, TrainedScore.self,
+      // Losses
+      DenoisingLoss.self, DistributionMatching.self,
+      // Data
+      GaussianMixtureData.self,
+      // Metrics
+      EnergyDistance.self, ModeCoverage.self,
+    ]
+
+  /// A registry of the built-in components plus `extra` (a user's own).
+  public static func standard(adding extra: [any ComponentDescribing.Type] = []) -> ComponentRegistry {
+    var registry = ComponentRegistry()
+    registry.register(builtInComponents + extra)
+    return registry
+  }
+}

@@ -1,0 +1,113 @@
+import DistillCore
+import DistillDiffusion
+import DistillPipeline
+
+/// A denoiser sampled in a few deterministic steps from pure noise: at each timestep the
+/// network's x̂₀, then (between steps) the DDIM move to the next timestep with the implied ε̂.
+/// One step at t = T−1 is DMD's one-step generator.
+public final class DenoiserSampleGenerator: DenoiserGenerator {
+  public let denoiser: any SavableDenoiser
+  public let timesteps: [Int]
+  public let sampleShape: [Int]
+  public var noiseShape: [Int] { sampleShape }
+  public let configJSON: JSONValue
+  public var module: Module { denoiser.weightsModule! }
+
+  init(denoiser: any SavableDenoiser, timesteps: [Int], sampleShape: [Int], config: JSONValue) {
+    self.denoiser = denoiser
+    self.timesteps = timesteps
+    self.sampleShape = sampleShape
+    self.configJSON = config
+  }
+
+  public func callAsFunction(_ noise: Tensor) -> Tensor {
+    let n = noise.shape[0]
+    var x = noise
+    for (index, t) in timesteps.enumerated() {
+      let steps = [Float](repeating: Float(t), count: n)
+      let x0 = denoiser.x0(x, timesteps: steps)
+      guard index + 1 < timesteps.count else { return x0 }
+      let schedule = denoiser.schedule
+      let (a, s) = (schedule.signalScale(t), schedule.noiseScale(t))
+      let epsilon = (x - x0 * Float(a)) * Float(1 / s)
+      let next = timesteps[index + 1]
+      x = x0 * Float(schedule.signalScale(next)) + epsilon * Float(schedule.noiseScale(next))
+    }
+    return x
+  }
+
+  /// `steps` timesteps from T−1 down, evenly spaced ("trailing" spacing).
+  public static func trailingTimesteps(steps: Int, trainSteps: Int) -> [Int] {
+    (0..<steps).map { i in trainSteps - 1 - Int((Double(i) * Double(trainSteps) / Double(steps)).rounded()) }
+  }
+}
+
+public enum DenoiserGeneratorComponent: GeneratorComponent {
+  public static let id = "denoiser"
+  public static let kind = ComponentKind.generator
+  public static let summary = "a denoiser network (a copy of the teacher, or a new one) sampled in `steps` deterministic steps from pure noise"
+  public static let parameters: [ParameterSpec] = [
+    ParameterSpec(
+      "init", .string(choices: ["teacher", "new"]), default: .string("teacher"),
+      "start from a copy of the teacher, or from a new network described by `network`"),
+    .optional("network", .object, "for init \"new\": the network object of denoiser.json (docs/teachers.md)"),
+    .optional(
+      "prediction", .string(choices: Prediction.allCases.map(\.rawValue)),
+      "for init \"new\": what the network predicts (default: the schedule's); \"sample\" keeps x̂₀ bounded at high noise"),
+    ParameterSpec("steps", .integer(1...1000), default: .number(1), "sampling steps, evenly spaced from T-1"),
+    .optional("timesteps", .numbers(count: nil), "explicit integer timesteps, descending (replaces steps)"),
+  ]
+
+  public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Generator {
+    let denoiser: any SavableDenoiser
+    if entry.string("init") == "teacher" {
+      guard let teacher = context.teacher as? any SavableDenoiser, teacher.weightsModule != nil else {
+        throw DistillError.invalidValue(
+          location: "\(entry.path).init", expected: "a teacher with a network to copy (or init \"new\" with a network)",
+          found: context.teacher.map { "\"\($0.summary)\"" } ?? "no teacher")
+      }
+      denoiser = try DenoiserFolder.copy(of: teacher)
+    } else {
+      guard let network = entry.object("network") else {
+        throw DistillError.invalidValue(
+          location: "\(entry.path).network", expected: "a network object for init \"new\"", found: "nothing")
+      }
+      var rng = context.initialisationRNG(for: entry.path)
+      denoiser = try DenoiserFolder.makeDenoiser(
+        network: network, schedule: context.schedule, scheduleConfig: context.scheduleConfig,
+        prediction: entry.optionalString("prediction").flatMap(Prediction.init(rawValue:)) ?? context.prediction,
+        location: "\(entry.path).network", using: &rng)
+      guard denoiser.weightsModule != nil else {
+        throw DistillError.invalidValue(
+          location: "\(entry.path).network.type", expected: "a network with parameters (mlp or unet2d)",
+          found: "an analytic denoiser")
+      }
+    }
+    denoiser.weightsModule!.train()
+    let trainSteps = denoiser.schedule.trainSteps
+    let timesteps: [Int]
+    if entry.has("timesteps") {
+      timesteps = entry.numbers("timesteps").map { Int($0) }
+      guard !timesteps.isEmpty, timesteps.allSatisfy({ (0..<trainSteps).contains($0) }),
+        zip(timesteps, timesteps.dropFirst()).allSatisfy({ $0 > $1 })
+      else {
+        throw DistillError.invalidValue(
+          location: "\(entry.path).timesteps", expected: "descending integers in [0, \(trainSteps - 1)]",
+          found: "\(timesteps)")
+      }
+    } else {
+      timesteps = DenoiserSampleGenerator.trailingTimesteps(steps: entry.int("steps"), trainSteps: trainSteps)
+    }
+    guard let sampleShape = denoiser.sampleShape ?? context.sampleShape else {
+      throw DistillError.invalidValue(
+        location: entry.path, expected: "a network, teacher or data source that fixes the sample shape", found: "none")
+    }
+    var config = entry.resolvedJSON
+    if case .object(var object) = config {
+      object["network"] = denoiser.networkJSON
+      object["timesteps"] = .array(timesteps.map { .number(Double($0)) })
+      config = .object(object)
+    }
+    return DenoiserSampleGenerator(denoiser: denoiser, timesteps: timesteps, sampleShape: sampleShape, config: config)
+  }
+}

@@ -1,0 +1,55 @@
+import DistillCore
+import DistillDiffusion
+import DistillPipeline
+
+/// The diffusion training loss: noise a data batch at random timesteps and regress the
+/// generator's denoiser output on its target (ε, x₀ or v). With it a manifest trains a
+/// teacher: the run's `denoiser/` folder then loads as a `folder` teacher.
+public final class DenoisingLossTerm: LossTerm {
+  let timesteps: Range<Int>
+
+  init(timesteps: Range<Int>) { self.timesteps = timesteps }
+
+  public func loss(_ context: StepContext) throws -> Tensor {
+    guard let generator = context.generator as? any DenoiserGenerator else {
+      throw DistillError.invalidValue(location: "generator", expected: "a denoiser generator", found: "another kind")
+    }
+    guard let x0 = try context.batch().samples else {
+      throw DistillError.invalidValue(location: "data", expected: "a data source with samples", found: "none")
+    }
+    let denoiser = generator.denoiser
+    let n = x0.shape[0]
+    let t = context.timesteps(n, in: timesteps)
+    let noise = Tensor.normal(x0.shape, using: &context.rng)
+    let schedule = denoiser.schedule
+    let xt = schedule.addNoise(x0: x0, noise: noise, timesteps: t)
+    let output = denoiser(xt, timesteps: t.map(Float.init))
+    let target: Tensor
+    switch denoiser.prediction {
+    case .epsilon: target = noise
+    case .sample: target = x0
+    case .vPrediction: target = schedule.velocity(x0: x0, noise: noise, timesteps: t)
+    }
+    return Tensor.mseLoss(output, target)
+  }
+}
+
+public enum DenoisingLoss: LossComponent {
+  public static let id = "denoising"
+  public static let kind = ComponentKind.loss
+  public static let summary = "the diffusion training loss on data (trains a denoiser generator as a teacher)"
+  public static let parameters: [ParameterSpec] = [
+    ParameterSpec("weight", .number(0...1e6), default: .number(1), "the term's weight")
+  ]
+
+  public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
+    guard context.generator is any DenoiserGenerator else {
+      throw DistillError.invalidValue(
+        location: entry.path, expected: "a \"denoiser\" generator to train", found: "generator \"\(context.manifest.generator.type)\"")
+    }
+    guard context.data != nil else {
+      throw DistillError.invalidValue(location: entry.path, expected: "a manifest with a data source", found: "no data")
+    }
+    return DenoisingLossTerm(timesteps: 0..<context.schedule.trainSteps)
+  }
+}

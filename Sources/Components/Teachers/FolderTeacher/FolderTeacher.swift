@@ -1,0 +1,22 @@
+import DistillCore
+import DistillDiffusion
+import DistillPipeline
+
+/// A teacher loaded from a folder: a diffusers `UNet2DModel` folder (`config.json` +
+/// `diffusion_pytorch_model.safetensors`, with `scheduler/` or the manifest's schedule), a
+/// diffusers pipeline folder, or a Distillery denoiser folder (a trained teacher's
+/// `runs/NAME/denoiser`). Weights are checked against the architecture when loading.
+public enum FolderTeacher: TeacherComponent {
+  public static let id = "folder"
+  public static let kind = ComponentKind.teacher
+  public static let summary = "a teacher folder: diffusers UNet2DModel, diffusers pipeline, or Distillery denoiser (docs/teachers.md)"
+  public static let parameters: [ParameterSpec] = [
+    ParameterSpec("path", .path(mustExist: true), "the folder, relative to the manifest")
+  ]
+
+  public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Denoiser {
+    let teacher = try loadTeacher(path: entry.path("path"))
+    (teacher as? any SavableDenoiser)?.weightsModule?.eval()
+    return teacher
+  }
+}

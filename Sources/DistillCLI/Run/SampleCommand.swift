@@ -1,0 +1,83 @@
+import ArgumentParser
+import DistillCore
+import DistillPipeline
+import Foundation
+import ImageIO
+
+struct SampleCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "sample",
+    abstract: "Write samples of a run's trained generator as a PNG grid or safetensors.",
+    discussion: """
+      Rebuilds the generator from the run folder's manifest.json and loads generator.safetensors (or, with
+      --checkpoint, a checkpoint's weights). A .png output is a grid (image samples, or a scatter plot of 2-D
+      samples); a .safetensors output holds the key "samples" of shape [N, ...].
+      """)
+
+  @Option(name: .customLong("run"), help: "The run folder.")
+  var runFolder: String
+
+  @Option(help: "How many samples.")
+  var count: Int
+
+  @Option(help: "The noise seed.")
+  var seed: UInt64 = 0
+
+  @Option(help: "Use the weights of this checkpoint step instead of generator.safetensors.")
+  var checkpoint: Int?
+
+  @Option(help: "The output file: .png or .safetensors.")
+  var out: String
+
+  func validate() throws {
+    guard count >= 1 else { throw ValidationError("--count must be at least 1") }
+    let ext = (out as NSString).pathExtension.lowercased()
+    guard ext == "png" || ext == "safetensors" else {
+      throw ValidationError("--out must end in .png or .safetensors, got \"\(out)\"")
+    }
+  }
+
+  func run() throws {
+    try runReportingErrors {
+      let folder = RunFolder(path: runFolder)
+      guard FileManager.default.fileExists(atPath: folder.manifestPath) else {
+        throw DistillError.io(path: folder.manifestPath, reason: "not a run folder (no manifest.json)")
+      }
+      let registry = RegistryHolder.shared.registry
+      let manifest = try Manifest.load(path: folder.manifestPath, registry: registry)
+      let pipeline = try AssembledPipeline.assemble(manifest, registry: registry)
+      let module = pipeline.generator.module
+      if let checkpoint {
+        let state = try folder.checkpoints.read(step: checkpoint)
+        var weights: [String: Tensor] = [:]
+        for (key, value) in state where key.hasPrefix("network.generator.") {
+          weights[String(key.dropFirst("network.generator.".count))] = value
+        }
+        try module.load(weights, strict: true)
+      } else {
+        let file = try SafetensorsFile.read(contentsOf: folder.generatorWeightsPath)
+        do {
+          try module.load(file.tensors(), strict: true)
+        } catch let error as DistillError {
+          throw DistillError.malformed(path: folder.generatorWeightsPath, detail: error.description)
+        }
+      }
+      module.eval()
+      let samples = Trainer.generate(pipeline.generator, count: count, seed: seed, batchSize: 256)
+      let shape = pipeline.generator.sampleShape
+      if (out as NSString).pathExtension.lowercased() == "safetensors" {
+        try SafetensorsFile.write(
+          ["samples": samples], metadata: ["run": folder.path, "seed": String(seed)], to: out)
+      } else if shape.count == 3, shape[0] == 1 || shape[0] == 3 {
+        try ImageFile.writeGridPNG(signedUnit: samples, to: out)
+      } else if shape == [2] {
+        try ImageFile.writePNG(
+          ScatterPlot.render(samples: samples, reference: nil, bounds: ScatterPlot.bounds(samples)), to: out)
+      } else {
+        throw DistillError.invalidValue(
+          location: "--out", expected: "a .safetensors file for samples of shape \(shape)", found: out)
+      }
+      print("wrote \(count) samples to \(out)")
+    }
+  }
+}

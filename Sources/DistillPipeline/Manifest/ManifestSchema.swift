@@ -1,0 +1,121 @@
+import DistillCore
+
+/// The manifest's JSON Schema (draft 2020-12), generated from the registry, so that every
+/// registered component, built-in or a user's, appears with its parameters and defaults.
+public enum ManifestSchema {
+  public static func schema(_ registry: ComponentRegistry) -> JSONValue {
+    var defs: [String: JSONValue] = [:]
+    for kind in ComponentKind.allCases {
+      let variants = registry.components(of: kind).map { entrySchema($0) }
+      defs[kind.rawValue] = .object(["oneOf": .array(variants)])
+    }
+    defs["training"] = objectSchema(TrainingSettings.specs, description: "The training loop.")
+    var evaluation = objectSchema(EvaluationSettings.specs, description: "Evaluation on fixed noise.")
+    if case .object(var object) = evaluation, case .object(var properties)? = object["properties"] {
+      let ids = registry.ids(of: .metric).map(JSONValue.string)
+      properties["metrics"] = .object([
+        "type": "array", "description": "metric entries, or their ids",
+        "items": .object(["oneOf": .array([ref(.metric), .object(["enum": .array(ids)])])]),
+      ])
+      object["properties"] = .object(properties)
+      evaluation = .object(object)
+    }
+    defs["evaluation"] = evaluation
+
+    var properties: [String: JSONValue] = [:]
+    var required: [JSONValue] = []
+    for spec in Manifest.topLevelSpecs {
+      var property: JSONValue
+      switch spec.name {
+      case "scores":
+        property = .object(["type": "object", "additionalProperties": ref(.score)])
+      case "losses":
+        property = .object(["type": "array", "minItems": 1, "items": ref(.loss)])
+      case "training", "evaluation":
+        property = .object(["$ref": .string("#/$defs/\(spec.name)")])
+      default:
+        property = valueSchema(spec.kind)
+      }
+      property = property.setting("description", .string(spec.summary))
+      if let fallback = spec.defaultValue, fallback != .null { property = property.setting("default", fallback) }
+      properties[spec.name] = property
+      if spec.isRequired { required.append(.string(spec.name)) }
+    }
+    return .object([
+      "$schema": "https://json-schema.org/draft/2020-12/schema",
+      "title": "Distillery manifest",
+      "type": "object",
+      "properties": .object(properties),
+      "required": .array(required),
+      "additionalProperties": .bool(false),
+      "$defs": .object(defs),
+    ])
+  }
+
+  static func ref(_ kind: ComponentKind) -> JSONValue { .object(["$ref": .string("#/$defs/\(kind.rawValue)")]) }
+
+  static func entrySchema(_ type: any ComponentDescribing.Type) -> JSONValue {
+    var schema = objectSchema(type.parameters, description: type.summary)
+    guard case .object(var object) = schema, case .object(var properties)? = object["properties"],
+      case .array(var required)? = object["required"]
+    else { return schema }
+    properties["type"] = .object(["const": .string(type.id)])
+    required.insert("type", at: 0)
+    object["properties"] = .object(properties)
+    object["required"] = .array(required)
+    object["title"] = .string(type.id)
+    schema = .object(object)
+    return schema
+  }
+
+  static func objectSchema(_ specs: [ParameterSpec], description: String) -> JSONValue {
+    var properties: [String: JSONValue] = [:]
+    var required: [JSONValue] = []
+    for spec in specs {
+      var property = valueSchema(spec.kind).setting("description", .string(spec.summary))
+      if let fallback = spec.defaultValue, fallback != .null { property = property.setting("default", fallback) }
+      properties[spec.name] = property
+      if spec.isRequired { required.append(.string(spec.name)) }
+    }
+    return .object([
+      "type": "object", "description": .string(description), "properties": .object(properties),
+      "required": .array(required), "additionalProperties": .bool(false),
+    ])
+  }
+
+  static func valueSchema(_ kind: ParameterSpec.Kind) -> JSONValue {
+    func bounded(_ type: String, _ low: Double, _ high: Double) -> JSONValue {
+      var object: [String: JSONValue] = ["type": .string(type)]
+      if low.isFinite, abs(low) < 1e15 { object["minimum"] = .number(low) }
+      if high.isFinite, abs(high) < 1e15 { object["maximum"] = .number(high) }
+      return .object(object)
+    }
+    switch kind {
+    case .number(let r): return bounded("number", r.lowerBound, r.upperBound)
+    case .integer(let r): return bounded("integer", Double(r.lowerBound), Double(r.upperBound))
+    case .bool: return .object(["type": "boolean"])
+    case .string(let choices):
+      return choices.map { .object(["enum": .array($0.map(JSONValue.string))]) } ?? .object(["type": "string"])
+    case .path: return .object(["type": "string", "minLength": 1])
+    case .numbers(let count):
+      var object: [String: JSONValue] = ["type": "array", "items": .object(["type": "number"])]
+      if let count { object["minItems"] = .number(Double(count)); object["maxItems"] = .number(Double(count)) }
+      return .object(object)
+    case .matrix:
+      return .object([
+        "type": "array", "minItems": 1,
+        "items": .object(["type": "array", "minItems": 1, "items": .object(["type": "number"])]),
+      ])
+    case .strings: return .object(["type": "array", "items": .object(["type": "string"])])
+    case .component(let kind): return ref(kind)
+    case .object: return .object(["type": "object"])
+    case .reference: return .object(["type": "string"])
+    case .list: return .object(["type": "array"])
+    }
+  }
+}
+
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral {
+  public init(stringLiteral value: String) { self = .string(value) }
+  public init(integerLiteral value: Int) { self = .number(Double(value)) }
+}

@@ -1,0 +1,3 @@
+import DistillCLI
+
+PipelineCLI.main()
