@@ -129,7 +129,7 @@ extension ComponentRegistry {
   /// object in "unknown parameter of ..." messages. Returns the entry when there is none.
   public func validateParameters(
     _ object: [String: JSONValue], specs: [ParameterSpec], owner: String, type id: String, path: String,
-    baseDirectory: String, problems: inout [ManifestProblem]
+    baseDirectory: String, problems: inout [ManifestProblem], partial: Bool = false
   ) -> ComponentEntry? {
     let before = problems.count
     var values: [String: JSONValue] = [:]
@@ -168,7 +168,7 @@ extension ComponentRegistry {
         nested[spec.name] = inner
       }
     }
-    guard problems.count == before else { return nil }
+    guard problems.count == before || partial else { return nil }
     var entry = ComponentEntry(type: id, path: path, values: values, baseDirectory: baseDirectory)
     entry.nested = nested
     return entry

@@ -192,11 +192,11 @@ extension Manifest {
     guard case .object(let object) = json else {
       throw ManifestError(source: source, problems: [.expected("", "a JSON object", found: json)])
     }
-    guard
-      let top = registry.validateParameters(
-        object, specs: topLevelSpecs, owner: "the manifest", type: "manifest", path: "", baseDirectory: baseDirectory,
-        problems: &problems)
-    else { throw ManifestError(source: source, problems: problems.map(Self.strippingLeadingDot)) }
+    // Partial: a bad section is reported and the others are still checked, so one run of
+    // `pipeline validate` lists every problem.
+    let top = registry.validateParameters(
+      object, specs: topLevelSpecs, owner: "the manifest", type: "manifest", path: "", baseDirectory: baseDirectory,
+      problems: &problems, partial: true)!
 
     let name = top.optionalString("name") ?? fallbackName
     let teacher = top.component("teacher")
@@ -273,7 +273,7 @@ extension Manifest {
     let output = top.optionalPath("output") ?? resolve("runs/\(name)", against: baseDirectory)
 
     var resolved: [String: JSONValue] = [
-      "name": .string(name), "seed": .number(Double(top.int("seed"))),
+      "name": .string(name), "seed": .number(Double(top.int("seed"))),  // valid: problems is empty
       "schedule": schedule.resolvedJSON, "generator": generator.resolvedJSON,
       "losses": .array(losses.map(\.resolvedJSON)), "optimizer": optimizer.resolvedJSON,
       "training": training.resolvedJSON.removingType,
@@ -295,8 +295,9 @@ extension Manifest {
     _ key: String, _ specs: [ParameterSpec], _ top: ComponentEntry, _ registry: ComponentRegistry,
     _ baseDirectory: String, _ problems: inout [ManifestProblem]
   ) -> ComponentEntry? {
-    guard case .object(let object)? = top.values[key] else {
-      problems.append(.expected(key, "an object", found: top.values[key] ?? .null))
+    guard let value = top.values[key] else { return nil }  // already reported
+    guard case .object(let object) = value else {
+      problems.append(.expected(key, "an object", found: value))
       return nil
     }
     return registry.validateParameters(

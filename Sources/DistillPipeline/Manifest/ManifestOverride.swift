@@ -6,7 +6,8 @@ import DistillCore
 /// `PATH` is dotted keys with optional array indices: `training.steps`, `losses[1].weight`,
 /// `teacher.means`. `VALUE` is read as JSON when it parses (`200`, `true`, `[[0,0],[1,1]]`,
 /// `"text"`), otherwise as a plain string (`--set name=my-run`). Missing objects on the way
-/// are created; an index past the end of an array is an error.
+/// are created; an index one past the end appends (`--set losses[2]={...}` adds a
+/// loss), a larger one is an error.
 public struct ManifestOverride: Equatable {
   public enum Step: Equatable {
     case key(String)
@@ -92,10 +93,11 @@ public struct ManifestOverride: Equatable {
       guard case .array(var items) = json else {
         throw DistillError.invalidValue(location: "--set \(text)", expected: "\(walked) to be an array", found: json.summary)
       }
-      guard index < items.count else {
+      guard index <= items.count else {
         throw DistillError.invalidValue(
-          location: "--set \(text)", expected: "an index below \(items.count) for \(walked)", found: String(index))
+          location: "--set \(text)", expected: "an index of at most \(items.count) for \(walked)", found: String(index))
       }
+      if index == items.count { items.append(.null) }
       try set(value, at: rest, in: &items[index], walked: "\(walked)[\(index)]", text: text)
       json = .array(items)
     }

@@ -1,0 +1,90 @@
+import BuiltInComponents
+import DistillCore
+import DistillPipeline
+import Foundation
+
+/// A small toy-DMD manifest (two modes, tiny MLPs) that trains in well under a second.
+func toyManifestJSON(steps: Int = 20, output: String) -> JSONValue {
+  let text = """
+    {
+      "name": "toy-test",
+      "seed": 7,
+      "teacher": {"type": "gaussian-mixture", "means": [[-2, 0], [2, 0]], "std": 0.3},
+      "generator": {"type": "mlp", "width": 16, "depth": 2},
+      "scores": {
+        "real": {"type": "teacher"},
+        "fake": {"type": "trained", "init": "new", "prediction": "sample",
+                 "network": {"type": "mlp", "inputSize": 2, "width": 16, "depth": 2, "outputSize": 2},
+                 "optimizer": {"type": "adam", "lr": 0.001}}
+      },
+      "losses": [{"type": "distribution-matching"}],
+      "optimizer": {"type": "adam", "lr": 0.001},
+      "training": {"steps": \(steps), "batchSize": 32, "ema": 0.9, "checkpointEvery": 10, "keepCheckpoints": 2, "logEvery": 5},
+      "evaluation": {"every": 10, "samples": 64, "gridSize": 16, "metrics": ["energy-distance", "mode-coverage"]},
+      "output": \(JSONValue.quoted(output))
+    }
+    """
+  return try! JSONValue.parse(Data(text.utf8), source: "toy")
+}
+
+/// A fresh temporary folder.
+func temporaryFolder(_ name: String = #function) -> String {
+  let path = NSTemporaryDirectory() + "distillery-\(name.filter(\.isLetter))-\(UUID().uuidString.prefix(8))"
+  try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+  return path
+}
+
+/// Writes `json` as `manifest.json` in `folder` and returns its path.
+func writeManifest(_ json: JSONValue, in folder: String, name: String = "manifest.json") -> String {
+  let path = (folder as NSString).appendingPathComponent(name)
+  try! Data(json.text().utf8).write(to: URL(fileURLWithPath: path))
+  return path
+}
+
+/// Validates, assembles and trains `json` in-process; returns the trainer.
+@discardableResult
+func train(
+  _ json: JSONValue, registry: ComponentRegistry = .standard(), mode: RunFolder.Mode = .fresh,
+  overrides: [String] = [], source: String = "manifest.json"
+) throws -> Trainer {
+  var json = json
+  for text in overrides { try ManifestOverride(parsing: text).apply(to: &json) }
+  let manifest = try Manifest.decode(
+    json, source: source, baseDirectory: NSTemporaryDirectory(), fallbackName: "test", registry: registry)
+  let pipeline = try AssembledPipeline.assemble(manifest, registry: registry)
+  let folder = RunFolder(path: manifest.output)
+  let resume = try folder.prepare(for: manifest.resolvedJSON, mode: mode)
+  let trainer = Trainer(pipeline: pipeline, folder: folder, progress: ProgressReporter(style: .silent))
+  try trainer.run(resumedFrom: resume, interruptible: false)
+  return trainer
+}
+
+/// The `pipeline` executable built beside the test bundle.
+func pipelineExecutable() -> URL {
+  URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("pipeline")
+}
+
+struct ProcessResult {
+  var status: Int32
+  var output: String
+  var error: String
+}
+
+/// Runs the `pipeline` executable with `arguments`; `whileRunning` gets the process once started.
+func runPipeline(_ arguments: [String], whileRunning: ((Process) -> Void)? = nil) throws -> ProcessResult {
+  let process = Process()
+  process.executableURL = pipelineExecutable()
+  process.arguments = arguments
+  let out = Pipe()
+  let err = Pipe()
+  process.standardOutput = out
+  process.standardError = err
+  try process.run()
+  whileRunning?(process)
+  let outData = out.fileHandleForReading.readDataToEndOfFile()
+  let errData = err.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  return ProcessResult(
+    status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
+    error: String(decoding: errData, as: UTF8.self))
+}
