@@ -1,6 +1,7 @@
 #include "process_support.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -26,6 +27,12 @@ void distill_install_interrupt_handlers(void) {
   sigaction(SIGINT, &action, 0);
   sigaction(SIGTERM, &action, 0);
   signal(SIGXFSZ, SIG_IGN);
+  // A parent may have spawned us with these blocked (posix_spawn inherits the mask).
+  sigset_t unblock;
+  sigemptyset(&unblock);
+  sigaddset(&unblock, SIGINT);
+  sigaddset(&unblock, SIGTERM);
+  pthread_sigmask(SIG_UNBLOCK, &unblock, 0);
 }
 
 int distill_interrupt_signal(void) { return interrupt_signal; }

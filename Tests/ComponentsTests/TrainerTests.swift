@@ -137,3 +137,38 @@ enum TrainingSettingsProbe {
     ).training
   }
 }
+
+@Suite struct CheckpointFailureTests {
+  @Test func aFailedCheckpointWriteKeepsThePreviousOne() throws {
+    let output = temporaryFolder() + "/run"
+    let json = toyManifestJSON(steps: 30, output: output)
+    let registry = ComponentRegistry.standard()
+    let manifest = try Manifest.decode(json, source: "m", baseDirectory: "/tmp", fallbackName: "m", registry: registry)
+    let folder = RunFolder(path: manifest.output)
+    _ = try folder.prepare(for: manifest.resolvedJSON, mode: .fresh)
+    let trainer = Trainer(
+      pipeline: try AssembledPipeline.assemble(manifest, registry: registry), folder: folder,
+      progress: ProgressReporter(style: .silent))
+    // The second checkpoint hits a full disk half way: a partial file, then ENOSPC.
+    trainer.checkpointWriter = { store, step, tensors, keep in
+      if step < 20 { return try store.write(step: step, tensors: tensors, keep: keep) }
+      let partial = store.folder + "/.step-00000020.partial"
+      try FileManager.default.createDirectory(atPath: partial, withIntermediateDirectories: true)
+      try Data(count: 100).write(to: URL(fileURLWithPath: partial + "/state.safetensors"))
+      try? FileManager.default.removeItem(atPath: partial)
+      throw DistillError.io(path: partial, reason: "No space left on device")
+    }
+    #expect {
+      try trainer.run(resumedFrom: nil, interruptible: false)
+    } throws: { error in
+      guard case RunFailure.writeFailed(_, let step, let last)? = error as? RunFailure else { return false }
+      return step == 20 && last == 10 && "\(error)".contains("step 10") && "\(error)".contains("--resume")
+    }
+    #expect(folder.checkpoints.steps() == [10])
+    let contents = try FileManager.default.contentsOfDirectory(atPath: folder.checkpoints.folder)
+    #expect(contents == ["step-00000010"])
+    // The surviving checkpoint resumes.
+    try train(toyManifestJSON(steps: 30, output: output), mode: .resume)
+    #expect(folder.checkpoints.steps().last == 30)
+  }
+}

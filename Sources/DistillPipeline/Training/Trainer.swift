@@ -92,9 +92,14 @@ public final class Trainer {
     lastCheckpoint = step
   }
 
+  /// How a checkpoint reaches the disk; tests replace it to simulate a full disk.
+  public var checkpointWriter: (CheckpointStore, _ step: Int, [String: Tensor], _ keep: Int) throws -> Void = {
+    try $0.write(step: $1, tensors: $2, keep: $3)
+  }
+
   func writeCheckpoint() throws {
     do {
-      try folder.checkpoints.write(step: step, tensors: stateTensors(), keep: settings.keepCheckpoints)
+      try checkpointWriter(folder.checkpoints, step, stateTensors(), settings.keepCheckpoints)
       lastCheckpoint = step
     } catch let error as DistillError {
       throw RunFailure.writeFailed(error, step: step, lastCheckpoint: lastCheckpoint)

@@ -3,29 +3,45 @@ import DistillDiffusion
 import DistillPipeline
 
 /// Mode coverage against a Gaussian-mixture teacher: each sample is assigned to its most
-/// probable component; a mode is covered when it holds at least `threshold` of its true
-/// mass (`count_k / N ≥ threshold · w_k`). Reports the covered fraction and count.
+/// probable component if it lies within `radius` standard deviations of that mean (scaled by
+/// √(d/2) in d dimensions, so 3 keeps ~99% of a 2-D mode's mass); a mode is covered when it
+/// holds at least `threshold` of its true mass (`count_k / N ≥ threshold · w_k`). Samples
+/// between modes count for none, so a collapse to the mixture's mean covers nothing.
 public final class ModeCoverageMetric: Metric {
   let mixture: GaussianMixtureDenoiser
   let threshold: Double
+  let radius: Double
 
-  init(mixture: GaussianMixtureDenoiser, threshold: Double) {
+  init(mixture: GaussianMixtureDenoiser, threshold: Double, radius: Double) {
     self.mixture = mixture
     self.threshold = threshold
+    self.radius = radius
   }
 
   public func evaluate(_ samples: Tensor, _ context: EvaluationContext) throws -> [String: Double] {
-    let covered = Self.coveredModes(samples, mixture: mixture, threshold: threshold)
+    let covered = Self.coveredModes(samples, mixture: mixture, threshold: threshold, radius: radius)
     return [
       "mode-coverage": Double(covered.count) / Double(mixture.means.count), "modes-covered": Double(covered.count),
     ]
   }
 
   /// The indices of the covered modes.
-  public static func coveredModes(_ samples: Tensor, mixture: GaussianMixtureDenoiser, threshold: Double) -> [Int] {
+  public static func coveredModes(
+    _ samples: Tensor, mixture: GaussianMixtureDenoiser, threshold: Double, radius: Double = 3
+  ) -> [Int] {
     let assigned = mixture.nearestComponent(samples)
+    let d = mixture.dimension
+    let limit = radius * mixture.std * max(1, (Double(d) / 2).squareRoot())
+    let values = samples.scalars
     var counts = [Int](repeating: 0, count: mixture.means.count)
-    for k in assigned { counts[k] += 1 }
+    for (i, k) in assigned.enumerated() {
+      var squared = 0.0
+      for j in 0..<d {
+        let diff = Double(values[i * d + j]) - mixture.means[k][j]
+        squared += diff * diff
+      }
+      if squared.squareRoot() <= limit { counts[k] += 1 }
+    }
     let n = Double(assigned.count)
     return counts.indices.filter { Double(counts[$0]) / n >= threshold * mixture.weights[$0] }
   }
@@ -36,7 +52,8 @@ public enum ModeCoverage: MetricComponent {
   public static let kind = ComponentKind.metric
   public static let summary = "fraction of a Gaussian-mixture teacher's modes holding at least `threshold` of their mass"
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec("threshold", .number(0...1), default: .number(0.5), "the share of a mode's true mass that counts as covered")
+    ParameterSpec("threshold", .number(0...1), default: .number(0.5), "the share of a mode's true mass that counts as covered"),
+    ParameterSpec("radius", .number(0.1...100), default: .number(3), "how far from a mean, in standard deviations, a sample counts for it"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Metric {
@@ -45,6 +62,6 @@ public enum ModeCoverage: MetricComponent {
         location: entry.path, expected: "a gaussian-mixture teacher (mode-coverage knows its modes)",
         found: context.teacher.map { "\"\($0.summary)\"" } ?? "no teacher")
     }
-    return ModeCoverageMetric(mixture: mixture, threshold: entry.double("threshold"))
+    return ModeCoverageMetric(mixture: mixture, threshold: entry.double("threshold"), radius: entry.double("radius"))
   }
 }
