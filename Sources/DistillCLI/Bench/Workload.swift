@@ -23,15 +23,17 @@ func blasThreads() -> Int {
   #endif
 }
 
-/// The benchmark workloads of `../shared/bench/WORKLOADS.md`, with torch_ref.py's shapes.
+/// The benchmark workloads of `../shared/bench/WORKLOADS.md`, with torch_ref.py's shapes, and
+/// `lpips`, with scripts/torch_lpips_ref.py's.
 enum Workload: String, CaseIterable, ExpressibleByArgument {
-  case elementwise, gemm, w1, w2, w4
+  case elementwise, gemm, lpips, w1, w2, w4
 
   /// Runs the workload and returns its figures under torch_ref.py's keys.
   func run() -> [String: Double] {
     switch self {
     case .elementwise: return ElementwiseWorkload.figures()
     case .gemm: return ["sgemm_1024_gflops": GemmWorkload.gflops()]
+    case .lpips: return ["lpips_alex_fwd_bwd_16x64_s": LPIPSWorkload.secondsPerStep()]
     case .w1: return ["w1_toy2d_dmd_step_s": ToyDMDWorkload().secondsPerStep()]
     case .w2: return ["w2_unet32_train_step_s": UNetTrainingWorkload.secondsPerStep()]
     case .w4: return UNetSamplingWorkload.figures()
