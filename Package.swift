@@ -12,6 +12,7 @@ let package = Package(
   products: [
     .library(name: "DistillCore", targets: ["DistillCore"]),
     .library(name: "DistillDiffusion", targets: ["DistillDiffusion"]),
+    .library(name: "DistillDistributed", targets: ["DistillDistributed"]),
     .library(name: "DistillNN", targets: ["DistillNN"]),
     .library(name: "DistillPipeline", targets: ["DistillPipeline"]),
     .library(name: "ImageIO", targets: ["ImageIO"]),
@@ -79,6 +80,30 @@ let package = Package(
       resources: [.copy("Fixtures")]
     ),
 
+    // MARK: DistillDistributed
+    // Open MPI is loaded at run time (dlopen), so the package builds and runs single-process
+    // on machines without it; see docs/distributed.md.
+    .target(
+      name: "CMPIShim",
+      linkerSettings: [
+        .linkedLibrary("dl", .when(platforms: [.linux]))
+      ]
+    ),
+    .target(
+      name: "DistillDistributed",
+      dependencies: [
+        "CMPIShim",
+        "DistillCore",
+      ]
+    ),
+    .testTarget(
+      name: "DistillDistributedTests",
+      dependencies: [
+        "DistillDistributed",
+        "DistillTestSupport",
+      ]
+    ),
+
     // MARK: DistillPipeline
     .target(
       name: "DistillPipeline",
@@ -137,6 +162,15 @@ let package = Package(
         "DistillPipeline",
         "ImageIO",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]
+    ),
+
+    // MARK: mpi-selftest (run under mpirun by DistillDistributedTests)
+    .executableTarget(
+      name: "mpi-selftest",
+      dependencies: [
+        "DistillCore",
+        "DistillDistributed",
       ]
     ),
   ]
