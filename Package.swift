@@ -12,6 +12,7 @@ let package = Package(
   products: [
     .library(name: "DistillCore", targets: ["DistillCore"]),
     .library(name: "DistillDiffusion", targets: ["DistillDiffusion"]),
+    .library(name: "DistillDistributed", targets: ["DistillDistributed"]),
     .library(name: "DistillNN", targets: ["DistillNN"]),
     .library(name: "DistillPipeline", targets: ["DistillPipeline"]),
     .library(name: "ImageIO", targets: ["ImageIO"]),
@@ -77,6 +78,30 @@ let package = Package(
       name: "DistillDiffusionTests",
       dependencies: ["DistillDiffusion", "DistillTestSupport"],
       resources: [.copy("Fixtures")]
+    ),
+
+    // MARK: DistillDistributed
+    // Open MPI is loaded at run time (dlopen), so the package builds and runs single-process
+    // on machines without it; see docs/distributed.md.
+    .target(
+      name: "CMPIShim",
+      linkerSettings: [
+        .linkedLibrary("dl", .when(platforms: [.linux]))
+      ]
+    ),
+    .target(
+      name: "DistillDistributed",
+      dependencies: [
+        "CMPIShim",
+        "DistillCore",
+      ]
+    ),
+    .testTarget(
+      name: "DistillDistributedTests",
+      dependencies: [
+        "DistillDistributed",
+        "DistillTestSupport",
+      ]
     ),
 
     // MARK: CProcess (signals, terminals, fsync for the trainer)
@@ -279,6 +304,15 @@ let package = Package(
       name: "pipeline",
       dependencies: [
         "DistillCLI"
+      ]
+    ),
+
+    // MARK: mpi-selftest (run under mpirun by DistillDistributedTests)
+    .executableTarget(
+      name: "mpi-selftest",
+      dependencies: [
+        "DistillCore",
+        "DistillDistributed",
       ]
     ),
   ]

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Distillery builds against (idempotent; needs root or sudo).
+# Open MPI (libopenmpi-dev, openmpi-bin) is optional: the build never needs it and a run loads
+# it only under mpirun (docs/distributed.md); it is here so that the 2-rank test runs in CI.
 set -euo pipefail
-packages=(libjpeg-dev libopenblas-dev libpng-dev pkg-config)
+packages=(libjpeg-dev libopenblas-dev libopenmpi-dev libpng-dev openmpi-bin pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
