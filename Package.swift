@@ -199,6 +199,15 @@ let package = Package(
       path: "Sources/Components/Losses/DistributionMatching"
     ),
     .target(
+      name: "KnowledgeDistillation",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Losses/KnowledgeDistillation"
+    ),
+    .target(
       name: "GaussianMixtureData",
       dependencies: [
         "DistillCore",
@@ -236,6 +245,7 @@ let package = Package(
         "FolderTeacher",
         "GaussianMixtureData",
         "GaussianMixtureTeacher",
+        "KnowledgeDistillation",
         "MLPGenerator",
         "ModeCoverage",
         "TeacherScore",

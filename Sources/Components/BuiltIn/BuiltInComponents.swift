@@ -6,6 +6,7 @@ import EnergyDistance
 import FolderTeacher
 import GaussianMixtureData
 import GaussianMixtureTeacher
+import KnowledgeDistillation
 import MLPGenerator
 import ModeCoverage
 import TeacherScore
@@ -23,7 +24,7 @@ extension ComponentRegistry {
       // Scores
       TeacherScore.self, TrainedScore.self,
       // Losses
-      DenoisingLoss.self, DistributionMatching.self,
+      DenoisingLoss.self, DistributionMatching.self, KnowledgeDistillation.self, RealScoreAscent.self,
       // Data
       GaussianMixtureData.self,
       // Metrics

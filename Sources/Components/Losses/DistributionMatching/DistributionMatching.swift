@@ -2,18 +2,21 @@ import DistillCore
 import DistillDiffusion
 import DistillPipeline
 
-/// DMD's distribution-matching gradient (Yin et al. 2024, as the reference code computes it):
-/// noise the generator's samples x at t ~ U[tmin·T, tmax·T), get x̂₀ from the real and fake
-/// scores without gradients, and push x along
+/// DMD's distribution-matching (KL) gradient (Yin et al. 2024), as the reference code
+/// computes it: noise the generator's samples x at t ~ U{tmin·T, …, tmax·T}, get x̂₀ from
+/// the real and fake scores without gradients, and push x along
 /// `g = (x̂₀_fake − x̂₀_real) / mean_CHW |x − x̂₀_real|` through the surrogate loss
 /// `0.5 · mse(x, stopgrad(x − g))`, whose gradient in x is g / numel.
+///
+/// Logs `dm/gradient-norm` (mean per-sample ‖g‖), `dm/sample-gradient-norm` (‖∂loss/∂x‖)
+/// and `dm/score-disagreement` (mean |x̂₀_fake − x̂₀_real|).
 public final class DistributionMatchingTerm: LossTerm {
   let real: ScoreEstimator
   let fake: ScoreEstimator
   let timesteps: Range<Int>
-  let normalisation: String
+  let normalisation: DistributionMatchingNormalisation
 
-  init(real: ScoreEstimator, fake: ScoreEstimator, timesteps: Range<Int>, normalisation: String) {
+  init(real: ScoreEstimator, fake: ScoreEstimator, timesteps: Range<Int>, normalisation: DistributionMatchingNormalisation) {
     self.real = real
     self.fake = fake
     self.timesteps = timesteps
@@ -22,34 +25,25 @@ public final class DistributionMatchingTerm: LossTerm {
 
   public func loss(_ context: StepContext) throws -> Tensor {
     let x = context.generated()
-    let n = x.shape[0]
-    let t = context.timesteps(n, in: timesteps)
+    let g = gradient(x.detached(), context: context)
+    return DistributionMatchingGradient.surrogateLoss(x, gradient: g, prefix: "dm", context: context)
+  }
+
+  /// The normalised DM gradient g for clean samples `x`, drawing t and the noise from the
+  /// context's stream; logs the real/fake disagreement.
+  public func gradient(_ x: Tensor, context: StepContext) -> Tensor {
+    let t = context.timesteps(x.shape[0], in: timesteps)
     let noise = Tensor.normal(x.shape, using: &context.rng)
-    let gradient: Tensor = withoutGradients {
-      let xt = context.schedule.addNoise(x0: x.detached(), noise: noise, timesteps: t)
+    return withoutGradients {
+      let xt = context.schedule.addNoise(x0: x, noise: noise, timesteps: t)
       let steps = t.map(Float.init)
       let realX0 = real.denoiser.x0(xt, timesteps: steps)
       let fakeX0 = fake.denoiser.x0(xt, timesteps: steps)
-      var g = fakeX0 - realX0
-      switch normalisation {
-      case "reference":
-        let axes = Array(1..<x.rank)
-        let scale = (x.detached() - realX0).abs().mean(axes: axes, keepDims: true)
-        g = g / scale
-      case "paper":
-        // The paper's weighting w_t = σ_t / α_t · C_S / ||μ_real − x||_1 up to the constant.
-        let axes = Array(1..<x.rank)
-        let scale = (x.detached() - realX0).abs().mean(axes: axes, keepDims: true)
-        let ratio = t.map { context.schedule.noiseScale($0) / context.schedule.signalScale($0) }
-        g = g * perSample(ratio, like: x) / scale
-      default:
-        break
-      }
-      return g.nanToNum()
+      let difference = fakeX0 - realX0
+      context.log("dm/score-disagreement", Double(difference.abs().mean().item))
+      return DistributionMatchingGradient.normalised(
+        difference, x: x, realX0: realX0, timesteps: t, schedule: context.schedule, normalisation: normalisation)
     }
-    context.log("dm/gradient-norm", Double(gradient.square().sum().sqrt().item) / Double(n))
-    let target = (x.detached() - gradient).detached()
-    return 0.5 * Tensor.mseLoss(x, target)
   }
 }
 
@@ -63,25 +57,31 @@ public enum DistributionMatching: LossComponent {
     ParameterSpec("fake", .reference(section: "scores"), default: .string("fake"), "the fake score's name in `scores`"),
     ParameterSpec(
       "timestepRange", .numbers(count: 2), default: .array([.number(0.02), .number(0.98)]),
-      "the fraction of [0, T) the DM timestep is drawn from"),
+      "the fractions [low, high] of T the DM timestep is drawn from (both ends included)"),
     ParameterSpec(
-      "normalisation", .string(choices: ["reference", "paper", "none"]), default: .string("reference"),
-      "divide g by mean|x − x̂₀_real| per sample (reference code), also weight by σ_t/α_t (paper), or not"),
+      "normalisation", .string(choices: DistributionMatchingNormalisation.allCases.map(\.rawValue)),
+      default: .string("reference"),
+      "divide g by mean|x − x̂₀_real| per sample (reference code), also multiply by α_t = √ᾱ_t (paper, Eq. 7–8), or neither"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
     guard let real = context.score(entry.string("real")), let fake = context.score(entry.string("fake")) else {
       throw DistillError.invalidValue(location: entry.path, expected: "real and fake scores", found: "missing")
     }
-    let range = entry.numbers("timestepRange")
-    let trainSteps = context.schedule.trainSteps
-    let low = Int((range[0] * Double(trainSteps)).rounded())
-    let high = Int((range[1] * Double(trainSteps)).rounded())
-    guard range[0] >= 0, range[1] <= 1, high > low else {
+    guard entry.string("real") != entry.string("fake") else {
       throw DistillError.invalidValue(
-        location: "\(entry.path).timestepRange", expected: "0 <= low < high <= 1", found: "\(range)")
+        location: "\(entry.path).fake", expected: "a score other than the real one (g would be zero)",
+        found: "\"\(entry.string("fake"))\"")
     }
+    guard fake.guidanceScale == 1 else {
+      throw DistillError.invalidValue(
+        location: "\(entry.path).fake", expected: "an unguided fake score (DMD guides the real score only)",
+        found: "guidance scale \(fake.guidanceScale)")
+    }
+    let range = try DistributionMatchingGradient.timestepRange(
+      entry.numbers("timestepRange"), trainSteps: context.schedule.trainSteps, location: "\(entry.path).timestepRange")
     return DistributionMatchingTerm(
-      real: real, fake: fake, timesteps: low..<high, normalisation: entry.string("normalisation"))
+      real: real, fake: fake, timesteps: range,
+      normalisation: DistributionMatchingNormalisation(rawValue: entry.string("normalisation"))!)
   }
 }

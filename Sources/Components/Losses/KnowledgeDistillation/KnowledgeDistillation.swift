@@ -1,0 +1,116 @@
+import DistillCore
+import DistillDiffusion
+import DistillPipeline
+
+/// Knowledge distillation (Luhman & Luhman 2021, "Denoising Student"): regress the
+/// generator's sample for noise z on the teacher's deterministic DDIM output F(z) for the
+/// same z, `mean d(G(z), F(z))` with d the squared (l2) or absolute (l1) difference.
+///
+/// The teacher's ODE runs without gradients (`steps` DDIM steps, eta 0, no clipping). With
+/// `pairs` unset every step draws fresh noise (the generator's own batch); with `pairs: N` a
+/// fixed set of N (z, F(z)) pairs is computed once when the pipeline is built, as precomputed
+/// pairs would be, and each step regresses a random batch of them.
+/// Logs `kd/distance` (mean per-sample ‖G(z) − F(z)‖) and `kd/sample-gradient-norm`.
+public final class KnowledgeDistillationTerm: LossTerm {
+  public enum Distance: String, CaseIterable, Sendable { case l2, l1 }
+
+  let teacher: any Denoiser
+  let sampler: DDIMSampler
+  let steps: Int
+  let distance: Distance
+  /// The fixed pairs, when `pairs` was given.
+  let pairs: (noise: Tensor, target: Tensor)?
+
+  init(teacher: any Denoiser, sampler: DDIMSampler, steps: Int, distance: Distance, pairCount: Int?, rng: inout RandomGenerator) {
+    self.teacher = teacher
+    self.sampler = sampler
+    self.steps = steps
+    self.distance = distance
+    if let pairCount, let shape = teacher.sampleShape {
+      let noise = Tensor.normal([pairCount] + shape, using: &rng)
+      pairs = (noise, Self.teacherOutput(teacher, sampler: sampler, steps: steps, noise: noise))
+    } else {
+      pairs = nil
+    }
+  }
+
+  /// The teacher's deterministic DDIM output for `noise`, without gradients.
+  public static func teacherOutput(_ teacher: any Denoiser, sampler: DDIMSampler, steps: Int, noise: Tensor) -> Tensor {
+    withoutGradients { sampler.sample(model: { x, t in teacher(x, timesteps: t) }, initialNoise: noise, steps: steps) }.detached()
+  }
+
+  public func loss(_ context: StepContext) throws -> Tensor {
+    let x: Tensor
+    let target: Tensor
+    if let pairs {
+      let indices = context.rng.integers(count: context.batchSize, in: 0..<pairs.noise.shape[0])
+      let noise = pairs.noise.gatheringRows(indices)
+      x = context.generator(noise.reshaped([indices.count] + context.generator.noiseShape))
+      target = pairs.target.gatheringRows(indices)
+    } else {
+      x = context.generated()
+      target = Self.teacherOutput(
+        teacher, sampler: sampler, steps: steps, noise: context.noise().reshaped([x.shape[0]] + Array(x.shape.dropFirst())))
+    }
+    let difference = x.detached() - target
+    let axes = Array(1..<x.rank)
+    let n = Double(x.shape[0])
+    context.log("kd/distance", Double(difference.square().sum(axes: axes).sqrt().sum().item) / n)
+    switch distance {
+    case .l2:
+      context.log("kd/sample-gradient-norm", 2 * Double(difference.square().sum().sqrt().item) / Double(x.count))
+      return Tensor.mseLoss(x, target)
+    case .l1:
+      let nonzero = difference.scalars.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
+      context.log("kd/sample-gradient-norm", Double(nonzero).squareRoot() / Double(x.count))
+      return Tensor.l1Loss(x, target)
+    }
+  }
+}
+
+public enum KnowledgeDistillation: LossComponent {
+  public static let id = "knowledge-distillation"
+  public static let kind = ComponentKind.loss
+  public static let summary = "regress G(z) on the teacher's deterministic DDIM output for the same noise z (Luhman & Luhman 2021)"
+  public static let parameters: [ParameterSpec] = [
+    ParameterSpec("weight", .number(0...1e6), default: .number(1), "the term's weight"),
+    ParameterSpec("steps", .integer(1...10_000), default: .number(50), "the teacher's DDIM steps"),
+    ParameterSpec(
+      "spacing", .string(choices: TimestepSpacing.allCases.map(\.rawValue)), default: .string("trailing"),
+      "the DDIM timestep spacing (trailing starts at T−1, where the noise is pure)"),
+    ParameterSpec(
+      "distance", .string(choices: KnowledgeDistillationTerm.Distance.allCases.map(\.rawValue)), default: .string("l2"),
+      "squared (l2) or absolute (l1) difference, averaged over values"),
+    .optional(
+      "pairs", .integer(1...10_000_000),
+      "regress a fixed set of this many (noise, teacher output) pairs computed once at start (default: fresh noise every step)"),
+  ]
+
+  public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
+    guard let teacher = context.teacher else {
+      throw DistillError.invalidValue(location: entry.path, expected: "a manifest with a teacher", found: "no teacher")
+    }
+    guard let generator = context.generator, let sampleShape = teacher.sampleShape,
+      generator.noiseShape.reduce(1, *) == sampleShape.reduce(1, *), generator.sampleShape == sampleShape
+    else {
+      throw DistillError.invalidValue(
+        location: entry.path,
+        expected: "a generator whose noise and samples have the teacher's sample shape \(teacher.sampleShape ?? [])",
+        found: "noise \(context.generator?.noiseShape ?? []), samples \(context.generator?.sampleShape ?? [])")
+    }
+    let steps = entry.int("steps")
+    guard steps <= teacher.schedule.trainSteps else {
+      throw DistillError.invalidValue(
+        location: "\(entry.path).steps", expected: "at most the schedule's \(teacher.schedule.trainSteps) steps",
+        found: String(steps))
+    }
+    let sampler = DDIMSampler(
+      schedule: teacher.schedule, prediction: teacher.prediction, clipSample: false,
+      spacing: TimestepSpacing(rawValue: entry.string("spacing"))!)
+    var rng = context.initialisationRNG(for: entry.path)
+    return KnowledgeDistillationTerm(
+      teacher: teacher, sampler: sampler, steps: steps,
+      distance: KnowledgeDistillationTerm.Distance(rawValue: entry.string("distance"))!,
+      pairCount: entry.optionalInt("pairs"), rng: &rng)
+  }
+}
