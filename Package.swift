@@ -174,6 +174,15 @@ let package = Package(
       path: "Sources/Components/Losses/DistributionMatching"
     ),
     .target(
+      name: "Regression",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Losses/Regression"
+    ),
+    .target(
       name: "GaussianMixtureData",
       dependencies: [
         "DistillCore",
@@ -181,6 +190,15 @@ let package = Package(
         "DistillPipeline",
       ],
       path: "Sources/Components/Data/GaussianMixtureData"
+    ),
+    .target(
+      name: "PairsData",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Data/PairsData"
     ),
     .target(
       name: "EnergyDistance",
@@ -213,6 +231,8 @@ let package = Package(
         "GaussianMixtureTeacher",
         "MLPGenerator",
         "ModeCoverage",
+        "PairsData",
+        "Regression",
         "TeacherScore",
         "TrainedScore",
       ],

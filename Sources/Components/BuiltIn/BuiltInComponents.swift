@@ -8,6 +8,8 @@ import GaussianMixtureData
 import GaussianMixtureTeacher
 import MLPGenerator
 import ModeCoverage
+import PairsData
+import Regression
 import TeacherScore
 import TrainedScore
 
@@ -23,9 +25,9 @@ extension ComponentRegistry {
       // Scores
       TeacherScore.self, TrainedScore.self,
       // Losses
-      DenoisingLoss.self, DistributionMatching.self,
+      DenoisingLoss.self, DistributionMatching.self, Regression.self,
       // Data
-      GaussianMixtureData.self,
+      GaussianMixtureData.self, PairsData.self,
       // Metrics
       EnergyDistance.self, ModeCoverage.self,
     ]
