@@ -16,6 +16,7 @@ let package = Package(
     .library(name: "DistillPipeline", targets: ["DistillPipeline"]),
     .library(name: "ImageIO", targets: ["ImageIO"]),
     .executable(name: "pipeline", targets: ["pipeline"]),
+    .plugin(name: "PrecomputePairs", targets: ["PrecomputePairs"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
@@ -300,6 +301,22 @@ let package = Package(
       dependencies: [
         "DistillCLI"
       ]
+    ),
+
+    // MARK: PrecomputePairs (command plugin: builds pipeline in release, runs pipeline precompute)
+    .plugin(
+      name: "PrecomputePairs",
+      capability: .command(
+        intent: .custom(
+          verb: "precompute-pairs",
+          description: "Write noise-sample pair shards of a manifest's teacher (pipeline precompute, built in release)."
+        ),
+        permissions: [
+          .writeToPackageDirectory(reason: "To write the pairs folder given by --out (often inside the package).")
+        ]
+      )
+      // No dependency on `pipeline`: the plugin builds it in release itself, and a dependency
+      // would add a debug build of the whole tool before every cold run.
     ),
   ]
 )
