@@ -10,6 +10,8 @@ let package = Package(
   name: "Distillery",
   platforms: [.macOS(.v14)],
   products: [
+    .library(name: "BuiltInComponents", targets: ["BuiltInComponents"]),
+    .library(name: "DistillCLI", targets: ["DistillCLI"]),
     .library(name: "DistillCore", targets: ["DistillCore"]),
     .library(name: "DistillDiffusion", targets: ["DistillDiffusion"]),
     .library(name: "DistillNN", targets: ["DistillNN"]),

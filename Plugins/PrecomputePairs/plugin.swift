@@ -50,7 +50,7 @@ struct PrecomputePairs: CommandPlugin {
     process.waitUntilExit()
     guard process.terminationReason == .exit, process.terminationStatus == 0 else {
       let status = process.terminationStatus
-      let meaning = status == 2 ? "bad input (see the message above)" : "a runtime failure"
+      let meaning = status == 2 ? "bad input (pipeline printed why)" : "a runtime failure"
       throw PluginError("pipeline precompute exited with status \(status): \(meaning)")
     }
   }
