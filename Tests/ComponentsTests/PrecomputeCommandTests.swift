@@ -34,7 +34,7 @@ private func pipeline(_ arguments: [String]) throws -> (status: Int32, stderr: S
   return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
-private func writeManifest(_ text: String, in folder: String) -> String {
+private func writeManifestText(_ text: String, in folder: String) -> String {
   let path = folder + "/manifest.json"
   FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
   return path
@@ -49,7 +49,7 @@ private let toyManifest = """
 struct PrecomputeCommandTests {
   @Test func badInputExitsWithTwoAndSaysWhy() throws {
     let folder = scratchFolder()
-    let manifest = writeManifest(toyManifest, in: folder)
+    let manifest = writeManifestText(toyManifest, in: folder)
     let out = folder + "/pairs"
     let cases: [([String], String)] = [
       (["precompute", folder + "/absent.json", "--out", out, "--count", "4"], "no such manifest file"),
@@ -65,14 +65,14 @@ struct PrecomputeCommandTests {
       #expect(stderr.contains(expected), "\(arguments): \(stderr)")
     }
     #expect(!FileManager.default.fileExists(atPath: out + "/pairs.json"))
-    let teacherless = writeManifest(#"{"generator": {"type": "mlp"}, "losses": [{"type": "denoising"}]}"#, in: scratchFolder())
+    let teacherless = writeManifestText(#"{"generator": {"type": "mlp"}, "losses": [{"type": "denoising"}]}"#, in: scratchFolder())
     let (status, stderr) = try pipeline(["precompute", teacherless, "--out", out, "--count", "4"])
     #expect(status == 2 && stderr.contains("teacher"), "\(stderr)")
   }
 
   @Test func otherPairsAreReplacedOnlyWithForce() throws {
     let folder = scratchFolder()
-    let manifest = writeManifest(toyManifest, in: folder)
+    let manifest = writeManifestText(toyManifest, in: folder)
     let out = folder + "/pairs"
     let first = try pipeline(["precompute", manifest, "--out", out, "--count", "8", "--steps", "5", "--quiet"])
     #expect(first.status == 0, "\(first.stderr)")

@@ -13,7 +13,7 @@ struct PrecomputeCommand: ParsableCommand {
       Builds only the manifest's teacher, samples it from per-pair noise and writes OUT/shard-NNNNN.safetensors
       (tensors `noise` and `samples`) and OUT/pairs.json (see docs/precompute.md). The `pairs` data source and the
       `regression` loss read the folder. The same seed writes identical pairs whatever --shard-size or the thread
-      count. A folder holding other pairs is refused unless --force; an identical one is left as it is.
+      count. A folder holding other pairs is refused unless --force; one holding the same pairs is rewritten.
       """)
 
   @OptionGroup var options: ManifestOptions
