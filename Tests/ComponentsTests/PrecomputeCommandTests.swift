@@ -5,7 +5,7 @@ import Testing
 
 /// The `pipeline` executable beside the test bundle (the build that ran the tests), else
 /// the package's `.build/release/pipeline`; `nil` when neither was built.
-private let pipelineExecutable: String? = {
+private let builtPipelineTool: String? = {
   let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     .appendingPathComponent("pipeline").path
   let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -21,9 +21,9 @@ private func scratchFolder(_ name: String = #function) -> String {
 }
 
 /// Runs `pipeline` with `arguments`; returns the exit status and standard error.
-private func pipeline(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+private func runPipelineTool(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
   let process = Process()
-  process.executableURL = URL(fileURLWithPath: pipelineExecutable!)
+  process.executableURL = URL(fileURLWithPath: builtPipelineTool!)
   process.arguments = arguments
   let errors = Pipe()
   process.standardError = errors
@@ -45,7 +45,7 @@ private let toyManifest = """
    "generator": {"type": "mlp"}, "losses": [{"type": "denoising"}]}
   """
 
-@Suite(.enabled(if: pipelineExecutable != nil, "the pipeline executable is not built (swift build -c release)"))
+@Suite(.enabled(if: builtPipelineTool != nil, "the pipeline executable is not built (swift build -c release)"))
 struct PrecomputeCommandTests {
   @Test func badInputExitsWithTwoAndSaysWhy() throws {
     let folder = scratchFolder()
@@ -60,13 +60,13 @@ struct PrecomputeCommandTests {
       (["precompute", manifest, "--out", out, "--count", "4", "--set", "teacher.std=\"wide\""], "teacher.std"),
     ]
     for (arguments, expected) in cases {
-      let (status, stderr) = try pipeline(arguments)
+      let (status, stderr) = try runPipelineTool(arguments)
       #expect(status == 2, "\(arguments): \(stderr)")
       #expect(stderr.contains(expected), "\(arguments): \(stderr)")
     }
     #expect(!FileManager.default.fileExists(atPath: out + "/pairs.json"))
     let teacherless = writeManifestText(#"{"generator": {"type": "mlp"}, "losses": [{"type": "denoising"}]}"#, in: scratchFolder())
-    let (status, stderr) = try pipeline(["precompute", teacherless, "--out", out, "--count", "4"])
+    let (status, stderr) = try runPipelineTool(["precompute", teacherless, "--out", out, "--count", "4"])
     #expect(status == 2 && stderr.contains("teacher"), "\(stderr)")
   }
 
@@ -74,17 +74,17 @@ struct PrecomputeCommandTests {
     let folder = scratchFolder()
     let manifest = writeManifestText(toyManifest, in: folder)
     let out = folder + "/pairs"
-    let first = try pipeline(["precompute", manifest, "--out", out, "--count", "8", "--steps", "5", "--quiet"])
+    let first = try runPipelineTool(["precompute", manifest, "--out", out, "--count", "8", "--steps", "5", "--quiet"])
     #expect(first.status == 0, "\(first.stderr)")
     let other = ["precompute", manifest, "--out", out, "--count", "8", "--steps", "5", "--seed", "9", "--quiet"]
-    let refused = try pipeline(other)
+    let refused = try runPipelineTool(other)
     #expect(refused.status == 2 && refused.stderr.contains("--force"), "\(refused.stderr)")
     #expect(try PairsIndex.read(folder: out).seed == 0)
-    let forced = try pipeline(other + ["--force"])
+    let forced = try runPipelineTool(other + ["--force"])
     #expect(forced.status == 0, "\(forced.stderr)")
     #expect(try PairsIndex.read(folder: out).seed == 9)
     FileManager.default.createFile(atPath: folder + "/notes.txt", contents: Data("x".utf8))
-    let foreign = try pipeline(["precompute", manifest, "--out", folder, "--count", "8", "--force"])
+    let foreign = try runPipelineTool(["precompute", manifest, "--out", folder, "--count", "8", "--force"])
     #expect(foreign.status == 2 && foreign.stderr.contains("other files"), "\(foreign.stderr)")
   }
 }
