@@ -10,6 +10,8 @@ let package = Package(
   name: "Distillery",
   platforms: [.macOS(.v14)],
   products: [
+    .library(name: "BuiltInComponents", targets: ["BuiltInComponents"]),
+    .library(name: "DistillCLI", targets: ["DistillCLI"]),
     .library(name: "DistillCore", targets: ["DistillCore"]),
     .library(name: "DistillDiffusion", targets: ["DistillDiffusion"]),
     .library(name: "DistillDistributed", targets: ["DistillDistributed"]),
@@ -17,6 +19,7 @@ let package = Package(
     .library(name: "DistillPipeline", targets: ["DistillPipeline"]),
     .library(name: "ImageIO", targets: ["ImageIO"]),
     .executable(name: "pipeline", targets: ["pipeline"]),
+    .plugin(name: "PrecomputePairs", targets: ["PrecomputePairs"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
@@ -208,6 +211,15 @@ let package = Package(
       path: "Sources/Components/Losses/KnowledgeDistillation"
     ),
     .target(
+      name: "Regression",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Losses/Regression"
+    ),
+    .target(
       name: "GaussianMixtureData",
       dependencies: [
         "DistillCore",
@@ -215,6 +227,15 @@ let package = Package(
         "DistillPipeline",
       ],
       path: "Sources/Components/Data/GaussianMixtureData"
+    ),
+    .target(
+      name: "PairsData",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Data/PairsData"
     ),
     .target(
       name: "EnergyDistance",
@@ -248,6 +269,8 @@ let package = Package(
         "KnowledgeDistillation",
         "MLPGenerator",
         "ModeCoverage",
+        "PairsData",
+        "Regression",
         "TeacherScore",
         "TrainedScore",
       ],
@@ -324,6 +347,22 @@ let package = Package(
         "DistillCore",
         "DistillDistributed",
       ]
+    ),
+
+    // MARK: PrecomputePairs (command plugin: builds pipeline in release, runs pipeline precompute)
+    .plugin(
+      name: "PrecomputePairs",
+      capability: .command(
+        intent: .custom(
+          verb: "precompute-pairs",
+          description: "Write noise-sample pair shards of a manifest's teacher (pipeline precompute, built in release)."
+        ),
+        permissions: [
+          .writeToPackageDirectory(reason: "To write the pairs folder given by --out (often inside the package).")
+        ]
+      )
+      // No dependency on `pipeline`: the plugin builds it in release itself, and a dependency
+      // would add a debug build of the whole tool before every cold run.
     ),
   ]
 )

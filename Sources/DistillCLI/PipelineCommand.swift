@@ -42,6 +42,6 @@ struct PipelineCommand: ParsableCommand {
     discussion: "Exit codes: 0 success, 2 bad input (manifest, flags, files), 1 runtime failure, 130 interrupted.",
     subcommands: [
       RunCommand.self, ValidateCommand.self, ComponentsCommand.self, SchemaCommand.self, SampleCommand.self,
-      LPIPSCommand.self, BenchCommand.self, PredictCommand.self, SampleTeacherCommand.self,
+      LPIPSCommand.self, PrecomputeCommand.self, BenchCommand.self, PredictCommand.self, SampleTeacherCommand.self,
     ])
 }

@@ -9,6 +9,8 @@ import GaussianMixtureTeacher
 import KnowledgeDistillation
 import MLPGenerator
 import ModeCoverage
+import PairsData
+import Regression
 import TeacherScore
 import TrainedScore
 
@@ -24,9 +26,9 @@ extension ComponentRegistry {
       // Scores
       TeacherScore.self, TrainedScore.self,
       // Losses
-      DenoisingLoss.self, DistributionMatching.self, KnowledgeDistillation.self, RealScoreAscent.self,
+      DenoisingLoss.self, DistributionMatching.self, KnowledgeDistillation.self, RealScoreAscent.self, Regression.self,
       // Data
-      GaussianMixtureData.self,
+      GaussianMixtureData.self, PairsData.self,
       // Metrics
       EnergyDistance.self, ModeCoverage.self,
     ]

@@ -69,7 +69,14 @@ extension Trainer {
     let context = EvaluationContext(teacher: teacher, data: data) { count in
       var rng = RandomGenerator(seed: seed)
       if let mixture = teacher as? GaussianMixtureDenoiser { return mixture.sample(count: count, using: &rng) }
-      if let data { return try data.next(count, using: &rng).samples }
+      if let data {
+        // A source with a cursor (pairs) must not move for the reference, or a resumed run,
+        // which draws it again, would train on other batches than an uninterrupted one.
+        guard let stateful = data as? any Checkpointable else { return try data.next(count, using: &rng).samples }
+        let saved = stateful.checkpointState()
+        defer { try? stateful.restore(saved) }
+        return try data.next(count, using: &rng).samples
+      }
       return nil
     }
     cachedEvaluationContext = context

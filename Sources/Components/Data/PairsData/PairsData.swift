@@ -1,0 +1,39 @@
+import DistillCore
+import DistillDiffusion
+import DistillPipeline
+
+/// Precomputed noise-sample pairs as training data: each batch holds the teacher's samples
+/// (`samples`) and the noise they came from (`inputs`), in a per-epoch permutation.
+public final class PairsSource: DataSource {
+  public let cursor: PairsCursor
+  public var sampleShape: [Int] { cursor.store.sampleShape }
+
+  init(cursor: PairsCursor) { self.cursor = cursor }
+
+  /// The next `size` pairs. The order comes from the manifest seed and the epoch, not from
+  /// `rng`, so the cursor and epoch in a checkpoint are enough to continue it.
+  public func next(_ size: Int, using rng: inout RandomGenerator) throws -> Batch {
+    let (noise, samples) = cursor.next(size)
+    return Batch(samples: samples, inputs: noise)
+  }
+}
+
+public enum PairsData: DataComponent {
+  public static let id = "pairs"
+  public static let kind = ComponentKind.data
+  public static let summary = "noise-sample pairs written by `pipeline precompute` (docs/precompute.md): samples and their noise"
+  public static let parameters: [ParameterSpec] = [
+    ParameterSpec("path", .path(mustExist: true), "the pairs folder (holding pairs.json), relative to the manifest"),
+    ParameterSpec("shuffle", .bool, default: .bool(true), "visit the pairs in a new permutation each epoch"),
+  ]
+
+  public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any DataSource {
+    let expected = context.teacher?.sampleShape
+    let store = try PairsStore(
+      folder: entry.path("path"), expectedShape: expected, location: "the teacher (\(context.manifest.teacher?.type ?? ""))")
+    let cursor = PairsCursor(
+      store: store, shuffle: entry.bool("shuffle"), seed: context.initialisationRNG(for: entry.path))
+    context.addCheckpointState(prefix: entry.path, cursor)
+    return PairsSource(cursor: cursor)
+  }
+}

@@ -1,0 +1,107 @@
+import ArgumentParser
+import CProcess
+import DistillCore
+import DistillDiffusion
+import DistillPipeline
+import Foundation
+
+struct PrecomputeCommand: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "precompute",
+    abstract: "Write noise-sample pairs of a manifest's teacher as safetensors shards.",
+    discussion: """
+      Builds only the manifest's teacher, samples it from per-pair noise and writes OUT/shard-NNNNN.safetensors
+      (tensors `noise` and `samples`) and OUT/pairs.json (see docs/precompute.md). The `pairs` data source and the
+      `regression` loss read the folder. The same seed writes identical pairs whatever --shard-size or the thread
+      count. A folder holding other pairs is refused unless --force; one holding the same pairs is rewritten.
+      """)
+
+  @OptionGroup var options: ManifestOptions
+
+  @Option(help: "The pairs folder to write.")
+  var out: String
+
+  @Option(help: "Number of pairs.")
+  var count: Int
+
+  @Option(help: "Sampling steps of the teacher's sampler.")
+  var steps = 50
+
+  @Option(help: "ddim, euler, heun (deterministic) or ddpm (ancestral).")
+  var sampler = "ddim"
+
+  @Option(help: "Pairs per shard file.")
+  var shardSize = 1024
+
+  @Option(help: "Seed of the noise (default: the manifest's seed).")
+  var seed: UInt64?
+
+  @Option(help: "Samples per network call (part of what fixes the pairs; recorded in pairs.json).")
+  var batchSize = 64
+
+  @Flag(help: "Clamp x̂₀ to [-1, 1] in DDPM/DDIM steps (diffusers' clip_sample; for image models).")
+  var clipSample = false
+
+  @Flag(help: "Replace a folder holding other pairs.")
+  var force = false
+
+  @Flag(help: "Print no progress.")
+  var quiet = false
+
+  func run() throws {
+    try runReportingErrors {
+      guard let kind = TeacherSamplerKind(rawValue: sampler) else {
+        throw DistillError.invalidValue(
+          location: "--sampler", expected: TeacherSamplerKind.allCases.map(\.rawValue).joined(separator: ", "),
+          found: "\"\(sampler)\"")
+      }
+      let registry = RegistryHolder.shared.registry
+      let manifest = try options.load()
+      let teacher = try AssembledPipeline.buildTeacher(manifest, registry: registry)
+      let pairsOptions = PairsOptions(
+        count: count, sampler: kind, steps: steps, seed: seed ?? manifest.seed, shardSize: shardSize,
+        batchSize: batchSize, clipSample: clipSample)
+      let folder = URL(fileURLWithPath: out).standardized.path
+      let progress = PairsProgress(quiet: quiet)
+      let index = try writePairs(
+        teacher: teacher, options: pairsOptions, folder: folder, replace: force, progress: progress.update)
+      progress.finish()
+      if !quiet {
+        print("\(index.count) pairs of \(index.sampleShape) in \(index.shards.count) shard(s): \(folder)")
+        print("  teacher: \(index.teacher)")
+        print("  sampler: \(index.sampler), \(index.steps) steps, seed \(index.seed)")
+      }
+    }
+  }
+}
+
+/// Progress of `pipeline precompute` on standard error: one rewritten line on a terminal,
+/// a line per tenth otherwise.
+final class PairsProgress {
+  let quiet: Bool
+  let terminal = isatty(2) != 0
+  let started = ContinuousClock.now
+  var lastTenth = -1
+
+  init(quiet: Bool) { self.quiet = quiet }
+
+  func update(_ done: Int, _ total: Int) {
+    guard !quiet else { return }
+    let time = (ContinuousClock.now - started).components
+    let elapsed = Double(time.seconds) + Double(time.attoseconds) / 1e18
+    let rate = elapsed > 0 ? Double(done) / elapsed : 0
+    let eta = rate > 0 ? Double(total - done) / rate : 0
+    let line = String(
+      format: "precompute: %d/%d pairs (%d%%), %.1f pairs/s, ETA %.0fs", done, total, done * 100 / total, rate, eta)
+    if terminal {
+      FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K").utf8))
+    } else if done * 10 / total != lastTenth || done == total {
+      lastTenth = done * 10 / total
+      printError(line)
+    }
+  }
+
+  func finish() {
+    if !quiet && terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+  }
+}

@@ -1,0 +1,184 @@
+import DistillCore
+import Foundation
+
+/// A pairs folder opened for reading: the index and every shard mapped, shapes checked.
+///
+/// Rows are copied out of the mapped shards on demand, so a folder larger than memory can be
+/// trained on.
+public final class PairsStore {
+  public let folder: String
+  public let index: PairsIndex
+  private let shards: [SafetensorsFile]
+  /// The first pair of each shard, and `count` at the end.
+  private let starts: [Int]
+  private let valuesPerSample: Int
+
+  /// Opens the pairs folder at `folder`.
+  ///
+  /// - Parameter expectedShape: the sample shape the pairs must have (the teacher's or the
+  ///   generator's); `location` names that shape's owner in the error.
+  /// - Throws: ``DistillError`` naming the file: a missing or malformed index, a missing shard,
+  ///   a tensor other than float32 `[n] + sampleShape`, or a sample shape other than `expectedShape`.
+  public init(folder: String, expectedShape: [Int]? = nil, location: String = "") throws {
+    self.folder = folder
+    let index = try PairsIndex.read(folder: folder)
+    self.index = index
+    let indexPath = (folder as NSString).appendingPathComponent(PairsIndex.fileName)
+    guard index.count < 1 << 24 else {
+      throw DistillError.invalidValue(
+        location: "\(indexPath): count", expected: "fewer than 16777216 pairs (checkpoint counters are float32)",
+        found: String(index.count))
+    }
+    if let expectedShape, expectedShape != index.sampleShape {
+      throw DistillError.invalidValue(
+        location: "\(indexPath): sampleShape",
+        expected: "\(expectedShape) (the sample shape of \(location.isEmpty ? "this pipeline" : location))",
+        found: "\(index.sampleShape)")
+    }
+    var shards: [SafetensorsFile] = []
+    var starts = [0]
+    for shard in index.shards {
+      let path = (folder as NSString).appendingPathComponent(shard.file)
+      guard FileManager.default.fileExists(atPath: path) else {
+        throw DistillError.io(path: path, reason: "missing shard listed in \(indexPath)")
+      }
+      let file = try SafetensorsFile.read(contentsOf: path)
+      for key in ["noise", "samples"] {
+        guard let info = file.entries[key] else {
+          throw DistillError.invalidValue(
+            location: path, expected: "a tensor named \"\(key)\"", found: "keys \(file.entries.keys.sorted())")
+        }
+        guard info.dtype == .F32 else {
+          throw DistillError.invalidValue(location: "\(path): \(key)", expected: "dtype F32", found: info.dtype.rawValue)
+        }
+        guard info.shape == [shard.count] + index.sampleShape else {
+          throw DistillError.invalidValue(
+            location: "\(path): \(key)", expected: "shape \([shard.count] + index.sampleShape) (count + sampleShape of \(indexPath))",
+            found: "\(info.shape)")
+        }
+      }
+      shards.append(file)
+      starts.append(starts.last! + shard.count)
+    }
+    self.shards = shards
+    self.starts = starts
+    self.valuesPerSample = index.sampleShape.reduce(1, *)
+  }
+
+  public var count: Int { index.count }
+  public var sampleShape: [Int] { index.sampleShape }
+
+  /// The pairs at `indices`: noise and the teacher's samples, each `[indices.count] + sampleShape`.
+  public func pairs(_ indices: [Int]) -> (noise: Tensor, samples: Tensor) {
+    (gather("noise", indices), gather("samples", indices))
+  }
+
+  private func gather(_ key: String, _ indices: [Int]) -> Tensor {
+    let width = valuesPerSample
+    return Tensor(shape: [indices.count] + sampleShape) { out in
+      for (row, index) in indices.enumerated() {
+        precondition(index >= 0 && index < count, "pair \(index) out of 0..<\(count)")
+        let shard = shardNumber(of: index)
+        let local = index - starts[shard]
+        // Shapes and dtype were checked when opening, so the read cannot fail.
+        try! shards[shard].withUnsafeBytes(of: key) { raw in
+          let source = raw.baseAddress! + local * width * 4
+          let target = UnsafeMutableRawPointer(out.baseAddress! + row * width)
+          target.copyMemory(from: source, byteCount: width * 4)
+        }
+      }
+    }
+  }
+
+  private func shardNumber(of index: Int) -> Int {
+    var low = 0
+    var high = shards.count - 1
+    while low < high {
+      let mid = (low + high + 1) / 2
+      if starts[mid] <= index { low = mid } else { high = mid - 1 }
+    }
+    return low
+  }
+}
+
+/// A position in a pairs folder: the epoch and the cursor within that epoch's order.
+///
+/// Each epoch visits every pair once, in a permutation drawn from `seed` and the epoch alone
+/// (the identity when not shuffling), so the cursor and epoch are all a checkpoint needs for a
+/// resumed run to continue the same order.
+public final class PairsCursor: Checkpointable {
+  public let store: PairsStore
+  public let shuffle: Bool
+  let seed: RandomGenerator
+  public private(set) var epoch = 0
+  public private(set) var cursor = 0
+  private var order: [Int]
+
+  /// - Parameter seed: the stream the permutations come from (fork `epoch` of it).
+  public init(store: PairsStore, shuffle: Bool, seed: RandomGenerator) {
+    self.store = store
+    self.shuffle = shuffle
+    self.seed = seed
+    order = []
+    order = permutation(epoch: 0)
+  }
+
+  private func permutation(epoch: Int) -> [Int] {
+    var order = Array(0..<store.count)
+    guard shuffle else { return order }
+    var rng = seed.fork(UInt64(epoch))
+    // Fisher-Yates with one uniform draw per position.
+    let draws = rng.uniform(count: max(order.count - 1, 0))
+    for i in stride(from: order.count - 1, to: 0, by: -1) {
+      let j = min(Int(draws[order.count - 1 - i] * Float(i + 1)), i)
+      order.swapAt(i, j)
+    }
+    return order
+  }
+
+  /// The indices of the next `size` pairs, moving into the next epoch as needed.
+  public func nextIndices(_ size: Int) -> [Int] {
+    var indices: [Int] = []
+    indices.reserveCapacity(size)
+    while indices.count < size {
+      if cursor == order.count {
+        epoch += 1
+        cursor = 0
+        order = permutation(epoch: epoch)
+      }
+      let take = min(size - indices.count, order.count - cursor)
+      indices += order[cursor..<(cursor + take)]
+      cursor += take
+    }
+    return indices
+  }
+
+  /// The next `size` pairs.
+  public func next(_ size: Int) -> (noise: Tensor, samples: Tensor) { store.pairs(nextIndices(size)) }
+
+  public func checkpointState() -> [String: Tensor] {
+    // Counters as Float are exact below 2^24; the store refuses larger folders.
+    ["epoch": Tensor([Float(epoch)]), "cursor": Tensor([Float(cursor)]), "count": Tensor([Float(store.count)])]
+  }
+
+  public func restore(_ state: [String: Tensor]) throws {
+    func value(_ key: String) throws -> Int {
+      guard let t = state[key], t.count == 1, let v = t.scalars.first, v >= 0, v == v.rounded() else {
+        throw DistillError.stateDictMismatch(problems: ["pairs cursor: missing or bad \"\(key)\""])
+      }
+      return Int(v)
+    }
+    let count = try value("count")
+    guard count == store.count else {
+      throw DistillError.stateDictMismatch(
+        problems: ["pairs cursor: the checkpoint read \(count) pairs, \(store.folder) holds \(store.count)"])
+    }
+    let cursor = try value("cursor")
+    guard cursor <= count else {
+      throw DistillError.stateDictMismatch(problems: ["pairs cursor: cursor \(cursor) beyond \(count) pairs"])
+    }
+    epoch = try value("epoch")
+    order = permutation(epoch: epoch)
+    self.cursor = cursor
+  }
+}

@@ -1,0 +1,216 @@
+import DistillCore
+import DistillDiffusion
+import Foundation
+
+/// How ``writePairs(teacher:options:folder:replace:progress:)`` samples and splits.
+public struct PairsOptions: Sendable {
+  public var count: Int
+  public var sampler: TeacherSamplerKind
+  public var steps: Int
+  public var seed: UInt64
+  /// Pairs per shard file.
+  public var shardSize: Int
+  /// Samples per network call. Batches cover fixed index ranges (`b·batchSize ..< (b+1)·batchSize`)
+  /// whatever the shard size, so the shard size never changes a pair.
+  public var batchSize: Int
+  /// Clamp x̂₀ to ±1 in DDPM/DDIM steps (for image models).
+  public var clipSample: Bool
+
+  public init(
+    count: Int, sampler: TeacherSamplerKind = .ddim, steps: Int = 50, seed: UInt64 = 0, shardSize: Int = 1024,
+    batchSize: Int = 64, clipSample: Bool = false
+  ) {
+    self.count = count
+    self.sampler = sampler
+    self.steps = steps
+    self.seed = seed
+    self.shardSize = shardSize
+    self.batchSize = batchSize
+    self.clipSample = clipSample
+  }
+}
+
+/// What an existing folder at the output path holds.
+public enum PairsFolderState: Equatable {
+  case absentOrEmpty
+  /// A pairs folder of the same pairs (maybe split differently).
+  case samePairs(PairsIndex)
+  /// A pairs folder of other pairs.
+  case otherPairs(PairsIndex)
+  /// Files that are not a pairs folder.
+  case otherFiles
+}
+
+/// Inspects `folder` before writing pairs into it.
+public func pairsFolderState(_ folder: String, for index: PairsIndex) -> PairsFolderState {
+  let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+  if names.isEmpty { return .absentOrEmpty }
+  guard let existing = try? PairsIndex.read(folder: folder) else {
+    // A run that failed before its index: only shards and temporary files.
+    let ours = names.allSatisfy { ($0.hasPrefix("shard-") || $0.hasPrefix(".")) }
+    return ours ? .absentOrEmpty : .otherFiles
+  }
+  return existing.samePairs(as: index) ? .samePairs(existing) : .otherPairs(existing)
+}
+
+/// Draws `options.count` noise-sample pairs from `teacher` and writes them as shards and a
+/// `pairs.json` index into `folder` (created when absent).
+///
+/// The noise of pair `i` is `Tensor.normal([1] + sampleShape)` from
+/// `RandomGenerator(seed: seed).fork(i)`; DDPM's per-step noise continues that stream. With a
+/// deterministic sampler (DDIM, Euler, Heun) each pair depends on the seed, the sampler, the
+/// steps and the batch size alone: the shard size and the thread count change nothing, and the
+/// same options write byte-identical files. Every file is written under a temporary name and
+/// renamed; the index last, after removing an older index first, so a folder with an index
+/// always has complete shards.
+///
+/// - Parameter replace: replace a folder holding other pairs (`--force`); without it such a
+///   folder is refused. A folder holding other files is always refused.
+/// - Parameter progress: called after each batch with (pairs done, total).
+/// - Throws: ``DistillError`` for bad options (named by flag), a shape the teacher cannot take,
+///   or a folder that cannot be written.
+@discardableResult
+public func writePairs(
+  teacher: any Denoiser, options: PairsOptions, folder: String, replace: Bool = false,
+  progress: ((Int, Int) -> Void)? = nil
+) throws -> PairsIndex {
+  func fail(_ flag: String, _ expected: String, _ found: String) -> DistillError {
+    .invalidValue(location: flag, expected: expected, found: found)
+  }
+  let trainSteps = teacher.schedule.trainSteps
+  guard options.count >= 1, options.count < 1 << 24 else { throw fail("--count", "1...16777215", String(options.count)) }
+  guard options.shardSize >= 1 else { throw fail("--shard-size", "at least 1", String(options.shardSize)) }
+  guard options.batchSize >= 1 else { throw fail("--batch-size", "at least 1", String(options.batchSize)) }
+  guard options.steps >= 1, options.steps <= trainSteps else {
+    throw fail("--steps", "1...\(trainSteps) (the teacher's training timesteps)", String(options.steps))
+  }
+  guard options.seed < 1 << 53 else { throw fail("--seed", "0...2^53-1 (exact in JSON)", String(options.seed)) }
+  if options.sampler == .heun, teacher.schedule.alphaBar(trainSteps - 1) <= 0 {
+    throw fail("--sampler", "a sampler other than heun (σ_max is infinite on a zero-terminal-SNR schedule)", "heun")
+  }
+  guard let shape = teacher.sampleShape else {
+    throw fail("teacher", "a teacher with a sample shape (a UNet config with sample_size)", "none")
+  }
+  try teacher.validateInput(shape: [1] + shape, location: "sample shape")
+
+  var shards: [PairsIndex.Shard] = []
+  var start = 0
+  while start < options.count {
+    let n = min(options.shardSize, options.count - start)
+    shards.append(.init(file: PairsIndex.shardName(shards.count), count: n))
+    start += n
+  }
+  let index = PairsIndex(
+    sampleShape: shape, count: options.count, teacher: teacher.summary, sampler: options.sampler.rawValue,
+    steps: options.steps, seed: options.seed, batchSize: options.batchSize, clipSample: options.clipSample,
+    shards: shards)
+
+  let manager = FileManager.default
+  let indexPath = (folder as NSString).appendingPathComponent(PairsIndex.fileName)
+  switch pairsFolderState(folder, for: index) {
+  case .absentOrEmpty, .samePairs: break
+  case .otherPairs(let existing):
+    guard replace else {
+      throw DistillError.invalidValue(
+        location: folder, expected: "an empty folder, or the same pairs (use --force to replace them)",
+        found: "other pairs (\(existing.count) from \(existing.sampler), \(existing.steps) steps, seed \(existing.seed), \(existing.teacher))")
+    }
+  case .otherFiles:
+    throw DistillError.invalidValue(
+      location: folder, expected: "a new or empty folder, or a pairs folder", found: "a folder holding other files")
+  }
+  do {
+    try manager.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    if manager.fileExists(atPath: indexPath) { try manager.removeItem(atPath: indexPath) }
+  } catch {
+    throw DistillError.io(path: folder, reason: "cannot prepare the pairs folder: \(error.localizedDescription)")
+  }
+
+  let valuesPerSample = shape.reduce(1, *)
+  let root = RandomGenerator(seed: options.seed)
+  var pendingNoise: [Tensor] = []
+  var pendingSamples: [Tensor] = []
+  var pendingCount = 0
+  var shardNumber = 0
+  var done = 0
+  let batches = (options.count + options.batchSize - 1) / options.batchSize
+  for b in 0..<batches {
+    let lo = b * options.batchSize
+    let hi = min(lo + options.batchSize, options.count)
+    var streams = (lo..<hi).map { root.fork(UInt64($0)) }
+    let noise = Tensor.concat(streams.indices.map { Tensor.normal([1] + shape, using: &streams[$0]) }, axis: 0)
+    let samples = try withoutGradients {
+      try sampleBatch(teacher, noise: noise, options: options, streams: &streams)
+    }
+    precondition(samples.shape == noise.shape && samples.count == (hi - lo) * valuesPerSample)
+    pendingNoise.append(noise)
+    pendingSamples.append(samples)
+    pendingCount += hi - lo
+    // Write every shard the pending rows complete.
+    while shardNumber < shards.count, pendingCount >= shards[shardNumber].count {
+      let n = shards[shardNumber].count
+      let allNoise = Tensor.concat(pendingNoise, axis: 0)
+      let allSamples = Tensor.concat(pendingSamples, axis: 0)
+      let path = (folder as NSString).appendingPathComponent(shards[shardNumber].file)
+      try SafetensorsFile.write(
+        ["noise": allNoise.sliced(axis: 0, 0..<n), "samples": allSamples.sliced(axis: 0, 0..<n)],
+        metadata: ["format": PairsIndex.format, "shard": String(shardNumber)], to: path)
+      pendingNoise = pendingCount > n ? [allNoise.sliced(axis: 0, n..<pendingCount)] : []
+      pendingSamples = pendingCount > n ? [allSamples.sliced(axis: 0, n..<pendingCount)] : []
+      pendingCount -= n
+      shardNumber += 1
+    }
+    done = hi
+    progress?(done, options.count)
+  }
+  precondition(shardNumber == shards.count && pendingCount == 0)
+  // Shards of an earlier, larger split that this one does not list.
+  let listed = Set(shards.map(\.file))
+  for name in (try? manager.contentsOfDirectory(atPath: folder)) ?? []
+  where name.hasPrefix("shard-") && name.hasSuffix(".safetensors") && !listed.contains(name) {
+    try? manager.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
+  }
+  try AtomicFileWriter.write(Array((index.json.text() + "\n").utf8), to: indexPath)
+  return index
+}
+
+/// One batch of the teacher's sampler from `noise`; DDPM draws its step noise per sample from `streams`.
+private func sampleBatch(
+  _ teacher: any Denoiser, noise: Tensor, options: PairsOptions, streams: inout [RandomGenerator]
+) throws -> Tensor {
+  let schedule = teacher.schedule
+  let prediction = teacher.prediction
+  let model: DenoisingModel = { x, t in teacher(x, timesteps: t) }
+  switch options.sampler {
+  case .ddim:
+    let sampler = DDIMSampler(schedule: schedule, prediction: prediction, clipSample: options.clipSample)
+    return try sampler.sample(model: model, initialNoise: noise, steps: options.steps)
+  case .ddpm:
+    let sampler = DDPMSampler(schedule: schedule, prediction: prediction, clipSample: options.clipSample)
+    var local = streams
+    defer { streams = local }
+    return try sampler.sample(model: model, initialNoise: noise, steps: options.steps) { shape in
+      let rowShape = [1] + shape.dropFirst()
+      return Tensor.concat(local.indices.map { Tensor.normal(rowShape, using: &local[$0]) }, axis: 0)
+    }
+  case .euler:
+    return try EulerSampler(schedule: schedule, prediction: prediction).sample(
+      model: model, initialNoise: noise, steps: options.steps)
+  case .heun:
+    // As `sampleTeacher`: EDM's Heun on D(x; σ), the VP teacher's x̂₀ at x/√(σ²+1).
+    let trainSteps = schedule.trainSteps
+    let sampler = HeunSampler(sigmaMin: schedule.sigma(0), sigmaMax: schedule.sigma(trainSteps - 1), rho: 7)
+    let logSigmas = schedule.sigmas.map { Foundation.log($0) }
+    let denoiser: DenoisingModel = { x, sigmas in
+      let s = sigmas.map(Double.init)
+      let xVP = x * perSample(s.map { 1 / ($0 * $0 + 1).squareRoot() }, like: x)
+      let t = s.map { Float(EulerSampler.timestep(forSigma: $0, logSigmas: logSigmas)) }
+      let output = try model(xVP, t)
+      let abar = t.map { schedule.alphaBar(at: Double($0)) }
+      return NoiseSchedule.x0(
+        from: output, prediction: prediction, xt: xVP, alpha: abar.map { $0.squareRoot() },
+        sigma: abar.map { (1 - $0).squareRoot() })
+    }
+    return try sampler.sample(denoiser: denoiser, initialNoise: noise, steps: options.steps)
+  }
+}
