@@ -119,6 +119,24 @@ import Testing
     let expected = withoutGradients { generator.denoiser(x, timesteps: [10, 50]) }
     let actual = teacher(x, timesteps: [10, 50])
     #expect(expected.scalars == actual.scalars)
+
+    // The trained teacher distils like any other; broken weights are refused naming the file.
+    var distil = toyManifestJSON(steps: 5, output: base + "/student")
+    try ManifestOverride(parsing: "teacher={\"type\": \"folder\", \"path\": \(JSONValue.quoted(base + "/teacher/denoiser"))}")
+      .apply(to: &distil)
+    try train(distil)
+    let weights = base + "/teacher/denoiser/weights.safetensors"
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: weights))
+    try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: weights))
+    let registry = ComponentRegistry.standard()
+    try ManifestOverride(parsing: "output=\(JSONValue.quoted(base + "/student2"))").apply(to: &distil)
+    let manifest = try Manifest.decode(distil, source: "m.json", baseDirectory: "/tmp", fallbackName: "m", registry: registry)
+    #expect {
+      try AssembledPipeline.assemble(manifest, registry: registry)
+    } throws: { error in
+      guard let error = error as? ManifestError, error.problems.count == 1 else { return false }
+      return error.problems[0].path == "teacher" && error.problems[0].message.contains("weights.safetensors")
+    }
   }
 }
 
