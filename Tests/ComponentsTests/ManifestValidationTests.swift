@@ -90,7 +90,7 @@ import Testing
       try AssembledPipeline.assemble(manifest, registry: registry)
     } throws: { error in
       guard let error = error as? ManifestError else { return false }
-      return error.problems.count == 1 && error.problems[0].path == "scores.fake"
+      return error.problems.count == 1 && error.problems[0].path == "scores.fake.init"
         && error.problems[0].message.contains("analytic teacher")
     }
   }

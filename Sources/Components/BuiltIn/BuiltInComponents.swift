@@ -17,7 +17,7 @@ import TrainedScore
 extension ComponentRegistry {
   /// Every component Distillery ships: the core schedule and optimizers, and one target
   /// per component under Sources/Components. A new built-in component is added here.
-  public static let builtInComponents: [any ComponentDescribing.Type] =
+  public static var builtInComponents: [any ComponentDescribing.Type] {
     coreComponents + [
       // Teachers
       FolderTeacher.self, GaussianMixtureTeacher.self,
@@ -32,6 +32,7 @@ extension ComponentRegistry {
       // Metrics
       EnergyDistance.self, ModeCoverage.self,
     ]
+  }
 
   /// A registry of the built-in components plus `extra` (a user's own).
   public static func standard(adding extra: [any ComponentDescribing.Type] = []) -> ComponentRegistry {

@@ -33,7 +33,14 @@ public final class AssembledPipeline {
       do {
         return try body()
       } catch let error as DistillError {
-        throw ManifestError(source: manifest.source, problems: [ManifestProblem(entry.path, error.description)])
+        // Components usually name their entry (or a key of it) already: keep that path, once.
+        let message = error.description
+        if message.hasPrefix(entry.path), let colon = message.range(of: ": ") {
+          let path = String(message[..<colon.lowerBound])
+          let rest = String(message[colon.upperBound...])
+          throw ManifestError(source: manifest.source, problems: [ManifestProblem(path, rest)])
+        }
+        throw ManifestError(source: manifest.source, problems: [ManifestProblem(entry.path, message)])
       }
     }
     let scheduleType = registry.component(.schedule, manifest.schedule.type) as! any ScheduleComponent.Type

@@ -35,8 +35,12 @@ public final class BuildContext {
   /// A generator for initialising the component at `path`, the same on every run of the
   /// manifest's seed (FNV-1a of the path picks the stream).
   public func initialisationRNG(for path: String) -> RandomGenerator {
+    // Top-level entries hash as ".generator", ".teacher", ...: the key they had before their
+    // paths lost the leading dot, so the shipped manifests' seeds keep their streams (the toy
+    // experiment's real+fake outcome depends on the generator's initialisation).
+    let key = path.contains(".") || path.contains("[") ? path : "." + path
     var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in path.utf8 {
+    for byte in key.utf8 {
       hash ^= UInt64(byte)
       hash = hash &* 0x100_0000_01b3
     }

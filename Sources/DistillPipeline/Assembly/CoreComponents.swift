@@ -109,7 +109,7 @@ public enum SGDComponent: OptimizerComponent {
 
 extension ComponentRegistry {
   /// The schedule and optimizers every pipeline has; component targets add the rest.
-  public static let coreComponents: [any ComponentDescribing.Type] = [
-    DDPMSchedule.self, AdamComponent.self, AdamWComponent.self, SGDComponent.self,
-  ]
+  public static var coreComponents: [any ComponentDescribing.Type] {
+    [DDPMSchedule.self, AdamComponent.self, AdamWComponent.self, SGDComponent.self]
+  }
 }

@@ -136,10 +136,10 @@ extension ComponentRegistry {
     var nested: [String: ComponentEntry] = [:]
     for key in object.keys.sorted() where key != "type" && !specs.contains(where: { $0.name == key }) {
       let suggestion = closestMatch(to: key, among: specs.map(\.name)).map { " (did you mean \"\($0)\"?)" } ?? ""
-      problems.append(ManifestProblem("\(path).\(key)", "unknown parameter of \(owner)\(suggestion)"))
+      problems.append(ManifestProblem(path.isEmpty ? key : "\(path).\(key)", "unknown parameter of \(owner)\(suggestion)"))
     }
     for spec in specs {
-      let here = "\(path).\(spec.name)"
+      let here = path.isEmpty ? spec.name : "\(path).\(spec.name)"
       guard let given = object[spec.name] else {
         if let fallback = spec.defaultValue {
           values[spec.name] = fallback
