@@ -147,6 +147,8 @@ public enum DenoiserFolder {
     case "mlp":
       let config = try MLPDenoiserConfig.decode(&n)
       try requireWeights()
+      try SafetensorsFile.requireRoom(
+        forParameters: config.parameterCount(location: "\(path): network"), path: weightsPath, model: "the MLP of \(path)")
       var rng = RandomGenerator(seed: 0)
       let network = MLPDenoiserNetwork(config: config, using: &rng)
       try loadWeightsChecked(network, path: weightsPath)
@@ -161,6 +163,9 @@ public enum DenoiserFolder {
       try n.rejectUnknownKeys()
       let config = try UNet2DConfig.decode(JSONEncoder().encode(configValue), source: "\(path): network.config")
       try requireWeights()
+      try SafetensorsFile.requireRoom(
+        forParameters: config.parameterCount(source: "\(path): network.config"), path: weightsPath,
+        model: "the UNet of \(path)")
       var rng = RandomGenerator(seed: 0)
       let unet = UNet2DModel(config: config, using: &rng)
       try unet.loadWeights(path: weightsPath)
@@ -230,6 +235,7 @@ public enum DenoiserFolder {
     guard problems.isEmpty else {
       throw DistillError.malformed(path: path, detail: DistillError.stateDictMismatch(problems: problems).description)
     }
+    try file.requireFinite()
     try module.load(file.tensors(), strict: true)
   }
 }
