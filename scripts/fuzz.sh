@@ -50,6 +50,9 @@ shm=/dev/shm
 [ -d "$shm" ] && [ -w "$shm" ] || shm="${TMPDIR:-/tmp}"
 export FUZZ_SCRATCH="$(mktemp -d "$shm/distillery-fuzz.XXXXXX")"
 trap 'rm -rf "$FUZZ_SCRATCH"' EXIT
+# Swift's own crash backtracer reads the crashed stack from another thread, which ASan reports
+# as a second, spurious error after the real one; libFuzzer and ASan print the stacks anyway.
+export SWIFT_BACKTRACE=enable=no
 # Leaks outside Distillery, each with its reason in the file.
 export LSAN_OPTIONS="suppressions=$root/Tests/Fuzz/lsan-suppressions.txt:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 

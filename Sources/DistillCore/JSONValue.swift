@@ -126,8 +126,15 @@ public struct JSONObjectReader {
     return n
   }
 
+  /// A number as `Float`; one beyond `Float`'s range throws rather than becoming infinity
+  /// (fuzzing found `"norm_eps": 1e40`, an infinite epsilon).
   public mutating func float(_ key: String, default fallback: Float) throws -> Float {
-    try double(key).map(Float.init) ?? fallback
+    guard let number = try double(key) else { return fallback }
+    let converted = Float(number)
+    guard converted.isFinite else {
+      throw fail(key, "a number of magnitude below \(Float.greatestFiniteMagnitude)", .number(number))
+    }
+    return converted
   }
 
   public mutating func bool(_ key: String, default fallback: Bool) throws -> Bool {

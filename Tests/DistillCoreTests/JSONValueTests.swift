@@ -80,3 +80,19 @@ import Testing
     #expect(try reader.intArray("a") == [0, -5, 999_999_999_999_999])
   }
 }
+
+extension JSONValueBoundsTests {
+  @Test func floatsBeyondFloatRangeThrowInsteadOfBecomingInfinite() throws {
+    // Found by fuzz-unet-config: `"norm_eps": 1e40` is a finite Double, an infinite Float.
+    var reader = try JSONObjectReader(parse(#"{"eps": 1e40, "big": -3.4e38, "tiny": 1e-50}"#), location: "config.json")
+    do {
+      _ = try reader.float("eps", default: 1)
+      Issue.record("1e40 read as a Float")
+    } catch let error as DistillError {
+      #expect(error.description.hasPrefix("config.json: eps: expected a number of magnitude below 3.4028235e+38, found"), "\(error)")
+    }
+    #expect(try reader.float("big", default: 0) == -3.4e38)
+    #expect(try reader.float("tiny", default: 1) == 0)
+    #expect(try reader.float("absent", default: 0.5) == 0.5)
+  }
+}

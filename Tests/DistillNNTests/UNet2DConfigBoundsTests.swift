@@ -95,3 +95,19 @@ import Testing
     try source.loadWeights(path: path, requireFinite: false)
   }
 }
+
+extension UNet2DConfigBoundsTests {
+  @Test func anEpsilonBeyondFloatRangeIsRefused() throws {
+    // The input fuzz-unet-config found (Tests/Fuzz/Corpus/unet-config/found-norm-eps-beyond-float.json):
+    // norm_eps of 1e40 read as an infinite Float, and the config as written back was not JSON.
+    do {
+      _ = try decode(#"{"norm_eps": 10000000000000000000000000000000000000000000000e-06}"#)
+      Issue.record("accepted an infinite norm_eps")
+    } catch let error as DistillError {
+      #expect(error.description.contains("config.json: norm_eps: expected a number of magnitude below"), "\(error)")
+    }
+    for key in ["freq_shift", "mid_block_scale_factor"] {
+      #expect(throws: DistillError.self) { _ = try decode("{\"\(key)\": -1e39}") }
+    }
+  }
+}
