@@ -40,6 +40,11 @@ static size_t checked_image_bytes(uint32_t width, uint32_t height, uint32_t chan
                 DISTILL_IMAGE_MAX_SIDE);
     return 0;
   }
+  if ((uint64_t)width * height > DISTILL_IMAGE_MAX_PIXELS) {
+    set_message(errbuf, errlen, "image of %ux%u pixels exceeds the limit of %u pixels", width, height,
+                DISTILL_IMAGE_MAX_PIXELS);
+    return 0;
+  }
   size_t row = (size_t)width * channels * (bit_depth / 8);
   if (row == 0 || (size_t)height > SIZE_MAX / row) {
     set_message(errbuf, errlen, "image of %ux%u pixels is too large", width, height);

@@ -4,7 +4,14 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__linux__)
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+
+/* Not under ThreadSanitizer: it instruments the ifunc resolvers that target_clones generates,
+ * which run during relocation, before its runtime is initialised, and crash the process
+ * (scripts/tsan.sh). A TSan build uses the default target only. */
+#if defined(__x86_64__) && defined(__linux__) && !__has_feature(thread_sanitizer)
 #define DISTILL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define DISTILL_CLONES

@@ -16,7 +16,7 @@ public enum JSONValue: Equatable, Sendable {
       throw DistillError.malformed(path: source, detail: "not valid JSON: the text is not UTF-8")
     }
     let node = try data.withUnsafeBytes { bytes in
-      var parser = StrictJSONParser(bytes: bytes, path: source, reportsLines: true)
+      var parser = StrictJSONParser(bytes: bytes, path: source, reportsLines: true, requiresDoubleRange: true)
       return try parser.parseAnyDocument()
     }
     return JSONValue(node)
@@ -26,6 +26,7 @@ public enum JSONValue: Equatable, Sendable {
     switch node {
     case .null: self = .null
     case .bool(let b): self = .bool(b)
+    // The parser has checked the grammar and (for documents) the range, so this converts.
     case .number(let literal): self = .number(Double(literal) ?? .nan)
     case .string(let s): self = .string(s)
     case .array(let items): self = .array(items.map(JSONValue.init))
@@ -125,8 +126,15 @@ public struct JSONObjectReader {
     return n
   }
 
+  /// A number as `Float`; one beyond `Float`'s range throws rather than becoming infinity
+  /// (fuzzing found `"norm_eps": 1e40`, an infinite epsilon).
   public mutating func float(_ key: String, default fallback: Float) throws -> Float {
-    try double(key).map(Float.init) ?? fallback
+    guard let number = try double(key) else { return fallback }
+    let converted = Float(number)
+    guard converted.isFinite else {
+      throw fail(key, "a number of magnitude below \(Float.greatestFiniteMagnitude)", .number(number))
+    }
+    return converted
   }
 
   public mutating func bool(_ key: String, default fallback: Bool) throws -> Bool {
@@ -154,7 +162,10 @@ public struct JSONObjectReader {
     guard let v = value(key) else { return nil }
     guard case .array(let items) = v else { throw fail(key, "an array of integers", v) }
     return try items.map { item in
-      guard case .number(let n) = item, n == n.rounded() else { throw fail(key, "an array of integers", v) }
+      // The same bound as `int`: `Int(n)` traps beyond 2^63 (`[1e300]` crashed a config reader).
+      guard case .number(let n) = item, n == n.rounded(), Swift.abs(n) < 1e15 else {
+        throw fail(key, "an array of integers", v)
+      }
       return Int(n)
     }
   }

@@ -39,11 +39,16 @@ struct StrictJSONParser {
 
   /// Whether errors name a line and column (a document) or a byte offset (a safetensors header).
   let reportsLines: Bool
+  /// Whether a number beyond `Double`'s range (`1e400`) is an error rather than text kept
+  /// as is: documents read as `JSONValue` need it, or it becomes infinity (serde_json also
+  /// refuses it); safetensors headers read integers from the text and check them there.
+  let requiresDoubleRange: Bool
 
-  init(bytes: UnsafeRawBufferPointer, path: String, reportsLines: Bool = false) {
+  init(bytes: UnsafeRawBufferPointer, path: String, reportsLines: Bool = false, requiresDoubleRange: Bool = false) {
     self.bytes = bytes
     self.path = path
     self.reportsLines = reportsLines
+    self.requiresDoubleRange = requiresDoubleRange
   }
 
   private func fail(_ what: String) -> DistillError {
@@ -201,7 +206,12 @@ struct StrictJSONParser {
       }
       guard digits() > 0 else { throw fail("invalid number") }
     }
-    return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+    let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+    if requiresDoubleRange, !(Double(text)?.isFinite ?? false) {
+      position = start
+      throw fail("number \(text.count > 40 ? text.prefix(40) + "..." : text) is out of range")
+    }
+    return text
   }
 
   private mutating func parseHex4() throws -> UInt32 {

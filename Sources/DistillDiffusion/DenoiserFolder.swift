@@ -136,13 +136,20 @@ public enum DenoiserFolder {
     }
 
     let weightsPath = (folder as NSString).appendingPathComponent(weightsFileName)
+    // A network with parameters needs its weights file, big enough for the configured
+    // network, before the network is allocated.
+    var needsWeights = false
+    if case .object(let object) = networkValue, case .string(let type)? = object["type"] {
+      needsWeights = type == "mlp" || type == "unet2d"
+    }
+    if needsWeights && !FileManager.default.fileExists(atPath: weightsPath) {
+      throw DistillError.io(path: weightsPath, reason: "no weights file (a network with parameters needs one)")
+    }
+    var rng = RandomGenerator(seed: 0)
     let denoiser = try makeDenoiser(
       network: networkValue, schedule: schedule, scheduleConfig: scheduleConfig, prediction: prediction,
-      location: "\(path): network")
+      location: "\(path): network", weightsPath: needsWeights ? weightsPath : nil, using: &rng)
     if let module = denoiser.weightsModule {
-      guard FileManager.default.fileExists(atPath: weightsPath) else {
-        throw DistillError.io(path: weightsPath, reason: "no weights file (a network with parameters needs one)")
-      }
       if let unet = module as? UNet2DModel {
         try unet.loadWeights(path: weightsPath)
       } else {
@@ -162,13 +169,17 @@ public enum DenoiserFolder {
   ///   wrong, unknown or missing key.
   public static func makeDenoiser(
     network networkValue: JSONValue, schedule: NoiseSchedule, scheduleConfig: ScheduleConfig?,
-    prediction: Prediction, location: String, using rng: inout RandomGenerator
+    prediction: Prediction, location: String, weightsPath: String? = nil, using rng: inout RandomGenerator
   ) throws -> any SavableDenoiser {
     var n = try JSONObjectReader(networkValue, location: location)
     let type = try n.choice("type", ["mlp", "unet2d", "gaussian-mixture"], default: "")
     switch type {
     case "mlp":
       let config = try MLPDenoiserConfig.decode(&n)
+      if let weightsPath {
+        try SafetensorsFile.requireRoom(
+          forParameters: config.parameterCount(location: location), path: weightsPath, model: "the MLP of \(location)")
+      }
       let network = MLPDenoiserNetwork(config: config, using: &rng)
       let denoiser = MLPDenoiser(network: network, schedule: schedule, prediction: prediction)
       denoiser.scheduleConfig = scheduleConfig
@@ -179,6 +190,11 @@ public enum DenoiserFolder {
       }
       try n.rejectUnknownKeys()
       let config = try UNet2DConfig.decode(JSONEncoder().encode(configValue), source: "\(location).config")
+      if let weightsPath {
+        try SafetensorsFile.requireRoom(
+          forParameters: config.parameterCount(source: "\(location).config"), path: weightsPath,
+          model: "the UNet of \(location)")
+      }
       let unet = UNet2DModel(config: config, using: &rng)
       let denoiser = UNetDenoiser(unet: unet, schedule: schedule, prediction: prediction)
       denoiser.scheduleConfig = scheduleConfig
@@ -266,6 +282,7 @@ public enum DenoiserFolder {
     guard problems.isEmpty else {
       throw DistillError.malformed(path: path, detail: DistillError.stateDictMismatch(problems: problems).description)
     }
+    try file.requireFinite()
     try module.load(file.tensors(), strict: true)
   }
 }

@@ -69,7 +69,11 @@ public final class GaussianMixtureDenoiser: Denoiser {
     guard Swift.abs(total - 1) <= 1e-4 else { throw fail("weights", "weights summing to 1", "a sum of \(total)") }
     w = w.map { $0 / total }
     if let sampleShape {
-      guard sampleShape.allSatisfy({ $0 > 0 }), sampleShape.reduce(1, *) == first.count else {
+      // Multiplied with overflow checks: the sizes come from a file ([2^40, 2^40] trapped).
+      var product = 1
+      var overflow = false
+      for size in sampleShape where !overflow { (product, overflow) = product.multipliedReportingOverflow(by: size) }
+      guard sampleShape.allSatisfy({ $0 > 0 }), !overflow, product == first.count else {
         throw fail("sampleShape", "positive sizes whose product is the dimension \(first.count)", "\(sampleShape)")
       }
     }

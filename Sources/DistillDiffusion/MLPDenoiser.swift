@@ -36,6 +36,25 @@ public struct MLPDenoiserConfig: Equatable, Sendable {
       throw DistillError.invalidValue(
         location: "\(location): \(key)", expected: "an integer of at least \(minimum)", found: String(value))
     }
+    _ = try parameterCount(location: location)
+  }
+
+  /// The most parameters an MLP config may describe (4 GB of float32).
+  public static let maximumParameterCount = 1_000_000_000
+
+  /// The parameters of ``MLPDenoiserNetwork`` for this config, computed without building it.
+  ///
+  /// - Throws: ``DistillError/invalidValue(location:expected:found:)`` beyond ``maximumParameterCount``.
+  public func parameterCount(location: String = "MLPDenoiserConfig") throws -> Int {
+    // In Double so that no size overflows; exact whenever the total is within the limit.
+    let (input, hidden, layers) = (Double(inputSize + timeEmbedding), Double(width), Double(depth))
+    let total = (input * hidden + hidden) + (layers - 1) * (hidden * hidden + hidden) + (hidden * Double(outputSize) + Double(outputSize))
+    guard total <= Double(Self.maximumParameterCount) else {
+      throw DistillError.invalidValue(
+        location: "\(location): width", expected: "an MLP of at most \(Self.maximumParameterCount) parameters",
+        found: "\(total) parameters")
+    }
+    return Int(total)
   }
 
   var json: JSONValue {

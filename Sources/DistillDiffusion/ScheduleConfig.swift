@@ -48,6 +48,10 @@ public struct ScheduleConfig: Equatable, Sendable {
     return base + (rescaleZeroTerminalSNR ? ", rescaled to zero terminal SNR" : "")
   }
 
+  /// The most training timesteps a schedule may have; the ᾱ table is allocated at this size,
+  /// so a larger `num_train_timesteps` in a file is refused (diffusers' default is 1000).
+  public static let maximumTrainSteps = 100_000
+
   func validate(location: String) throws {
     if let trainedBetas {
       guard trainedBetas.count >= 2, trainedBetas.allSatisfy({ $0 > 0 && $0 <= 1 }) else {
@@ -57,9 +61,10 @@ public struct ScheduleConfig: Equatable, Sendable {
       }
       return
     }
-    guard trainSteps >= 2 else {
+    guard trainSteps >= 2, trainSteps <= Self.maximumTrainSteps else {
       throw DistillError.invalidValue(
-        location: "\(location): num_train_timesteps", expected: "an integer of at least 2", found: String(trainSteps))
+        location: "\(location): num_train_timesteps", expected: "an integer in 2...\(Self.maximumTrainSteps)",
+        found: String(trainSteps))
     }
     guard betaSchedule == .squaredCosCapV2 || (betaStart > 0 && betaEnd > 0 && betaStart < 1 && betaEnd < 1) else {
       throw DistillError.invalidValue(

@@ -22,6 +22,9 @@ public enum ImageFile {
   /// The largest width or height ``read(_:)`` accepts; larger images are refused before
   /// any pixel memory is allocated.
   public static let maximumSide = Int(DISTILL_IMAGE_MAX_SIDE)
+  /// The most pixels (width × height) ``read(_:)`` accepts, 2^26 (8192 × 8192): checked from
+  /// the header before any pixel memory is allocated.
+  public static let maximumPixels = Int(DISTILL_IMAGE_MAX_PIXELS)
 
   /// What ``readRGB(_:alpha:)`` and ``rgb(_:alpha:)`` do with an alpha channel.
   public enum AlphaHandling: Sendable, Equatable {
@@ -45,7 +48,7 @@ public enum ImageFile {
   ///
   /// - Throws: ``DistillError/io(path:reason:)`` when the file cannot be opened or read, and
   ///   ``DistillError/malformed(path:detail:)`` when it is empty, not a PNG or JPEG, corrupt,
-  ///   truncated, unsupported or larger than ``maximumSide`` on a side.
+  ///   truncated, unsupported, larger than ``maximumSide`` on a side or than ``maximumPixels``.
   public static func read(_ path: String) throws -> Tensor {
     switch try sniff(path) {
     case .png: return try decode(path, format: .png)

@@ -573,3 +573,74 @@ private func bitPatterns(_ tensor: Tensor) -> [UInt32] { tensor.scalars.map(\.bi
     }
   }
 }
+
+// MARK: Load-time checks: finiteness and room for a model
+
+@Suite struct SafetensorsCheckTests {
+  /// Writes `fileBytes` to a temporary file and opens it.
+  func open(_ fileBytes: [UInt8], _ body: (SafetensorsFile) throws -> Void) throws {
+    let directory = try temporaryDirectory()
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let path = directory + "/weights.safetensors"
+    try Data(fileBytes).write(to: URL(fileURLWithPath: path))
+    try body(try SafetensorsFile.read(contentsOf: path))
+  }
+
+  func littleEndian<T: FixedWidthInteger>(_ values: [T]) -> [UInt8] {
+    values.flatMap { withUnsafeBytes(of: $0.littleEndian, Array.init) }
+  }
+
+  @Test func findsTheFirstNaNOrInfinityInEveryFloatDType() throws {
+    let header = """
+      {"a":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},\
+      "b":{"dtype":"F16","shape":[2],"data_offsets":[12,16]},\
+      "c":{"dtype":"BF16","shape":[2],"data_offsets":[16,20]},\
+      "d":{"dtype":"F64","shape":[2],"data_offsets":[20,36]},\
+      "e":{"dtype":"I32","shape":[1],"data_offsets":[36,40]}}
+      """
+    let data =
+      littleEndian([Float(1).bitPattern, Float(2).bitPattern, Float.nan.bitPattern])
+      + littleEndian([UInt16(0x3C00), 0xFC00])  // 1, -inf
+      + littleEndian([UInt16(0x3F80), 0x7FC1])  // 1, NaN
+      + littleEndian([Double(1).bitPattern, Double(1e300).bitPattern])  // 1e300 reads as +inf in Float
+      + littleEndian([Int32.max])
+    try open(craft(header, data: data)) { file in
+      #expect(try file.firstNonFinite(among: ["a"])?.index == 2)
+      #expect(try file.firstNonFinite(among: ["a"])?.value.isNaN == true)
+      #expect(try file.firstNonFinite(among: ["b"]) == NonFiniteElement(key: "b", index: 1, value: -.infinity))
+      #expect(try file.firstNonFinite(among: ["c"])?.index == 1)
+      #expect(try file.firstNonFinite(among: ["d"]) == NonFiniteElement(key: "d", index: 1, value: .infinity))
+      #expect(try file.firstNonFinite(among: ["e"]) == nil)
+      // In key order, and agreeing with what `tensor(_:)` converts.
+      #expect(try file.firstNonFinite()?.key == "a")
+      #expect(try file.tensor("d").scalars[1] == .infinity)
+      do {
+        try file.requireFinite(["e", "d"])
+        Issue.record("requireFinite accepted an infinite F64")
+      } catch let error as DistillError {
+        #expect(error.description.contains("tensor 'd' holds inf at element 1"), "\(error)")
+      }
+      try file.requireFinite(["e"])
+    }
+  }
+
+  @Test func findsTheInfinitiesOfThePythonFixture() throws {
+    // "edge" holds overflowed values from element 7 on; the other tensors are finite.
+    try open(try bytes(of: fixture("safetensors/written_f16.safetensors"))) { file in
+      #expect(try file.firstNonFinite() == NonFiniteElement(key: "edge", index: 7, value: .infinity))
+      #expect(try file.firstNonFinite(among: ["layer.bias", "layer.weight", "scalar"]) == nil)
+      try file.requireFinite(["layer.weight"])
+    }
+  }
+
+  @Test func requireRoomRefusesAModelLargerThanTheFile() throws {
+    let path = fixture("safetensors/written_f32.safetensors")  // 484 bytes
+    try SafetensorsFile.requireRoom(forParameters: 484, path: path, model: "m")
+    #expect(throws: DistillError.self) { try SafetensorsFile.requireRoom(forParameters: 485, path: path, model: "m") }
+    do {
+      try SafetensorsFile.requireRoom(forParameters: 1 << 40, path: path, model: "the UNet of config.json")
+    } catch let error as DistillError {
+      #expect(error.description.contains("484 bytes, too small for the 1099511627776 parameters of the UNet of config.json"))
+    }
+  }
+}

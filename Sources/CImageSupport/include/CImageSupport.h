@@ -28,6 +28,10 @@ enum {
 
 /* The largest width or height accepted when reading. */
 #define DISTILL_IMAGE_MAX_SIDE 16384u
+/* The most pixels (width x height) accepted when reading: 2^26, e.g. 8192 x 8192. Checked
+   from the header, before any pixel memory is allocated; the float tensor of such an image
+   is up to 1 GiB (4 channels). */
+#define DISTILL_IMAGE_MAX_PIXELS 67108864u
 
 /*
  * A decoded image: interleaved samples, row-major, `channels` per pixel (1 gray, 2 gray+alpha,

@@ -162,5 +162,11 @@ public struct UNet2DConfig: Equatable, Sendable {
       throw fail("time_embedding_dim", "a positive integer or null", String(dimension))
     }
     if inChannels < 1 || outChannels < 1 { throw fail("in_channels", "positive channel counts", "\(inChannels), \(outChannels)") }
+    if blockOutChannels.count > Self.maximumLevels {
+      throw fail("block_out_channels", "at most \(Self.maximumLevels) levels", "\(blockOutChannels.count)")
+    }
+    // Last: the count assumes the relations above. Sizes come from a file, so they are
+    // bounded here, before anything allocates a model of them.
+    _ = try parameterCount(source: source)
   }
 }

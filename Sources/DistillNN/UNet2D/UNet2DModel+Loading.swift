@@ -28,6 +28,8 @@ extension UNet2DModel {
         : "no weights file"
       throw DistillError.io(path: weightsPath, reason: hint)
     }
+    try SafetensorsFile.requireRoom(
+      forParameters: config.parameterCount(source: configPath), path: weightsPath, model: "the UNet of \(configPath)")
     var rng = RandomGenerator(seed: 0)
     let model = UNet2DModel(config: config, using: &rng)
     try model.loadWeights(path: weightsPath)
@@ -36,7 +38,10 @@ extension UNet2DModel {
   }
 
   /// Loads weights from a safetensors file written by diffusers or by ``save(folder:)``.
-  public func loadWeights(path: String) throws {
+  ///
+  /// - Parameter requireFinite: refuse a file in which any tensor holds a NaN or infinity,
+  ///   naming it (the default: such a teacher poisons every step of a run).
+  public func loadWeights(path: String, requireFinite: Bool = true) throws {
     let file = try SafetensorsFile.read(contentsOf: path)
     // Check names and shapes from the header before converting any data.
     let renamed = Dictionary(file.keys.map { (Self.canonicalKey($0), $0) }, uniquingKeysWith: { first, _ in first })
@@ -58,6 +63,7 @@ extension UNet2DModel {
       throw DistillError.malformed(
         path: path, detail: DistillError.stateDictMismatch(problems: problems).description)
     }
+    if requireFinite { try file.requireFinite() }
     var tensors: [String: Tensor] = [:]
     for (name, original) in renamed { tensors[name] = try file.tensor(original) }
     try load(tensors, strict: true)
