@@ -71,8 +71,9 @@ for t in "${targets[@]}"; do
   log="$scratch/logs/$t.log"
   mkdir -p "$corpus" "$findings" "$(dirname "$log")"
   echo "fuzzing $t for ${seconds}s (log: $log)"
-  # -rss_limit_mb: a legitimately decoded image of the largest accepted size (2^26 pixels)
-  # takes about 1.5 GB with ASan's overhead, so the default 2 GB would report it as a leak of memory.
+  # -rss_limit_mb: an image at the pixel limit (2^26) takes up to 512 MB of pixels and 1 GB of
+  # floats, more under ASan's quarantine (PNG peaked at 2.3 GB), so libFuzzer's default 2 GB
+  # would report accepted sizes as out-of-memory findings.
   set +e
   # shellcheck disable=SC2086
   "$scratch/release/fuzz-$t" "$corpus" "$root/Tests/Fuzz/Corpus/$t" \
