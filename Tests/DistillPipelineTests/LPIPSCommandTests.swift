@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import DistillTestSupport
 import Testing
 
 @testable import DistillPipeline
@@ -7,7 +8,7 @@ import Testing
 /// The LPIPS fixtures of the network tests, reached by source path.
 private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
   .appendingPathComponent("DistillNNTests/Fixtures").path
-private let squeezeWeights = fixtures + "/lpips-squeeze-randbackbone/weights.safetensors"
+private let squeezeWeights = try! lpipsTestWeights(fixture: fixtures + "/lpips-squeeze-randbackbone/weights.safetensors")
 private let squeezeIO = fixtures + "/lpips-squeeze-randbackbone/io.safetensors"
 
 /// The `pipeline` executable built beside this test bundle, if any.
@@ -41,14 +42,14 @@ private func thrownMessage(_ body: () throws -> Void) -> String? {
     let d = try LPIPSComparison.distances(
       network: "squeeze", weightsPath: squeezeWeights, pathA: squeezeIO, pathB: squeezeIO, keyA: "a", keyB: "b")
     let expected = try io.tensor("distance").scalars
-    #expect(d.count == 3)
+    #expect(d.count == 2)
     for (x, y) in zip(d, expected) { #expect(abs(x - y) <= 1e-5 * y, "\(x) vs \(y)") }
   }
 
   @Test func withoutAKeyTheFirstStoredTensorIsRead() throws {
     // `a` is stored first in the fixture; comparing it with itself gives zeros.
     let d = try LPIPSComparison.distances(network: "squeeze", weightsPath: squeezeWeights, pathA: squeezeIO, pathB: squeezeIO)
-    #expect(d == [0, 0, 0])
+    #expect(d == [0, 0])
   }
 
   @Test func imageFilesArePairsMappedToSignedUnit() throws {
@@ -57,8 +58,8 @@ private func thrownMessage(_ body: () throws -> Void) -> String? {
     let (pathA, pathB) = (temporaryPath("a.png"), temporaryPath("b.png"))
     defer { for p in [pathA, pathB] { try? FileManager.default.removeItem(atPath: p) } }
     // 16-bit PNGs keep the values to 1.5e-5, so the distance is the batch's first one.
-    try ImageFile.writePNG(ImageFile.fromSignedUnit(a.sliced(axis: 0, 0..<1).reshaped([3, 64, 64])), to: pathA, bitDepth: 16)
-    try ImageFile.writePNG(ImageFile.fromSignedUnit(b.sliced(axis: 0, 0..<1).reshaped([3, 64, 64])), to: pathB, bitDepth: 16)
+    try ImageFile.writePNG(ImageFile.fromSignedUnit(a.sliced(axis: 0, 0..<1).reshaped([3, 32, 32])), to: pathA, bitDepth: 16)
+    try ImageFile.writePNG(ImageFile.fromSignedUnit(b.sliced(axis: 0, 0..<1).reshaped([3, 32, 32])), to: pathB, bitDepth: 16)
     let d = try LPIPSComparison.distances(network: "squeeze", weightsPath: squeezeWeights, pathA: pathA, pathB: pathB)
     let expected = try io.tensor("distance").scalars[0]
     #expect(d.count == 1)
@@ -80,7 +81,7 @@ private func thrownMessage(_ body: () throws -> Void) -> String? {
       _ = try LPIPSComparison.distances(
         network: "squeeze", weightsPath: squeezeWeights, pathA: squeezeIO, pathB: squeezeIO, keyA: "distance", keyB: "distance")
     }
-    #expect(wrongRank?.contains("tensor 'distance': expected a batch [N, 3, H, W], found shape [3]") == true)
+    #expect(wrongRank?.contains("tensor 'distance': expected a batch [N, 3, H, W], found shape [2]") == true)
     let wrongNet = thrownMessage {
       _ = try LPIPSComparison.distances(network: "alex", weightsPath: squeezeWeights, pathA: squeezeIO, pathB: squeezeIO)
     }
@@ -94,11 +95,11 @@ private func thrownMessage(_ body: () throws -> Void) -> String? {
   @Test func shapesThatDifferAreRefused() throws {
     let small = temporaryPath("small.safetensors")
     defer { try? FileManager.default.removeItem(atPath: small) }
-    try SafetensorsFile.write(["x": Tensor.zeros([3, 3, 32, 32])], to: small)
+    try SafetensorsFile.write(["x": Tensor.zeros([3, 3, 24, 24])], to: small)
     let message = thrownMessage {
       _ = try LPIPSComparison.distances(network: "squeeze", weightsPath: squeezeWeights, pathA: squeezeIO, pathB: small)
     }
-    #expect(message?.contains("[3, 3, 64, 64]") == true && message?.contains("[3, 3, 32, 32]") == true)
+    #expect(message?.contains("[2, 3, 32, 32]") == true && message?.contains("[3, 3, 24, 24]") == true)
     let outOfRange = temporaryPath("range.safetensors")
     defer { try? FileManager.default.removeItem(atPath: outOfRange) }
     try SafetensorsFile.write(["x": Tensor.full([1, 3, 32, 32], 255)], to: outOfRange)
@@ -131,7 +132,7 @@ struct LPIPSCommandTests {
     #expect(result.status == 0, "\(result.error)")
     let lines = result.output.split(separator: "\n").compactMap { Float($0) }
     let expected = try SafetensorsFile.read(contentsOf: squeezeIO).tensor("distance").scalars
-    #expect(lines.count == 3)
+    #expect(lines.count == 2)
     for (x, y) in zip(lines, expected) { #expect(abs(x - y) <= 1e-5 * y) }
   }
 
