@@ -46,44 +46,14 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
   public static let id = "denoiser"
   public static let kind = ComponentKind.generator
   public static let summary = "a denoiser network (a copy of the teacher, or a new one) sampled in `steps` deterministic steps from pure noise"
-  public static let parameters: [ParameterSpec] = [
-    ParameterSpec(
-      "init", .string(choices: ["teacher", "new"]), default: .string("teacher"),
-      "start from a copy of the teacher, or from a new network described by `network`"),
-    .optional("network", .object, "for init \"new\": the network object of denoiser.json (docs/teachers.md)"),
-    .optional(
-      "prediction", .string(choices: Prediction.allCases.map(\.rawValue)),
-      "for init \"new\": what the network predicts (default: the schedule's); \"sample\" keeps x̂₀ bounded at high noise"),
+  public static let parameters: [ParameterSpec] =
+    trainableDenoiserParameters + [
     ParameterSpec("steps", .integer(1...1000), default: .number(1), "sampling steps, evenly spaced from T-1"),
     .optional("timesteps", .numbers(count: nil), "explicit integer timesteps, descending (replaces steps)"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Generator {
-    let denoiser: any SavableDenoiser
-    if entry.string("init") == "teacher" {
-      guard let teacher = context.teacher as? any SavableDenoiser, teacher.weightsModule != nil else {
-        throw DistillError.invalidValue(
-          location: "\(entry.path).init", expected: "a teacher with a network to copy (or init \"new\" with a network)",
-          found: context.teacher.map { "\"\($0.summary)\"" } ?? "no teacher")
-      }
-      denoiser = try DenoiserFolder.copy(of: teacher)
-    } else {
-      guard let network = entry.object("network") else {
-        throw DistillError.invalidValue(
-          location: "\(entry.path).network", expected: "a network object for init \"new\"", found: "nothing")
-      }
-      var rng = context.initialisationRNG(for: entry.path)
-      denoiser = try DenoiserFolder.makeDenoiser(
-        network: network, schedule: context.schedule, scheduleConfig: context.scheduleConfig,
-        prediction: entry.optionalString("prediction").flatMap(Prediction.init(rawValue:)) ?? context.prediction,
-        location: "\(entry.path).network", using: &rng)
-      guard denoiser.weightsModule != nil else {
-        throw DistillError.invalidValue(
-          location: "\(entry.path).network.type", expected: "a network with parameters (mlp or unet2d)",
-          found: "an analytic denoiser")
-      }
-    }
-    denoiser.weightsModule!.train()
+    let (denoiser, _) = try context.makeTrainableDenoiser(entry)
     let trainSteps = denoiser.schedule.trainSteps
     let timesteps: [Int]
     if entry.has("timesteps") {

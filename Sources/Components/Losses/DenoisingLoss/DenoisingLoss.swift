@@ -17,20 +17,8 @@ public final class DenoisingLossTerm: LossTerm {
     guard let x0 = try context.batch().samples else {
       throw DistillError.invalidValue(location: "data", expected: "a data source with samples", found: "none")
     }
-    let denoiser = generator.denoiser
-    let n = x0.shape[0]
-    let t = context.timesteps(n, in: timesteps)
-    let noise = Tensor.normal(x0.shape, using: &context.rng)
-    let schedule = denoiser.schedule
-    let xt = schedule.addNoise(x0: x0, noise: noise, timesteps: t)
-    let output = denoiser(xt, timesteps: t.map(Float.init))
-    let target: Tensor
-    switch denoiser.prediction {
-    case .epsilon: target = noise
-    case .sample: target = x0
-    case .vPrediction: target = schedule.velocity(x0: x0, noise: noise, timesteps: t)
-    }
-    return Tensor.mseLoss(output, target)
+    let t = context.timesteps(x0.shape[0], in: timesteps)
+    return generator.denoiser.denoisingLoss(x0: x0, timesteps: t, using: &context.rng)
   }
 }
 

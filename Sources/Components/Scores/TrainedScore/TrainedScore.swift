@@ -8,47 +8,17 @@ public enum TrainedScore: ScoreComponent {
   public static let id = "trained"
   public static let kind = ComponentKind.score
   public static let summary = "a denoiser trained on the generator's samples (DMD's fake score), from a copy of the teacher or a new network"
-  public static let parameters: [ParameterSpec] = [
-    ParameterSpec(
-      "init", .string(choices: ["teacher", "new"]), default: .string("teacher"),
-      "start from a copy of the teacher, or from a new network described by `network`"),
-    .optional("network", .object, "for init \"new\": the network object of denoiser.json"),
-    .optional(
-      "prediction", .string(choices: Prediction.allCases.map(\.rawValue)),
-      "for init \"new\": what the network predicts (default: the schedule's); \"sample\" keeps x̂₀ bounded at high noise"),
+  public static let parameters: [ParameterSpec] =
+    trainableDenoiserParameters + [
     .optional("optimizer", .component(.optimizer), "its optimizer (default: the manifest's)"),
     ParameterSpec("updatesPerStep", .integer(1...1000), default: .number(1), "denoising updates per training step"),
     ParameterSpec(
       "timestepRange", .numbers(count: 2), default: .array([.number(0), .number(1)]),
       "the fraction of [0, T) its denoising loss samples timesteps from"),
-  ]
+    ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> ScoreEstimator {
-    let denoiser: any SavableDenoiser
-    if entry.string("init") == "teacher" {
-      guard let teacher = context.teacher as? any SavableDenoiser, teacher.weightsModule != nil else {
-        throw DistillError.invalidValue(
-          location: "\(entry.path).init",
-          expected: "a teacher with a network to copy (for an analytic teacher use init \"new\" with a network)",
-          found: context.teacher.map { "\"\($0.summary)\"" } ?? "no teacher")
-      }
-      denoiser = try DenoiserFolder.copy(of: teacher)
-    } else {
-      guard let network = entry.object("network") else {
-        throw DistillError.invalidValue(
-          location: "\(entry.path).network", expected: "a network object for init \"new\"", found: "nothing")
-      }
-      var rng = context.initialisationRNG(for: entry.path)
-      denoiser = try DenoiserFolder.makeDenoiser(
-        network: network, schedule: context.schedule, scheduleConfig: context.scheduleConfig,
-        prediction: entry.optionalString("prediction").flatMap(Prediction.init(rawValue:)) ?? context.prediction,
-        location: "\(entry.path).network", using: &rng)
-    }
-    guard let module = denoiser.weightsModule else {
-      throw DistillError.invalidValue(
-        location: "\(entry.path).network.type", expected: "a network with parameters (mlp or unet2d)", found: "none")
-    }
-    module.train()
+    let (denoiser, module) = try context.makeTrainableDenoiser(entry)
     let name = String(entry.path.split(separator: ".").last ?? "score")
     let network = try context.addNetwork(name: "score-\(name)", module: module, optimizer: entry.component("optimizer"))
     let range = entry.numbers("timestepRange")
@@ -81,18 +51,7 @@ final class DenoisingPhase: AuxiliaryPhase {
 
   func loss(_ context: StepContext) throws -> Tensor {
     let x0 = context.generated()
-    let n = x0.shape[0]
-    let t = context.timesteps(n, in: timesteps)
-    let noise = Tensor.normal(x0.shape, using: &context.rng)
-    let schedule = denoiser.schedule
-    let xt = schedule.addNoise(x0: x0, noise: noise, timesteps: t)
-    let output = denoiser(xt, timesteps: t.map(Float.init))
-    let target: Tensor
-    switch denoiser.prediction {
-    case .epsilon: target = noise
-    case .sample: target = x0
-    case .vPrediction: target = schedule.velocity(x0: x0, noise: noise, timesteps: t)
-    }
-    return Tensor.mseLoss(output, target)
+    let t = context.timesteps(x0.shape[0], in: timesteps)
+    return denoiser.denoisingLoss(x0: x0, timesteps: t, using: &context.rng)
   }
 }

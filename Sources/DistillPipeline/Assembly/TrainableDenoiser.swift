@@ -1,0 +1,69 @@
+import DistillCore
+import DistillDiffusion
+
+/// The parameters of a component that trains a denoiser network (a denoiser generator, a
+/// trained score): where it starts, and for a new network its architecture and prediction.
+public let trainableDenoiserParameters: [ParameterSpec] = [
+  ParameterSpec(
+    "init", .string(choices: ["teacher", "new"]), default: .string("teacher"),
+    "start from a copy of the teacher, or from a new network described by `network`"),
+  .optional("network", .object, "for init \"new\": the network object of denoiser.json (docs/teachers.md)"),
+  .optional(
+    "prediction", .string(choices: Prediction.allCases.map(\.rawValue)),
+    "for init \"new\": what the network predicts (default: the schedule's); \"sample\" keeps x̂₀ bounded at high noise"),
+]
+
+extension BuildContext {
+  /// The denoiser an entry with ``trainableDenoiserParameters`` describes: a trainable copy of
+  /// the teacher, or a new network initialised from the entry's stream; its module is
+  /// returned in training mode.
+  ///
+  /// - Throws: ``DistillError/invalidValue(location:expected:found:)`` naming the key: no
+  ///   teacher network to copy, no `network` for init "new", or an analytic network.
+  public func makeTrainableDenoiser(_ entry: ComponentEntry) throws -> (denoiser: any SavableDenoiser, module: Module) {
+    let denoiser: any SavableDenoiser
+    if entry.string("init") == "teacher" {
+      guard let teacher = teacher as? any SavableDenoiser, teacher.weightsModule != nil else {
+        throw DistillError.invalidValue(
+          location: "\(entry.path).init",
+          expected: "a teacher with a network to copy (for an analytic teacher use init \"new\" with a network)",
+          found: teacher.map { "\"\($0.summary)\"" } ?? "no teacher")
+      }
+      denoiser = try DenoiserFolder.copy(of: teacher)
+    } else {
+      guard let network = entry.object("network") else {
+        throw DistillError.invalidValue(
+          location: "\(entry.path).network", expected: "a network object for init \"new\"", found: "nothing")
+      }
+      var rng = initialisationRNG(for: entry.path)
+      denoiser = try DenoiserFolder.makeDenoiser(
+        network: network, schedule: schedule, scheduleConfig: scheduleConfig,
+        prediction: entry.optionalString("prediction").flatMap(Prediction.init(rawValue:)) ?? prediction,
+        location: "\(entry.path).network", using: &rng)
+    }
+    guard let module = denoiser.weightsModule else {
+      throw DistillError.invalidValue(
+        location: "\(entry.path).network.type", expected: "a network with parameters (mlp or unet2d)",
+        found: "an analytic denoiser")
+    }
+    module.train()
+    return (denoiser, module)
+  }
+}
+
+extension Denoiser {
+  /// The diffusion training loss at `x0`: noise it at `timesteps` with fresh noise from `rng`
+  /// and regress the raw network output on its target (ε, x₀ or v, as ``prediction`` says).
+  public func denoisingLoss(x0: Tensor, timesteps: [Int], using rng: inout RandomGenerator) -> Tensor {
+    let noise = Tensor.normal(x0.shape, using: &rng)
+    let xt = schedule.addNoise(x0: x0, noise: noise, timesteps: timesteps)
+    let output = self(xt, timesteps: timesteps.map(Float.init))
+    let target: Tensor
+    switch prediction {
+    case .epsilon: target = noise
+    case .sample: target = x0
+    case .vPrediction: target = schedule.velocity(x0: x0, noise: noise, timesteps: timesteps)
+    }
+    return Tensor.mseLoss(output, target)
+  }
+}
