@@ -45,3 +45,28 @@ public struct HeunSampler: Sendable {
     return x
   }
 }
+
+extension HeunSampler {
+  /// Heun over the σ range of a VP teacher's schedule: σ(0) to σ(T−1), ρ = 7.
+  public init(vpSchedule schedule: NoiseSchedule) {
+    self.init(sigmaMin: schedule.sigma(0), sigmaMax: schedule.sigma(schedule.trainSteps - 1), rho: 7)
+  }
+
+  /// D(x; σ) of a VP model: its x̂₀ at the VP state x/√(σ²+1) and the timestep of σ (the
+  /// inverse of diffusers' `_sigma_to_t`), so EDM's Heun can drive a DDPM-family teacher.
+  public static func denoiser(vpModel model: @escaping DenoisingModel, schedule: NoiseSchedule, prediction: Prediction)
+    -> DenoisingModel
+  {
+    let logSigmas = schedule.sigmas.map { Foundation.log($0) }
+    return { x, sigmas in
+      let s = sigmas.map(Double.init)
+      let xVP = x * perSample(s.map { 1 / ($0 * $0 + 1).squareRoot() }, like: x)
+      let t = s.map { Float(EulerSampler.timestep(forSigma: $0, logSigmas: logSigmas)) }
+      let output = try model(xVP, t)
+      let abar = t.map { schedule.alphaBar(at: Double($0)) }
+      return NoiseSchedule.x0(
+        from: output, prediction: prediction, xt: xVP, alpha: abar.map { $0.squareRoot() },
+        sigma: abar.map { (1 - $0).squareRoot() })
+    }
+  }
+}

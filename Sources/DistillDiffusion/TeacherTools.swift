@@ -170,20 +170,8 @@ public func sampleTeacher(
         let sampler = EulerSampler(schedule: schedule, prediction: prediction)
         results.append(try sampler.sample(model: model, initialNoise: noise, steps: options.steps))
       case .heun:
-        let sampler = HeunSampler(
-          sigmaMin: schedule.sigma(0), sigmaMax: schedule.sigma(trainSteps - 1), rho: 7)
-        let logSigmas = schedule.sigmas.map { Foundation.log($0) }
-        let denoiser: DenoisingModel = { x, sigmas in
-          // D(x; σ) of the VP teacher: x̂₀ at the VP state x/√(σ²+1) and the timestep of σ.
-          let s = sigmas.map(Double.init)
-          let xVP = x * perSample(s.map { 1 / ($0 * $0 + 1).squareRoot() }, like: x)
-          let t = s.map { Float(EulerSampler.timestep(forSigma: $0, logSigmas: logSigmas)) }
-          let output = try model(xVP, t)
-          let abar = t.map { schedule.alphaBar(at: Double($0)) }
-          return NoiseSchedule.x0(
-            from: output, prediction: prediction, xt: xVP, alpha: abar.map { $0.squareRoot() },
-            sigma: abar.map { (1 - $0).squareRoot() })
-        }
+        let sampler = HeunSampler(vpSchedule: schedule)
+        let denoiser = HeunSampler.denoiser(vpModel: model, schedule: schedule, prediction: prediction)
         results.append(try sampler.sample(denoiser: denoiser, initialNoise: noise, steps: options.steps))
       }
     }

@@ -197,20 +197,8 @@ private func sampleBatch(
     return try EulerSampler(schedule: schedule, prediction: prediction).sample(
       model: model, initialNoise: noise, steps: options.steps)
   case .heun:
-    // As `sampleTeacher`: EDM's Heun on D(x; σ), the VP teacher's x̂₀ at x/√(σ²+1).
-    let trainSteps = schedule.trainSteps
-    let sampler = HeunSampler(sigmaMin: schedule.sigma(0), sigmaMax: schedule.sigma(trainSteps - 1), rho: 7)
-    let logSigmas = schedule.sigmas.map { Foundation.log($0) }
-    let denoiser: DenoisingModel = { x, sigmas in
-      let s = sigmas.map(Double.init)
-      let xVP = x * perSample(s.map { 1 / ($0 * $0 + 1).squareRoot() }, like: x)
-      let t = s.map { Float(EulerSampler.timestep(forSigma: $0, logSigmas: logSigmas)) }
-      let output = try model(xVP, t)
-      let abar = t.map { schedule.alphaBar(at: Double($0)) }
-      return NoiseSchedule.x0(
-        from: output, prediction: prediction, xt: xVP, alpha: abar.map { $0.squareRoot() },
-        sigma: abar.map { (1 - $0).squareRoot() })
-    }
-    return try sampler.sample(denoiser: denoiser, initialNoise: noise, steps: options.steps)
+    let denoiser = HeunSampler.denoiser(vpModel: model, schedule: schedule, prediction: prediction)
+    return try HeunSampler(vpSchedule: schedule).sample(denoiser: denoiser, initialNoise: noise, steps: options.steps)
+
   }
 }
