@@ -118,6 +118,7 @@ let package = Package(
       dependencies: [
         "CProcess",
         "DistillDiffusion",
+        "DistillDistributed",
         "DistillNN",
         "ImageIO",
       ]
@@ -291,6 +292,7 @@ let package = Package(
         "BuiltInComponents",
         "DistillCore",
         "DistillDiffusion",
+        "DistillDistributed",
         "DistillNN",
         "DistillPipeline",
         "ImageIO",

@@ -320,3 +320,28 @@ extension Tensor {
     }
   }
 }
+
+// MARK: - One stream per row
+
+extension Tensor {
+  /// A tensor `[streams.count] + rowShape` whose row `i` is drawn from `streams[i]` exactly as
+  /// `Tensor.normal(rowShape, using: &streams[i])` would draw it (same values, same counter
+  /// advance). Rows keyed by their own stream do not depend on how a batch is split, which is
+  /// what makes N data-parallel ranks draw what one process with the whole batch draws.
+  public static func normal(rowShape: [Int], streams: inout [RandomGenerator]) -> Tensor {
+    let rowCount = rowShape.reduce(1, *)
+    let starts = streams.indices.map { streams[$0].take(rowCount, perBlock: 4) }
+    let keys = streams.map(\.key)
+    return Tensor(shape: [streams.count] + rowShape) { buffer in
+      guard rowCount > 0 else { return }
+      let out = buffer.baseAddress!
+      parallelFor(keys.count, cost: 8 * rowCount) { rows in
+        for row in rows {
+          RandomKernels.normal(
+            out + row * rowCount, count: rowCount, key: keys[row], start: starts[row], mean: 0, std: 1,
+            blocks: 0..<((rowCount + 3) / 4))
+        }
+      }
+    }
+  }
+}

@@ -27,8 +27,9 @@ import Testing
 
   static func context(_ pipeline: AssembledPipeline, batch: Int) -> StepContext {
     StepContext(
-      step: 0, phase: .generator, batchSize: batch, generator: pipeline.generator, teacher: pipeline.teacher,
-      schedule: pipeline.context.schedule, scores: pipeline.scores, data: nil, rng: RandomGenerator(seed: 7))
+      step: 0, phase: .generator, rows: 0..<batch, globalBatchSize: batch, rank: 0, generator: pipeline.generator,
+      teacher: pipeline.teacher, schedule: pipeline.context.schedule, scores: pipeline.scores, data: nil,
+      stream: RandomGenerator(seed: 7))
   }
 
   @Test func normalisedGradientMatchesHandComputedValues() {

@@ -133,4 +133,23 @@ private func bits(_ t: Tensor) -> [UInt32] { t.scalars.map(\.bitPattern) }
     // Without shuffling the order is the folder's.
     #expect(PairsCursor(store: store, shuffle: false, seed: seed).nextIndices(12) == Array(0..<10) + [0, 1])
   }
+
+  @Test func ranksReadTheirRowsOfTheSameGlobalBatch() throws {
+    let folder = scratchFolder()
+    try writePairs(
+      teacher: try mixtureTeacher(), options: PairsOptions(count: 10, steps: 5, shardSize: 4), folder: folder)
+    let store = try PairsStore(folder: folder)
+    let seed = RandomGenerator(seed: 5)
+    let whole = PairsCursor(store: store, shuffle: true, seed: seed)
+    let ranks = (0..<2).map { _ in PairsCursor(store: store, shuffle: true, seed: seed) }
+    // Global batches of 6 (3 rows a rank) across an epoch boundary.
+    for _ in 0..<4 {
+      let expected = whole.next(6)
+      let parts = ranks.enumerated().map { rank, cursor in cursor.next(rows: rank * 3..<(rank + 1) * 3, of: 6) }
+      #expect(bits(Tensor.concat(parts.map(\.noise), axis: 0)) == bits(expected.noise))
+      #expect(bits(Tensor.concat(parts.map(\.samples), axis: 0)) == bits(expected.samples))
+      // Every rank's cursor stays where the whole batch's is, so rank 0's checkpoint fits all.
+      for cursor in ranks { #expect(cursor.checkpointState() == whole.checkpointState()) }
+    }
+  }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CProcess
 import DistillCore
+import DistillDistributed
 import DistillPipeline
 import Foundation
 
@@ -11,11 +12,14 @@ struct ManifestOptions: ParsableArguments {
 
   @Option(
     name: .customLong("set"), parsing: .unconditionalSingleValue,
-    help: ArgumentHelp("Override a manifest value, e.g. --set training.steps=200 (repeatable).", valueName: "PATH=VALUE"))
+    help: ArgumentHelp(
+      "Override a manifest value, e.g. --set training.steps=200 (repeatable).",
+      valueName: "PATH=VALUE"))
   var overrides: [String] = []
 
   func load() throws -> Manifest {
-    try Manifest.load(path: manifest, overrides: overrides, registry: RegistryHolder.shared.registry)
+    try Manifest.load(
+      path: manifest, overrides: overrides, registry: RegistryHolder.shared.registry)
   }
 }
 
@@ -49,25 +53,125 @@ struct RunCommand: ParsableCommand {
   }
 
   func run() throws {
-    try runReportingErrors {
+    // Under mpirun every rank runs this; see docs/distributed.md. Outside a launcher this is
+    // one process and MPI is never loaded.
+    let communicator: any Communicator
+    do { communicator = try communicatorFromEnvironment() } catch {
+      try runReportingErrors { throw error }
+      return
+    }
+    let ranks = RankReporting(communicator: communicator)
+    // 1. Every rank reads the manifest and builds the pipeline; all stop if any rank fails.
+    let built = try ranks.together { () throws -> (Manifest, AssembledPipeline) in
       var overrides = options.overrides
       if let output {
         let absolute = URL(fileURLWithPath: output).standardized.path
         overrides.append("output=\(JSONValue.quoted(absolute))")
       }
       let registry = RegistryHolder.shared.registry
-      let manifest = try Manifest.load(path: options.manifest, overrides: overrides, registry: registry)
-      let pipeline = try AssembledPipeline.assemble(manifest, registry: registry)
-      let folder = RunFolder(path: manifest.output)
-      let resumeStep = try folder.prepare(for: manifest.resolvedJSON, mode: resume ? .resume : force ? .force : .fresh)
-      distill_install_interrupt_handlers()
-      let trainer = Trainer(pipeline: pipeline, folder: folder, progress: ProgressReporter(style: quiet ? .silent : nil))
+      let manifest = try Manifest.load(
+        path: options.manifest, overrides: overrides, registry: registry)
+      return (manifest, try AssembledPipeline.assemble(manifest, registry: registry))
+    }
+    let (manifest, pipeline) = built
+    let folder = RunFolder(path: manifest.output)
+    // 2. Rank 0 prepares the run folder; every rank resumes from the step it found.
+    let resumeStep = try ranks.mainDecides {
+      try folder.prepare(
+        for: manifest.resolvedJSON, mode: resume ? .resume : force ? .force : .fresh)
+    }
+    distill_install_interrupt_handlers()
+    if communicator.size > 1 && communicator.isMain && !quiet {
+      printError(
+        "data-parallel on \(communicator.size) ranks (\(communicator.backend)): global batch "
+          + "\(communicator.size) x \(manifest.training.batchSize)")
+    }
+    // 3. Training: failures that stop every rank alike exit normally; one rank's own failure
+    //    ends the job.
+    let trainer = Trainer(
+      pipeline: pipeline, folder: folder, progress: ProgressReporter(style: quiet ? .silent : nil),
+      communicator: communicator)
+    do {
       try trainer.run(resumedFrom: resumeStep)
-      if !quiet {
-        print("run \"\(manifest.name)\" finished at step \(trainer.step): \(folder.path)")
-        print("  generator: \(folder.generatorWeightsPath)")
-        print("  report:    \(folder.reportPath)")
+    } catch {
+      if trainer.stoppedTogether || communicator.size == 1 {
+        try ranks.exit(reporting: error, printed: communicator.isMain)
       }
+      ranks.abort(reporting: error)
+    }
+    try communicator.finalize()
+    if !quiet && communicator.isMain {
+      print("run \"\(manifest.name)\" finished at step \(trainer.step): \(folder.path)")
+      print("  generator: \(folder.generatorWeightsPath)")
+      print("  report:    \(folder.reportPath)")
+    }
+  }
+}
+
+/// How `pipeline run` reports errors on several ranks: each message once, with the exit
+/// code it has in one process, and no rank left waiting for another.
+struct RankReporting {
+  let communicator: any Communicator
+
+  /// Runs `body` on every rank. When it fails on any rank, every rank stops: a failing rank
+  /// prints its error (rank 0's alone when rank 0 failed, since the ranks read the same
+  /// files), the others exit silently with the same code.
+  func together<T>(_ body: () throws -> T) throws -> T {
+    var result: Result<T, any Error>
+    do { result = .success(try body()) } catch { result = .failure(error) }
+    guard communicator.size > 1 else { return try report(result) }
+    let failed: Double = if case .failure = result { 1 } else { 0 }
+    let verdict = try communicator.allreduceSum([failed, communicator.isMain ? failed : 0])
+    if verdict[0] == 0, case .success(let value) = result { return value }
+    if case .failure(let error) = result {
+      try exit(reporting: error, printed: communicator.isMain || verdict[1] == 0)
+    }
+    // Another rank failed; its message says why. Bad input is the likely cause (exit 2).
+    throw ExitCode(2)
+  }
+
+  /// Runs `body` on rank 0 alone and gives its result (an `Int?`) to every rank; when it
+  /// fails, rank 0 prints the error and every rank exits with its code.
+  func mainDecides(_ body: () throws -> Int?) throws -> Int? {
+    var result: Result<Int?, any Error> = .success(nil)
+    if communicator.isMain {
+      do { result = .success(try body()) } catch { result = .failure(error) }
+    }
+    guard communicator.size > 1 else { return try report(result) }
+    // [failed, exit code, has value, value]
+    var message: [Double] = [0, 0, 0, 0]
+    switch result {
+    case .success(let value): message = [0, 0, value == nil ? 0 : 1, Double(value ?? 0)]
+    case .failure(let error): message = [1, Double(exitCode(for: error).rawValue), 0, 0]
+    }
+    message = try communicator.allreduceSum(communicator.isMain ? message : [0, 0, 0, 0])
+    if message[0] > 0 {
+      if case .failure(let error) = result {
+        _ = try report(Result<Int?, any Error>.failure(error))
+      }
+      throw ExitCode(Int32(message[1]))
+    }
+    return message[2] > 0 ? Int(message[3]) : nil
+  }
+
+  /// Exits with `error`'s code, printing it when `printed`.
+  func exit(reporting error: any Error, printed: Bool) throws -> Never {
+    if printed { try runReportingErrors { throw error } }
+    throw exitCode(for: error)
+  }
+
+  /// Prints this rank's own failure and ends every rank of the job with its exit code.
+  func abort(reporting error: any Error) -> Never {
+    printError("error: rank \(communicator.rank) of \(communicator.size): \(error)")
+    communicator.abort(exitCode: exitCode(for: error).rawValue)
+  }
+
+  private func report<T>(_ result: Result<T, any Error>) throws -> T {
+    switch result {
+    case .success(let value): return value
+    case .failure(let error):
+      try runReportingErrors { throw error }
+      fatalError("runReportingErrors rethrows")
     }
   }
 }
@@ -75,7 +179,8 @@ struct RunCommand: ParsableCommand {
 struct ValidateCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "validate",
-    abstract: "Check a manifest without training: ids, parameters, references, files and teacher weights.",
+    abstract:
+      "Check a manifest without training: ids, parameters, references, files and teacher weights.",
     discussion: "Every problem is printed with its JSON path; exit code 2 when there is any.")
 
   @OptionGroup var options: ManifestOptions
@@ -87,7 +192,9 @@ struct ValidateCommand: ParsableCommand {
       let pipeline = try AssembledPipeline.assemble(manifest, registry: registry)
       print("\(options.manifest): valid")
       if let teacher = pipeline.teacher { print("  teacher:   \(teacher.summary)") }
-      print("  generator: \(manifest.generator.type), \(pipeline.generator.module.parameterCount) parameters, samples \(pipeline.generator.sampleShape)")
+      print(
+        "  generator: \(manifest.generator.type), \(pipeline.generator.module.parameterCount) parameters, samples \(pipeline.generator.sampleShape)"
+      )
       print("  losses:    \(manifest.losses.map(\.type).joined(separator: ", "))")
       for network in pipeline.networks.dropFirst() {
         print("  trains:    \(network.name), \(network.module.parameterCount) parameters")

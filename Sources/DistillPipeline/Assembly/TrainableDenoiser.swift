@@ -52,10 +52,9 @@ extension BuildContext {
 }
 
 extension Denoiser {
-  /// The diffusion training loss at `x0`: noise it at `timesteps` with fresh noise from `rng`
+  /// The diffusion training loss at `x0`: noise it at `timesteps` with `noise` (shaped like `x0`)
   /// and regress the raw network output on its target (ε, x₀ or v, as ``prediction`` says).
-  public func denoisingLoss(x0: Tensor, timesteps: [Int], using rng: inout RandomGenerator) -> Tensor {
-    let noise = Tensor.normal(x0.shape, using: &rng)
+  public func denoisingLoss(x0: Tensor, timesteps: [Int], noise: Tensor) -> Tensor {
     let xt = schedule.addNoise(x0: x0, noise: noise, timesteps: timesteps)
     let output = self(xt, timesteps: timesteps.map(Float.init))
     let target: Tensor

@@ -69,7 +69,8 @@ public final class TrainedNetwork {
   public let clipGradientNorm: Float?
 
   public init(
-    name: String, module: Module, optimizer: any Optimizer, schedule: LearningRateSchedule = .constant,
+    name: String, module: Module, optimizer: any Optimizer,
+    schedule: LearningRateSchedule = .constant,
     clipGradientNorm: Float? = nil
   ) {
     self.name = name
@@ -162,7 +163,38 @@ public protocol DataSource: AnyObject {
   /// The shape of one sample.
   var sampleShape: [Int] { get }
   /// The next `size` samples; randomness (shuffling, synthetic draws) comes from `rng`.
+  /// Evaluation draws its reference samples this way.
   func next(_ size: Int, using rng: inout RandomGenerator) throws -> Batch
+  /// Rows `rows` of the next training batch of `globalCount` rows (every data-parallel rank
+  /// asks for its own rows of the same global batch), row `i` drawing from
+  /// `streams[i - rows.lowerBound]`. The default draws each row with `next(1, using:)` from
+  /// its stream, right for a source without a cursor; a source with a cursor advances it by
+  /// `globalCount` on every rank and returns its rows of that span.
+  func next(rows: Range<Int>, of globalCount: Int, streams: inout [RandomGenerator]) throws -> Batch
+}
+
+extension DataSource {
+  public func next(rows: Range<Int>, of globalCount: Int, streams: inout [RandomGenerator]) throws
+    -> Batch
+  {
+    try Batch(concatenating: streams.indices.map { try next(1, using: &streams[$0]) })
+  }
+}
+
+extension Batch {
+  /// The rows of `parts` one after the other; a field is present when every part has it.
+  public init(concatenating parts: [Batch]) {
+    func join(_ tensors: [Tensor?]) -> Tensor? {
+      let present = tensors.compactMap { $0 }
+      guard !present.isEmpty, present.count == tensors.count else { return nil }
+      return present.count == 1 ? present[0] : Tensor.concat(present, axis: 0)
+    }
+    let labels = parts.map(\.labels)
+    self.init(
+      samples: join(parts.map(\.samples)),
+      labels: labels.allSatisfy { $0 != nil } && !labels.isEmpty ? labels.flatMap { $0! } : nil,
+      inputs: join(parts.map(\.inputs)))
+  }
 }
 
 /// An evaluation metric on generated samples, computed at fixed points with fixed noise.
@@ -180,7 +212,9 @@ public final class EvaluationContext {
   private let makeReference: (Int) throws -> Tensor?
   private var reference: [Int: Tensor] = [:]
 
-  public init(teacher: (any Denoiser)?, data: (any DataSource)?, reference: @escaping (Int) throws -> Tensor?) {
+  public init(
+    teacher: (any Denoiser)?, data: (any DataSource)?, reference: @escaping (Int) throws -> Tensor?
+  ) {
     self.teacher = teacher
     self.data = data
     self.makeReference = reference

@@ -156,6 +156,13 @@ public final class PairsCursor: Checkpointable {
   /// The next `size` pairs.
   public func next(_ size: Int) -> (noise: Tensor, samples: Tensor) { store.pairs(nextIndices(size)) }
 
+  /// Rows `rows` of the next `globalCount` pairs: every data-parallel rank advances its cursor
+  /// by the whole global batch and reads its own rows, so the cursors stay equal everywhere.
+  public func next(rows: Range<Int>, of globalCount: Int) -> (noise: Tensor, samples: Tensor) {
+    precondition(rows.lowerBound >= 0 && rows.upperBound <= globalCount, "rows \(rows) outside a batch of \(globalCount)")
+    return store.pairs(Array(nextIndices(globalCount)[rows]))
+  }
+
   public func checkpointState() -> [String: Tensor] {
     // Counters as Float are exact below 2^24; the store refuses larger folders.
     ["epoch": Tensor([Float(epoch)]), "cursor": Tensor([Float(cursor)]), "count": Tensor([Float(store.count)])]

@@ -29,7 +29,9 @@ public struct CheckpointStore {
     }.sorted()
   }
 
-  public func path(step: Int) -> String { (folder as NSString).appendingPathComponent(Self.name(step: step)) }
+  public func path(step: Int) -> String {
+    (folder as NSString).appendingPathComponent(Self.name(step: step))
+  }
 
   /// Writes a checkpoint for `step` and keeps the newest `keep`.
   /// - Throws: ``DistillError/io(path:reason:)`` when writing fails (the partial folder is
@@ -43,7 +45,9 @@ public struct CheckpointStore {
       try? manager.removeItem(atPath: temporary)
       try manager.createDirectory(atPath: temporary, withIntermediateDirectories: true)
     } catch {
-      throw DistillError.io(path: temporary, reason: "cannot create the checkpoint folder: \(error.localizedDescription)")
+      throw DistillError.io(
+        path: temporary,
+        reason: "cannot create the checkpoint folder: \(error.localizedDescription)")
     }
     do {
       try SafetensorsFile.write(
@@ -52,7 +56,9 @@ public struct CheckpointStore {
       _ = distill_fsync_path(temporary)
       if manager.fileExists(atPath: final) { try manager.removeItem(atPath: final) }
       guard rename(temporary, final) == 0 else {
-        throw DistillError.io(path: final, reason: "cannot rename the checkpoint into place: \(String(cString: strerror(errno)))")
+        throw DistillError.io(
+          path: final,
+          reason: "cannot rename the checkpoint into place: \(String(cString: strerror(errno)))")
       }
       _ = distill_fsync_path(folder)
     } catch {
@@ -65,10 +71,12 @@ public struct CheckpointStore {
 
   /// Reads the checkpoint of `step`.
   public func read(step: Int) throws -> [String: Tensor] {
-    let file = try SafetensorsFile.read(contentsOf: (path(step: step) as NSString).appendingPathComponent(Self.stateFileName))
+    let file = try SafetensorsFile.read(
+      contentsOf: (path(step: step) as NSString).appendingPathComponent(Self.stateFileName))
     guard file.metadata["format"] == Self.format, file.metadata["step"] == String(step) else {
       throw DistillError.malformed(
-        path: file.path, detail: "not a Distillery checkpoint of step \(step) (metadata \(file.metadata))")
+        path: file.path,
+        detail: "not a Distillery checkpoint of step \(step) (metadata \(file.metadata))")
     }
     return try file.tensors()
   }
@@ -78,7 +86,9 @@ public struct CheckpointStore {
 func tensors(_ tensors: [String: Tensor], under prefix: String) -> [String: Tensor] {
   let head = prefix + "."
   var out: [String: Tensor] = [:]
-  for (key, value) in tensors where key.hasPrefix(head) { out[String(key.dropFirst(head.count))] = value }
+  for (key, value) in tensors where key.hasPrefix(head) {
+    out[String(key.dropFirst(head.count))] = value
+  }
   return out
 }
 

@@ -50,7 +50,8 @@ public final class ProgressReporter {
       lastDraw = now
       let width = 24
       let filled = total > 0 ? width * step / total : width
-      let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
+      let bar =
+        String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
       write("\r\u{1B}[K\(head) [\(bar)] \(losses) | \(tail)")
     case .lines:
       let tenth = max(1, total / 10)
@@ -72,6 +73,8 @@ public final class ProgressReporter {
 
   private func duration(_ s: Double) -> String {
     let t = Int(s.rounded())
-    return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
+    return t >= 3600
+      ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60)
+      : String(format: "%d:%02d", t / 60, t % 60)
   }
 }

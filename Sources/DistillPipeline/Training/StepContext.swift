@@ -4,8 +4,13 @@ import DistillDiffusion
 /// What a loss term or auxiliary phase sees during one update: the step, its random stream,
 /// the generator and its samples, the teacher, the score estimators and the data.
 ///
-/// Everything random in an update draws from ``rng``, which the trainer derives from the
-/// manifest's seed, the step and the phase alone, so a resumed run draws the same numbers.
+/// Randomness comes from streams the trainer derives from the manifest's seed, the step and
+/// the phase alone, so a resumed run draws the same numbers. Per-sample draws (noise,
+/// timesteps, data) use ``normal(_:)``, ``timesteps(_:in:)``, ``integers(in:)`` and
+/// ``batch()``: each row of the batch has its own stream, keyed by its index in the global
+/// batch, so N data-parallel ranks with ``batchSize`` rows each draw exactly what one process
+/// with `N * batchSize` rows draws (docs/distributed.md). ``rng`` is this rank's own stream for
+/// anything else.
 public final class StepContext {
   public enum Phase: Equatable, Sendable {
     /// The generator's update: ``generated()`` records gradients into the generator.
@@ -16,13 +21,21 @@ public final class StepContext {
 
   public let step: Int
   public let phase: Phase
+  /// This rank's rows: ``rows``.count.
   public let batchSize: Int
+  /// This rank's rows of the global batch (`0..<batchSize` in one process).
+  public let rows: Range<Int>
+  /// Every rank's rows together (`batchSize` in one process).
+  public let globalBatchSize: Int
   public let generator: any Generator
   public let teacher: (any Denoiser)?
   public let schedule: NoiseSchedule
   public let scores: [String: ScoreEstimator]
-  /// The random stream of this update.
+  /// This rank's random stream for this update, for draws that are not one per sample
+  /// (they differ between ranks, so a split batch does not reproduce them).
   public var rng: RandomGenerator
+  /// One stream per row of ``rows``.
+  private var streams: [RandomGenerator]
   private let data: (any DataSource)?
   private var cachedBatch: Batch?
   private var cachedNoise: Tensor?
@@ -31,24 +44,30 @@ public final class StepContext {
   public private(set) var logged: [String: Double] = [:]
 
   init(
-    step: Int, phase: Phase, batchSize: Int, generator: any Generator, teacher: (any Denoiser)?,
-    schedule: NoiseSchedule, scores: [String: ScoreEstimator], data: (any DataSource)?, rng: RandomGenerator
+    step: Int, phase: Phase, rows: Range<Int>, globalBatchSize: Int, rank: Int,
+    generator: any Generator,
+    teacher: (any Denoiser)?, schedule: NoiseSchedule, scores: [String: ScoreEstimator],
+    data: (any DataSource)?,
+    stream: RandomGenerator
   ) {
     self.step = step
     self.phase = phase
-    self.batchSize = batchSize
+    self.rows = rows
+    self.batchSize = rows.count
+    self.globalBatchSize = globalBatchSize
+    streams = rows.map { stream.fork(UInt64($0)) }
+    rng = stream.fork(1 << 63 | UInt64(rank))
     self.generator = generator
     self.teacher = teacher
     self.schedule = schedule
     self.scores = scores
     self.data = data
-    self.rng = rng
   }
 
   /// The generator's input noise for this update, `[batchSize] + noiseShape` (drawn once).
   public func noise() -> Tensor {
     if let cachedNoise { return cachedNoise }
-    let noise = Tensor.normal([batchSize] + generator.noiseShape, using: &rng)
+    let noise = normal([batchSize] + generator.noiseShape)
     cachedNoise = noise
     return noise
   }
@@ -72,9 +91,10 @@ public final class StepContext {
   public func batch() throws -> Batch {
     if let cachedBatch { return cachedBatch }
     guard let data else {
-      throw DistillError.invalidValue(location: "data", expected: "a data source for this loss", found: "none")
+      throw DistillError.invalidValue(
+        location: "data", expected: "a data source for this loss", found: "none")
     }
-    let batch = try data.next(batchSize, using: &rng)
+    let batch = try data.next(rows: rows, of: globalBatchSize, streams: &streams)
     cachedBatch = batch
     return batch
   }
@@ -82,8 +102,25 @@ public final class StepContext {
   /// Records a diagnostic value (e.g. `dm/grad-norm`) for this step's metrics line.
   public func log(_ key: String, _ value: Double) { logged[key] = value }
 
-  /// Uniform integer timesteps in `range`, one per sample.
+  /// Standard normal noise of `shape`, whose first dimension is ``batchSize``: row `i` from
+  /// row `i`'s stream.
+  public func normal(_ shape: [Int]) -> Tensor {
+    precondition(
+      shape.first == batchSize,
+      "normal(_:) draws one row per sample: shape \(shape) must start with \(batchSize)")
+    return Tensor.normal(rowShape: Array(shape.dropFirst()), streams: &streams)
+  }
+
+  /// One integer in `range` per sample, each from its row's stream.
+  public func integers(in range: Range<Int>) -> [Int] {
+    streams.indices.map { streams[$0].integers(count: 1, in: range)[0] }
+  }
+
+  /// Uniform integer timesteps in `range`, one per sample (`count` must be ``batchSize``).
   public func timesteps(_ count: Int, in range: Range<Int>) -> [Int] {
-    rng.integers(count: count, in: range)
+    precondition(
+      count == batchSize,
+      "timesteps are drawn one per sample: \(count) asked, the batch has \(batchSize)")
+    return integers(in: range)
   }
 }

@@ -11,14 +11,20 @@ extension Trainer {
     module.eval()
     defer { module.train() }
     guard let ema, pipeline.manifest.evaluation.useEMA else { return try body() }
-    let live = module.namedParameters().map { Tensor(shape: $0.parameter.shape, scalars: $0.parameter.value.scalars) }
+    let live = module.namedParameters().map {
+      Tensor(shape: $0.parameter.shape, scalars: $0.parameter.value.scalars)
+    }
     try ema.copy(to: module.namedParameters())
-    defer { for (entry, value) in zip(module.namedParameters(), live) { entry.parameter.assign(value) } }
+    defer {
+      for (entry, value) in zip(module.namedParameters(), live) { entry.parameter.assign(value) }
+    }
     return try body()
   }
 
   /// Generates `count` samples from the fixed evaluation noise of `seed`, in batches.
-  public static func generate(_ generator: any Generator, count: Int, seed: UInt64, batchSize: Int) -> Tensor {
+  public static func generate(_ generator: any Generator, count: Int, seed: UInt64, batchSize: Int)
+    -> Tensor
+  {
     var rng = RandomGenerator(seed: seed)
     let noise = Tensor.normal([count] + generator.noiseShape, using: &rng)
     var parts: [Tensor] = []
@@ -36,11 +42,13 @@ extension Trainer {
     let evaluation = pipeline.manifest.evaluation
     let batch = max(settings.batchSize, 64)
     let (samples, grid) = try withEvaluationWeights {
-      let samples = Self.generate(pipeline.generator, count: evaluation.samples, seed: evaluation.seed, batchSize: batch)
+      let samples = Self.generate(
+        pipeline.generator, count: evaluation.samples, seed: evaluation.seed, batchSize: batch)
       let grid =
         evaluation.gridSize <= evaluation.samples
         ? samples.sliced(axis: 0, 0..<evaluation.gridSize)
-        : Self.generate(pipeline.generator, count: evaluation.gridSize, seed: evaluation.seed, batchSize: batch)
+        : Self.generate(
+          pipeline.generator, count: evaluation.gridSize, seed: evaluation.seed, batchSize: batch)
       return (samples, grid)
     }
     var values: [String: Double] = [:]
@@ -49,7 +57,8 @@ extension Trainer {
       do {
         for (key, value) in try metric.evaluate(samples, context) { values["eval/\(key)"] = value }
       } catch let error as DistillError {
-        throw DistillError.invalidValue(location: entry.path, expected: "a metric that fits the samples", found: "\(error)")
+        throw DistillError.invalidValue(
+          location: entry.path, expected: "a metric that fits the samples", found: "\(error)")
       }
     }
     values["eval/sample-mean"] = Double(samples.mean().item)
@@ -68,11 +77,15 @@ extension Trainer {
     let teacher = pipeline.teacher
     let context = EvaluationContext(teacher: teacher, data: data) { count in
       var rng = RandomGenerator(seed: seed)
-      if let mixture = teacher as? GaussianMixtureDenoiser { return mixture.sample(count: count, using: &rng) }
+      if let mixture = teacher as? GaussianMixtureDenoiser {
+        return mixture.sample(count: count, using: &rng)
+      }
       if let data {
         // A source with a cursor (pairs) must not move for the reference, or a resumed run,
         // which draws it again, would train on other batches than an uninterrupted one.
-        guard let stateful = data as? any Checkpointable else { return try data.next(count, using: &rng).samples }
+        guard let stateful = data as? any Checkpointable else {
+          return try data.next(count, using: &rng).samples
+        }
         let saved = stateful.checkpointState()
         defer { try? stateful.restore(saved) }
         return try data.next(count, using: &rng).samples
@@ -93,7 +106,9 @@ extension Trainer {
         try ImageFile.writeGridPNG(signedUnit: grid, to: path)
       } else if shape == [2] {
         let points = Tensor.concat([reference, grid].compactMap { $0 }, axis: 0)
-        try ImageFile.writePNG(ScatterPlot.render(samples: grid, reference: reference, bounds: ScatterPlot.bounds(points)), to: path)
+        try ImageFile.writePNG(
+          ScatterPlot.render(
+            samples: grid, reference: reference, bounds: ScatterPlot.bounds(points)), to: path)
       } else {
         return
       }
@@ -102,7 +117,8 @@ extension Trainer {
     }
     grids.removeAll { $0.step == step }
     grids.append((step, relative))
-    if let data = FileManager.default.contents(atPath: path), let image = try? ImageFile.read(path) {
+    if let data = FileManager.default.contents(atPath: path), let image = try? ImageFile.read(path)
+    {
       let s = image.shape
       (sinks.compactMap { $0 as? TensorBoardWriter }.first)?.addImage(
         "samples", pngData: data, height: s[1], width: s[2], channels: s[0], step: step)
@@ -114,14 +130,18 @@ extension Trainer {
     let manifest = pipeline.manifest
     var summary: [(String, String)] = [
       ("manifest", manifest.source), ("step", "\(step) of \(settings.steps)"),
-      ("generator", "\(manifest.generator.type), \(pipeline.generator.module.parameterCount) parameters"),
+      (
+        "generator",
+        "\(manifest.generator.type), \(pipeline.generator.module.parameterCount) parameters"
+      ),
       ("losses", manifest.losses.map(\.type).joined(separator: ", ")),
     ]
     if let teacher = pipeline.teacher { summary.insert(("teacher", teacher.summary), at: 1) }
     if let last = lastCheckpoint { summary.append(("last checkpoint", "step \(last)")) }
     do {
       try RunReport.write(
-        to: folder.reportPath, title: "Distillery run \(manifest.name)", records: records, grids: grids,
+        to: folder.reportPath, title: "Distillery run \(manifest.name)", records: records,
+        grids: grids,
         summary: summary, manifestJSON: manifest.resolvedJSON.text())
     } catch let error as DistillError {
       throw RunFailure.writeFailed(error, step: step, lastCheckpoint: lastCheckpoint)
@@ -135,16 +155,20 @@ extension Trainer {
       try withEvaluationWeights {
         let module = pipeline.generator.module
         try SafetensorsFile.write(
-          module.stateDict(), metadata: ["format": "pt", "distillery": "generator", "step": String(step)],
+          module.stateDict(),
+          metadata: ["format": "pt", "distillery": "generator", "step": String(step)],
           to: folder.generatorWeightsPath)
         let config: JSONValue = .object([
           "format": .string("distillery-generator"), "version": .number(1),
-          "type": .string(pipeline.manifest.generator.type), "generator": pipeline.generator.configJSON,
+          "type": .string(pipeline.manifest.generator.type),
+          "generator": pipeline.generator.configJSON,
           "noiseShape": .array(pipeline.generator.noiseShape.map { .number(Double($0)) }),
           "sampleShape": .array(pipeline.generator.sampleShape.map { .number(Double($0)) }),
-          "step": .number(Double(step)), "ema": .bool(ema != nil && pipeline.manifest.evaluation.useEMA),
+          "step": .number(Double(step)),
+          "ema": .bool(ema != nil && pipeline.manifest.evaluation.useEMA),
         ])
-        try AtomicFileWriter.write(Array((config.text() + "\n").utf8), to: folder.generatorConfigPath)
+        try AtomicFileWriter.write(
+          Array((config.text() + "\n").utf8), to: folder.generatorConfigPath)
         if let denoising = pipeline.generator as? any DenoiserGenerator {
           try denoising.denoiser.save(folder: folder.denoiserFolder)
         }
@@ -157,14 +181,18 @@ extension Trainer {
 }
 
 extension MetricsLog: MetricSink {
-  public func record(step: Int, values: [String: Double]) throws { try append(step: step, values: values) }
+  public func record(step: Int, values: [String: Double]) throws {
+    try append(step: step, values: values)
+  }
   public func image(step: Int, tag: String, _ image: Tensor) throws {}
   public func finish() throws { close() }
 }
 
 extension TensorBoardWriter: MetricSink {
   public func record(step: Int, values: [String: Double]) throws {
-    for (key, value) in values.sorted(by: { $0.key < $1.key }) where value.isFinite { addScalar(key, value, step: step) }
+    for (key, value) in values.sorted(by: { $0.key < $1.key }) where value.isFinite {
+      addScalar(key, value, step: step)
+    }
     flush()
     if let error = lastError { throw error }
   }

@@ -16,6 +16,11 @@ public final class PairsSource: DataSource {
     let (noise, samples) = cursor.next(size)
     return Batch(samples: samples, inputs: noise)
   }
+
+  public func next(rows: Range<Int>, of globalCount: Int, streams: inout [RandomGenerator]) throws -> Batch {
+    let (noise, samples) = cursor.next(rows: rows, of: globalCount)
+    return Batch(samples: samples, inputs: noise)
+  }
 }
 
 public enum PairsData: DataComponent {

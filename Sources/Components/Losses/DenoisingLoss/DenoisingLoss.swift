@@ -18,7 +18,7 @@ public final class DenoisingLossTerm: LossTerm {
       throw DistillError.invalidValue(location: "data", expected: "a data source with samples", found: "none")
     }
     let t = context.timesteps(x0.shape[0], in: timesteps)
-    return generator.denoiser.denoisingLoss(x0: x0, timesteps: t, using: &context.rng)
+    return generator.denoiser.denoisingLoss(x0: x0, timesteps: t, noise: context.normal(x0.shape))
   }
 }
 

@@ -33,7 +33,7 @@ public final class DistributionMatchingTerm: LossTerm {
   /// context's stream; logs the real/fake disagreement.
   public func gradient(_ x: Tensor, context: StepContext) -> Tensor {
     let t = context.timesteps(x.shape[0], in: timesteps)
-    let noise = Tensor.normal(x.shape, using: &context.rng)
+    let noise = context.normal(x.shape)
     return withoutGradients {
       let xt = context.schedule.addNoise(x0: x, noise: noise, timesteps: t)
       let steps = t.map(Float.init)

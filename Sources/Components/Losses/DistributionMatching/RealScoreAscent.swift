@@ -24,7 +24,7 @@ public final class RealScoreAscentTerm: LossTerm {
     let x = context.generated()
     let clean = x.detached()
     let t = context.timesteps(clean.shape[0], in: timesteps)
-    let noise = Tensor.normal(clean.shape, using: &context.rng)
+    let noise = context.normal(clean.shape)
     let g = withoutGradients {
       let xt = context.schedule.addNoise(x0: clean, noise: noise, timesteps: t)
       let realX0 = real.denoiser.x0(xt, timesteps: t.map(Float.init))

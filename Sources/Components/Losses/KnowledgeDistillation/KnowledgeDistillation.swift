@@ -43,7 +43,7 @@ public final class KnowledgeDistillationTerm: LossTerm {
     let x: Tensor
     let target: Tensor
     if let pairs {
-      let indices = context.rng.integers(count: context.batchSize, in: 0..<pairs.noise.shape[0])
+      let indices = context.integers(in: 0..<pairs.noise.shape[0])
       let noise = pairs.noise.gatheringRows(indices)
       x = context.generator(noise.reshaped([indices.count] + context.generator.noiseShape))
       target = pairs.target.gatheringRows(indices)

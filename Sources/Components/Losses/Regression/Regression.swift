@@ -22,7 +22,7 @@ public final class RegressionTerm: LossTerm {
   }
 
   public func loss(_ context: StepContext) throws -> Tensor {
-    let (noise, target) = cursor.next(context.batchSize)
+    let (noise, target) = cursor.next(rows: context.rows, of: context.globalBatchSize)
     let output = context.generator(noise)
     switch distance {
     case .l2: return Tensor.mseLoss(output, target)

@@ -52,6 +52,6 @@ final class DenoisingPhase: AuxiliaryPhase {
   func loss(_ context: StepContext) throws -> Tensor {
     let x0 = context.generated()
     let t = context.timesteps(x0.shape[0], in: timesteps)
-    return denoiser.denoisingLoss(x0: x0, timesteps: t, using: &context.rng)
+    return denoiser.denoisingLoss(x0: x0, timesteps: t, noise: context.normal(x0.shape))
   }
 }
