@@ -1,5 +1,6 @@
 import ArgumentParser
 import BuiltInComponents
+import DistillCore
 import DistillPipeline
 import Foundation
 
@@ -14,6 +15,7 @@ public enum PipelineCLI {
   /// `extraComponents` registered; exits the process.
   public static func main(extraComponents: [any ComponentDescribing.Type] = []) -> Never {
     RegistryHolder.shared.set(ComponentRegistry.standard(adding: extraComponents))
+    ComputeThreads.applyToBLAS()
     PipelineCommand.main()
     exit(0)
   }

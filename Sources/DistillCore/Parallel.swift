@@ -43,15 +43,48 @@ struct UncheckedSendableBox<T>: @unchecked Sendable {
 
 @usableFromInline
 enum ProcessInfoCache {
-  @usableFromInline static let activeProcessorCount: Int = {
+  @usableFromInline static let activeProcessorCount: Int = ComputeThreads.count
+}
+
+/// How many threads Distillery's loops (and OpenBLAS, after ``applyToBLAS()``) use.
+///
+/// `DISTILL_NUM_THREADS` when set; otherwise the online cores divided by the ranks of an MPI
+/// job on this machine (`OMPI_COMM_WORLD_LOCAL_SIZE`, `MPI_LOCALNRANKS`), so that ranks
+/// sharing a machine do not oversubscribe its cores; at least 1.
+public enum ComputeThreads {
+  public static let count: Int = resolve(ProcessInfo.processInfo.environment, cores: onlineCores)
+
+  static var onlineCores: Int {
     #if canImport(Glibc)
       return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     #else
-      return 1
+      return ProcessInfo.processInfo.activeProcessorCount
     #endif
-  }()
+  }
+
+  /// The thread count for `environment` on a machine with `cores` cores.
+  static func resolve(_ environment: [String: String], cores: Int) -> Int {
+    if let text = environment["DISTILL_NUM_THREADS"], let n = Int(text), n > 0 { return n }
+    let local = ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"].lazy.compactMap { environment[$0].flatMap { Int($0) } }.first
+    return max(1, cores / max(1, local ?? 1))
+  }
+
+  /// Gives OpenBLAS the same count, unless `OPENBLAS_NUM_THREADS` (or `OMP_NUM_THREADS`)
+  /// says otherwise.
+  public static func applyToBLAS() {
+    #if canImport(CBLAS)
+      let environment = ProcessInfo.processInfo.environment
+      if environment["OPENBLAS_NUM_THREADS"] == nil && environment["OMP_NUM_THREADS"] == nil {
+        openblas_set_num_threads(Int32(count))
+      }
+    #endif
+  }
 }
 
+#if canImport(CBLAS)
+  import CBLAS
+#endif
 #if canImport(Glibc)
   import Glibc
 #endif
+import Foundation
