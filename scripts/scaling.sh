@@ -20,6 +20,7 @@ pipeline="$root/.build/release/pipeline"
 [ -x "$pipeline" ] || { echo "build first: swift build -c release" >&2; exit 2; }
 command -v mpirun >/dev/null || { echo "mpirun not found: bash scripts/setup.sh installs Open MPI" >&2; exit 2; }
 export OMPI_MCA_btl="${OMPI_MCA_btl:-self,vader}" OMPI_MCA_oob_tcp_if_include="${OMPI_MCA_oob_tcp_if_include:-lo}"
+export OMPI_MCA_mpi_yield_when_idle="${OMPI_MCA_mpi_yield_when_idle:-1}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 extra=()

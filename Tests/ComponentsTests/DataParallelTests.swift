@@ -137,6 +137,32 @@ private final class NormalRows: DataSource {
     #expect(r0.normal(count: 4) != r1.normal(count: 4))
   }
 
+  @Test func aLaunchWithoutLoadableMPIIsRefusedNotRunAlone() throws {
+    // What `pipeline run` sees when mpirun starts it where libmpi cannot be loaded: it must
+    // not train alone, believing it is the whole job.
+    let folder = temporaryFolder()
+    let path = writeManifest(toyManifestJSON(steps: 5, output: folder + "/run"), in: folder)
+    let process = Process()
+    process.executableURL = pipelineExecutable()
+    process.arguments = ["run", path, "--quiet"]
+    var variables = ProcessInfo.processInfo.environment
+    for name in variables.keys where name.hasPrefix("OMPI_") || name.hasPrefix("PMI") { variables[name] = nil }
+    variables["OMPI_COMM_WORLD_SIZE"] = "2"
+    variables["OMPI_COMM_WORLD_RANK"] = "0"
+    variables["DISTILL_LIBMPI"] = "/nonexistent/libmpi.so.40"
+    process.environment = variables
+    let err = Pipe()
+    process.standardError = err
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    #expect(process.terminationStatus == 2, "\(message)")
+    #expect(message.contains("launched as one of 2 ranks (OMPI_COMM_WORLD_SIZE=2) but Open MPI could not be loaded"))
+    #expect(message.contains("/nonexistent/libmpi.so.40"))
+    #expect(!FileManager.default.fileExists(atPath: folder + "/run"), "nothing may be written")
+  }
+
   // MARK: Under mpirun
 
   @Test(
