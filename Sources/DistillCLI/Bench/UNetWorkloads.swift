@@ -53,3 +53,61 @@ enum UNetSamplingWorkload {
     return ["w4_ddim50_batch16_s": ddim, "w4_onestep_batch16_s": one, "w4_ddim50_over_onestep": ddim / one]
   }
 }
+
+/// w3: the DMD step of w1 with three copies of the w2 UNet: the generator (the UNet at
+/// t = 999 on noise), a frozen real score (only ever run without gradients) and a trainable fake score; batch 8, 3 x 32 x 32,
+/// Adam lr 1e-4 for both updates (torch_ref.py's `w3`).
+final class UNetDMDWorkload {
+  let batch = 8
+  let shape = [3, 32, 32]
+  let schedule = NoiseSchedule.ddpm(betas: .linear, start: 1e-4, end: 0.02, steps: 1000)
+  let generator: UNet2DModel
+  let real: UNet2DModel
+  let fake: UNet2DModel
+  let generatorOptimizer: Adam
+  let fakeOptimizer: Adam
+  var rng = RandomGenerator(seed: 0)
+
+  init() {
+    generator = benchmarkUNet(using: &rng)
+    real = benchmarkUNet(using: &rng)
+    fake = benchmarkUNet(using: &rng)
+    generatorOptimizer = Adam(generator.namedParameters(), learningRate: 1e-4)
+    fakeOptimizer = Adam(fake.namedParameters(), learningRate: 1e-4)
+  }
+
+  func generate(_ noise: Tensor) -> Tensor { generator(noise, timesteps: Array(repeating: 999, count: noise.shape[0])) }
+
+  /// `x0` from an epsilon prediction at integer timesteps `t`.
+  func x0(_ model: UNet2DModel, _ xt: Tensor, _ t: [Int]) -> Tensor {
+    schedule.x0(from: model(xt, timesteps: t.map(Float.init)), prediction: .epsilon, xt: xt, timesteps: t)
+  }
+
+  func step() {
+    let x = generate(Tensor.normal([batch] + shape, mean: 0, std: 1, using: &rng))
+    let t = rng.integers(count: batch, in: 20..<980)
+    let noise = Tensor.normal([batch] + shape, mean: 0, std: 1, using: &rng)
+    let direction = withoutGradients {
+      let xt = schedule.addNoise(x0: x.detached(), noise: noise, timesteps: t)
+      let realX0 = x0(real, xt, t)
+      let fakeX0 = x0(fake, xt, t)
+      let weight = (x.detached() - realX0).abs().mean(axes: [1, 2, 3], keepDims: true)
+      return (fakeX0 - realX0) / weight
+    }
+    let target = (x - direction).detached()
+    let loss = 0.5 * (x - target).square().mean()
+    generatorOptimizer.zeroGrad()
+    loss.backward()
+    generatorOptimizer.step()
+
+    let sample = withoutGradients { generate(Tensor.normal([batch] + shape, mean: 0, std: 1, using: &rng)) }
+    let t2 = rng.integers(count: batch, in: 0..<1000)
+    let noise2 = Tensor.normal([batch] + shape, mean: 0, std: 1, using: &rng)
+    let fakeLoss = Tensor.mseLoss(fake(schedule.addNoise(x0: sample, noise: noise2, timesteps: t2), timesteps: t2.map(Float.init)), noise2)
+    fakeOptimizer.zeroGrad()
+    fakeLoss.backward()
+    fakeOptimizer.step()
+  }
+
+  func secondsPerStep() -> Double { medianSeconds(warm: 2, reps: 7) { step() } }
+}

@@ -26,7 +26,7 @@ func blasThreads() -> Int {
 /// The benchmark workloads of `../shared/bench/WORKLOADS.md`, with torch_ref.py's shapes, and
 /// `lpips`, with scripts/torch_lpips_ref.py's.
 enum Workload: String, CaseIterable, ExpressibleByArgument {
-  case elementwise, gemm, lpips, w1, w2, w4
+  case elementwise, gemm, lpips, w1, w2, w3, w4
 
   /// Runs the workload and returns its figures under torch_ref.py's keys.
   func run() -> [String: Double] {
@@ -36,6 +36,7 @@ enum Workload: String, CaseIterable, ExpressibleByArgument {
     case .lpips: return ["lpips_alex_fwd_bwd_16x64_s": LPIPSWorkload.secondsPerStep()]
     case .w1: return ["w1_toy2d_dmd_step_s": ToyDMDWorkload().secondsPerStep()]
     case .w2: return ["w2_unet32_train_step_s": UNetTrainingWorkload.secondsPerStep()]
+    case .w3: return ["w3_dmd_unet32_step_s": UNetDMDWorkload().secondsPerStep()]
     case .w4: return UNetSamplingWorkload.figures()
     }
   }
