@@ -230,6 +230,31 @@ let package = Package(
       path: "Sources/Components/Data/GaussianMixtureData"
     ),
     .target(
+      name: "ImageFolderData",
+      dependencies: [
+        "DistillCore",
+        "DistillPipeline",
+        "ImageIO",
+      ],
+      path: "Sources/Components/Data/ImageFolderData"
+    ),
+    .target(
+      name: "TensorData",
+      dependencies: [
+        "DistillCore",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Data/TensorData"
+    ),
+    .target(
+      name: "ShapesData",
+      dependencies: [
+        "DistillCore",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Data/ShapesData"
+    ),
+    .target(
       name: "PairsData",
       dependencies: [
         "DistillCore",
@@ -267,11 +292,14 @@ let package = Package(
         "FolderTeacher",
         "GaussianMixtureData",
         "GaussianMixtureTeacher",
+        "ImageFolderData",
         "KnowledgeDistillation",
         "MLPGenerator",
         "ModeCoverage",
         "PairsData",
         "Regression",
+        "ShapesData",
+        "TensorData",
         "TeacherScore",
         "TrainedScore",
       ],
@@ -282,7 +310,8 @@ let package = Package(
       dependencies: [
         "BuiltInComponents",
         "DistillTestSupport",
-      ]
+      ],
+      exclude: ["Fixtures"]
     ),
 
     // MARK: DistillCLI (the commands; a user's package starts them with extra components)

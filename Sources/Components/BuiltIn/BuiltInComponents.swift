@@ -10,6 +10,9 @@ import KnowledgeDistillation
 import MLPGenerator
 import ModeCoverage
 import PairsData
+import ShapesData
+import ImageFolderData
+import TensorData
 import Regression
 import TeacherScore
 import TrainedScore
@@ -28,7 +31,7 @@ extension ComponentRegistry {
       // Losses
       DenoisingLoss.self, DistributionMatching.self, KnowledgeDistillation.self, RealScoreAscent.self, Regression.self,
       // Data
-      GaussianMixtureData.self, PairsData.self,
+      GaussianMixtureData.self, PairsData.self, ShapesData.self, ImageFolderData.self, TensorData.self,
       // Metrics
       EnergyDistance.self, ModeCoverage.self,
     ]

@@ -10,6 +10,9 @@ struct ComponentsCommand: ParsableCommand {
   @Option(help: "Only this kind: \(ComponentKind.allCases.map(\.rawValue).joined(separator: ", ")).")
   var kind: String?
 
+  @Flag(help: "Markdown, as in the Components section of docs/manifest.md.")
+  var markdown = false
+
   func run() throws {
     try runReportingErrors {
       let registry = RegistryHolder.shared.registry
@@ -22,7 +25,7 @@ struct ComponentsCommand: ParsableCommand {
         }
         kinds = [chosen]
       }
-      print(ComponentListing.text(registry, kinds: kinds), terminator: "")
+      print(ComponentListing.text(registry, kinds: kinds, markdown: markdown), terminator: "")
     }
   }
 }
