@@ -147,6 +147,15 @@ let package = Package(
       path: "Sources/Components/Teachers/GaussianMixtureTeacher"
     ),
     .target(
+      name: "ConsistencyGenerator",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Generators/ConsistencyGenerator"
+    ),
+    .target(
       name: "DenoiserGenerator",
       dependencies: [
         "DistillCore",
@@ -184,6 +193,16 @@ let package = Package(
       path: "Sources/Components/Scores/TrainedScore"
     ),
     .target(
+      name: "ConsistencyDistillation",
+      dependencies: [
+        "ConsistencyGenerator",
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Losses/ConsistencyDistillation"
+    ),
+    .target(
       name: "DenoisingLoss",
       dependencies: [
         "DistillCore",
@@ -209,6 +228,16 @@ let package = Package(
         "DistillPipeline",
       ],
       path: "Sources/Components/Losses/KnowledgeDistillation"
+    ),
+    .target(
+      name: "ProgressiveDistillation",
+      dependencies: [
+        "DenoiserGenerator",
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Losses/ProgressiveDistillation"
     ),
     .target(
       name: "Regression",
@@ -258,6 +287,8 @@ let package = Package(
     .target(
       name: "BuiltInComponents",
       dependencies: [
+        "ConsistencyDistillation",
+        "ConsistencyGenerator",
         "DenoiserGenerator",
         "DenoisingLoss",
         "DistillPipeline",
@@ -270,6 +301,7 @@ let package = Package(
         "MLPGenerator",
         "ModeCoverage",
         "PairsData",
+        "ProgressiveDistillation",
         "Regression",
         "TeacherScore",
         "TrainedScore",
