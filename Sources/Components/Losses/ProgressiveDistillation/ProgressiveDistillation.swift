@@ -54,13 +54,14 @@ public final class ProgressiveDistillationTerm: LossTerm, Checkpointable {
   let schedule: NoiseSchedule
   public let startSteps: Int
   public let rounds: Int
-  public let roundSteps: Int
+  /// The first training step of each round (0 first).
+  public let roundStarts: [Int]
   let weighting: Weighting
   /// The round whose teacher ``snapshot`` holds (0: the manifest's teacher is used).
   public private(set) var teacherRound = 0
 
   init(
-    generator: DenoiserSampleGenerator, teacher: any Denoiser, startSteps: Int, rounds: Int, roundSteps: Int,
+    generator: DenoiserSampleGenerator, teacher: any Denoiser, startSteps: Int, rounds: Int, roundStarts: [Int],
     weighting: Weighting
   ) throws {
     self.generator = generator
@@ -70,12 +71,12 @@ public final class ProgressiveDistillationTerm: LossTerm, Checkpointable {
     schedule = generator.denoiser.schedule
     self.startSteps = startSteps
     self.rounds = rounds
-    self.roundSteps = roundSteps
+    self.roundStarts = roundStarts
     self.weighting = weighting
   }
 
-  /// The round of training step `step` (0-based): `step / roundSteps`, the last round running on.
-  public func round(atStep step: Int) -> Int { Swift.min(step / roundSteps, rounds - 1) }
+  /// The round of training step `step` (0-based); the last round runs to the end of training.
+  public func round(atStep step: Int) -> Int { roundStarts.lastIndex { $0 <= step } ?? 0 }
 
   /// The student's DDIM steps in `round`.
   public func studentSteps(round: Int) -> Int { startSteps >> (round + 1) }
@@ -83,11 +84,6 @@ public final class ProgressiveDistillationTerm: LossTerm, Checkpointable {
   /// Point `j` of the `steps`-step trailing grid: T−1 − round(j·T/steps), and −1 (x₀ itself) at j = steps.
   public static func gridTimestep(_ j: Int, steps: Int, trainSteps: Int) -> Int {
     trainSteps - 1 - Int((Double(j) * Double(trainSteps) / Double(steps)).rounded())
-  }
-
-  /// (α, σ) at a grid timestep; (1, 0) at −1.
-  func scales(_ t: Int) -> (alpha: Double, sigma: Double) {
-    t < 0 ? (1, 0) : (schedule.signalScale(t), schedule.noiseScale(t))
   }
 
   /// One DDIM step (eta 0) from z at `from` to `to` with the teacher's x̂₀; x̂₀ itself when `to` is −1.
@@ -106,6 +102,23 @@ public final class ProgressiveDistillationTerm: LossTerm, Checkpointable {
     let ratio = zip(s, t).map { $0.sigma / $1.sigma }
     let denominator = zip(zip(s, t), ratio).map { pair, r in pair.0.alpha - r * pair.1.alpha }
     return (zs - zt * perSample(ratio, like: zt)) * perSample(denominator.map { 1 / $0 }, like: zt)
+  }
+
+  /// The x-target for `zt` at grid timesteps `t`: the teacher's two DDIM steps t → m → s
+  /// (without gradients), inverted to the x̂₀ of one student step t → s. A timestep −1 is x₀.
+  public static func teacherTarget(_ zt: Tensor, t: [Int], m: [Int], s: [Int], teacher: any Denoiser) -> Tensor {
+    let schedule = teacher.schedule
+    func scales(_ t: Int) -> (alpha: Double, sigma: Double) {
+      t < 0 ? (1, 0) : (schedule.signalScale(t), schedule.noiseScale(t))
+    }
+    let (at, am, `as`) = (t.map(scales), m.map(scales), s.map(scales))
+    return withoutGradients {
+      let x0t = teacher.x0(zt, timesteps: t.map(Float.init))
+      let zm = ddimStep(zt, x0: x0t, from: at, to: am)
+      let x0m = teacher.x0(zm, timesteps: m.map(Float.init))
+      let zs = ddimStep(zm, x0: x0m, from: am, to: `as`)
+      return xTarget(zt: zt, zs: zs, t: at, s: `as`)
+    }.detached()
   }
 
   /// `mean w·(x̂ − x̃)²` over the batch and values, one weight per sample.
@@ -140,18 +153,11 @@ public final class ProgressiveDistillationTerm: LossTerm, Checkpointable {
     let t = indices.map { Self.gridTimestep($0, steps: steps, trainSteps: trainSteps) }
     let m = indices.map { Self.gridTimestep(2 * $0 + 1, steps: 2 * steps, trainSteps: trainSteps) }
     let s = indices.map { Self.gridTimestep($0 + 1, steps: steps, trainSteps: trainSteps) }
-    let (at, am, as_) = (t.map(scales), m.map(scales), s.map(scales))
     let noise = Tensor.normal(x.shape, using: &context.rng)
     let zt = schedule.addNoise(x0: x, noise: noise, timesteps: t)
-    let target = withoutGradients {
-      let x0t = teacher.x0(zt, timesteps: t.map(Float.init))
-      let zm = Self.ddimStep(zt, x0: x0t, from: at, to: am)
-      let x0m = teacher.x0(zm, timesteps: m.map(Float.init))
-      let zs = Self.ddimStep(zm, x0: x0m, from: am, to: as_)
-      return Self.xTarget(zt: zt, zs: zs, t: at, s: as_)
-    }.detached()
+    let target = Self.teacherTarget(zt, t: t, m: m, s: s, teacher: teacher)
     let prediction = generator.denoiser.x0(zt, timesteps: t.map(Float.init))
-    let weights = at.map { weighting.weight(snr: $0.alpha * $0.alpha / ($0.sigma * $0.sigma)) }
+    let weights = t.map { weighting.weight(snr: schedule.snr($0)) }
     let loss = Self.weightedLoss(prediction, target, weights: weights)
 
     let difference = prediction.detached() - target
@@ -198,8 +204,9 @@ public enum ProgressiveDistillation: LossComponent {
       "startSteps", .integer(2...100_000), default: .number(64),
       "the manifest teacher's DDIM steps in the first round; the generator's `steps` times a power of two (2^rounds)"),
     .optional(
-      "roundSteps", .integer(1...Int.max),
-      "training steps per round (default: training.steps / rounds; the last round runs to the end)"),
+      "roundSteps", .numbers(count: nil),
+      "training steps of each round, in order; a shorter list repeats its last length, and the last round runs "
+        + "to the end (default: training.steps split evenly)"),
     ParameterSpec(
       "weighting", .string(choices: ProgressiveDistillationTerm.Weighting.allCases.map(\.rawValue)),
       default: .string("truncated-snr"),
@@ -244,16 +251,25 @@ public enum ProgressiveDistillation: LossComponent {
         found: String(startSteps))
     }
     let total = context.manifest.training.steps
-    let roundSteps = entry.optionalInt("roundSteps") ?? Swift.max(total / rounds, 1)
-    guard roundSteps * (rounds - 1) < total else {
+    let lengths = entry.has("roundSteps") ? entry.numbers("roundSteps") : [Double(Swift.max(total / rounds, 1))]
+    guard (1...rounds).contains(lengths.count), lengths.allSatisfy({ $0 >= 1 && $0 == $0.rounded() }) else {
       throw DistillError.invalidValue(
         location: "\(entry.path).roundSteps",
-        expected:
-          "a length that lets all \(rounds) rounds start within training.steps (\(total)): at most \((total - 1) / Swift.max(rounds - 1, 1))",
-        found: String(roundSteps))
+        expected: "1 to \(rounds) positive integers (one length per round, the last repeated for the rounds after it)",
+        found: "\(lengths.map { Int(exactly: $0).map(String.init) ?? String($0) })")
+    }
+    var roundStarts = [0]
+    for round in 1..<Swift.max(rounds, 1) {
+      roundStarts.append(roundStarts[round - 1] + Int(lengths[Swift.min(round - 1, lengths.count - 1)]))
+    }
+    guard roundStarts.last! < total else {
+      throw DistillError.invalidValue(
+        location: "\(entry.path).roundSteps",
+        expected: "lengths that let all \(rounds) rounds start within training.steps (\(total))",
+        found: "the last round starting at step \(roundStarts.last!)")
     }
     let term = try ProgressiveDistillationTerm(
-      generator: generator, teacher: teacher, startSteps: startSteps, rounds: rounds, roundSteps: roundSteps,
+      generator: generator, teacher: teacher, startSteps: startSteps, rounds: rounds, roundStarts: roundStarts,
       weighting: .init(rawValue: entry.string("weighting"))!)
     // The generator keeps the final round's grid until training starts (`pipeline sample`
     // rebuilds the pipeline and samples the finished student).
