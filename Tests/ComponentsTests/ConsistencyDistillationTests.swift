@@ -167,6 +167,7 @@ func consistencyManifestJSON(steps: Int = 30, output: String, data: Bool = true)
     #expect(after < 0.05 * before, "energy distance \(after) after training, \(before) untrained")
     #expect(coveredModes(samples, mixture) == mixture.means.count)
     let teacher = try teacherDDIMEnergyDistance(pipeline, steps: 50)
+    #expect(after < 2 * teacher, "the one-step student \(after), the teacher's 50 DDIM steps \(teacher)")
     print(
       "consistency-distillation: energy distance untrained \(before), trained (1 step) \(after); teacher DDIM-50 \(teacher)"
     )

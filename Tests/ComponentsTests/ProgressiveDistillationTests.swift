@@ -206,12 +206,16 @@ func teacherDDIMEnergyDistance(_ pipeline: AssembledPipeline, steps: Int) throws
     let mixture = try #require(pipeline.teacher as? GaussianMixtureDenoiser)
     #expect(after < 0.05 * before, "energy distance \(after) after training, \(before) untrained")
     #expect(coveredModes(samples, mixture) == mixture.means.count)
-    let teacherStart = try teacherDDIMEnergyDistance(pipeline, steps: 32)
-    let teacherOne = try teacherDDIMEnergyDistance(pipeline, steps: 1)
+    // The teacher's own DDIM at each round's step count: the student takes one step where
+    // the teacher needs several for the same distance.
+    let teacher = try [32, 16, 8, 4, 2, 1].map { ($0, try teacherDDIMEnergyDistance(pipeline, steps: $0)) }
+    let teacherOne = teacher.last!.1
+    let teacherFour = teacher[3].1
     #expect(after < 0.1 * teacherOne, "the one-step student \(after), the teacher's own one DDIM step \(teacherOne)")
+    #expect(after < teacherFour, "the one-step student \(after), the teacher's four DDIM steps \(teacherFour)")
     print(
-      "progressive-distillation: energy distance untrained \(before), trained (1 step) \(after); "
-        + "teacher DDIM-32 \(teacherStart), DDIM-1 \(teacherOne)")
+      "progressive-distillation: energy distance untrained \(before), trained (1 step) \(after); teacher DDIM "
+        + teacher.map { "\($0.0): \($0.1)" }.joined(separator: ", "))
   }
 
   /// Stopping inside the first round (the snapshot is taken after the resume) and inside the
