@@ -125,6 +125,15 @@ func consistencyManifestJSON(steps: Int = 30, output: String, data: Bool = true)
         #expect(abs(Double(g) - e) < 1e-4, "\(distance): gradient \(g) vs \(e)")
       }
     }
+    // The logged cd/output-gradient-norm is the norm of the gradient, for every distance.
+    for distance in Term.Distance.allCases {
+      let (_, gradients) = valueWithGradients(at: [online]) { inputs in
+        Term.distanceLoss(inputs[0], target, weights: weights, distance: distance, huberC: c)
+      }
+      let norm = gradients[0].scalars.map { Double($0) * Double($0) }.reduce(0, +).squareRoot()
+      let logged = Term.outputGradientNorm(online - target, weights: weights, distance: distance, huberC: c)
+      #expect(abs(logged - norm) < 1e-4 * norm, "\(distance): \(logged) vs \(norm)")
+    }
     #expect(Term.Weighting.truncatedSNR.weight(2, sigmaData: 0.5) == 1)
     #expect(Term.Weighting.karras.weight(2, sigmaData: 0.5) == 0.25 + 4)
   }

@@ -171,6 +171,10 @@ func teacherDDIMEnergyDistance(_ pipeline: AssembledPipeline, steps: Int) throws
     for (g, (wi, di)) in zip(gradients[0].scalars, zip(w, d)) {
       #expect(abs(Double(g) - 2 * wi * di / 4) < 1e-4 * max(1, abs(2 * wi * di / 4)))
     }
+    // The logged pd/output-gradient-norm is the norm of that gradient.
+    let norm = gradients[0].scalars.map { Double($0) * Double($0) }.reduce(0, +).squareRoot()
+    let logged = Term.outputGradientNorm(prediction - target, weights: weights)
+    #expect(abs(logged - norm) < 1e-4 * norm, "\(logged) vs \(norm)")
   }
 
   /// The example's rounds: 32 → 1 step in five rounds (4000 training steps for the first, whose

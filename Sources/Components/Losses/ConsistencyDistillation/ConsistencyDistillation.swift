@@ -137,26 +137,36 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
     return loss
   }
 
-  func logDiagnostics(_ context: StepContext, online: Tensor, target targetValue: Tensor, weights: [Double]) {
-    let n = online.shape[0]
-    let axes = Array(1..<online.rank)
-    let difference = online - targetValue
-    let norms = difference.square().sum(axes: axes).sqrt().scalars.map(Double.init)
-    context.log("cd/distance", norms.reduce(0, +) / Double(n))
-    // ∂loss/∂f for each distance, per sample i with D values: λᵢ/n times 2δ/D, sign(δ)/D or δ/√(‖δ‖²+c²).
-    let values = Double(online.count / n)
+  /// ‖∂loss/∂f‖ of ``distanceLoss(_:_:weights:distance:huberC:)`` for `difference` = f − target:
+  /// per sample i of D values, λᵢ/n times 2δ/D (l2), sign(δ)/D (l1) or δ/√(‖δ‖² + c²) (pseudo-Huber).
+  public static func outputGradientNorm(_ difference: Tensor, weights: [Double], distance: Distance, huberC: Double)
+    -> Double
+  {
+    let n = difference.shape[0]
+    let values = difference.count / n
+    let scalars = difference.scalars
     var squared = 0.0
     for i in 0..<n {
+      let row = scalars[(i * values)..<((i + 1) * values)].map(Double.init)
+      let norm = row.reduce(0) { $0 + $1 * $1 }.squareRoot()
       let scale = weights[i] / Double(n)
       switch distance {
-      case .l2: squared += pow(scale * 2 / values * norms[i], 2)
-      case .l1:
-        let nonzero = difference.sliced(axis: 0, i..<(i + 1)).scalars.filter { $0 != 0 }.count
-        squared += pow(scale / values, 2) * Double(nonzero)
-      case .pseudoHuber: squared += pow(scale * norms[i] / (norms[i] * norms[i] + huberC * huberC).squareRoot(), 2)
+      case .l2: squared += pow(scale * 2 / Double(values) * norm, 2)
+      case .l1: squared += pow(scale / Double(values), 2) * Double(row.filter { $0 != 0 }.count)
+      case .pseudoHuber: squared += pow(scale * norm / (norm * norm + huberC * huberC).squareRoot(), 2)
       }
     }
-    context.log("cd/output-gradient-norm", squared.squareRoot())
+    return squared.squareRoot()
+  }
+
+  func logDiagnostics(_ context: StepContext, online: Tensor, target targetValue: Tensor, weights: [Double]) {
+    let n = online.shape[0]
+    let difference = online - targetValue
+    let norms = difference.square().sum(axes: Array(1..<online.rank)).sqrt().scalars.map(Double.init)
+    context.log("cd/distance", norms.reduce(0, +) / Double(n))
+    context.log(
+      "cd/output-gradient-norm",
+      Self.outputGradientNorm(difference, weights: weights, distance: distance, huberC: huberC))
     var lag = 0.0
     for (live, averaged) in zip(generator.module.namedParameters(), target.weightsModule!.namedParameters()) {
       lag += Double((live.parameter.value.detached() - averaged.parameter.value.detached()).square().sum().item)

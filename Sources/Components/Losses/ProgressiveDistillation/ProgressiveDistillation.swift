@@ -126,6 +126,13 @@ public final class ProgressiveDistillationTerm: LossTerm, Checkpointable {
     ((prediction - target).square() * perSample(weights, like: prediction)).mean()
   }
 
+  /// ‖∂loss/∂x̂‖ of ``weightedLoss(_:_:weights:)`` for `difference` = x̂ − x̃: 2wᵢ·δ/(values in the batch).
+  public static func outputGradientNorm(_ difference: Tensor, weights: [Double]) -> Double {
+    let norms = difference.square().sum(axes: Array(1..<difference.rank)).sqrt().scalars.map(Double.init)
+    let scale = 2 / Double(difference.count)
+    return zip(weights, norms).map { pow(scale * $0 * $1, 2) }.reduce(0, +).squareRoot()
+  }
+
   /// Sets the round's teacher and the generator's sampling grid for `step`.
   func enterRound(atStep step: Int) throws {
     let current = round(atStep: step)
@@ -161,14 +168,11 @@ public final class ProgressiveDistillationTerm: LossTerm, Checkpointable {
     let loss = Self.weightedLoss(prediction, target, weights: weights)
 
     let difference = prediction.detached() - target
-    let axes = Array(1..<x.rank)
-    let norms = difference.square().sum(axes: axes).sqrt().scalars.map(Double.init)
-    let scale = 2 / Double(difference.count)
+    let norms = difference.square().sum(axes: Array(1..<x.rank)).sqrt().scalars.map(Double.init)
     context.log("pd/round", Double(current + 1))
     context.log("pd/student-steps", Double(steps))
     context.log("pd/distance", norms.reduce(0, +) / Double(n))
-    context.log(
-      "pd/output-gradient-norm", zip(weights, norms).map { pow(scale * $0 * $1, 2) }.reduce(0, +).squareRoot())
+    context.log("pd/output-gradient-norm", Self.outputGradientNorm(difference, weights: weights))
     return loss
   }
 
