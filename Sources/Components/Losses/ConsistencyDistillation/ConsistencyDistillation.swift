@@ -51,10 +51,11 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
   let distance: Distance
   let huberC: Double
   let weighting: Weighting
-  /// The target network θ⁻: its weights are the EMA's shadows, copied in after each update.
+  /// The target network θ⁻, averaged in place (one extra copy of the weights, no more).
   let target: any SavableDenoiser
   let targetDenoiser: DenoisingModel
-  let average: ExponentialMovingAverage
+  /// μ.
+  let decay: Double
   /// The step of the last call, to update θ⁻ once per generator update.
   var lastStep: Int?
 
@@ -73,7 +74,7 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
     target = try DenoiserFolder.copy(of: generator.denoiser)
     target.weightsModule!.eval()
     targetDenoiser = ConsistencyParameterisation.edmDenoiser(target)
-    average = ExponentialMovingAverage(generator.module.namedParameters(), decay: decay)
+    self.decay = decay
   }
 
   /// One teacher step from σ to σ' per sample: Euler, or Heun (Euler, then the trapezoidal
@@ -107,14 +108,18 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
     return (perSampleDistance * w).mean()
   }
 
-  /// Moves θ⁻ towards θ and copies it into the target network.
-  func updateTarget() throws {
-    average.update()
-    try average.copy(to: target.weightsModule!.namedParameters())
+  /// θ⁻ ← μθ⁻ + (1 − μ)θ, in Float as ``ExponentialMovingAverage`` computes it.
+  func updateTarget() {
+    let (keep, take) = (Float(decay), Float(1 - decay))
+    withoutGradients {
+      for (averaged, live) in zip(target.weightsModule!.namedParameters(), generator.module.namedParameters()) {
+        averaged.parameter.assign(averaged.parameter.value * keep + live.parameter.value * take)
+      }
+    }
   }
 
   public func loss(_ context: StepContext) throws -> Tensor {
-    if let lastStep, context.step > lastStep { try updateTarget() }
+    if let lastStep, context.step > lastStep { updateTarget() }
     lastStep = context.step
     guard let x = try context.batch().samples else {
       throw DistillError.invalidValue(
@@ -178,7 +183,7 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
 
   public func checkpointState() -> [String: Tensor] {
     var state: [String: Tensor] = ["called": Tensor(shape: [1], scalars: [lastStep == nil ? 0 : 1])]
-    for (name, value) in average.stateDict() { state["target.\(name)"] = value }
+    for (name, value) in target.weightsModule!.stateDict() { state["target.\(name)"] = value }
     return state
   }
 
@@ -188,8 +193,7 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
     }
     var weights: [String: Tensor] = [:]
     for (key, value) in state where key.hasPrefix("target.") { weights[String(key.dropFirst("target.".count))] = value }
-    try average.loadStateDict(weights)
-    try average.copy(to: target.weightsModule!.namedParameters())
+    try target.weightsModule!.load(weights, strict: true)
     // The checkpoint follows a generator update, so the next call moves θ⁻ once more, as an
     // uninterrupted run's next call would.
     lastStep = called.scalars[0] != 0 ? -1 : nil
