@@ -185,7 +185,9 @@ public final class ProgressiveDistillationTerm: LossTerm, Checkpointable {
   }
 
   public func restore(_ state: [String: Tensor]) throws {
-    guard let round = state["round"], round.shape == [1], (0..<rounds).contains(Int(round.scalars[0])) else {
+    guard let round = state["round"], round.shape == [1], let value = round.scalars.first,
+      value.isFinite, value == value.rounded(), (0..<rounds).contains(Int(value))
+    else {
       throw DistillError.stateDictMismatch(problems: ["'round': missing or not a round of 0..<\(rounds)"])
     }
     var weights: [String: Tensor] = [:]
@@ -193,7 +195,7 @@ public final class ProgressiveDistillationTerm: LossTerm, Checkpointable {
       weights[String(key.dropFirst("teacher.".count))] = value
     }
     try snapshot.weightsModule!.load(weights, strict: true)
-    teacherRound = Int(round.scalars[0])
+    teacherRound = Int(value)
   }
 }
 
@@ -256,11 +258,12 @@ public enum ProgressiveDistillation: LossComponent {
     }
     let total = context.manifest.training.steps
     let lengths = entry.has("roundSteps") ? entry.numbers("roundSteps") : [Double(Swift.max(total / rounds, 1))]
-    guard (1...rounds).contains(lengths.count), lengths.allSatisfy({ $0 >= 1 && $0 == $0.rounded() }) else {
+    guard (1...rounds).contains(lengths.count), lengths.allSatisfy({ $0 >= 1 && $0 <= 1e12 && $0 == $0.rounded() })
+    else {
       throw DistillError.invalidValue(
         location: "\(entry.path).roundSteps",
         expected: "1 to \(rounds) positive integers (one length per round, the last repeated for the rounds after it)",
-        found: "\(lengths.map { Int(exactly: $0).map(String.init) ?? String($0) })")
+        found: "[" + lengths.map { Int(exactly: $0).map(String.init) ?? String($0) }.joined(separator: ", ") + "]")
     }
     var roundStarts = [0]
     for round in 1..<Swift.max(rounds, 1) {
