@@ -148,6 +148,15 @@ let package = Package(
       path: "Sources/Components/Teachers/GaussianMixtureTeacher"
     ),
     .target(
+      name: "ConsistencyGenerator",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Generators/ConsistencyGenerator"
+    ),
+    .target(
       name: "DenoiserGenerator",
       dependencies: [
         "DistillCore",
@@ -185,6 +194,16 @@ let package = Package(
       path: "Sources/Components/Scores/TrainedScore"
     ),
     .target(
+      name: "ConsistencyDistillation",
+      dependencies: [
+        "ConsistencyGenerator",
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Losses/ConsistencyDistillation"
+    ),
+    .target(
       name: "DenoisingLoss",
       dependencies: [
         "DistillCore",
@@ -210,6 +229,16 @@ let package = Package(
         "DistillPipeline",
       ],
       path: "Sources/Components/Losses/KnowledgeDistillation"
+    ),
+    .target(
+      name: "ProgressiveDistillation",
+      dependencies: [
+        "DenoiserGenerator",
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Losses/ProgressiveDistillation"
     ),
     .target(
       name: "Regression",
@@ -284,6 +313,8 @@ let package = Package(
     .target(
       name: "BuiltInComponents",
       dependencies: [
+        "ConsistencyDistillation",
+        "ConsistencyGenerator",
         "DenoiserGenerator",
         "DenoisingLoss",
         "DistillPipeline",
@@ -297,6 +328,7 @@ let package = Package(
         "MLPGenerator",
         "ModeCoverage",
         "PairsData",
+        "ProgressiveDistillation",
         "Regression",
         "ShapesData",
         "TensorData",

@@ -32,6 +32,18 @@ import Testing
     #expect(flag.status == 2 && flag.error.contains("PATH=VALUE"))
   }
 
+  /// `pipeline validate` accepts every manifest shipped in Templates/manifests (each is built,
+  /// as `run` would build it, without training).
+  @Test func everyTemplateManifestValidates() throws {
+    let folder = (PipelineRun.templatePath("default.json") as NSString).deletingLastPathComponent
+    let names = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".json") }.sorted()
+    #expect(names.contains("progressive-distillation.json") && names.contains("consistency-distillation.json"))
+    for name in names {
+      let result = try runPipeline(["validate", (folder as NSString).appendingPathComponent(name)])
+      #expect(result.status == 0 && result.output.contains("valid"), "\(name): \(result.error)")
+    }
+  }
+
   @Test func runThenSampleWritesAGridAndSafetensors() throws {
     let folder = temporaryFolder()
     let path = writeManifest(toyManifestJSON(steps: 10, output: folder + "/run"), in: folder)

@@ -151,3 +151,17 @@ enum ConstantLoss: LossComponent {
     Term(value: entry.float("value"), nanAtStep: entry.optionalInt("nanAtStep"))
   }
 }
+
+@Suite struct ComponentDocsTests {
+  @Test func docsManifestListsEveryComponentAsTheRegistryDescribesIt() throws {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/manifest.md")
+    let text = try String(contentsOf: url, encoding: .utf8)
+    let start = try #require(text.range(of: "## Components\n"))
+    var section = String(text[start.upperBound...])
+    if let next = section.range(of: "\n## ") { section = String(section[..<next.lowerBound]) }
+    let generated = ComponentListing.text(.standard(), markdown: true)
+    #expect(
+      section.contains(generated.trimmingCharacters(in: .newlines)),
+      "docs/manifest.md's Components section differs from `pipeline components --markdown`; regenerate it")
+  }
+}

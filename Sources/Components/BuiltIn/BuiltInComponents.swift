@@ -1,3 +1,5 @@
+import ConsistencyDistillation
+import ConsistencyGenerator
 import DenoiserGenerator
 import DenoisingLoss
 import DistillPipeline
@@ -10,6 +12,7 @@ import KnowledgeDistillation
 import MLPGenerator
 import ModeCoverage
 import PairsData
+import ProgressiveDistillation
 import ShapesData
 import ImageFolderData
 import TensorData
@@ -25,11 +28,12 @@ extension ComponentRegistry {
       // Teachers
       FolderTeacher.self, GaussianMixtureTeacher.self,
       // Generators
-      DenoiserGeneratorComponent.self, MLPGenerator.self,
+      ConsistencyGeneratorComponent.self, DenoiserGeneratorComponent.self, MLPGenerator.self,
       // Scores
       TeacherScore.self, TrainedScore.self,
       // Losses
-      DenoisingLoss.self, DistributionMatching.self, KnowledgeDistillation.self, RealScoreAscent.self, Regression.self,
+      ConsistencyDistillation.self, DenoisingLoss.self, DistributionMatching.self, KnowledgeDistillation.self,
+      ProgressiveDistillation.self, RealScoreAscent.self, Regression.self,
       // Data
       GaussianMixtureData.self, PairsData.self, ShapesData.self, ImageFolderData.self, TensorData.self,
       // Metrics

@@ -7,17 +7,34 @@ import DistillPipeline
 /// One step at t = T−1 is DMD's one-step generator.
 public final class DenoiserSampleGenerator: DenoiserGenerator {
   public let denoiser: any SavableDenoiser
-  public let timesteps: [Int]
+  /// The sampling timesteps, descending in `[0, T)`. A loss that trains the generator for
+  /// another step count for a while (progressive distillation's rounds) sets them, so that
+  /// evaluation samples as the generator is being trained; `generator.json` records them.
+  public var timesteps: [Int] {
+    didSet {
+      precondition(
+        !timesteps.isEmpty && zip(timesteps, timesteps.dropFirst()).allSatisfy { $0 > $1 }
+          && timesteps.allSatisfy { (0..<denoiser.schedule.trainSteps).contains($0) },
+        "sampling timesteps \(timesteps) are not descending in [0, \(denoiser.schedule.trainSteps))")
+    }
+  }
   public let sampleShape: [Int]
   public var noiseShape: [Int] { sampleShape }
-  public let configJSON: JSONValue
+  /// The generator's entry with its network; ``configJSON`` adds the timesteps.
+  let baseConfig: JSONValue
   public var module: Module { denoiser.weightsModule! }
 
   init(denoiser: any SavableDenoiser, timesteps: [Int], sampleShape: [Int], config: JSONValue) {
     self.denoiser = denoiser
     self.timesteps = timesteps
     self.sampleShape = sampleShape
-    self.configJSON = config
+    self.baseConfig = config
+  }
+
+  public var configJSON: JSONValue {
+    guard case .object(var object) = baseConfig else { return baseConfig }
+    object["timesteps"] = .array(timesteps.map { .number(Double($0)) })
+    return .object(object)
   }
 
   public func callAsFunction(_ noise: Tensor) -> Tensor {
@@ -75,7 +92,6 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
     var config = entry.resolvedJSON
     if case .object(var object) = config {
       object["network"] = denoiser.networkJSON
-      object["timesteps"] = .array(timesteps.map { .number(Double($0)) })
       config = .object(object)
     }
     return DenoiserSampleGenerator(denoiser: denoiser, timesteps: timesteps, sampleShape: sampleShape, config: config)
