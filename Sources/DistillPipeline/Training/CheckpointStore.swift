@@ -40,7 +40,7 @@ public struct CheckpointStore {
     let temporary = (folder as NSString).appendingPathComponent(".\(Self.name(step: step)).partial")
     do {
       try manager.createDirectory(atPath: folder, withIntermediateDirectories: true)
-      try? manager.removeItem(atPath: temporary)
+      removeIncomplete()
       try manager.createDirectory(atPath: temporary, withIntermediateDirectories: true)
     } catch {
       throw DistillError.io(path: temporary, reason: "cannot create the checkpoint folder: \(error.localizedDescription)")
@@ -61,6 +61,25 @@ public struct CheckpointStore {
       throw DistillError.io(path: final, reason: error.localizedDescription)
     }
     for old in steps().dropLast(keep) { try? manager.removeItem(atPath: path(step: old)) }
+  }
+
+  /// Removes what a write or a removal cut short by a crash leaves: hidden entries (a
+  /// `.step-N.partial` folder, whole or not) and `step-N` folders without their state file
+  /// (an old checkpoint whose removal was interrupted). Complete checkpoints are kept; a
+  /// run folder has one writer at a time, so nothing here belongs to a live write.
+  public func removeIncomplete() {
+    for name in leftovers() {
+      try? FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
+    }
+  }
+
+  /// The names ``removeIncomplete()`` removes, sorted.
+  public func leftovers() -> [String] {
+    let manager = FileManager.default
+    return ((try? manager.contentsOfDirectory(atPath: folder)) ?? []).filter { name in
+      let state = (folder as NSString).appendingPathComponent("\(name)/\(Self.stateFileName)")
+      return name.hasPrefix(".") || (name.hasPrefix("step-") && !manager.fileExists(atPath: state))
+    }.sorted()
   }
 
   /// Reads the checkpoint of `step`.
