@@ -8,10 +8,11 @@ struct CheckpointsCommand: ParsableCommand {
     commandName: "checkpoints",
     abstract: "List a run's checkpoints and check that each one reads back whole.",
     discussion: """
-      Prints one line per complete checkpoint ("step-00000500 ok 24 tensors 1234567 bytes"), reading each
-      as --resume would (header, offsets, metadata, every tensor), then one line per leftover of an
-      interrupted write or removal ("leftover .step-00000600.partial"), which the next run in the folder
-      removes. Exit code 2 when the folder is not a run or a checkpoint does not read back.
+      Prints one line per complete checkpoint ("step-00000500 ok 24 tensors 1234567 bytes", or "... bad"),
+      reading each as --resume would (header, offsets, metadata, every tensor), then one line per leftover
+      of an interrupted write or removal ("leftover .step-00000600.partial"), which the next run in the
+      folder removes. Exit code 2, with the first problem, when the folder is not a run or a checkpoint
+      does not read back.
       """)
 
   @Argument(help: "The run folder.")
@@ -34,7 +35,6 @@ struct CheckpointsCommand: ParsableCommand {
           print("\(name) ok \(tensors.count) tensors \(size.map(String.init) ?? "?") bytes")
         } catch let error as DistillError {
           print("\(name) bad")
-          printError("error: \(error)")
           firstError = firstError ?? error
         }
       }

@@ -84,7 +84,11 @@ public struct RunFolder {
           found: "a different value")
       }
       removeLeftovers()
-      if let step = checkpoints.steps().last { return step }
+      let steps = checkpoints.steps()
+      if let step = steps.last {
+        try checkReadable(step: step, previous: steps.dropLast().last)
+        return step
+      }
       // Nothing after step 0 would be lost by starting again, unless the run had finished
       // and its checkpoints were removed since: that is refused rather than retrained.
       if manager.fileExists(atPath: generatorWeightsPath) {
@@ -126,6 +130,20 @@ public struct RunFolder {
     }
     try AtomicFileWriter.write(Array((manifest.text() + "\n").utf8), to: manifestPath)
     return nil
+  }
+
+  /// Checks that the checkpoint a resume would load has a valid safetensors header (cheap: the
+  /// data is not read), so that a damaged one is named with what to do about it.
+  func checkReadable(step: Int, previous: Int?) throws {
+    let folder = checkpoints.path(step: step)
+    do {
+      _ = try SafetensorsFile.read(contentsOf: (folder as NSString).appendingPathComponent(CheckpointStore.stateFileName))
+    } catch let error as DistillError {
+      let remedy =
+        previous.map { "remove \(folder) to resume from step \($0)" } ?? "pass --force to start the run again"
+      throw DistillError.malformed(
+        path: folder, detail: "the newest checkpoint does not read back (\(error)); \(remedy)")
+    }
   }
 
   /// Removes what a killed process leaves behind, so that crashes do not pile up files: the

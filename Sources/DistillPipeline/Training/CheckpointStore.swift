@@ -84,7 +84,16 @@ public struct CheckpointStore {
 
   /// Reads the checkpoint of `step`.
   public func read(step: Int) throws -> [String: Tensor] {
-    let file = try SafetensorsFile.read(contentsOf: (path(step: step) as NSString).appendingPathComponent(Self.stateFileName))
+    let state = (path(step: step) as NSString).appendingPathComponent(Self.stateFileName)
+    guard FileManager.default.fileExists(atPath: state) else {
+      let existing = steps()
+      throw DistillError.invalidValue(
+        location: folder,
+        expected: existing.isEmpty
+          ? "a checkpoint (there is none)" : "the step of a checkpoint: \(existing.map(String.init).joined(separator: ", "))",
+        found: "step \(step)")
+    }
+    let file = try SafetensorsFile.read(contentsOf: state)
     guard file.metadata["format"] == Self.format, file.metadata["step"] == String(step) else {
       throw DistillError.malformed(
         path: file.path, detail: "not a Distillery checkpoint of step \(step) (metadata \(file.metadata))")
