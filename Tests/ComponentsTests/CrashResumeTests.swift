@@ -11,7 +11,7 @@ import Testing
 @Suite(.serialized) struct CrashResumeTests {
   /// The toy manifest with a checkpoint every 2 steps, so that writes are frequent.
   func manifest(in folder: String) throws -> String {
-    var json = toyManifestJSON(steps: 240, output: folder + "/unused")
+    var json = toyManifestJSON(steps: 400, output: folder + "/unused")
     for text in ["training.checkpointEvery=2", "training.keepCheckpoints=2", "evaluation.every=60"] {
       try ManifestOverride(parsing: text).apply(to: &json)
     }
@@ -72,8 +72,11 @@ import Testing
     let folder = temporaryFolder()
     let path = try manifest(in: folder)
     let reference = folder + "/reference"
+    let started = Date()
     let straight = try runPipeline(["run", path, "--output", reference, "--quiet"])
     #expect(straight.status == 0, "\(straight.error)")
+    // Delays scale with this machine's speed, so that every kill finds the run still going.
+    let runMilliseconds = Int(Date().timeIntervalSince(started) * 1000)
     let run = RunFolder(path: folder + "/killed")
     let store = run.checkpoints
     let keep = 2
@@ -81,7 +84,10 @@ import Testing
     // An early kill (start-up or the first steps), kills inside checkpoint writes and after a
     // longer delay; a kill inside a write is retried until one leaves its partial folder
     // behind (the poll can see the folder just before its rename).
-    let plan: [Kill] = [.after(milliseconds: 15), .inWrite(4), .after(milliseconds: 150), .inWrite(12)]
+    let plan: [Kill] = [
+      .after(milliseconds: min(15, runMilliseconds / 10)), .inWrite(3), .after(milliseconds: runMilliseconds / 4),
+      .inWrite(8),
+    ]
     var kills = 0
     var killsInsideAWrite = 0
     var previous: [Int] = []
@@ -123,7 +129,7 @@ import Testing
     let got = FileManager.default.contents(atPath: run.generatorWeightsPath)
     #expect(expected != nil && expected == got, "generator.safetensors equals the uninterrupted run's byte for byte")
     #expect(store.leftovers().isEmpty)
-    #expect(store.steps() == [238, 240])
+    #expect(store.steps() == [398, 400])
     let hidden = try FileManager.default.subpathsOfDirectory(atPath: run.path).filter {
       ($0 as NSString).lastPathComponent.hasPrefix(".")
     }
@@ -145,7 +151,7 @@ import Testing
     }
     try FileManager.default.createDirectory(
       atPath: run.file("checkpoints/.step-00000002.partial"), withIntermediateDirectories: true)
-    FileManager.default.createFile(atPath: run.file(".report.html.tmp-1-ab"), contents: Data("<ht".utf8))
+    _ = FileManager.default.createFile(atPath: run.file(".report.html.tmp-1-ab"), contents: Data("<ht".utf8))
     let resumed = try runPipeline(["run", path, "--output", run.path, "--resume"])
     #expect(resumed.status == 0, "\(resumed.error)")
     #expect(resumed.error.contains("holds no complete checkpoint yet; starting the run again from step 0"))

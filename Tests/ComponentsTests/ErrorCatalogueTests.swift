@@ -73,7 +73,7 @@ import Testing
     for path in (try? FileManager.default.subpathsOfDirectory(atPath: folder)) ?? [] {
       var isDirectory: ObjCBool = false
       let full = folder + "/" + path
-      FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory)
+      _ = FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory)
       result[path] = isDirectory.boolValue ? Data() : FileManager.default.contents(atPath: full) ?? Data([0xFF])
     }
     return result
@@ -114,11 +114,11 @@ import Testing
     #expect(Self.splitCells("| A1 | a \\| b | `m` | 2 | catalogue |") == ["A1", "a | b", "`m`", "2", "catalogue"])
     // The "wrote nothing" check sees a new file, a changed file and a removed one.
     let folder = temporaryFolder()
-    FileManager.default.createFile(atPath: folder + "/a", contents: Data("1".utf8))
+    _ = FileManager.default.createFile(atPath: folder + "/a", contents: Data("1".utf8))
     let before = Self.snapshot(folder)
-    FileManager.default.createFile(atPath: folder + "/a", contents: Data("2".utf8))
+    _ = FileManager.default.createFile(atPath: folder + "/a", contents: Data("2".utf8))
     #expect(Self.snapshot(folder) != before)
-    FileManager.default.createFile(atPath: folder + "/a", contents: Data("1".utf8))
+    _ = FileManager.default.createFile(atPath: folder + "/a", contents: Data("1".utf8))
     #expect(Self.snapshot(folder) == before)
     try? FileManager.default.createDirectory(atPath: folder + "/d", withIntermediateDirectories: false)
     #expect(Self.snapshot(folder) != before)
