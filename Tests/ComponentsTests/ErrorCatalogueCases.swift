@@ -64,7 +64,10 @@ enum CatalogueCases {
       ("M22", validate(["training.stepz=3", "seed=-1"])),
       ("M23", validate(["teacher.weights=[0.2,0.2]"])),
       ("M24", validate([], removing: ["teacher"])),
-      ("M25", validate(["data={\"type\": \"gaussian-mixture\", \"means\": [[0, 0]]}", "losses[1]={\"type\": \"denoising\"}"])),
+      ("M25", validate([
+        "data={\"type\": \"gaussian-mixture\", \"means\": [[0, 0]]}",
+        "losses[1]={\"type\": \"denoising\"}",
+      ])),
       ("M26", validate(["evaluation.gridSize=5000"])),
     ]
   }
@@ -80,7 +83,10 @@ enum CatalogueCases {
       ("R5", validate(["losses[1]={\"type\": \"regression\", \"pairs\": \"nopairs\"}"])),
       ("R6", { s in
         try s.copy(s.fixtures.teacher, to: "teacher")
-        return ["validate", try s.manifest("m.json", ["teacher={\"type\": \"folder\", \"path\": \"teacher\"}", "evaluation.metrics=[\"mode-coverage\"]"])]
+        let overrides = [
+          "teacher={\"type\": \"folder\", \"path\": \"teacher\"}", "evaluation.metrics=[\"mode-coverage\"]",
+        ]
+        return ["validate", try s.manifest("m.json", overrides)]
       }),
     ]
   }
@@ -123,7 +129,9 @@ enum CatalogueCases {
       ("F10", { s in ["precompute", try s.manifest(), "--out", "pairs", "--count", "0"] }),
       ("F11", { s in ["precompute", try s.manifest(), "--out", "pairs", "--count", "4", "--sampler", "dpm"] }),
       ("F12", { s in ["precompute", try s.manifest(), "--out", "pairs", "--count", "4", "--steps", "5000"] }),
-      ("F13", { s in ["lpips", "--net", "resnet", "--weights", s.fixtures.lpipsWeights, s.fixtures.image, s.fixtures.image] }),
+      ("F13", { s in
+        ["lpips", "--net", "resnet", "--weights", s.fixtures.lpipsWeights, s.fixtures.image, s.fixtures.image]
+      }),
       ("F14", { _ in ["bench", "--workload", "nope"] }),
       ("F15", { s in
         try s.write("m.json", #"{"generator": {"type": "mlp"}, "losses": [{"type": "denoising"}]}"#)
@@ -145,7 +153,10 @@ enum CatalogueCases {
 
   static var teacherFolder: [(id: String, setup: Setup)] {
     [
-      ("T1", { s in try FileManager.default.createDirectory(atPath: s.file("teacher"), withIntermediateDirectories: true); return ["validate", try s.teacherManifest()] }),
+      ("T1", { s in
+        try FileManager.default.createDirectory(atPath: s.file("teacher"), withIntermediateDirectories: true)
+        return ["validate", try s.teacherManifest()]
+      }),
       ("T2", { s in try s.write("teacher", "not a folder"); return ["validate", try s.teacherManifest()] }),
       ("T3", teacher { s in try s.write("teacher/denoiser.json", #"{"format":"#) }),
       ("T4", teacher { s in try s.editJSON("teacher/denoiser.json", ["format=\"other\""]) }),
@@ -234,7 +245,9 @@ enum CatalogueCases {
         try s.editSafetensors(weights) { tensors in tensors["extra.weight"] = Tensor(shape: [1], scalars: [0]) }
       }),
       ("S9", unet { s in
-        try s.editSafetensors(weights) { tensors in tensors["conv_in.bias"] = Tensor(shape: [31], scalars: Array(repeating: 0, count: 31)) }
+        try s.editSafetensors(weights) { tensors in
+          tensors["conv_in.bias"] = Tensor(shape: [31], scalars: Array(repeating: 0, count: 31))
+        }
       }),
       ("S10", { s in
         try s.copy(s.fixtures.teacher, to: "teacher")
@@ -254,13 +267,24 @@ enum CatalogueCases {
     [
       ("I1", lpips { _ in "missing.png" }),
       ("I2", lpips { s in try s.write("a.png", "hello"); return "a.png" }),
-      ("I3", lpips { s in try s.copy(s.fixtures.image, to: "a.png"); try s.truncate("a.png", to: 100); return "a.png" }),
+      ("I3", lpips { s in
+        try s.copy(s.fixtures.image, to: "a.png")
+        try s.truncate("a.png", to: 100)
+        return "a.png"
+      }),
       ("I4", lpips { s in s.fixtures.imageFixtures + "/bad_zlib.png" }),
-      ("I5", lpips { s in try s.copy(s.fixtures.imageFixtures + "/rgb.jpg", to: "a.jpg"); try s.truncate("a.jpg", to: 300); return "a.jpg" }),
+      ("I5", lpips { s in
+        try s.copy(s.fixtures.imageFixtures + "/rgb.jpg", to: "a.jpg")
+        try s.truncate("a.jpg", to: 300)
+        return "a.jpg"
+      }),
       ("I6", lpips { s in s.fixtures.imageFixtures + "/huge.png" }),
       ("I7", lpips { s in s.fixtures.imageFixtures + "/huge.jpg" }),
       ("I8", lpips { s in s.fixtures.imageFixtures + "/rgb8.png" }),
-      ("I9", lpips { s in try FileManager.default.createDirectory(atPath: s.file("dir.png"), withIntermediateDirectories: true); return "dir.png" }),
+      ("I9", lpips { s in
+        try FileManager.default.createDirectory(atPath: s.file("dir.png"), withIntermediateDirectories: true)
+        return "dir.png"
+      }),
     ]
   }
 

@@ -101,7 +101,8 @@ import Testing
         continue
       }
       #expect(result.status == row.exit, "\(id) \(arguments): exit \(result.status): \(result.error)")
-      #expect(Self.matches(result.error, row.message), "\(id) \(arguments): expected \(row.message)\n got: \(result.error)")
+      #expect(
+        Self.matches(result.error, row.message), "\(id) \(arguments): expected \(row.message)\n got: \(result.error)")
       let changed = Set(before.keys).union(after.keys).filter { before[$0] != after[$0] }.sorted()
       #expect(changed.isEmpty, "\(id) \(arguments) changed files although it failed: \(changed)")
     }
@@ -148,14 +149,17 @@ struct CatalogueFixtures {
     let steps: [[String]] = [
       ["run", manifest, "--output", run, "--quiet"],
       [
-        "run", ErrorCatalogueTests.root + "/Templates/manifests/train-teacher-toy.json", "--output", base + "/tt", "--quiet",
+        "run", ErrorCatalogueTests.root + "/Templates/manifests/train-teacher-toy.json", "--output", base + "/tt",
+        "--quiet",
         "--set", "training.steps=2", "--set", "evaluation.every=2", "--set", "evaluation.samples=16",
       ],
       ["precompute", manifest, "--out", pairs, "--count", "10", "--steps", "5", "--shard-size", "4", "--quiet"],
     ]
     for arguments in steps {
       let result = try runPipeline(arguments)
-      guard result.status == 0 else { throw DistillError.io(path: base, reason: "fixture \(arguments): \(result.error)") }
+      guard result.status == 0 else {
+        throw DistillError.io(path: base, reason: "fixture \(arguments): \(result.error)")
+      }
     }
     try FileManager.default.moveItem(atPath: base + "/tt/denoiser", toPath: teacher)
     var rng = RandomGenerator(seed: 1)
