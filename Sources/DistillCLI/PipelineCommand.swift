@@ -16,7 +16,18 @@ public enum PipelineCLI {
   public static func main(extraComponents: [any ComponentDescribing.Type] = []) -> Never {
     RegistryHolder.shared.set(ComponentRegistry.standard(adding: extraComponents))
     ComputeThreads.applyToBLAS()
-    PipelineCommand.main()
+    do {
+      var command = try PipelineCommand.parseAsRoot()
+      try command.run()
+    } catch {
+      // ArgumentParser gives a bad flag or argument EX_USAGE (64); a bad flag is bad input
+      // like any other, so it gets the CLI's 2 (docs/running.md), with the parser's message.
+      if PipelineCommand.exitCode(for: error) == .validationFailure {
+        printError(PipelineCommand.fullMessage(for: error))
+        exit(2)
+      }
+      PipelineCommand.exit(withError: error)
+    }
     exit(0)
   }
 }
@@ -45,5 +56,6 @@ struct PipelineCommand: ParsableCommand {
     subcommands: [
       RunCommand.self, ValidateCommand.self, ComponentsCommand.self, SchemaCommand.self, SampleCommand.self,
       LPIPSCommand.self, PrecomputeCommand.self, BenchCommand.self, PredictCommand.self, SampleTeacherCommand.self,
+      CheckpointsCommand.self,
     ])
 }

@@ -52,23 +52,29 @@ public struct ScheduleConfig: Equatable, Sendable {
   /// so a larger `num_train_timesteps` in a file is refused (diffusers' default is 1000).
   public static let maximumTrainSteps = 100_000
 
-  func validate(location: String) throws {
+  /// Checks the ranges; errors name the keys as the file spells them: diffusers'
+  /// (`num_train_timesteps`, ...) or, with `denoiserJSON`, those of `denoiser.json`.
+  func validate(location: String, denoiserJSON: Bool = false) throws {
+    let (stepsKey, betasKey, startKey, endKey) =
+      denoiserJSON
+      ? ("trainSteps", "trainedBetas", "betaStart", "betaEnd")
+      : ("num_train_timesteps", "trained_betas", "beta_start", "beta_end")
     if let trainedBetas {
       guard trainedBetas.count >= 2, trainedBetas.allSatisfy({ $0 > 0 && $0 <= 1 }) else {
         throw DistillError.invalidValue(
-          location: "\(location): trained_betas", expected: "at least two betas in (0, 1]",
+          location: "\(location): \(betasKey)", expected: "at least two betas in (0, 1]",
           found: "\(trainedBetas.count) values")
       }
       return
     }
     guard trainSteps >= 2, trainSteps <= Self.maximumTrainSteps else {
       throw DistillError.invalidValue(
-        location: "\(location): num_train_timesteps", expected: "an integer in 2...\(Self.maximumTrainSteps)",
+        location: "\(location): \(stepsKey)", expected: "an integer in 2...\(Self.maximumTrainSteps)",
         found: String(trainSteps))
     }
     guard betaSchedule == .squaredCosCapV2 || (betaStart > 0 && betaEnd > 0 && betaStart < 1 && betaEnd < 1) else {
       throw DistillError.invalidValue(
-        location: "\(location): beta_start", expected: "beta_start and beta_end in (0, 1)",
+        location: "\(location): \(startKey)", expected: "\(startKey) and \(endKey) in (0, 1)",
         found: "\(betaStart), \(betaEnd)")
     }
   }
@@ -195,7 +201,7 @@ public struct ScheduleConfig: Equatable, Sendable {
     }
     config.rescaleZeroTerminalSNR = try r.bool("rescaleZeroTerminalSNR", default: false)
     try r.rejectUnknownKeys()
-    try config.validate(location: location)
+    try config.validate(location: location, denoiserJSON: true)
     return (config.schedule, config)
   }
 }

@@ -63,7 +63,9 @@ let package = Package(
       name: "fuzz-json",
       dependencies: [
         "FuzzSupport",
+        .product(name: "BuiltInComponents", package: distillery),
         .product(name: "DistillCore", package: distillery),
+        .product(name: "DistillPipeline", package: distillery),
       ],
       swiftSettings: harness
     ),

@@ -31,6 +31,7 @@ struct RunCommand: ParsableCommand {
       The run folder (the manifest's "output", or --output) receives the resolved manifest, checkpoints,
       metrics.jsonl, TensorBoard events, sample grids, report.html and the final generator. A folder holding a
       run is refused unless --resume (continue from its latest checkpoint) or --force (replace it).
+      --resume on a run that stopped before its first checkpoint starts it again from step 0.
       Ctrl-C finishes the current step, writes a checkpoint and exits with 130; continue with --resume.
       """)
 
@@ -39,7 +40,7 @@ struct RunCommand: ParsableCommand {
   @Option(help: "The run folder (overrides the manifest's \"output\").")
   var output: String?
 
-  @Flag(help: "Continue the run in the output folder from its latest checkpoint.")
+  @Flag(help: "Continue the run in the output folder from its latest checkpoint (from step 0 when it has none yet).")
   var resume = false
 
   @Flag(help: "Replace a run already in the output folder.")
@@ -77,8 +78,13 @@ struct RunCommand: ParsableCommand {
     let folder = RunFolder(path: manifest.output)
     // 2. Rank 0 prepares the run folder; every rank resumes from the step it found.
     let resumeStep = try ranks.mainDecides {
-      try folder.prepare(
+      let step = try folder.prepare(
         for: manifest.resolvedJSON, mode: resume ? .resume : force ? .force : .fresh)
+      if resume && step == nil {
+        printError(
+          "note: \(folder.checkpoints.folder) holds no complete checkpoint yet; starting the run again from step 0")
+      }
+      return step
     }
     distill_install_interrupt_handlers()
     if communicator.size > 1 && communicator.isMain && !quiet {

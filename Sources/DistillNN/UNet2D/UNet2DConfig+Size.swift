@@ -51,7 +51,7 @@ extension UNet2DConfig {
     guard total <= Double(Self.maximumParameterCount) else {
       throw DistillError.invalidValue(
         location: "\(source): block_out_channels", expected: "a model of at most \(Self.maximumParameterCount) parameters",
-        found: "\(total) parameters")
+        found: total < 1e18 ? "\(Int64(total)) parameters" : "\(total) parameters")
     }
     return Int(total)
   }

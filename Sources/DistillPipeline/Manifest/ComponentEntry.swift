@@ -108,7 +108,11 @@ extension ComponentRegistry {
     }
     guard case .string(let id)? = object["type"] else {
       let known = ids(of: kind).map { "\"\($0)\"" }.joined(separator: ", ")
-      problems.append(ManifestProblem(path, "missing \"type\": one of \(known)"))
+      if let type = object["type"] {
+        problems.append(.expected(path + ".type", "a \(kind.rawValue) id, one of \(known)", found: type))
+      } else {
+        problems.append(ManifestProblem(path, "missing \"type\": one of \(known)"))
+      }
       return nil
     }
     guard let type = component(kind, id) else {

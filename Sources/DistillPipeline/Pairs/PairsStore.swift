@@ -37,12 +37,19 @@ public final class PairsStore {
     }
     var shards: [SafetensorsFile] = []
     var starts = [0]
-    for shard in index.shards {
+    for (number, shard) in index.shards.enumerated() {
       let path = (folder as NSString).appendingPathComponent(shard.file)
       guard FileManager.default.fileExists(atPath: path) else {
         throw DistillError.io(path: path, reason: "missing shard listed in \(indexPath)")
       }
       let file = try SafetensorsFile.read(contentsOf: path)
+      // The writer numbers its shards; a shard copied over another's name (same shapes, other
+      // pairs) would otherwise train on the wrong pairs without a word.
+      if let written = file.metadata["shard"], written != String(number) {
+        throw DistillError.invalidValue(
+          location: path, expected: "shard \(number) of \(indexPath) (its position in \"shards\")",
+          found: "the file of shard \(written)")
+      }
       for key in ["noise", "samples"] {
         guard let info = file.entries[key] else {
           throw DistillError.invalidValue(

@@ -46,12 +46,18 @@ public struct RunFolder {
   }
 
   /// Makes the folder ready for a run of `manifest` and returns the checkpoint step to
-  /// resume from (`nil` for a fresh start).
+  /// resume from (`nil` for a start from step 0).
+  ///
+  /// With `.resume`, a folder that holds this run's manifest but no complete checkpoint (the
+  /// run was stopped or killed before its first one) starts again from step 0: what it wrote
+  /// is replaced, as `--force` would, and the same run follows. Leftovers of a killed process
+  /// (see ``removeLeftovers()``) are removed in every mode before anything is written.
   ///
   /// - Throws: ``DistillError/invalidValue(location:expected:found:)`` (bad input, exit 2)
   ///   when the folder holds a run and neither `--resume` nor `--force` was given, when
-  ///   `--resume` meets a different manifest (naming the first differing key) or no
-  ///   checkpoint, or when the folder holds files that are not a run's.
+  ///   `--resume` meets a folder without a run, a different manifest (naming the first
+  ///   differing key) or a finished run without checkpoints, or when the folder holds files
+  ///   that are not a run's.
   public func prepare(for manifest: JSONValue, mode: Mode) throws -> Int? {
     let manager = FileManager.default
     var isDirectory: ObjCBool = false
@@ -77,11 +83,24 @@ public struct RunFolder {
           expected: "the same manifest as the run being resumed (only training.steps, evaluation and checkpoint settings may change)",
           found: "a different value")
       }
-      guard let step = checkpoints.steps().last else {
-        throw DistillError.invalidValue(
-          location: checkpoints.folder, expected: "a checkpoint to resume from", found: "none")
+      removeLeftovers()
+      let steps = checkpoints.steps()
+      if let step = steps.last {
+        try checkReadable(step: step, previous: steps.dropLast().last)
+        return step
       }
-      return step
+      // Nothing after step 0 would be lost by starting again, unless the run had finished
+      // and its checkpoints were removed since: that is refused rather than retrained.
+      if manager.fileExists(atPath: generatorWeightsPath) {
+        throw DistillError.invalidValue(
+          location: checkpoints.folder,
+          expected:
+            "a checkpoint to resume from (the run finished and has no checkpoints left; pass --force to train it again)",
+          found: "none")
+      }
+      // manifest.json stays until its replacement is renamed over it, so a kill in between
+      // still leaves a folder that --resume recognises.
+      for name in Self.ownedNames where name != "manifest.json" { try? manager.removeItem(atPath: file(name)) }
     case .fresh:
       if holdsRun {
         let step = checkpoints.steps().last.map { " (checkpoint at step \($0))" } ?? ""
@@ -102,6 +121,7 @@ public struct RunFolder {
       }
       for name in Self.ownedNames { try? manager.removeItem(atPath: file(name)) }
     }
+    removeLeftovers()
     do {
       try manager.createDirectory(atPath: path, withIntermediateDirectories: true)
       try manager.createDirectory(atPath: samplesFolder, withIntermediateDirectories: true)
@@ -110,6 +130,41 @@ public struct RunFolder {
     }
     try AtomicFileWriter.write(Array((manifest.text() + "\n").utf8), to: manifestPath)
     return nil
+  }
+
+  /// Checks that the checkpoint a resume would load has a valid safetensors header (cheap: the
+  /// data is not read), so that a damaged one is named with what to do about it.
+  func checkReadable(step: Int, previous: Int?) throws {
+    let folder = checkpoints.path(step: step)
+    do {
+      _ = try SafetensorsFile.read(contentsOf: (folder as NSString).appendingPathComponent(CheckpointStore.stateFileName))
+    } catch let error as DistillError {
+      let remedy =
+        previous.map { "remove \(folder) to resume from step \($0)" } ?? "pass --force to start the run again"
+      throw DistillError.malformed(
+        path: folder, detail: "the newest checkpoint does not read back (\(error)); \(remedy)")
+    }
+  }
+
+  /// Removes what a killed process leaves behind, so that crashes do not pile up files: the
+  /// temporary files of atomic writes (`.<name>.tmp-<pid>-<random>`) of the run's own files,
+  /// hidden entries in the folders a run owns (`samples/`, `denoiser/`, `checkpoints/`: a
+  /// checkpoint's `.step-N.partial` folder), and checkpoint folders without their state
+  /// file (a removal of an old checkpoint cut short). Complete checkpoints and anything that
+  /// is not the run's are never touched. Only one process may run in a folder at a time, so
+  /// none of these can belong to a live writer.
+  public func removeLeftovers() {
+    let manager = FileManager.default
+    let root = (try? manager.contentsOfDirectory(atPath: path)) ?? []
+    for name in root where Self.ownedNames.contains(where: { name.hasPrefix(".\($0).tmp-") }) {
+      try? manager.removeItem(atPath: file(name))
+    }
+    for owned in [samplesFolder, denoiserFolder] {
+      for name in (try? manager.contentsOfDirectory(atPath: owned)) ?? [] where name.hasPrefix(".") {
+        try? manager.removeItem(atPath: (owned as NSString).appendingPathComponent(name))
+      }
+    }
+    checkpoints.removeIncomplete()
   }
 
   /// The dotted path of the first value that differs, ignoring ``resumableKeys``.

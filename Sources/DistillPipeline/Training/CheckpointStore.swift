@@ -29,9 +29,7 @@ public struct CheckpointStore {
     }.sorted()
   }
 
-  public func path(step: Int) -> String {
-    (folder as NSString).appendingPathComponent(Self.name(step: step))
-  }
+  public func path(step: Int) -> String { (folder as NSString).appendingPathComponent(Self.name(step: step)) }
 
   /// Writes a checkpoint for `step` and keeps the newest `keep`.
   /// - Throws: ``DistillError/io(path:reason:)`` when writing fails (the partial folder is
@@ -42,12 +40,10 @@ public struct CheckpointStore {
     let temporary = (folder as NSString).appendingPathComponent(".\(Self.name(step: step)).partial")
     do {
       try manager.createDirectory(atPath: folder, withIntermediateDirectories: true)
-      try? manager.removeItem(atPath: temporary)
+      removeIncomplete()
       try manager.createDirectory(atPath: temporary, withIntermediateDirectories: true)
     } catch {
-      throw DistillError.io(
-        path: temporary,
-        reason: "cannot create the checkpoint folder: \(error.localizedDescription)")
+      throw DistillError.io(path: temporary, reason: "cannot create the checkpoint folder: \(error.localizedDescription)")
     }
     do {
       try SafetensorsFile.write(
@@ -56,9 +52,7 @@ public struct CheckpointStore {
       _ = distill_fsync_path(temporary)
       if manager.fileExists(atPath: final) { try manager.removeItem(atPath: final) }
       guard rename(temporary, final) == 0 else {
-        throw DistillError.io(
-          path: final,
-          reason: "cannot rename the checkpoint into place: \(String(cString: strerror(errno)))")
+        throw DistillError.io(path: final, reason: "cannot rename the checkpoint into place: \(String(cString: strerror(errno)))")
       }
       _ = distill_fsync_path(folder)
     } catch {
@@ -69,14 +63,40 @@ public struct CheckpointStore {
     for old in steps().dropLast(keep) { try? manager.removeItem(atPath: path(step: old)) }
   }
 
+  /// Removes what a write or a removal cut short by a crash leaves: hidden entries (a
+  /// `.step-N.partial` folder, whole or not) and `step-N` folders without their state file
+  /// (an old checkpoint whose removal was interrupted). Complete checkpoints are kept; a
+  /// run folder has one writer at a time, so nothing here belongs to a live write.
+  public func removeIncomplete() {
+    for name in leftovers() {
+      try? FileManager.default.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
+    }
+  }
+
+  /// The names ``removeIncomplete()`` removes, sorted.
+  public func leftovers() -> [String] {
+    let manager = FileManager.default
+    return ((try? manager.contentsOfDirectory(atPath: folder)) ?? []).filter { name in
+      let state = (folder as NSString).appendingPathComponent("\(name)/\(Self.stateFileName)")
+      return name.hasPrefix(".") || (name.hasPrefix("step-") && !manager.fileExists(atPath: state))
+    }.sorted()
+  }
+
   /// Reads the checkpoint of `step`.
   public func read(step: Int) throws -> [String: Tensor] {
-    let file = try SafetensorsFile.read(
-      contentsOf: (path(step: step) as NSString).appendingPathComponent(Self.stateFileName))
+    let state = (path(step: step) as NSString).appendingPathComponent(Self.stateFileName)
+    guard FileManager.default.fileExists(atPath: state) else {
+      let existing = steps()
+      throw DistillError.invalidValue(
+        location: folder,
+        expected: existing.isEmpty
+          ? "a checkpoint (there is none)" : "the step of a checkpoint: \(existing.map(String.init).joined(separator: ", "))",
+        found: "step \(step)")
+    }
+    let file = try SafetensorsFile.read(contentsOf: state)
     guard file.metadata["format"] == Self.format, file.metadata["step"] == String(step) else {
       throw DistillError.malformed(
-        path: file.path,
-        detail: "not a Distillery checkpoint of step \(step) (metadata \(file.metadata))")
+        path: file.path, detail: "not a Distillery checkpoint of step \(step) (metadata \(file.metadata))")
     }
     return try file.tensors()
   }
@@ -86,9 +106,7 @@ public struct CheckpointStore {
 func tensors(_ tensors: [String: Tensor], under prefix: String) -> [String: Tensor] {
   let head = prefix + "."
   var out: [String: Tensor] = [:]
-  for (key, value) in tensors where key.hasPrefix(head) {
-    out[String(key.dropFirst(head.count))] = value
-  }
+  for (key, value) in tensors where key.hasPrefix(head) { out[String(key.dropFirst(head.count))] = value }
   return out
 }
 

@@ -1,13 +1,16 @@
+import BuiltInComponents
 import DistillCore
+import DistillPipeline
 import Foundation
 import FuzzSupport
 
 /// libFuzzer entry for `JSONValue.parse`, the strict parser under every JSON document a user
-/// gives (manifests, config.json, denoiser.json, scheduler configs).
+/// gives (manifests, config.json, denoiser.json, scheduler configs), and for the manifest
+/// decoder above it.
 ///
 /// Each parsed document is walked with every typed accessor of `JSONObjectReader` (what the
 /// decoders above it call), re-encoded and re-parsed (which must give the same value), and
-/// then handed to ``validateAsManifest(_:)``.
+/// then validated as a manifest (``validateAsManifest(_:)``).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
   let bytes = data.map { Data(bytes: $0, count: count) } ?? Data()
@@ -64,10 +67,51 @@ func checkRoundTrip(_ value: JSONValue) {
   precondition(reparsed == value, "round trip changed the value: \(String(decoding: encoded, as: UTF8.self))")
 }
 
-/// Where manifest validation joins the harness once the manifest layer can decode a
-/// `JSONValue`: call its decoder here and accept only `DistillError`s, e.g.
-/// `do { _ = try Manifest.decode(value, source: "fuzz.json") } catch is DistillError {}`.
-func validateAsManifest(_ value: JSONValue) {}
+/// The registry `pipeline` validates manifests with: every built-in component.
+nonisolated(unsafe) let registry = ComponentRegistry.standard()
+
+/// Paths in a fuzzed manifest resolve against this folder: an existing, empty, per-process
+/// folder, so that `.` exists and any other relative path does not.
+let manifestFolder = ScratchFile(name: "unused").folder
+
+/// Validates the document as a manifest, as `pipeline validate` does before building anything.
+///
+/// A refusal must be a ``ManifestError`` (the problems with their JSON paths) or a
+/// ``DistillError``; anything else, or a trap, is a finding. An accepted manifest must then
+/// behave as a run folder needs it to: its resolved form (what `manifest.json` holds) is
+/// written as text and read back unchanged, and validates again to the same resolved form, so
+/// that `--resume`, which compares the two, accepts the run it started.
+func validateAsManifest(_ value: JSONValue) {
+  let manifest: Manifest
+  do {
+    manifest = try Manifest.decode(
+      value, source: "fuzz.json", baseDirectory: manifestFolder, fallbackName: "fuzz", registry: registry)
+  } catch is ManifestError {
+    return
+  } catch is DistillError {
+    return
+  } catch {
+    fatalError("the manifest decoder threw neither a ManifestError nor a DistillError: \(error)")
+  }
+  let text = manifest.resolvedJSON.text() + "\n"
+  let saved: JSONValue
+  do {
+    saved = try JSONValue.parse(Data(text.utf8), source: "manifest.json")
+  } catch {
+    fatalError("the resolved manifest does not read back: \(error)\n\(text)")
+  }
+  precondition(saved == manifest.resolvedJSON, "the resolved manifest changed through its text:\n\(text)")
+  let again: Manifest
+  do {
+    again = try Manifest.decode(
+      saved, source: "manifest.json", baseDirectory: manifestFolder, fallbackName: "other", registry: registry)
+  } catch {
+    fatalError("the resolved manifest does not validate again: \(error)\n\(text)")
+  }
+  precondition(
+    again.resolvedJSON == manifest.resolvedJSON,
+    "validating the resolved manifest changed it:\n\(text)\n\(again.resolvedJSON.text())")
+}
 
 @main enum FuzzJSON {
   static func main() { runFuzzer(fuzzOneInput) }
