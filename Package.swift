@@ -293,6 +293,14 @@ let package = Package(
       path: "Sources/Components/Data/PairsData"
     ),
     .target(
+      name: "FeatureDistances",
+      dependencies: [
+        "DistillCore",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Metrics/FeatureDistances"
+    ),
+    .target(
       name: "EnergyDistance",
       dependencies: [
         "DistillCore",
@@ -320,6 +328,7 @@ let package = Package(
         "DistillPipeline",
         "DistributionMatching",
         "EnergyDistance",
+        "FeatureDistances",
         "FolderTeacher",
         "GaussianMixtureData",
         "GaussianMixtureTeacher",

@@ -5,6 +5,7 @@ import DenoisingLoss
 import DistillPipeline
 import DistributionMatching
 import EnergyDistance
+import FeatureDistances
 import FolderTeacher
 import GaussianMixtureData
 import GaussianMixtureTeacher
@@ -37,7 +38,7 @@ extension ComponentRegistry {
       // Data
       GaussianMixtureData.self, PairsData.self, ShapesData.self, ImageFolderData.self, TensorData.self,
       // Metrics
-      EnergyDistance.self, ModeCoverage.self,
+      EnergyDistance.self, FeatureDistances.self, ModeCoverage.self,
     ]
   }
 
