@@ -13,38 +13,23 @@ private let mpirun: String? = {
   }
 }()
 
+/// The tests' environment without the variables of a launcher that may have started them, so
+/// that a child does not take itself for a rank of that job.
+private func environmentOutsideAnyJob() -> [String: String] {
+  ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("OMPI_") && !$0.key.hasPrefix("PMI") }
+}
+
 /// Runs `pipeline ARGUMENTS` as `ranks` processes under mpirun (1: plainly), on loopback only.
 private func launch(ranks: Int, _ arguments: [String]) throws -> ProcessResult {
-  let process = Process()
-  var variables = ProcessInfo.processInfo.environment
-  for name in variables.keys where name.hasPrefix("OMPI_") || name.hasPrefix("PMI") {
-    variables[name] = nil
-  }
-  if ranks == 1 {
-    process.executableURL = pipelineExecutable()
-    process.arguments = arguments
-  } else {
-    process.executableURL = URL(fileURLWithPath: mpirun!)
-    process.arguments =
-      ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", pipelineExecutable().path]
-      + arguments
-    // No network and no ptrace: what works in a container.
-    variables["OMPI_MCA_btl"] = "self,vader"
-    variables["OMPI_MCA_oob_tcp_if_include"] = "lo"
-    variables["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
-  }
-  process.environment = variables
-  let out = Pipe()
-  let err = Pipe()
-  process.standardOutput = out
-  process.standardError = err
-  try process.run()
-  let outData = out.fileHandleForReading.readDataToEndOfFile()
-  let errData = err.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  return ProcessResult(
-    status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
-    error: String(decoding: errData, as: UTF8.self))
+  var environment = environmentOutsideAnyJob()
+  guard ranks > 1 else { return try runPipeline(arguments, environment: environment) }
+  // No network and no ptrace: what works in a container.
+  environment["OMPI_MCA_btl"] = "self,vader"
+  environment["OMPI_MCA_oob_tcp_if_include"] = "lo"
+  environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
+  return try runPipeline(
+    ["--allow-run-as-root", "--oversubscribe", "-np", "\(ranks)", pipelineExecutable().path] + arguments,
+    executable: URL(fileURLWithPath: mpirun!), environment: environment)
 }
 
 /// The largest absolute difference between two weight files with the same tensors.
@@ -142,22 +127,13 @@ private final class NormalRows: DataSource {
     // not train alone, believing it is the whole job.
     let folder = temporaryFolder()
     let path = writeManifest(toyManifestJSON(steps: 5, output: folder + "/run"), in: folder)
-    let process = Process()
-    process.executableURL = pipelineExecutable()
-    process.arguments = ["run", path, "--quiet"]
-    var variables = ProcessInfo.processInfo.environment
-    for name in variables.keys where name.hasPrefix("OMPI_") || name.hasPrefix("PMI") { variables[name] = nil }
-    variables["OMPI_COMM_WORLD_SIZE"] = "2"
-    variables["OMPI_COMM_WORLD_RANK"] = "0"
-    variables["DISTILL_LIBMPI"] = "/nonexistent/libmpi.so.40"
-    process.environment = variables
-    let err = Pipe()
-    process.standardError = err
-    process.standardOutput = FileHandle.nullDevice
-    try process.run()
-    let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    #expect(process.terminationStatus == 2, "\(message)")
+    var environment = environmentOutsideAnyJob()
+    environment["OMPI_COMM_WORLD_SIZE"] = "2"
+    environment["OMPI_COMM_WORLD_RANK"] = "0"
+    environment["DISTILL_LIBMPI"] = "/nonexistent/libmpi.so.40"
+    let result = try runPipeline(["run", path, "--quiet"], environment: environment)
+    let message = result.error
+    #expect(result.status == 2, "\(message)")
     #expect(message.contains("launched as one of 2 ranks (OMPI_COMM_WORLD_SIZE=2) but Open MPI could not be loaded"))
     #expect(message.contains("/nonexistent/libmpi.so.40"))
     #expect(!FileManager.default.fileExists(atPath: folder + "/run"), "nothing may be written")

@@ -263,21 +263,5 @@ struct CatalogueScratch {
   }
 
   /// Runs `pipeline` in this folder.
-  func run(_ arguments: [String]) throws -> ProcessResult {
-    let process = Process()
-    process.executableURL = pipelineExecutable()
-    process.arguments = arguments
-    process.currentDirectoryURL = URL(fileURLWithPath: path)
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return ProcessResult(
-      status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
-      error: String(decoding: errData, as: UTF8.self))
-  }
+  func run(_ arguments: [String]) throws -> ProcessResult { try runPipeline(arguments, directory: path) }
 }

@@ -70,11 +70,18 @@ struct ProcessResult {
   var error: String
 }
 
-/// Runs the `pipeline` executable with `arguments`; `whileRunning` gets the process once started.
-func runPipeline(_ arguments: [String], whileRunning: ((Process) -> Void)? = nil) throws -> ProcessResult {
+/// Runs `executable` (the `pipeline` built beside the tests by default) with `arguments`, in
+/// `directory` and with `environment` (the tests' own when nil); `whileRunning` gets the
+/// process once started.
+func runPipeline(
+  _ arguments: [String], executable: URL = pipelineExecutable(), environment: [String: String]? = nil,
+  directory: String? = nil, whileRunning: ((Process) -> Void)? = nil
+) throws -> ProcessResult {
   let process = Process()
-  process.executableURL = pipelineExecutable()
+  process.executableURL = executable
   process.arguments = arguments
+  if let environment { process.environment = environment }
+  if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
   let out = Pipe()
   let err = Pipe()
   process.standardOutput = out

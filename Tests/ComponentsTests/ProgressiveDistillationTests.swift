@@ -264,7 +264,7 @@ func teacherDDIMEnergyDistance(_ pipeline: AssembledPipeline, steps: Int) throws
     let generator = buildProblems(json, ["generator={\"type\": \"mlp\"}"])
     #expect(generator.first?.contains("generator.type: expected \"denoiser\"") == true, "\(generator)")
     let noData = buildProblems(progressiveManifestJSON(output: "/tmp/unused", data: false), [])
-    #expect(noData.first?.hasPrefix("losses[0]: expected a data source") == true, "\(noData)")
+    #expect(noData.first?.hasPrefix("losses[0]: expected a manifest with a data source") == true, "\(noData)")
     let explicit = buildProblems(json, ["generator.timesteps=[999, 500]"])
     #expect(explicit.first?.contains("generator.timesteps: expected none") == true, "\(explicit)")
     #expect(buildProblems(json, ["losses[0].weighting=\"snr-trunc\""]).first?.hasPrefix("losses[0].weighting:") == true)

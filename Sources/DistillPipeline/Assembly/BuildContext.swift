@@ -88,4 +88,26 @@ public final class BuildContext {
 
   /// The score estimator named `name` (references were checked by manifest validation).
   public func score(_ name: String) -> ScoreEstimator? { scores[name] }
+
+  /// The teacher, or an error naming `entry` when the manifest has none.
+  public func requireTeacher(for entry: ComponentEntry) throws -> any Denoiser {
+    guard let teacher else {
+      throw DistillError.invalidValue(location: entry.path, expected: "a manifest with a teacher", found: "no teacher")
+    }
+    return teacher
+  }
+
+  /// The data source, or an error naming `entry` when there is none or (given `shape`) its
+  /// samples have another shape.
+  @discardableResult
+  public func requireData(for entry: ComponentEntry, shape: [Int]? = nil) throws -> any DataSource {
+    guard let data else {
+      throw DistillError.invalidValue(location: entry.path, expected: "a manifest with a data source", found: "no data")
+    }
+    if let shape, data.sampleShape != shape {
+      throw DistillError.invalidValue(
+        location: entry.path, expected: "data of the generator's sample shape \(shape)", found: "\(data.sampleShape)")
+    }
+    return data
+  }
 }

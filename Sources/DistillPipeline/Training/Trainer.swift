@@ -161,10 +161,15 @@ public final class Trainer {
         &values, interrupt: interruptible && distill_interrupt_signal() != 0)
       progress.update(step: step, values: values)
       let checkpoint = step % settings.checkpointEvery == 0 || step == total || interrupted
-      try onMainRank {
-        if step % settings.logEvery == 0 || step == total { try record(step, values) }
-        if step % pipeline.manifest.evaluation.every == 0 || step == total { try evaluate() }
-        if checkpoint { try writeCheckpoint() }
+      let log = step % settings.logEvery == 0 || step == total
+      let evaluation = step % pipeline.manifest.evaluation.every == 0 || step == total
+      // Whether anything is written depends on the step alone, so every rank skips alike.
+      if log || evaluation || checkpoint {
+        try onMainRank {
+          if log { try record(step, values) }
+          if evaluation { try evaluate() }
+          if checkpoint { try writeCheckpoint() }
+        }
       }
       if checkpoint { lastCheckpoint = step }
       if interrupted {

@@ -226,23 +226,13 @@ public enum ConsistencyDistillation: LossComponent {
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
-    guard let teacher = context.teacher else {
-      throw DistillError.invalidValue(location: entry.path, expected: "a manifest with a teacher", found: "no teacher")
-    }
+    let teacher = try context.requireTeacher(for: entry)
     guard let generator = context.generator as? ConsistencySampleGenerator else {
       throw DistillError.invalidValue(
         location: "generator.type", expected: "\"consistency\" (the student must be a consistency model)",
         found: "\"\(context.manifest.generator.type)\"")
     }
-    guard let data = context.data else {
-      throw DistillError.invalidValue(
-        location: entry.path, expected: "a data source (`data`) whose samples are noised", found: "none")
-    }
-    guard data.sampleShape == generator.sampleShape else {
-      throw DistillError.invalidValue(
-        location: entry.path, expected: "data of the generator's sample shape \(generator.sampleShape)",
-        found: "\(data.sampleShape)")
-    }
+    try context.requireData(for: entry, shape: generator.sampleShape)
     let values = Double(generator.sampleShape.reduce(1, *))
     let term = try ConsistencyDistillationTerm(
       generator: generator, teacher: teacher, gridPoints: entry.int("gridPoints"), rho: entry.double("rho"),

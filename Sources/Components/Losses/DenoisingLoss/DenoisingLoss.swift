@@ -35,9 +35,7 @@ public enum DenoisingLoss: LossComponent {
       throw DistillError.invalidValue(
         location: entry.path, expected: "a \"denoiser\" generator to train", found: "generator \"\(context.manifest.generator.type)\"")
     }
-    guard context.data != nil else {
-      throw DistillError.invalidValue(location: entry.path, expected: "a manifest with a data source", found: "no data")
-    }
+    try context.requireData(for: entry)
     return DenoisingLossTerm(timesteps: 0..<context.schedule.trainSteps)
   }
 }

@@ -87,9 +87,7 @@ public enum KnowledgeDistillation: LossComponent {
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
-    guard let teacher = context.teacher else {
-      throw DistillError.invalidValue(location: entry.path, expected: "a manifest with a teacher", found: "no teacher")
-    }
+    let teacher = try context.requireTeacher(for: entry)
     guard let generator = context.generator, let sampleShape = teacher.sampleShape,
       generator.noiseShape.reduce(1, *) == sampleShape.reduce(1, *), generator.sampleShape == sampleShape
     else {

@@ -220,23 +220,13 @@ public enum ProgressiveDistillation: LossComponent {
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
-    guard let teacher = context.teacher else {
-      throw DistillError.invalidValue(location: entry.path, expected: "a manifest with a teacher", found: "no teacher")
-    }
+    let teacher = try context.requireTeacher(for: entry)
     guard let generator = context.generator as? DenoiserSampleGenerator else {
       throw DistillError.invalidValue(
         location: "generator.type", expected: "\"denoiser\" (the student is sampled in DDIM steps)",
         found: "\"\(context.manifest.generator.type)\"")
     }
-    guard let data = context.data else {
-      throw DistillError.invalidValue(
-        location: entry.path, expected: "a data source (`data`) whose samples are noised", found: "none")
-    }
-    guard data.sampleShape == generator.sampleShape else {
-      throw DistillError.invalidValue(
-        location: entry.path, expected: "data of the generator's sample shape \(generator.sampleShape)",
-        found: "\(data.sampleShape)")
-    }
+    try context.requireData(for: entry, shape: generator.sampleShape)
     let trainSteps = generator.denoiser.schedule.trainSteps
     let finalSteps = generator.timesteps.count
     guard generator.timesteps == DenoiserSampleGenerator.trailingTimesteps(steps: finalSteps, trainSteps: trainSteps)

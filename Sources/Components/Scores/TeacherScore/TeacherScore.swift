@@ -19,9 +19,7 @@ public enum TeacherScore: ScoreComponent {
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> ScoreEstimator {
-    guard let teacher = context.teacher else {
-      throw DistillError.invalidValue(location: entry.path, expected: "a manifest with a teacher", found: "no teacher")
-    }
+    let teacher = try context.requireTeacher(for: entry)
     let scale = entry.double("guidanceScale")
     // No Denoiser takes a condition yet: every teacher is unconditional, and guidance of an
     // unconditional model is the identity, so any other scale is a mistake in the manifest.
