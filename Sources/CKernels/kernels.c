@@ -245,3 +245,27 @@ static inline __attribute__((always_inline)) void fast_sincos(float x, float *s,
 DISTILL_CLONES void distill_sincos(const float *x, float *s, float *c, long n) {
   for (long i = 0; i < n; i++) fast_sincos(x[i], &s[i], &c[i]);
 }
+
+/* One Adam/AdamW step over n elements, operation for operation as Adam.swift documents (and
+ * torch.optim's single-tensor Adam computes): no contraction into fused multiply-adds, so
+ * results are the same on every instruction set. The flags are loop-invariant; the compiler
+ * unswitches the loop on them. */
+#pragma clang fp contract(off)
+DISTILL_CLONES void distill_adam_update(float *restrict p, const float *restrict g, float *restrict m,
+                                        float *restrict v, long n, distill_adam_constants k, int decoupled,
+                                        int l2, int lerp_low) {
+  for (long i = 0; i < n; i++) {
+    float pi = p[i];
+    if (decoupled) pi = pi * k.shrink;
+    float gi = g[i];
+    if (l2) gi = gi + k.decay * pi;
+    const float m_old = m[i];
+    /* torch.lerp: self + w (end - self) when |w| < 0.5, else end - (end - self)(1 - w). */
+    const float mi = lerp_low ? m_old + k.weight * (gi - m_old) : gi - (gi - m_old) * k.complement;
+    const float vi = v[i] * k.b2 + k.c2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    const float denom = __builtin_elementwise_sqrt(vi) / k.bc2_sqrt + k.eps; /* no errno: vectorises */
+    p[i] = pi + k.neg_step_size * mi / denom;
+  }
+}

@@ -1,37 +1,105 @@
+import CKernels
+import Foundation
+
 #if canImport(Accelerate)
   import Accelerate
 #else
   import CBLAS
 #endif
 
+/// Which code runs matrix products.
+///
+/// Distillery's own AVX-512 kernel (`CKernels/gemm.c`) where the CPU has AVX-512, BLAS
+/// elsewhere; `DISTILL_GEMM=blas` in the environment forces BLAS (for comparisons).
+@usableFromInline
+enum GemmKernel {
+  @usableFromInline static let isOwn: Bool =
+    distill_sgemm_supported() != 0 && ProcessInfo.processInfo.environment["DISTILL_GEMM"] != "blas"
+
+  /// Products of fewer multiply-adds than this run on one thread: below it the hand-off to
+  /// a second thread costs about what it saves.
+  static let threadingThreshold = 1 << 20
+}
+
 /// `c = alpha * op(a) * op(b) + beta * c` for row-major `op(a)`: m x k, `op(b)`: k x n.
+///
+/// With `threaded`, a large product is split across ``ComputeThreads/count`` threads by
+/// column panels or row strips of `c`; a caller that runs products in parallel passes false.
 @usableFromInline
 func sgemm(
   _ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float>, transposeB: Bool,
-  _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0
+  _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0,
+  threaded: Bool = true
 ) {
   if m == 0 || n == 0 { return }
   if k == 0 {
     if beta == 0 { c.update(repeating: 0, count: m * n) }
     return
   }
-  cblas_sgemm(
-    CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-    Int32(m), Int32(n), Int32(k), alpha, a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n), beta, c,
-    Int32(n))
+  guard GemmKernel.isOwn else {
+    cblas_sgemm(
+      CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+      Int32(m), Int32(n), Int32(k), alpha, a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n), beta, c,
+      Int32(n))
+    return
+  }
+  let (aRow, aColumn) = transposeA ? (1, m) : (k, 1)
+  let (bRow, bColumn) = transposeB ? (1, k) : (n, 1)
+  let threads = threaded ? ComputeThreads.count : 1
+  // Split into multiples of the micro-tile (8 rows x 32 columns, gemm.c) along the longer side.
+  let panels = (n + 31) / 32
+  let strips = (m + 7) / 8
+  let byColumns = n >= m ? panels >= 2 : strips < 2
+  let units = byColumns ? panels : strips
+  let parts = Swift.min(threads, units)
+  if parts <= 1 || m * n * k < GemmKernel.threadingThreshold {
+    distill_sgemm(m, n, k, alpha, a, aRow, aColumn, b, bRow, bColumn, beta, c, n)
+    return
+  }
+  let (ap, bp, cp) = (SendableConstPointer(a), SendableConstPointer(b), SendablePointer(c))
+  runChunks(parts) { part in
+    let lo = units * part / parts
+    let hi = units * (part + 1) / parts
+    if byColumns {
+      let (first, last) = (lo * 32, Swift.min(n, hi * 32))
+      distill_sgemm(
+        m, last - first, k, alpha, ap.base, aRow, aColumn, bp.base + first * bColumn, bRow, bColumn, beta,
+        cp.base + first, n)
+    } else {
+      let (first, last) = (lo * 8, Swift.min(m, hi * 8))
+      distill_sgemm(
+        last - first, n, k, alpha, ap.base + first * aRow, aRow, aColumn, bp.base, bRow, bColumn, beta,
+        cp.base + first * n, n)
+    }
+  }
 }
 
 /// `[batch, m, n]` product of `[batch, m, k]` and `[batch, k, n]` operands (with transposes).
+///
+/// Several small products run one per thread rather than each split across threads.
 func batchedProduct(
   _ a: Tensor, transposeA: Bool, _ b: Tensor, transposeB: Bool, batch: Int, m: Int, n: Int, k: Int
 ) -> Tensor {
   Tensor(shape: [batch, m, n]) { out in
     a.withUnsafeBufferPointer { x in
       b.withUnsafeBufferPointer { y in
-        for i in 0..<batch {
-          sgemm(
-            x.baseAddress! + i * m * k, transposeA: transposeA, y.baseAddress! + i * k * n,
-            transposeB: transposeB, out.baseAddress! + i * m * n, m: m, n: n, k: k)
+        let (xp, yp, op) = (
+          SendableConstPointer(x.baseAddress!), SendableConstPointer(y.baseAddress!), SendablePointer(out.baseAddress!)
+        )
+        if batch > 1 && batch >= ComputeThreads.count && GemmKernel.isOwn {
+          parallelFor(batch, cost: m * n * k / 4) { range in
+            for i in range {
+              sgemm(
+                xp.base + i * m * k, transposeA: transposeA, yp.base + i * k * n, transposeB: transposeB,
+                op.base + i * m * n, m: m, n: n, k: k, threaded: false)
+            }
+          }
+        } else {
+          for i in 0..<batch {
+            sgemm(
+              xp.base + i * m * k, transposeA: transposeA, yp.base + i * k * n, transposeB: transposeB,
+              op.base + i * m * n, m: m, n: n, k: k)
+          }
         }
       }
     }

@@ -38,6 +38,32 @@ typedef struct {
 void distill_im2col(const float *x, float *col, distill_conv_geometry g, long first, long last);
 void distill_col2im(const float *col, float *x, distill_conv_geometry g, long first, long last);
 
+/* The Float factors of one Adam step (see Adam.swift). */
+typedef struct {
+  float shrink, decay, weight, complement, b2, c2, bc2_sqrt, eps, neg_step_size;
+} distill_adam_constants;
+/* Updates parameters p, first moments m and second moments v in place from gradients g, as
+ * Adam.swift documents: decoupled (AdamW) scales p by shrink first, l2 adds decay * p to the
+ * gradient, lerp_low picks torch.lerp's formula for a weight below 0.5. */
+void distill_adam_update(float *p, const float *g, float *m, float *v, long n, distill_adam_constants k,
+                         int decoupled, int l2, int lerp_low);
+
+/* Single-precision matrix product for CPUs with AVX-512 (see gemm.c):
+ * C = alpha * A B + beta * C for an m x k A and a k x n B, where element (i, j) of A is
+ * a[i * a_row_stride + j * a_column_stride] (likewise B), so either operand may be read
+ * transposed; C is row-major with row stride ldc and is not read when beta is 0. Runs on the
+ * calling thread. Only call it when distill_sgemm_supported() returns non-zero. */
+int distill_sgemm_supported(void);
+void distill_sgemm(long m, long n, long k, float alpha, const float *a, long a_row_stride, long a_column_stride,
+                   const float *b, long b_row_stride, long b_column_stride, float beta, float *c, long ldc);
+
+/* Runs function(context, i) for every i in 0..<chunks on up to `threads` threads (the caller
+ * and a pool of workers started on first use, see threads.c) and returns when all are done.
+ * Chunks must write disjoint memory. A call made inside a chunk, or while another thread's
+ * call is running, runs its chunks inline on the calling thread. */
+typedef void (*distill_chunk_function)(void *context, long chunk);
+void distill_parallel_run(long threads, long chunks, distill_chunk_function function, void *context);
+
 /* Buffers for tensor storage: 64-byte aligned, from a cache of freed buffers of the same
  * size when one is there (see pool.c). Free with the size they were allocated with.
  * distill_buffer_alloc returns NULL when out of memory. */
