@@ -86,8 +86,13 @@ static void *worker_main(void *unused) {
     for (unsigned spins = 0;; spins++) {
       generation = (uint32_t)(atomic_load_explicit(&pool.claim, memory_order_acquire) >> 32);
       if (generation != seen) break;
-      CPU_RELAX();
-      if ((spins & 255) == 255) {
+      /* Poll, then yield between polls: a core shared with other programs goes to them. */
+      if (spins < 256) {
+        CPU_RELAX();
+      } else {
+        sched_yield();
+      }
+      if ((spins & 63) == 63) {
         uint64_t now = now_nanoseconds();
         if (!start) start = now;
         if (now - start < SPIN_NANOSECONDS) continue;

@@ -11,9 +11,9 @@ import Foundation
 ///
 /// Distillery's own AVX-512 kernel (`CKernels/gemm.c`) where the CPU has AVX-512, BLAS
 /// elsewhere; `DISTILL_GEMM=blas` in the environment forces BLAS (for comparisons).
-@usableFromInline
-enum GemmKernel {
-  @usableFromInline static let isOwn: Bool =
+public enum GemmKernel {
+  /// Whether matrix products run on Distillery's kernel rather than BLAS.
+  public static let isOwn: Bool =
     distill_sgemm_supported() != 0 && ProcessInfo.processInfo.environment["DISTILL_GEMM"] != "blas"
 
   /// Products of fewer multiply-adds than this run on one thread: below it the hand-off to
@@ -23,8 +23,9 @@ enum GemmKernel {
 
 /// `c = alpha * op(a) * op(b) + beta * c` for row-major `op(a)`: m x k, `op(b)`: k x n.
 ///
-/// With `threaded`, a large product is split across ``ComputeThreads/count`` threads by
-/// column panels or row strips of `c`; a caller that runs products in parallel passes false.
+/// With `threaded`, a large product is split across ``ComputeThreads/count`` threads (by
+/// row blocks or column panels of `c`, gemm.c); a caller that runs products in parallel
+/// passes false.
 @usableFromInline
 func sgemm(
   _ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float>, transposeB: Bool,
@@ -45,33 +46,8 @@ func sgemm(
   }
   let (aRow, aColumn) = transposeA ? (1, m) : (k, 1)
   let (bRow, bColumn) = transposeB ? (1, k) : (n, 1)
-  let threads = threaded ? ComputeThreads.count : 1
-  // Split into multiples of the micro-tile (8 rows x 32 columns, gemm.c) along the longer side.
-  let panels = (n + 31) / 32
-  let strips = (m + 7) / 8
-  let byColumns = n >= m ? panels >= 2 : strips < 2
-  let units = byColumns ? panels : strips
-  let parts = Swift.min(threads, units)
-  if parts <= 1 || m * n * k < GemmKernel.threadingThreshold {
-    distill_sgemm(m, n, k, alpha, a, aRow, aColumn, b, bRow, bColumn, beta, c, n)
-    return
-  }
-  let (ap, bp, cp) = (SendableConstPointer(a), SendableConstPointer(b), SendablePointer(c))
-  runChunks(parts) { part in
-    let lo = units * part / parts
-    let hi = units * (part + 1) / parts
-    if byColumns {
-      let (first, last) = (lo * 32, Swift.min(n, hi * 32))
-      distill_sgemm(
-        m, last - first, k, alpha, ap.base, aRow, aColumn, bp.base + first * bColumn, bRow, bColumn, beta,
-        cp.base + first, n)
-    } else {
-      let (first, last) = (lo * 8, Swift.min(m, hi * 8))
-      distill_sgemm(
-        last - first, n, k, alpha, ap.base + first * aRow, aRow, aColumn, bp.base, bRow, bColumn, beta,
-        cp.base + first * n, n)
-    }
-  }
+  let threads = threaded && m * n * k >= GemmKernel.threadingThreshold ? ComputeThreads.count : 1
+  distill_sgemm(threads, m, n, k, alpha, a, aRow, aColumn, b, bRow, bColumn, beta, c, n)
 }
 
 /// `[batch, m, n]` product of `[batch, m, k]` and `[batch, k, n]` operands (with transposes).

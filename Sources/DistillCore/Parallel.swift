@@ -24,7 +24,8 @@ func parallelFor(_ count: Int, cost: Int = 1, _ body: (Range<Int>) -> Void) {
     body(0..<count)
     return
   }
-  let chunks = min(threads, count)
+  // A few chunks per thread, so that a thread that loses its core holds up only a small part.
+  let chunks = min(threads * 4, count)
   runChunks(chunks) { chunk in body(count * chunk / chunks..<count * (chunk + 1) / chunks) }
 }
 
@@ -82,14 +83,11 @@ public enum ComputeThreads {
   /// unused poller competes with the compute threads for the cores.
   public static func applyToBLAS() {
     #if canImport(CBLAS)
-      if GemmKernel.isOwn {
-        stopBLASThreads()
-        return
-      }
       let environment = ProcessInfo.processInfo.environment
       if environment["OPENBLAS_NUM_THREADS"] == nil && environment["OMP_NUM_THREADS"] == nil {
         openblas_set_num_threads(Int32(count))
       }
+      if GemmKernel.isOwn { stopBLASThreads() }
     #endif
   }
 

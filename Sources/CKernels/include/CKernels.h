@@ -51,11 +51,21 @@ void distill_adam_update(float *p, const float *g, float *m, float *v, long n, d
 /* Single-precision matrix product for CPUs with AVX-512 (see gemm.c):
  * C = alpha * A B + beta * C for an m x k A and a k x n B, where element (i, j) of A is
  * a[i * a_row_stride + j * a_column_stride] (likewise B), so either operand may be read
- * transposed; C is row-major with row stride ldc and is not read when beta is 0. Runs on the
- * calling thread. Only call it when distill_sgemm_supported() returns non-zero. */
+ * transposed; C is row-major with row stride ldc and is not read when beta is 0. Runs on up
+ * to `threads` threads (distill_parallel_run). Only call it when distill_sgemm_supported()
+ * returns non-zero. */
 int distill_sgemm_supported(void);
-void distill_sgemm(long m, long n, long k, float alpha, const float *a, long a_row_stride, long a_column_stride,
+void distill_sgemm(long threads, long m, long n, long k, float alpha, const float *a, long a_row_stride, long a_column_stride,
                    const float *b, long b_row_stride, long b_column_stride, float beta, float *c, long ldc);
+
+/* Convolutions of a batch as implicit products on the AVX-512 kernel (same condition as
+ * distill_sgemm): out [n, o, ho, wo] = conv(x [n, c, h, w], weight [o, c, kh, kw]), without
+ * bias; the forward needs ho * wo to be a multiple of 32. weight_grad [o, c, kh, kw] is the
+ * gradient of the weight from the output gradient grad [n, o, ho, wo]. */
+void distill_conv2d_forward(long threads, const float *x, const float *weight, long o, float *out,
+                            distill_conv_geometry g);
+void distill_conv2d_weight_gradient(long threads, const float *x, const float *grad, long o, float *weight_grad,
+                                    distill_conv_geometry g);
 
 /* Runs function(context, i) for every i in 0..<chunks on up to `threads` threads (the caller
  * and a pool of workers started on first use, see threads.c) and returns when all are done.

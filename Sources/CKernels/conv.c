@@ -1,0 +1,264 @@
+#include "gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Convolutions on the AVX-512 product kernel, without a patch matrix.
+ *
+ * Stride 1 with output rows of whole 16-pixel vectors (the w2 UNet's 32x32 and 16x16 levels,
+ * and input gradients, which are stride-1 convolutions of the output gradient) runs direct:
+ * the micro-kernel of gemm.c with its B operand read straight from the image, one row of
+ * input per tap and vector, shifted by the tap's column and masked at the borders. Packing the
+ * patch matrix cost about half as much as multiplying it, since each packed element is used
+ * only once per output channel (32-64 here).
+ *
+ * Otherwise the convolution is an implicit product (gemm.c): the patch matrix is gathered from
+ * the image while B is packed, and the product of the whole batch is stored straight into
+ * NCHW. */
+
+#if GEMM_X86
+
+/* A tile: 8 output channels by two 16-pixel vectors, each within one output row. */
+typedef struct {
+  const distill_conv_geometry *g;
+  const float *x;
+  const float *weights; /* packed: [strip][tap][ci][MR] */
+  float *out;
+  long o, strips, tiles, unit;
+} direct_job;
+
+/* Tiles chunk * unit ..< (chunk + 1) * unit, all output-channel strips. */
+GEMM_TARGET static void direct_chunk(void *context, long chunk) {
+  const direct_job *job = context;
+  const distill_conv_geometry *g = job->g;
+  const long pixels = g->ho * g->wo, plane = g->h * g->w, taps = g->kh * g->kw, per_sample = pixels / 32;
+  const long first = chunk * job->unit, last = first + job->unit < job->tiles ? first + job->unit : job->tiles;
+  for (long tile = first; tile < last; tile++) {
+    const long sample = tile / per_sample, start = (tile % per_sample) * 32;
+    long oy[2], ox[2];
+    for (int v = 0; v < 2; v++) {
+      oy[v] = (start + 16 * v) / g->wo;
+      ox[v] = (start + 16 * v) % g->wo;
+    }
+    const float *image = job->x + sample * g->c * plane;
+    for (long strip = 0; strip < job->strips; strip++) {
+      __m512 acc0[MR], acc1[MR];
+#pragma clang loop unroll(full)
+      for (int i = 0; i < MR; i++) {
+        acc0[i] = _mm512_setzero_ps();
+        acc1[i] = _mm512_setzero_ps();
+      }
+      const float *wstrip = job->weights + strip * taps * g->c * MR;
+      for (long ky = 0; ky < g->kh; ky++) {
+        const long iy0 = oy[0] - g->ph + ky, iy1 = oy[1] - g->ph + ky;
+        const int valid0 = iy0 >= 0 && iy0 < g->h, valid1 = iy1 >= 0 && iy1 < g->h;
+        if (!valid0 && !valid1) continue;
+        for (long kx = 0; kx < g->kw; kx++) {
+          /* Lane u of vector v reads input column ox + u - pw + kx. */
+          const long shift = kx - g->pw;
+          const __mmask16 m0 = valid0 ? lanes(-shift - ox[0], g->w - shift - ox[0]) : 0;
+          const __mmask16 m1 = valid1 ? lanes(-shift - ox[1], g->w - shift - ox[1]) : 0;
+          const float *p0 = image + (valid0 ? iy0 : 0) * g->w + ox[0] + shift;
+          const float *p1 = image + (valid1 ? iy1 : 0) * g->w + ox[1] + shift;
+          const float *wk = wstrip + (ky * g->kw + kx) * g->c * MR;
+          for (long ci = 0; ci < g->c; ci++) {
+            const __m512 x0 = _mm512_maskz_loadu_ps(m0, p0 + ci * plane);
+            const __m512 x1 = _mm512_maskz_loadu_ps(m1, p1 + ci * plane);
+#pragma clang loop unroll(full)
+            for (int i = 0; i < MR; i++) {
+              const __m512 a = _mm512_set1_ps(wk[ci * MR + i]);
+              acc0[i] = _mm512_fmadd_ps(a, x0, acc0[i]);
+              acc1[i] = _mm512_fmadd_ps(a, x1, acc1[i]);
+            }
+          }
+        }
+      }
+      const long rows = job->o - strip * MR < MR ? job->o - strip * MR : MR;
+      float *o0 = job->out + (sample * job->o + strip * MR) * pixels + oy[0] * g->wo + ox[0];
+      float *o1 = job->out + (sample * job->o + strip * MR) * pixels + oy[1] * g->wo + ox[1];
+      for (int i = 0; i < rows; i++) {
+        _mm512_storeu_ps(o0 + i * pixels, acc0[i]);
+        _mm512_storeu_ps(o1 + i * pixels, acc1[i]);
+      }
+    }
+  }
+}
+
+static _Thread_local float *direct_weights;
+static _Thread_local size_t direct_weights_floats;
+
+/* out = conv(x, weight), stride 1, wo a multiple of 16. */
+GEMM_TARGET static void conv_direct(long threads, const float *x, const float *weight, long o, float *out,
+                                    const distill_conv_geometry *g) {
+  const long taps = g->kh * g->kw, strips = (o + MR - 1) / MR;
+  const size_t floats = (size_t)strips * taps * g->c * MR;
+  if (direct_weights_floats < floats) {
+    free(direct_weights);
+    direct_weights = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
+    if (!direct_weights) abort();
+    direct_weights_floats = floats;
+  }
+  float *packed = direct_weights;
+  for (long strip = 0; strip < strips; strip++)
+    for (long tap = 0; tap < taps; tap++)
+      for (long ci = 0; ci < g->c; ci++)
+        for (long i = 0; i < MR; i++) {
+          const long oc = strip * MR + i;
+          packed[((strip * taps + tap) * g->c + ci) * MR + i] = oc < o ? weight[(oc * g->c + ci) * taps + tap] : 0;
+        }
+  direct_job job = {.g = g, .x = x, .weights = packed, .out = out, .o = o, .strips = strips};
+  job.tiles = g->n * g->ho * g->wo / 32;
+  const long chunks = threads * 4;
+  job.unit = (job.tiles + chunks - 1) / chunks;
+  distill_parallel_run(threads, (job.tiles + job.unit - 1) / job.unit, direct_chunk, &job);
+}
+
+/* Weight gradient, direct (3x3, stride 1): dw[oc, ci, ky, kx] = sum over samples and output
+ * pixels of grad[s, oc, oy, ox] * x[s, ci, oy - ph + ky, ox - pw + kx], vectorised over 16
+ * output pixels of a row. A pair of output channels by one input channel holds its 18 partial
+ * sums in registers and reads two gradient vectors and nine shifted input vectors per 16
+ * pixels. Input planes are first copied with a zero border, so that no load needs a mask;
+ * the partial sums of a group of input channels by all output channels stay in a small buffer
+ * across the samples, so that each sample's planes are read from cache. */
+
+#define WG_TAPS 9     /* 3x3 */
+#define WG_CHANNELS 4 /* input channels per group */
+
+typedef struct {
+  const distill_conv_geometry *g;
+  const float *x, *grad;
+  float *weight_grad;
+  long o, unit;
+} gradient_job;
+
+static _Thread_local float *gradient_sums, *padded_planes;
+static _Thread_local size_t gradient_sums_floats, padded_planes_floats;
+
+static float *grow_buffer(float **buffer, size_t *capacity, size_t floats) {
+  if (*capacity < floats) {
+    free(*buffer);
+    *buffer = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
+    if (!*buffer) abort();
+    *capacity = floats;
+  }
+  return *buffer;
+}
+
+GEMM_TARGET static void gradient_chunk(void *context, long chunk) {
+  const gradient_job *job = context;
+  const distill_conv_geometry *g = job->g;
+  const long pairs = (job->o + 1) / 2, pixels = g->ho * g->wo, plane = g->h * g->w;
+  const long padded_w = g->w + 2 * g->pw, padded_h = g->h + 2 * g->ph;
+  const long padded_plane = padded_w * padded_h;
+  const long c0 = chunk * job->unit, c1 = c0 + job->unit < g->c ? c0 + job->unit : g->c;
+  const size_t sum_floats = (size_t)pairs * WG_CHANNELS * 2 * WG_TAPS * 16;
+  float *sums_all = grow_buffer(&gradient_sums, &gradient_sums_floats, sum_floats);
+  float *padded = grow_buffer(&padded_planes, &padded_planes_floats, (size_t)WG_CHANNELS * padded_plane + 16);
+  memset(padded, 0, ((size_t)WG_CHANNELS * padded_plane + 16) * sizeof(float));
+  for (long group = c0; group < c1; group += WG_CHANNELS) {
+    const long channels = c1 - group < WG_CHANNELS ? c1 - group : WG_CHANNELS;
+    memset(sums_all, 0, sum_floats * sizeof(float));
+    for (long sample = 0; sample < g->n; sample++) {
+      /* The group's planes of this sample inside a zero border (the border stays zero). */
+      for (long cc = 0; cc < channels; cc++) {
+        const float *src = job->x + (sample * g->c + group + cc) * plane;
+        float *dst = padded + cc * padded_plane + g->ph * padded_w + g->pw;
+        for (long y = 0; y < g->h; y++) memcpy(dst + y * padded_w, src + y * g->w, (size_t)g->w * sizeof(float));
+      }
+      for (long pair = 0; pair < pairs; pair++) {
+        const long oc0 = 2 * pair, oc1 = oc0 + 1 < job->o ? oc0 + 1 : oc0;
+        const float *g0 = job->grad + (sample * job->o + oc0) * pixels;
+        const float *g1 = job->grad + (sample * job->o + oc1) * pixels;
+        for (long cc = 0; cc < channels; cc++) {
+          const float *image = padded + cc * padded_plane;
+          float *sums = sums_all + ((pair * WG_CHANNELS + cc) * 2 * WG_TAPS) * 16;
+          __m512 acc0[WG_TAPS], acc1[WG_TAPS];
+#pragma clang loop unroll(full)
+          for (int t = 0; t < WG_TAPS; t++) {
+            acc0[t] = _mm512_load_ps(sums + t * 16);
+            acc1[t] = _mm512_load_ps(sums + (WG_TAPS + t) * 16);
+          }
+          /* One pass over the plane's 16-pixel vectors; the input pointer skips the border
+           * at each row's end. */
+          const float *row = image;
+          for (long q = 0, column = 0; q < pixels; q += 16) {
+            const __m512 a = _mm512_loadu_ps(g0 + q), b = _mm512_loadu_ps(g1 + q);
+#pragma clang loop unroll(full)
+            for (int ky = 0; ky < 3; ky++)
+#pragma clang loop unroll(full)
+              for (int kx = 0; kx < 3; kx++) {
+                const __m512 xv = _mm512_loadu_ps(row + ky * padded_w + kx);
+                acc0[ky * 3 + kx] = _mm512_fmadd_ps(a, xv, acc0[ky * 3 + kx]);
+                acc1[ky * 3 + kx] = _mm512_fmadd_ps(b, xv, acc1[ky * 3 + kx]);
+              }
+            row += 16;
+            column += 16;
+            if (column == g->wo) {
+              column = 0;
+              row += padded_w - g->wo;
+            }
+          }
+#pragma clang loop unroll(full)
+          for (int t = 0; t < WG_TAPS; t++) {
+            _mm512_store_ps(sums + t * 16, acc0[t]);
+            _mm512_store_ps(sums + (WG_TAPS + t) * 16, acc1[t]);
+          }
+        }
+      }
+    }
+    for (long pair = 0; pair < pairs; pair++)
+      for (long cc = 0; cc < channels; cc++) {
+        const float *sums = sums_all + ((pair * WG_CHANNELS + cc) * 2 * WG_TAPS) * 16;
+        for (long half = 0; half < 2; half++) {
+          const long oc = 2 * pair + half;
+          if (oc >= job->o) continue;
+          for (long t = 0; t < WG_TAPS; t++)
+            job->weight_grad[(oc * g->c + group + cc) * WG_TAPS + t] =
+                _mm512_reduce_add_ps(_mm512_load_ps(sums + (half * WG_TAPS + t) * 16));
+        }
+      }
+  }
+}
+
+#endif
+
+void distill_conv2d_forward(long threads, const float *x, const float *weight, long o, float *out,
+                            distill_conv_geometry g) {
+#if GEMM_X86
+  if (g.sh == 1 && g.sw == 1 && g.wo % 16 == 0 && (g.ho * g.wo) % 32 == 0) {
+    conv_direct(threads, x, weight, o, out, &g);
+    return;
+  }
+  /* out[s, oc, p] = sum_e weight[oc, e] * patches[e, s * P + p], P = ho * wo. */
+  const long pixels = g.ho * g.wo, patch = g.c * g.kh * g.kw;
+  const gemm_view A = gemm_strided(weight, patch, 1);
+  const gemm_view B = {.p = x, .patches = &g};
+  gemm_run(threads, o, g.n * pixels, patch, 1, &A, &B, 0, (gemm_output){out, pixels, 1, pixels, o * pixels});
+#else
+  (void)threads, (void)x, (void)weight, (void)o, (void)out, (void)g;
+  abort(); /* callers check distill_sgemm_supported() */
+#endif
+}
+
+void distill_conv2d_weight_gradient(long threads, const float *x, const float *grad, long o, float *weight_grad,
+                                    distill_conv_geometry g) {
+#if GEMM_X86
+  /* Direct where it was faster than the implicit product: planes of 32x32 and more, or few
+   * output channels (the product fills 8-row strips); on 16x16 planes the product won. */
+  if (g.sh == 1 && g.sw == 1 && g.kh == 3 && g.kw == 3 && g.wo % 16 == 0 && (g.ho * g.wo >= 1024 || o < 8)) {
+    gradient_job job = {.g = &g, .x = x, .grad = grad, .weight_grad = weight_grad, .o = o};
+    const long chunks = threads * 4;
+    job.unit = (g.c + chunks - 1) / chunks;
+    distill_parallel_run(threads, (g.c + job.unit - 1) / job.unit, gradient_chunk, &job);
+    return;
+  }
+  /* weight_grad[oc, e] = sum_q grad[s, oc, p] * patches[e, q], q = s * P + p. */
+  const long pixels = g.ho * g.wo, patch = g.c * g.kh * g.kw;
+  const gemm_view A = {.p = grad, .rs = pixels, .cs = 1, .group = pixels, .group_stride = o * pixels};
+  const gemm_view B = {.p = x, .patches = &g, .transposed = 1};
+  gemm_run(threads, o, patch, g.n * pixels, 1, &A, &B, 0, (gemm_output){weight_grad, patch, 1, 0, 0});
+#else
+  (void)threads, (void)x, (void)grad, (void)o, (void)weight_grad, (void)g;
+  abort();
+#endif
+}
