@@ -72,14 +72,18 @@ GEMM_TARGET static inline void transpose8(const float *src, long src_stride, flo
 }
 
 
-/* dst[0..<n] = src[0..<n], 16 lanes at a time (short runs: a call to memcpy costs more). */
+/* dst[0..<n] = src[0..<n], 16 lanes at a time: runs here are short, where a call to memcpy
+ * costs more than the copy (masked stores also keep the compiler from making it one). */
 GEMM_TARGET static inline void copy_floats(float *restrict dst, const float *restrict src, long n) {
-  long i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
-  if (i < n) {
+  for (long i = 0; i < n; i += 16) {
     const __mmask16 m = lanes(0, n - i);
     _mm512_mask_storeu_ps(dst + i, m, _mm512_maskz_loadu_ps(m, src + i));
   }
+}
+
+/* dst[0..<n] = 0. */
+GEMM_TARGET static inline void zero_floats(float *dst, long n) {
+  for (long i = 0; i < n; i += 16) _mm512_mask_storeu_ps(dst + i, lanes(0, n - i), _mm512_setzero_ps());
 }
 
 /* The offset of a strided view's element (r, c). */
@@ -125,17 +129,39 @@ GEMM_TARGET static void pack_strip(
     float *restrict dst) {
   const int contiguous = gemm_contiguous(v);
   const int lines_along_depth = depth_along_rows ? contiguous == GEMM_ALONG_ROWS : contiguous == GEMM_ALONG_COLUMNS;
+  /* The stride between lines and the start of line `first` in a plain strided view. */
+  const long across = depth_along_rows == lines_along_depth ? v->cs : v->rs;
+  const float *base = v->p + (depth_along_rows ? start * v->rs + first * v->cs : first * v->rs + start * v->cs);
   if (!lines_along_depth) {
+    if (v->group <= 0 && contiguous != GEMM_ALONG_NEITHER) {
+      /* Packed row t is a run of `width` adjacent elements. */
+      const long step = depth_along_rows ? v->rs : v->cs;
+      for (long t = 0; t < depth; t++) {
+        float *d = dst + t * tile;
+        copy_floats(d, base + t * step, width);
+        zero_floats(d + width, tile - width);
+      }
+      return;
+    }
     for (long t = 0; t < depth; t++) {
       float *d = dst + t * tile;
       strided_line(v, !depth_along_rows, start + t, first, width, d);
-      for (long w = width; w < tile; w++) d[w] = 0;
+      zero_floats(d + width, tile - width);
     }
+    return;
+  }
+  if (v->group <= 0 && width == tile) {
+    /* Lines are rows of the source `across` apart: transpose 8 x 8 blocks straight from it. */
+    long t = 0;
+    for (; t + 8 <= depth; t += 8)
+      for (long w = 0; w < tile; w += 8) transpose8(base + w * across + t, across, dst + t * tile + w, tile);
+    for (; t < depth; t++)
+      for (long w = 0; w < tile; w++) dst[t * tile + w] = base[w * across + t];
     return;
   }
   float *rows = grow(&transpose_rows, (size_t)NR * KC);
   for (long w = 0; w < width; w++) strided_line(v, depth_along_rows, first + w, start, depth, rows + w * KC);
-  for (long w = width; w < tile; w++) memset(rows + w * KC, 0, (size_t)depth * sizeof(float));
+  for (long w = width; w < tile; w++) zero_floats(rows + w * KC, depth);
   long t = 0;
   for (; t + 8 <= depth; t += 8)
     for (long w = 0; w < tile; w += 8) transpose8(rows + w * KC + t, KC, dst + t * tile + w, tile);
@@ -302,7 +328,7 @@ GEMM_TARGET static void pack_patch_columns(const gemm_view *B, long k0, long kc,
         }
       }
     }
-    for (long w = width; w < NR; w++) memset(rows + w * KC, 0, (size_t)kc * sizeof(float));
+    for (long w = width; w < NR; w++) zero_floats(rows + w * KC, kc);
     float *d = dst + jr * kc;
     long t = 0;
     for (; t + 8 <= kc; t += 8)
