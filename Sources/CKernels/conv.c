@@ -5,10 +5,11 @@
 
 /* Convolutions on the AVX-512 product kernel, without a patch matrix.
  *
- * Stride 1 with output rows of whole 16-pixel vectors (the w2 UNet's 32x32 and 16x16 levels,
- * and input gradients, which are stride-1 convolutions of the output gradient) runs direct:
- * the micro-kernel of gemm.c with its B operand read straight from the image, one row of
- * input per tap and vector, shifted by the tap's column and masked at the borders. Packing the
+ * Stride 1 with output rows of whole 16-pixel vectors, or input rows as wide as output rows
+ * (every level of the w2 UNet, and input gradients, which are stride-1 convolutions of the
+ * output gradient) runs direct: the micro-kernel of gemm.c with its B operand read straight
+ * from the image, 16 adjacent input elements per tap and vector, shifted by the tap and
+ * masked where they fall in the padding. Packing the
  * patch matrix cost about half as much as multiplying it, since each packed element is used
  * only once per output channel (32-64 here).
  *
@@ -25,9 +26,14 @@ typedef struct {
   const float *weights; /* packed: [strip][tap][ci][MR] */
   float *out;
   long o, strips, tiles, unit;
+  /* Per vector of a sample's tiles and tap: where lane 0 reads, and which lanes are inside. */
+  const long *offsets;
+  const __mmask16 *masks;
 } direct_job;
 
 /* Tiles chunk * unit ..< (chunk + 1) * unit, all output-channel strips. */
+#define DIRECT_TAPS_MAX 49 /* kernels up to 7x7 run direct */
+
 GEMM_TARGET static void direct_chunk(void *context, long chunk) {
   const direct_job *job = context;
   const distill_conv_geometry *g = job->g;
@@ -35,11 +41,8 @@ GEMM_TARGET static void direct_chunk(void *context, long chunk) {
   const long first = chunk * job->unit, last = first + job->unit < job->tiles ? first + job->unit : job->tiles;
   for (long tile = first; tile < last; tile++) {
     const long sample = tile / per_sample, start = (tile % per_sample) * 32;
-    long oy[2], ox[2];
-    for (int v = 0; v < 2; v++) {
-      oy[v] = (start + 16 * v) / g->wo;
-      ox[v] = (start + 16 * v) % g->wo;
-    }
+    const long *offset[2] = {job->offsets + (2 * (tile % per_sample)) * taps, job->offsets + (2 * (tile % per_sample) + 1) * taps};
+    const __mmask16 *mask[2] = {job->masks + (2 * (tile % per_sample)) * taps, job->masks + (2 * (tile % per_sample) + 1) * taps};
     const float *image = job->x + sample * g->c * plane;
     for (long strip = 0; strip < job->strips; strip++) {
       __m512 acc0[MR], acc1[MR];
@@ -49,36 +52,27 @@ GEMM_TARGET static void direct_chunk(void *context, long chunk) {
         acc1[i] = _mm512_setzero_ps();
       }
       const float *wstrip = job->weights + strip * taps * g->c * MR;
-      for (long ky = 0; ky < g->kh; ky++) {
-        const long iy0 = oy[0] - g->ph + ky, iy1 = oy[1] - g->ph + ky;
-        const int valid0 = iy0 >= 0 && iy0 < g->h, valid1 = iy1 >= 0 && iy1 < g->h;
-        if (!valid0 && !valid1) continue;
-        for (long kx = 0; kx < g->kw; kx++) {
-          /* Lane u of vector v reads input column ox + u - pw + kx. */
-          const long shift = kx - g->pw;
-          const __mmask16 m0 = valid0 ? lanes(-shift - ox[0], g->w - shift - ox[0]) : 0;
-          const __mmask16 m1 = valid1 ? lanes(-shift - ox[1], g->w - shift - ox[1]) : 0;
-          const float *p0 = image + (valid0 ? iy0 : 0) * g->w + ox[0] + shift;
-          const float *p1 = image + (valid1 ? iy1 : 0) * g->w + ox[1] + shift;
-          const float *wk = wstrip + (ky * g->kw + kx) * g->c * MR;
-          for (long ci = 0; ci < g->c; ci++) {
-            const __m512 x0 = _mm512_maskz_loadu_ps(m0, p0 + ci * plane);
-            const __m512 x1 = _mm512_maskz_loadu_ps(m1, p1 + ci * plane);
+      for (long tap = 0; tap < taps; tap++) {
+        const __mmask16 m0 = mask[0][tap], m1 = mask[1][tap];
+        if (!m0 && !m1) continue;
+        const float *p0 = image + offset[0][tap], *p1 = image + offset[1][tap];
+        const float *wk = wstrip + tap * g->c * MR;
+        for (long ci = 0; ci < g->c; ci++) {
+          const __m512 x0 = _mm512_maskz_loadu_ps(m0, p0 + ci * plane);
+          const __m512 x1 = _mm512_maskz_loadu_ps(m1, p1 + ci * plane);
 #pragma clang loop unroll(full)
-            for (int i = 0; i < MR; i++) {
-              const __m512 a = _mm512_set1_ps(wk[ci * MR + i]);
-              acc0[i] = _mm512_fmadd_ps(a, x0, acc0[i]);
-              acc1[i] = _mm512_fmadd_ps(a, x1, acc1[i]);
-            }
+          for (int i = 0; i < MR; i++) {
+            const __m512 a = _mm512_set1_ps(wk[ci * MR + i]);
+            acc0[i] = _mm512_fmadd_ps(a, x0, acc0[i]);
+            acc1[i] = _mm512_fmadd_ps(a, x1, acc1[i]);
           }
         }
       }
       const long rows = job->o - strip * MR < MR ? job->o - strip * MR : MR;
-      float *o0 = job->out + (sample * job->o + strip * MR) * pixels + oy[0] * g->wo + ox[0];
-      float *o1 = job->out + (sample * job->o + strip * MR) * pixels + oy[1] * g->wo + ox[1];
+      float *out = job->out + (sample * job->o + strip * MR) * pixels + start;
       for (int i = 0; i < rows; i++) {
-        _mm512_storeu_ps(o0 + i * pixels, acc0[i]);
-        _mm512_storeu_ps(o1 + i * pixels, acc1[i]);
+        _mm512_storeu_ps(out + i * pixels, acc0[i]);
+        _mm512_storeu_ps(out + i * pixels + 16, acc1[i]);
       }
     }
   }
@@ -106,7 +100,40 @@ GEMM_TARGET static void conv_direct(long threads, const float *x, const float *w
           const long oc = strip * MR + i;
           packed[((strip * taps + tap) * g->c + ci) * MR + i] = oc < o ? weight[(oc * g->c + ci) * taps + tap] : 0;
         }
-  direct_job job = {.g = g, .x = x, .weights = packed, .out = out, .o = o, .strips = strips};
+  /* Lane u of vector v of a tile is output pixel start + 16 v + u; for tap (ky, kx) it reads
+   * input element offset + u, which is contiguous in u because the vector lies in one output
+   * row or because input rows are as wide as output rows (w == wo). Lanes whose input lies in
+   * the padding are masked off. The pattern repeats in every sample. */
+  const long vectors = g->ho * g->wo / 16;
+  static _Thread_local long *offsets;
+  static _Thread_local __mmask16 *masks;
+  static _Thread_local size_t table_entries;
+  if (table_entries < (size_t)(vectors * taps)) {
+    free(offsets);
+    free(masks);
+    offsets = malloc((size_t)(vectors * taps) * sizeof(long));
+    masks = malloc((size_t)(vectors * taps) * sizeof(__mmask16));
+    if (!offsets || !masks) abort();
+    table_entries = (size_t)(vectors * taps);
+  }
+  for (long v = 0; v < vectors; v++) {
+    const long q = 16 * v, oy = q / g->wo, ox = q % g->wo;
+    for (long tap = 0; tap < taps; tap++) {
+      const long ky = tap / g->kw, kx = tap % g->kw;
+      offsets[v * taps + tap] = (oy - g->ph + ky) * g->w + ox - g->pw + kx;
+      unsigned bits = 0;
+      for (long u = 0, y = oy, x = ox; u < 16; u++) {
+        const long iy = y - g->ph + ky, ix = x - g->pw + kx;
+        if (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w) bits |= 1u << u;
+        if (++x == g->wo) {
+          x = 0;
+          y++;
+        }
+      }
+      masks[v * taps + tap] = (__mmask16)bits;
+    }
+  }
+  direct_job job = {.g = g, .x = x, .weights = packed, .out = out, .o = o, .strips = strips, .offsets = offsets, .masks = masks};
   job.tiles = g->n * g->ho * g->wo / 32;
   const long chunks = threads * 4;
   job.unit = (job.tiles + chunks - 1) / chunks;
@@ -225,7 +252,8 @@ GEMM_TARGET static void gradient_chunk(void *context, long chunk) {
 void distill_conv2d_forward(long threads, const float *x, const float *weight, long o, float *out,
                             distill_conv_geometry g) {
 #if GEMM_X86
-  if (g.sh == 1 && g.sw == 1 && g.wo % 16 == 0 && (g.ho * g.wo) % 32 == 0) {
+  if (g.sh == 1 && g.sw == 1 && (g.ho * g.wo) % 32 == 0 && (g.wo % 16 == 0 || g.w == g.wo) &&
+      g.kh * g.kw <= DIRECT_TAPS_MAX) {
     conv_direct(threads, x, weight, o, out, &g);
     return;
   }

@@ -338,6 +338,31 @@ GEMM_TARGET static void pack_patch_columns(const gemm_view *B, long k0, long kc,
   }
 }
 
+/* Packs `depth` source rows of `width` adjacent elements (row t at src + t * stride) into
+ * tiles of `tile` columns: tile q holds dst[q * depth * tile + t * tile + w], zero past the
+ * width. One pass along each source row serves every tile, so the source is read in order
+ * (strip by strip, a transposed A was read one cache line per row, half of it used). */
+GEMM_TARGET static void pack_rows_across(const float *src, long stride, long depth, long width, long tile, float *restrict dst) {
+  const long full = width / tile * tile;
+  for (long t = 0; t < depth; t++) {
+    const float *row = src + t * stride;
+    if (tile == MR) {
+      for (long w = 0; w < full; w += MR) _mm256_store_ps(dst + w * depth + t * MR, _mm256_loadu_ps(row + w));
+    } else {
+      for (long w = 0; w < full; w += NR) {
+        float *d = dst + w * depth + t * NR;
+        _mm512_store_ps(d, _mm512_loadu_ps(row + w));
+        _mm512_store_ps(d + 16, _mm512_loadu_ps(row + w + 16));
+      }
+    }
+    if (full < width) {
+      float *d = dst + full * depth + t * tile;
+      copy_floats(d, row + full, width - full);
+      zero_floats(d + width - full, tile - (width - full));
+    }
+  }
+}
+
 /* B rows k0..<k0+kc, columns j0..<j0+nc, in panels of NR columns: panel p at dst + p * kc * NR. */
 GEMM_TARGET static void pack_b(const gemm_view *B, long k0, long kc, long j0, long nc, float *restrict dst) {
   if (B->patches) {
@@ -349,11 +374,19 @@ GEMM_TARGET static void pack_b(const gemm_view *B, long k0, long kc, long j0, lo
     }
     return;
   }
+  if (gemm_contiguous(B) == GEMM_ALONG_COLUMNS && B->group <= 0) {
+    pack_rows_across(B->p + k0 * B->rs + j0, B->rs, kc, nc, NR, dst);
+    return;
+  }
   for (long jr = 0; jr < nc; jr += NR) pack_strip(B, 1, j0 + jr, min_long(NR, nc - jr), k0, kc, NR, dst + jr * kc);
 }
 
 /* A rows i0..<i0+mc, columns k0..<k0+kc, in strips of MR rows: strip q at dst + q * kc * MR. */
 GEMM_TARGET static void pack_a(const gemm_view *A, long i0, long mc, long k0, long kc, float *restrict dst) {
+  if (gemm_contiguous(A) == GEMM_ALONG_ROWS && A->group <= 0) {
+    pack_rows_across(A->p + k0 * A->cs + i0, A->cs, kc, mc, MR, dst);
+    return;
+  }
   for (long ir = 0; ir < mc; ir += MR) pack_strip(A, 0, i0 + ir, min_long(MR, mc - ir), k0, kc, MR, dst + ir * kc);
 }
 

@@ -207,12 +207,14 @@ func expectSampled(
   }
 
   /// Shapes that take each route of CKernels' convolution: direct (rows of whole 16-pixel
-  /// vectors; the weight gradient also for fewer than 8 outputs), the implicit product (other
-  /// widths, strides, kernels), and the adjoint convolution for stride-1 input gradients.
+  /// vectors, or vectors over several rows as wide as the input's; the weight gradient for
+  /// 3x3 on rows of 16 with few outputs), the implicit product (other widths, strides,
+  /// kernels), and the adjoint convolution for stride-1 input gradients.
   @Test(arguments: [
     ([1, 2, 2, 16], [3, 2, 3, 3], 1, 1),  // direct forward, input gradient and weight gradient
     ([2, 3, 2, 16], [9, 3, 3, 3], 1, 1),  // direct forward; weight gradient by the product
-    ([1, 2, 4, 8], [3, 2, 3, 3], 1, 1),   // implicit product (8-pixel rows, 32 per plane)
+    ([1, 2, 4, 8], [3, 2, 3, 3], 1, 1),   // direct forward over 8-pixel rows, two per vector
+    ([1, 2, 6, 10], [3, 2, 3, 3], 1, 0),  // 4x8 output of a 6x10 input: implicit product
     ([1, 2, 6, 10], [2, 2, 3, 2], 1, 0),  // unpadded columns, 3x2 kernel: 4x9 output, patch route
     ([1, 2, 5, 16], [2, 2, 3, 3], 2, 1),  // stride 2: patch route for the input gradient
     ([1, 3, 2, 16], [4, 3, 1, 1], 1, 0),  // pointwise, direct
