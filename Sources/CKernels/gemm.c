@@ -548,6 +548,33 @@ GEMM_TARGET void gemm_run(
 
 #endif
 
+#if GEMM_X86
+GEMM_TARGET static void transpose_avx(const float *src, long src_stride, float *dst, long dst_stride, long rows, long cols) {
+  long r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    long c = 0;
+    for (; c + 8 <= cols; c += 8) transpose8(src + r * src_stride + c, src_stride, dst + c * dst_stride + r, dst_stride);
+    for (; c < cols; c++)
+      for (long i = r; i < r + 8; i++) dst[c * dst_stride + i] = src[i * src_stride + c];
+  }
+  for (; r < rows; r++)
+    for (long c = 0; c < cols; c++) dst[c * dst_stride + r] = src[r * src_stride + c];
+}
+#endif
+
+void distill_transpose(const float *src, long src_stride, float *dst, long dst_stride, long rows, long cols) {
+#if GEMM_X86
+  if (__builtin_cpu_supports("avx2")) {
+    transpose_avx(src, src_stride, dst, dst_stride, rows, cols);
+    return;
+  }
+#endif
+  for (long r0 = 0; r0 < rows; r0 += 8)
+    for (long c0 = 0; c0 < cols; c0 += 8)
+      for (long r = r0; r < r0 + 8 && r < rows; r++)
+        for (long c = c0; c < c0 + 8 && c < cols; c++) dst[c * dst_stride + r] = src[r * src_stride + c];
+}
+
 int distill_sgemm_supported(void) {
 #if GEMM_X86
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");

@@ -58,6 +58,9 @@ int distill_sgemm_supported(void);
 void distill_sgemm(long threads, long m, long n, long k, float alpha, const float *a, long a_row_stride, long a_column_stride,
                    const float *b, long b_row_stride, long b_column_stride, float beta, float *c, long ldc);
 
+/* dst[c * dst_stride + r] = src[r * src_stride + c] for r < rows, c < cols, in 8 x 8 blocks. */
+void distill_transpose(const float *src, long src_stride, float *dst, long dst_stride, long rows, long cols);
+
 /* Convolutions of a batch as implicit products on the AVX-512 kernel (same condition as
  * distill_sgemm): out [n, o, ho, wo] = conv(x [n, c, h, w], weight [o, c, kh, kw]), without
  * bias; the forward needs ho * wo to be a multiple of 32. weight_grad [o, c, kh, kw] is the
