@@ -20,13 +20,17 @@
  * wait a scheduler slice (milliseconds) for a core, and w1's sub-millisecond products waited
  * with it (2-3x slower than one thread under load). Here the caller takes chunks itself and
  * waits only for chunks that a worker has claimed, so a late worker costs nothing; a worker
- * spins briefly after a job (w1 issues one every few tens of microseconds) before it sleeps.
+ * polls for a few milliseconds after a job before it sleeps.
  *
  * One job runs at a time. A call made while another job is running (from another thread, or
  * from inside a chunk) runs its chunks inline. */
 
 #define MAX_WORKERS 63
-#define SPIN_NANOSECONDS 200000 /* how long an idle worker polls before it sleeps */
+/* How long an idle worker polls (yielding its core between polls) before it sleeps: longer
+ * than most serial stretches of a training step, so that the next parallel loop finds it
+ * awake; a sleeping worker woken on a busy machine arrived after the caller had run most
+ * chunks itself (w2: the worker ran 20% of the chunks). */
+#define SPIN_NANOSECONDS 3000000
 
 typedef struct {
   /* generation << 32 | next chunk index; a worker claims by compare-and-swap so that it
