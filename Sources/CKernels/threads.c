@@ -38,9 +38,11 @@ typedef struct {
   _Atomic uint64_t claim;
   _Atomic long done;
   _Atomic int sleepers;
-  long total;
-  distill_chunk_function function;
-  void *context;
+  /* The job: atomics (read relaxed, after the acquire of `claim`), because a late worker may
+   * read them while the caller publishes the next job; its claim then fails. */
+  _Atomic long total;
+  _Atomic(distill_chunk_function) function;
+  _Atomic(void *) context;
   pthread_mutex_t lock; /* held by a caller for the whole job */
   pthread_mutex_t sleep_lock;
   pthread_cond_t wake;
@@ -69,12 +71,12 @@ static void run_chunks(uint32_t generation) {
   for (;;) {
     if ((uint32_t)(state >> 32) != generation) return;
     long index = (long)(uint32_t)state;
-    if (index >= pool.total) return;
+    if (index >= atomic_load_explicit(&pool.total, memory_order_relaxed)) return;
     if (!atomic_compare_exchange_weak_explicit(&pool.claim, &state, state + 1, memory_order_acq_rel,
                                                memory_order_acquire))
       continue;
     inside_chunk = 1;
-    pool.function(pool.context, index);
+    atomic_load_explicit(&pool.function, memory_order_relaxed)(atomic_load_explicit(&pool.context, memory_order_relaxed), index);
     inside_chunk = 0;
     atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
     state = atomic_load_explicit(&pool.claim, memory_order_acquire);
@@ -139,9 +141,9 @@ void distill_parallel_run(long threads, long chunks, distill_chunk_function func
     for (long i = 0; i < chunks; i++) function(context, i);
     return;
   }
-  pool.function = function;
-  pool.context = context;
-  pool.total = chunks;
+  atomic_store_explicit(&pool.function, function, memory_order_relaxed);
+  atomic_store_explicit(&pool.context, context, memory_order_relaxed);
+  atomic_store_explicit(&pool.total, chunks, memory_order_relaxed);
   atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
   uint32_t generation = (uint32_t)(atomic_load(&pool.claim) >> 32) + 1;
   atomic_store(&pool.claim, (uint64_t)generation << 32); /* publishes the fields above */
