@@ -446,6 +446,7 @@ typedef struct {
   gemm_output C;
   float alpha, beta;
   long m, n, k;
+  long k_base;  /* the first depth index of this segment of the product (see gemm_run) */
   long unit;    /* rows (row split), panels (panel split) or depth blocks (packing) per chunk */
   float *whole; /* the operand every chunk reads, packed: A (panel split) or B (row split) */
   long padded;  /* its rows (A, to MR) or columns (B, to NR), padded */
@@ -461,7 +462,7 @@ static inline float *c_at(const gemm_output *C, long i, long j) {
 GEMM_TARGET static void pack_whole_a(void *context, long chunk) {
   const gemm_job *job = context;
   const long k0 = chunk * KC, kc = min_long(KC, job->k - k0);
-  pack_a(job->A, 0, job->m, k0, kc, job->whole + k0 * job->padded);
+  pack_a(job->A, 0, job->m, job->k_base + k0, kc, job->whole + k0 * job->padded);
 }
 
 /* Depth block chunk / unit, panels of group chunk % unit, of B into the whole-B buffer. */
@@ -472,7 +473,7 @@ GEMM_TARGET static void pack_whole_b(void *context, long chunk) {
   const long j0 = group * per * NR, j1 = min_long(job->n, (group + 1) * per * NR);
   if (j0 >= j1) return;
   const long k0 = block * KC, kc = min_long(KC, job->k - k0);
-  pack_b(job->B, k0, kc, j0, j1 - j0, job->whole + k0 * job->padded + j0 * kc);
+  pack_b(job->B, job->k_base + k0, kc, j0, j1 - j0, job->whole + k0 * job->padded + j0 * kc);
 }
 
 /* Rows i0..<i1 by all columns, against the whole packed B. */
@@ -483,7 +484,7 @@ GEMM_TARGET static void rows_chunk(void *context, long chunk) {
   for (long k0 = 0; k0 < job->k; k0 += KC) {
     const long kc = min_long(KC, job->k - k0);
     const float beta = k0 == 0 ? job->beta : 1.0f;
-    pack_a(job->A, i0, i1 - i0, k0, kc, pa);
+    pack_a(job->A, i0, i1 - i0, job->k_base + k0, kc, pa);
     const float *pb = job->whole + k0 * job->padded;
     for (long jr = 0; jr < job->n; jr += NR)
       for (long ir = i0; ir < i1; ir += MR)
@@ -505,7 +506,7 @@ GEMM_TARGET static void panels_chunk(void *context, long chunk) {
     for (long k0 = 0; k0 < job->k; k0 += KC) {
       const long kc = min_long(KC, job->k - k0);
       const float beta = k0 == 0 ? job->beta : 1.0f;
-      pack_b(job->B, k0, kc, j0, nc, pb);
+      pack_b(job->B, job->k_base + k0, kc, j0, nc, pb);
       const float *pa = job->whole + k0 * job->padded;
       for (long jr = 0; jr < nc; jr += NR)
         for (long ir = 0; ir < job->m; ir += MR)
@@ -520,29 +521,39 @@ GEMM_TARGET static void panels_chunk(void *context, long chunk) {
  * small part of a product. */
 #define CHUNKS_PER_THREAD 4
 
+/* The most floats the shared packed operand may take: a longer product runs as segments of
+ * its depth, each accumulated onto C, so that memory stays bounded (a weight gradient over a
+ * large batch of large images packs its whole output gradient otherwise). */
+#define WHOLE_LIMIT (4L << 20)
+
 GEMM_TARGET void gemm_run(
     long threads, long m, long n, long k, float alpha, const gemm_view *A, const gemm_view *B, float beta,
     gemm_output C) {
-  gemm_job job = {.A = A, .B = B, .C = C, .alpha = alpha, .beta = beta, .m = m, .n = n, .k = k};
-  const long blocks = ceil_div(k, KC);
+  gemm_job job = {.A = A, .B = B, .C = C, .alpha = alpha, .m = m, .n = n};
   const long chunks = threads * CHUNKS_PER_THREAD;
-  if (m >= n && m >= 2 * MR * threads) {
-    /* Tall: pack all of B (in parallel over depth blocks and column groups), then row blocks. */
-    job.padded = ceil_div(n, NR) * NR;
-    job.whole = grow(&packed_all, (size_t)job.padded * (size_t)k);
-    job.unit = min_long(ceil_div(n, NR), ceil_div(chunks, blocks));
-    distill_parallel_run(threads, blocks * job.unit, pack_whole_b, &job);
-    const long rows = ceil_div(ceil_div(m, chunks), MR) * MR;
-    job.unit = rows > MC ? MC : rows;
-    distill_parallel_run(threads, ceil_div(m, job.unit), rows_chunk, &job);
-  } else {
-    /* Wide: pack all of A (in parallel over depth blocks), then panel groups. */
-    job.padded = ceil_div(m, MR) * MR;
-    job.whole = grow(&packed_all, (size_t)job.padded * (size_t)k);
-    distill_parallel_run(threads, blocks, pack_whole_a, &job);
-    const long panels = ceil_div(n, NR);
-    job.unit = ceil_div(panels, chunks);
-    distill_parallel_run(threads, ceil_div(panels, job.unit), panels_chunk, &job);
+  const int tall = m >= n && m >= 2 * MR * threads;
+  job.padded = tall ? ceil_div(n, NR) * NR : ceil_div(m, MR) * MR;
+  const long limit = WHOLE_LIMIT / job.padded / KC * KC;
+  const long segment = limit > KC ? limit : KC;
+  job.whole = grow(&packed_all, (size_t)job.padded * (size_t)min_long(k, segment));
+  for (job.k_base = 0; job.k_base < k; job.k_base += segment) {
+    job.k = min_long(segment, k - job.k_base);
+    job.beta = job.k_base == 0 ? beta : 1.0f;
+    const long blocks = ceil_div(job.k, KC);
+    if (tall) {
+      /* Tall: pack all of B (in parallel over depth blocks and column groups), then row blocks. */
+      job.unit = min_long(ceil_div(n, NR), ceil_div(chunks, blocks));
+      distill_parallel_run(threads, blocks * job.unit, pack_whole_b, &job);
+      const long rows = ceil_div(ceil_div(m, chunks), MR) * MR;
+      job.unit = rows > MC ? MC : rows;
+      distill_parallel_run(threads, ceil_div(m, job.unit), rows_chunk, &job);
+    } else {
+      /* Wide: pack all of A (in parallel over depth blocks), then panel groups. */
+      distill_parallel_run(threads, blocks, pack_whole_a, &job);
+      const long panels = ceil_div(n, NR);
+      job.unit = ceil_div(panels, chunks);
+      distill_parallel_run(threads, ceil_div(panels, job.unit), panels_chunk, &job);
+    }
   }
 }
 

@@ -2,6 +2,12 @@ import DistillTestSupport
 import Synchronization
 import Testing
 
+#if canImport(Accelerate)
+  import Accelerate
+#else
+  import CBLAS
+#endif
+
 @testable import DistillCore
 
 /// The matrix product under every op (`sgemm`: CKernels' AVX-512 kernel where the CPU has it,
@@ -69,6 +75,27 @@ import Testing
       }
       #expect(single == threaded)
     }
+  }
+}
+
+extension GemmTests {
+  /// Products whose shared packed operand would pass 4M floats run as segments of their depth
+  /// (gemm.c, WHOLE_LIMIT), each accumulated onto C: a wide one (A packed, 64 rows by 70000)
+  /// and a tall one (B packed, 2100 by 2048 columns), against BLAS.
+  @Test(arguments: [(64, 96, 70_000, false, false), (64, 96, 70_000, true, true), (2048, 2048, 2100, false, true)])
+  func longProductsRunInSegments(m: Int, n: Int, k: Int, transposeA: Bool, transposeB: Bool) {
+    let a = testTensor([m * k], seed: 41).scalars
+    let b = testTensor([k * n], seed: 42).scalars
+    let c = testTensor([m * n], seed: 43).scalars
+    var ours = c
+    ours.withUnsafeMutableBufferPointer {
+      sgemm(a, transposeA: transposeA, b, transposeB: transposeB, $0.baseAddress!, m: m, n: n, k: k, alpha: 0.5, beta: 2)
+    }
+    var reference = c
+    cblas_sgemm(
+      CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans, Int32(m), Int32(n),
+      Int32(k), 0.5, a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n), 2, &reference, Int32(n))
+    expectClose(ours, reference, rtol: 1e-4, atol: 2e-5 * Float(k).squareRoot() * 4)
   }
 }
 
