@@ -1,3 +1,5 @@
+import CKernels
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
@@ -111,19 +113,14 @@ public class Adam: Optimizer {
             let m = mBuffer.baseAddress!
             slot.expAvgSq!.withUnsafeMutableBufferPointer { vBuffer in
               let v = vBuffer.baseAddress!
-              let constants = AdamConstants(
+              let constants = distill_adam_constants(
                 shrink: shrink, decay: decay, weight: weight, complement: complement, b2: b2, c2: c2,
-                bc2Sqrt: bc2Sqrt, eps: eps, negStepSize: negStepSize)
+                bc2_sqrt: bc2Sqrt, eps: eps, neg_step_size: negStepSize)
+              let (ps, gs, ms, vs) = (SendablePointer(p), SendableConstPointer(g), SendablePointer(m), SendablePointer(v))
               parallelFor(n, cost: 8) { range in
-                // Each flag combination gets its own branch-free (vectorisable) loop.
-                switch (decoupled, l2, lerpLow) {
-                case (true, _, true): adamUpdate(p, g, m, v, range, constants, decoupled: true, l2: false, lerpLow: true)
-                case (true, _, false): adamUpdate(p, g, m, v, range, constants, decoupled: true, l2: false, lerpLow: false)
-                case (false, true, true): adamUpdate(p, g, m, v, range, constants, decoupled: false, l2: true, lerpLow: true)
-                case (false, true, false): adamUpdate(p, g, m, v, range, constants, decoupled: false, l2: true, lerpLow: false)
-                case (false, false, true): adamUpdate(p, g, m, v, range, constants, decoupled: false, l2: false, lerpLow: true)
-                case (false, false, false): adamUpdate(p, g, m, v, range, constants, decoupled: false, l2: false, lerpLow: false)
-                }
+                distill_adam_update(
+                  ps.base + range.lowerBound, gs.base + range.lowerBound, ms.base + range.lowerBound,
+                  vs.base + range.lowerBound, range.count, constants, decoupled ? 1 : 0, l2 ? 1 : 0, lerpLow ? 1 : 0)
               }
             }
           }
@@ -165,37 +162,6 @@ public class Adam: Optimizer {
       slot.expAvg = state.m
       slot.expAvgSq = state.v
     }
-  }
-}
-
-/// The Float factors of one Adam step.
-private struct AdamConstants {
-  var shrink, decay, weight, complement, b2, c2, bc2Sqrt, eps, negStepSize: Float
-}
-
-/// The fused Adam/AdamW update of elements `range`; the flags are literals at every call so
-/// that each specialisation is a branch-free loop.
-@inline(__always)
-private func adamUpdate(
-  _ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
-  _ v: UnsafeMutablePointer<Float>, _ range: Range<Int>, _ k: AdamConstants,
-  decoupled: Bool, l2: Bool, lerpLow: Bool
-) {
-  let (shrink, decay, weight, complement) = (k.shrink, k.decay, k.weight, k.complement)
-  let (b2, c2, bc2Sqrt, eps, negStepSize) = (k.b2, k.c2, k.bc2Sqrt, k.eps, k.negStepSize)
-  for i in range {
-    var pi = p[i]
-    if decoupled { pi = pi * shrink }
-    var gi = g[i]
-    if l2 { gi = gi + decay * pi }
-    let mOld = m[i]
-    // torch.lerp: self + w (end - self) when |w| < 0.5, else end - (end - self)(1 - w).
-    let mi = lerpLow ? mOld + weight * (gi - mOld) : gi - (gi - mOld) * complement
-    let vi = v[i] * b2 + c2 * gi * gi
-    m[i] = mi
-    v[i] = vi
-    let denom = vi.squareRoot() / bc2Sqrt + eps
-    p[i] = pi + negStepSize * mi / denom
   }
 }
 

@@ -86,6 +86,41 @@ func withScratch<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> R) ->
 let convChunkColumns = 1024
 
 extension ConvGeometry {
+  /// Whether the forward product runs as one implicit product over the batch (CKernels
+  /// conv.c: patches gathered while packing, output stored in NCHW), which needs Distillery's
+  /// product kernel and output planes of whole 32-column panels.
+  var runsImplicitly: Bool { GemmKernel.isOwn && pixels % 32 == 0 }
+
+  /// Threads for this convolution's products.
+  var threads: Int { n * o * pixels * patch >= GemmKernel.threadingThreshold ? ComputeThreads.count : 1 }
+
+  /// The input gradient of a stride-1 convolution as a convolution of the output gradient:
+  /// `dx[s, c, y, x] = sum grad[s, o, y + ph - ky, x + pw - kx] w[o, c, ky, kx]`, which is
+  /// the output gradient convolved with the weight flipped in both axes and transposed to
+  /// `[c, o, kh, kw]`, padded by `k - 1 - p`. That runs as an implicit product too, where the
+  /// patch-matrix route would write a patch matrix and sum it back with col2im. `nil` where
+  /// it does not apply (strides, padding of a kernel's size or more, or planes that do not
+  /// run implicitly).
+  func adjointConvolution(_ weight: Tensor) -> (Tensor, ConvGeometry)? {
+    guard sh == 1 && sw == 1 && ph < kh && pw < kw else { return nil }
+    let adjoint = ConvGeometry(
+      n: n, c: o, h: ho, w: wo, o: c, kh: kh, kw: kw, sh: 1, sw: 1, ph: kh - 1 - ph, pw: kw - 1 - pw, ho: h, wo: w)
+    guard adjoint.runsImplicitly else { return nil }
+    let taps = kh * kw
+    let flipped = Tensor(shape: [c, o, kh, kw]) { out in
+      weight.withUnsafeBufferPointer { w in
+        for oc in 0..<o {
+          for ic in 0..<c {
+            let source = w.baseAddress! + (oc * c + ic) * taps
+            let target = out.baseAddress! + (ic * o + oc) * taps
+            for t in 0..<taps { target[t] = source[taps - 1 - t] }
+          }
+        }
+      }
+    }
+    return (flipped, adjoint)
+  }
+
   /// This geometry restricted to `count` samples.
   func with(samples count: Int) -> ConvGeometry {
     ConvGeometry(n: count, c: c, h: h, w: w, o: o, kh: kh, kw: kw, sh: sh, sw: sw, ph: ph, pw: pw, ho: ho, wo: wo)
@@ -105,6 +140,10 @@ func convForward(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> Tensor {
     x.withUnsafeBufferPointer { xb in
       weight.withUnsafeBufferPointer { wb in
         let wp = wb.baseAddress!
+        if g.runsImplicitly {
+          distill_conv2d_forward(g.threads, xb.baseAddress!, wp, g.o, out.baseAddress!, g.cGeometry)
+          return
+        }
         if g.isPointwise {
           for s in 0..<g.n {
             sgemm(wp, transposeA: false, xb.baseAddress! + s * g.c * g.pixels, transposeB: false,
@@ -138,7 +177,8 @@ func convForward(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> Tensor {
 /// The gradient of ``convForward(_:_:_:)`` with respect to its input: `[n, c, h, w]` from an
 /// output gradient `grad` (`[n, o, ho, wo]`).
 func convInputGradient(_ grad: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> Tensor {
-  Tensor(shape: g.inputShape) { out in
+  if let (flipped, adjoint) = g.adjointConvolution(weight) { return convForward(grad, flipped, adjoint) }
+  return Tensor(shape: g.inputShape) { out in
     grad.withUnsafeBufferPointer { gb in
       weight.withUnsafeBufferPointer { wb in
         let wp = wb.baseAddress!
@@ -178,6 +218,10 @@ func convWeightGradient(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry) -> Tenso
     x.withUnsafeBufferPointer { xb in
       grad.withUnsafeBufferPointer { gb in
         let op = out.baseAddress!
+        if GemmKernel.isOwn {
+          distill_conv2d_weight_gradient(g.threads, xb.baseAddress!, gb.baseAddress!, g.o, op, g.cGeometry)
+          return
+        }
         if g.isPointwise {
           for s in 0..<g.n {
             sgemm(gb.baseAddress! + s * g.o * g.pixels, transposeA: false, xb.baseAddress! + s * g.c * g.pixels,

@@ -6,10 +6,18 @@ import CKernels
   import Darwin
 #endif
 
-/// `kernel(input, output, count)` over a fresh tensor of `x`'s shape.
+/// `kernel(input, output, count)` over a fresh tensor of `x`'s shape, split across threads:
+/// these kernels compute a polynomial per element, so a few thousand elements pay for it.
 @inline(__always)
-func mapKernel(_ x: Tensor, _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
-  Tensor(shape: x.shape) { out in x.withUnsafeBufferPointer { kernel($0.baseAddress!, out.baseAddress!, out.count) } }
+func mapKernel(_ x: Tensor, _ kernel: @escaping @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void)
+  -> Tensor
+{
+  Tensor(shape: x.shape) { out in
+    x.withUnsafeBufferPointer { input in
+      let (s, o) = (SendableConstPointer(input.baseAddress!), SendablePointer(out.baseAddress!))
+      parallelFor(out.count, cost: 16) { range in kernel(s.base + range.lowerBound, o.base + range.lowerBound, range.count) }
+    }
+  }
 }
 
 // MARK: Arithmetic with broadcasting
@@ -146,7 +154,12 @@ extension Tensor {
       precondition(g.shape == self.shape)
       return [Tensor(shape: shape) { out in
         g.withUnsafeBufferPointer { gs in
-          withUnsafeBufferPointer { xs in distill_silu_backward(gs.baseAddress!, xs.baseAddress!, out.baseAddress!, out.count) }
+          withUnsafeBufferPointer { xs in
+            let (gp, xp, o) = (SendableConstPointer(gs.baseAddress!), SendableConstPointer(xs.baseAddress!), SendablePointer(out.baseAddress!))
+            parallelFor(out.count, cost: 16) { range in
+              distill_silu_backward(gp.base + range.lowerBound, xp.base + range.lowerBound, o.base + range.lowerBound, range.count)
+            }
+          }
         }
       }]
     }

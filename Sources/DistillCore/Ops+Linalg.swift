@@ -1,37 +1,81 @@
+import CKernels
+import Foundation
+
 #if canImport(Accelerate)
   import Accelerate
 #else
   import CBLAS
 #endif
 
+/// Which code runs matrix products.
+///
+/// Distillery's own AVX-512 kernel (`CKernels/gemm.c`) where the CPU has AVX-512, BLAS
+/// elsewhere; `DISTILL_GEMM=blas` in the environment forces BLAS (for comparisons).
+public enum GemmKernel {
+  /// Whether matrix products run on Distillery's kernel rather than BLAS.
+  public static let isOwn: Bool =
+    distill_sgemm_supported() != 0 && ProcessInfo.processInfo.environment["DISTILL_GEMM"] != "blas"
+
+  /// Products of fewer multiply-adds than this run on one thread: below it the hand-off to
+  /// a second thread costs about what it saves.
+  static let threadingThreshold = 1 << 20
+}
+
 /// `c = alpha * op(a) * op(b) + beta * c` for row-major `op(a)`: m x k, `op(b)`: k x n.
+///
+/// With `threaded`, a large product is split across ``ComputeThreads/count`` threads (by
+/// row blocks or column panels of `c`, gemm.c); a caller that runs products in parallel
+/// passes false.
 @usableFromInline
 func sgemm(
   _ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float>, transposeB: Bool,
-  _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0
+  _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0,
+  threaded: Bool = true
 ) {
   if m == 0 || n == 0 { return }
   if k == 0 {
     if beta == 0 { c.update(repeating: 0, count: m * n) }
     return
   }
-  cblas_sgemm(
-    CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-    Int32(m), Int32(n), Int32(k), alpha, a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n), beta, c,
-    Int32(n))
+  guard GemmKernel.isOwn else {
+    cblas_sgemm(
+      CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+      Int32(m), Int32(n), Int32(k), alpha, a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n), beta, c,
+      Int32(n))
+    return
+  }
+  let (aRow, aColumn) = transposeA ? (1, m) : (k, 1)
+  let (bRow, bColumn) = transposeB ? (1, k) : (n, 1)
+  let threads = threaded && m * n * k >= GemmKernel.threadingThreshold ? ComputeThreads.count : 1
+  distill_sgemm(threads, m, n, k, alpha, a, aRow, aColumn, b, bRow, bColumn, beta, c, n)
 }
 
 /// `[batch, m, n]` product of `[batch, m, k]` and `[batch, k, n]` operands (with transposes).
+///
+/// Several small products run one per thread rather than each split across threads.
 func batchedProduct(
   _ a: Tensor, transposeA: Bool, _ b: Tensor, transposeB: Bool, batch: Int, m: Int, n: Int, k: Int
 ) -> Tensor {
   Tensor(shape: [batch, m, n]) { out in
     a.withUnsafeBufferPointer { x in
       b.withUnsafeBufferPointer { y in
-        for i in 0..<batch {
-          sgemm(
-            x.baseAddress! + i * m * k, transposeA: transposeA, y.baseAddress! + i * k * n,
-            transposeB: transposeB, out.baseAddress! + i * m * n, m: m, n: n, k: k)
+        let (xp, yp, op) = (
+          SendableConstPointer(x.baseAddress!), SendableConstPointer(y.baseAddress!), SendablePointer(out.baseAddress!)
+        )
+        if batch > 1 && batch >= ComputeThreads.count && GemmKernel.isOwn {
+          parallelFor(batch, cost: m * n * k / 4) { range in
+            for i in range {
+              sgemm(
+                xp.base + i * m * k, transposeA: transposeA, yp.base + i * k * n, transposeB: transposeB,
+                op.base + i * m * n, m: m, n: n, k: k, threaded: false)
+            }
+          }
+        } else {
+          for i in 0..<batch {
+            sgemm(
+              xp.base + i * m * k, transposeA: transposeA, yp.base + i * k * n, transposeB: transposeB,
+              op.base + i * m * n, m: m, n: n, k: k)
+          }
         }
       }
     }

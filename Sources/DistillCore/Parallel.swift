@@ -1,6 +1,6 @@
-import Dispatch
+import CKernels
 
-/// A pointer wrapper that may cross into `concurrentPerform`; each iteration must touch a
+/// A pointer wrapper that may cross into a parallel loop; each iteration must touch a
 /// disjoint range.
 @usableFromInline
 struct SendablePointer<Pointee>: @unchecked Sendable {
@@ -24,21 +24,26 @@ func parallelFor(_ count: Int, cost: Int = 1, _ body: (Range<Int>) -> Void) {
     body(0..<count)
     return
   }
-  let chunks = min(threads, count)
-  withoutActuallyEscaping(body) { body in
-    let box = UncheckedSendableBox(body)
-    DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-      let lo = count * chunk / chunks
-      let hi = count * (chunk + 1) / chunks
-      box.value(lo..<hi)
-    }
-  }
+  // A few chunks per thread, so that a thread that loses its core holds up only a small part.
+  let chunks = min(threads * 4, count)
+  runChunks(chunks) { chunk in body(count * chunk / chunks..<count * (chunk + 1) / chunks) }
 }
 
+/// Runs `body(i)` for every `i` in `0..<chunks` on the compute threads (CKernels' worker pool,
+/// `threads.c`), returning when all are done; each call must write disjoint memory.
+///
+/// Unlike `DispatchQueue.concurrentPerform`, the calling thread does not wait for a worker
+/// that has not started yet: it runs the chunks left over itself.
 @usableFromInline
-struct UncheckedSendableBox<T>: @unchecked Sendable {
-  @usableFromInline let value: T
-  @usableFromInline init(_ value: T) { self.value = value }
+func runChunks(_ chunks: Int, _ body: (Int) -> Void) {
+  withoutActuallyEscaping(body) { body in
+    var task = body
+    withUnsafeMutablePointer(to: &task) { pointer in
+      distill_parallel_run(ProcessInfoCache.activeProcessorCount, chunks, { context, chunk in
+        context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(chunk)
+      }, pointer)
+    }
+  }
 }
 
 @usableFromInline
@@ -70,13 +75,29 @@ public enum ComputeThreads {
   }
 
   /// Gives OpenBLAS the same count, unless `OPENBLAS_NUM_THREADS` (or `OMP_NUM_THREADS`)
-  /// says otherwise.
+  /// says otherwise; when Distillery's own matrix product is in use (``GemmKernel``), which
+  /// leaves OpenBLAS unused, stops OpenBLAS's threads instead.
+  ///
+  /// OpenBLAS starts its threads when it loads, and they poll (`sched_yield`) for about a
+  /// tenth of a second after start-up and after each threaded call; on a 2-core machine an
+  /// unused poller competes with the compute threads for the cores.
   public static func applyToBLAS() {
     #if canImport(CBLAS)
       let environment = ProcessInfo.processInfo.environment
       if environment["OPENBLAS_NUM_THREADS"] == nil && environment["OMP_NUM_THREADS"] == nil {
         openblas_set_num_threads(Int32(count))
       }
+      if GemmKernel.isOwn { stopBLASThreads() }
+    #endif
+  }
+
+  /// Calls OpenBLAS's `blas_thread_shutdown_` when the loaded OpenBLAS exports it (it starts
+  /// its threads again on its next threaded call).
+  static func stopBLASThreads() {
+    #if canImport(Glibc)
+      guard let process = dlopen(nil, RTLD_NOW), let symbol = dlsym(process, "blas_thread_shutdown_") else { return }
+      typealias Shutdown = @convention(c) () -> Int32
+      _ = unsafeBitCast(symbol, to: Shutdown.self)()
     #endif
   }
 }

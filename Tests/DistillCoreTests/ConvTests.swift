@@ -182,6 +182,49 @@ func expectSampled(
     expectClose([grads[2].scalars[0], grads[2].scalars[31]], [0.1126229, -0.2361481], rtol: 1e-4, atol: 1e-5)
   }
 
+  @Test func conv2dStride1BackwardAgreesWithTorch() {
+    // 32x32 planes: the direct kernels of CKernels/conv.c for the output, the input gradient
+    // (a convolution of the output gradient) and the weight gradient.
+    // x = wave([4,8,32,32],0.37).requires_grad_(); w = wave([16,8,3,3],0.23,0.5,0.1).requires_grad_()
+    // b = wave([16],1.1,0,0.3).requires_grad_()
+    // y = F.conv2d(x, w, b, stride=1, padding=1); y.backward(wave(list(y.shape), 0.13, 0.2))
+    let (_, grads) = valueWithGradients(
+      at: [sineTensor([4, 8, 32, 32], 0.37), sineTensor([16, 8, 3, 3], 0.23, 0.5, 0.1), sineTensor([16], 1.1, 0, 0.3)]
+    ) { p in
+      let y = Tensor.conv2d(p[0], weight: p[1], bias: p[2], padding: 1)
+      expectSampled(
+        y.detached(), indices: [0, 1, 1023, 5000, 40000, 65535],
+        values: [-1.026388, -1.251042, 1.086256, -1.214292, 0.6297687, -0.5933893], sum: 1273.477, sumOfSquares: 68928.11)
+      return (y * sineTensor(y.shape, 0.13, 0.2)).sum()
+    }
+    expectSampled(
+      grads[0], indices: [0, 1, 777, 4095, 20000, 32767],
+      values: [0.0595824, 0.0749454, 0.2193761, 0.03511019, 0.06987525, 0.07086427], sum: 6.450953, sumOfSquares: 386.0632)
+    expectSampled(
+      grads[1], indices: [0, 1, 100, 500, 1151], values: [0.312088, 0.6974463, -0.9835646, 2.52622, 0.2424762],
+      sum: -0.06830772, sumOfSquares: 1700.776)
+    expectClose([grads[2].scalars[0], grads[2].scalars[15]], [19.22049, -20.57562], rtol: 1e-4, atol: 1e-5)
+  }
+
+  /// Shapes that take each route of CKernels' convolution: direct (rows of whole 16-pixel
+  /// vectors, or vectors over several rows as wide as the input's; the weight gradient for
+  /// 3x3 on rows of 16 with few outputs), the implicit product (other widths, strides,
+  /// kernels), and the adjoint convolution for stride-1 input gradients.
+  @Test(arguments: [
+    ([1, 2, 2, 16], [3, 2, 3, 3], 1, 1),  // direct forward, input gradient and weight gradient
+    ([2, 3, 2, 16], [9, 3, 3, 3], 1, 1),  // direct forward; weight gradient by the product
+    ([1, 2, 4, 8], [3, 2, 3, 3], 1, 1),   // direct forward over 8-pixel rows, two per vector
+    ([1, 2, 6, 10], [3, 2, 3, 3], 1, 0),  // 4x8 output of a 6x10 input: implicit product
+    ([1, 2, 6, 10], [2, 2, 3, 2], 1, 0),  // unpadded columns, 3x2 kernel: 4x9 output, patch route
+    ([1, 2, 5, 16], [2, 2, 3, 3], 2, 1),  // stride 2: patch route for the input gradient
+    ([1, 3, 2, 16], [4, 3, 1, 1], 1, 0),  // pointwise, direct
+  ])
+  func conv2dRoutesHaveExactGradients(xShape: [Int], wShape: [Int], stride: Int, padding: Int) {
+    checkGradients([testTensor(xShape, seed: 31), testTensor(wShape, seed: 32)]) {
+      Tensor.conv2d($0[0], weight: $0[1], stride: stride, padding: padding)
+    }
+  }
+
   @Test func convTranspose2dForwardAndBackwardAgreeWithTorch() {
     // x = wave([8,32,8,8],0.37).requires_grad_(); w = wave([32,16,4,4],0.23,0.5,0.1).requires_grad_()
     // b = wave([16],1.1,0,0.3).requires_grad_()

@@ -85,6 +85,30 @@ import Testing
     checkGradients([testTensor([2, 3, 4, 5], seed: 4)]) { $0[0].permuted([0, 2, 3, 1]) }
   }
 
+  /// Every permutation of shapes that are not multiples of the 8 x 8 transpose blocks and
+  /// large enough to be split across threads, against the index arithmetic.
+  @Test(arguments: [[3, 5, 7, 2], [2, 9, 11, 13], [16, 64, 256], [1, 37, 19]])
+  func permuteMatchesIndexArithmetic(shape: [Int]) {
+    let x = Tensor.arange(0, Float(shape.reduce(1, *))).reshaped(shape)
+    func permutations(_ axes: [Int]) -> [[Int]] {
+      axes.count <= 1 ? [axes] : axes.flatMap { a in permutations(axes.filter { $0 != a }).map { [a] + $0 } }
+    }
+    let strides = contiguousStrides(shape)
+    for permutation in permutations(Array(shape.indices)) {
+      let y = x.permuted(permutation)
+      let outShape = permutation.map { shape[$0] }
+      let outStrides = contiguousStrides(outShape)
+      let values = y.scalars
+      var ok = true
+      for flat in 0..<values.count {
+        var source = 0
+        for d in outShape.indices { source += (flat / outStrides[d] % outShape[d]) * strides[permutation[d]] }
+        if values[flat] != Float(source) { ok = false }
+      }
+      #expect(ok, "permutation \(permutation) of \(shape)")
+    }
+  }
+
   @Test func transpose() {
     // python3 -c "import torch; x=torch.arange(24.).reshape(2,3,4); print((x.transpose(-2,-1)).flatten().tolist())"
     let last: [Float] = [

@@ -38,6 +38,45 @@ typedef struct {
 void distill_im2col(const float *x, float *col, distill_conv_geometry g, long first, long last);
 void distill_col2im(const float *col, float *x, distill_conv_geometry g, long first, long last);
 
+/* The Float factors of one Adam step (see Adam.swift). */
+typedef struct {
+  float shrink, decay, weight, complement, b2, c2, bc2_sqrt, eps, neg_step_size;
+} distill_adam_constants;
+/* Updates parameters p, first moments m and second moments v in place from gradients g, as
+ * Adam.swift documents: decoupled (AdamW) scales p by shrink first, l2 adds decay * p to the
+ * gradient, lerp_low picks torch.lerp's formula for a weight below 0.5. */
+void distill_adam_update(float *p, const float *g, float *m, float *v, long n, distill_adam_constants k,
+                         int decoupled, int l2, int lerp_low);
+
+/* Single-precision matrix product for CPUs with AVX-512 (see gemm.c):
+ * C = alpha * A B + beta * C for an m x k A and a k x n B, where element (i, j) of A is
+ * a[i * a_row_stride + j * a_column_stride] (likewise B), so either operand may be read
+ * transposed; C is row-major with row stride ldc and is not read when beta is 0. Runs on up
+ * to `threads` threads (distill_parallel_run). Only call it when distill_sgemm_supported()
+ * returns non-zero. */
+int distill_sgemm_supported(void);
+void distill_sgemm(long threads, long m, long n, long k, float alpha, const float *a, long a_row_stride, long a_column_stride,
+                   const float *b, long b_row_stride, long b_column_stride, float beta, float *c, long ldc);
+
+/* dst[c * dst_stride + r] = src[r * src_stride + c] for r < rows, c < cols, in 8 x 8 blocks. */
+void distill_transpose(const float *src, long src_stride, float *dst, long dst_stride, long rows, long cols);
+
+/* Convolutions of a batch as implicit products on the AVX-512 kernel (same condition as
+ * distill_sgemm): out [n, o, ho, wo] = conv(x [n, c, h, w], weight [o, c, kh, kw]), without
+ * bias; the forward needs ho * wo to be a multiple of 32. weight_grad [o, c, kh, kw] is the
+ * gradient of the weight from the output gradient grad [n, o, ho, wo]. */
+void distill_conv2d_forward(long threads, const float *x, const float *weight, long o, float *out,
+                            distill_conv_geometry g);
+void distill_conv2d_weight_gradient(long threads, const float *x, const float *grad, long o, float *weight_grad,
+                                    distill_conv_geometry g);
+
+/* Runs function(context, i) for every i in 0..<chunks on up to `threads` threads (the caller
+ * and a pool of workers started on first use, see threads.c) and returns when all are done.
+ * Chunks must write disjoint memory. A call made inside a chunk, or while another thread's
+ * call is running, runs its chunks inline on the calling thread. */
+typedef void (*distill_chunk_function)(void *context, long chunk);
+void distill_parallel_run(long threads, long chunks, distill_chunk_function function, void *context);
+
 /* Buffers for tensor storage: 64-byte aligned, from a cache of freed buffers of the same
  * size when one is there (see pool.c). Free with the size they were allocated with.
  * distill_buffer_alloc returns NULL when out of memory. */

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DistillCore
 import Foundation
 
 /// `pipeline bench`: the workloads of docs/benchmarks.md, timed as `torch_ref.py` times them.
@@ -41,8 +42,12 @@ struct BenchCommand: ParsableCommand {
       all.merge(figures) { $1 }
     }
     all["peak_rss_mib"] = all.filter { $0.key.hasSuffix("_peak_rss_mib") }.values.max() ?? peakResidentMiB()
-    all["threads"] = Double(blasThreads())
-    print("blas: OpenBLAS \(blasCoreName()) kernels, \(blasThreads()) threads")
+    all["threads"] = Double(ComputeThreads.count)
+    if GemmKernel.isOwn {
+      print("products: Distillery's AVX-512 kernel, \(ComputeThreads.count) threads (OpenBLAS \(blasCoreName()) kernels unused)")
+    } else {
+      print("blas: OpenBLAS \(blasCoreName()) kernels, \(blasThreads()) threads")
+    }
     if json { print(try jsonLine(all)) }
   }
 

@@ -1,0 +1,292 @@
+#include "gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Convolutions on the AVX-512 product kernel, without a patch matrix.
+ *
+ * Stride 1 with output rows of whole 16-pixel vectors, or input rows as wide as output rows
+ * (every level of the w2 UNet, and input gradients, which are stride-1 convolutions of the
+ * output gradient) runs direct: the micro-kernel of gemm.c with its B operand read straight
+ * from the image, 16 adjacent input elements per tap and vector, shifted by the tap and
+ * masked where they fall in the padding. Packing the
+ * patch matrix cost about half as much as multiplying it, since each packed element is used
+ * only once per output channel (32-64 here).
+ *
+ * Otherwise the convolution is an implicit product (gemm.c): the patch matrix is gathered from
+ * the image while B is packed, and the product of the whole batch is stored straight into
+ * NCHW. */
+
+#if GEMM_X86
+
+/* A tile: 8 output channels by two 16-pixel vectors, each within one output row. */
+typedef struct {
+  const distill_conv_geometry *g;
+  const float *x;
+  const float *weights; /* packed: [strip][tap][ci][MR] */
+  float *out;
+  long o, strips, tiles, unit;
+  /* Per vector of a sample's tiles and tap: where lane 0 reads, and which lanes are inside. */
+  const long *offsets;
+  const __mmask16 *masks;
+} direct_job;
+
+/* Tiles chunk * unit ..< (chunk + 1) * unit, all output-channel strips. */
+#define DIRECT_TAPS_MAX 49 /* kernels up to 7x7 run direct */
+
+GEMM_TARGET static void direct_chunk(void *context, long chunk) {
+  const direct_job *job = context;
+  const distill_conv_geometry *g = job->g;
+  const long pixels = g->ho * g->wo, plane = g->h * g->w, taps = g->kh * g->kw, per_sample = pixels / 32;
+  const long first = chunk * job->unit, last = first + job->unit < job->tiles ? first + job->unit : job->tiles;
+  for (long tile = first; tile < last; tile++) {
+    const long sample = tile / per_sample, start = (tile % per_sample) * 32;
+    const long *offset[2] = {job->offsets + (2 * (tile % per_sample)) * taps, job->offsets + (2 * (tile % per_sample) + 1) * taps};
+    const __mmask16 *mask[2] = {job->masks + (2 * (tile % per_sample)) * taps, job->masks + (2 * (tile % per_sample) + 1) * taps};
+    const float *image = job->x + sample * g->c * plane;
+    for (long strip = 0; strip < job->strips; strip++) {
+      __m512 acc0[MR], acc1[MR];
+#pragma clang loop unroll(full)
+      for (int i = 0; i < MR; i++) {
+        acc0[i] = _mm512_setzero_ps();
+        acc1[i] = _mm512_setzero_ps();
+      }
+      const float *wstrip = job->weights + strip * taps * g->c * MR;
+      for (long tap = 0; tap < taps; tap++) {
+        const __mmask16 m0 = mask[0][tap], m1 = mask[1][tap];
+        if (!m0 && !m1) continue;
+        const float *p0 = image + offset[0][tap], *p1 = image + offset[1][tap];
+        const float *wk = wstrip + tap * g->c * MR;
+        for (long ci = 0; ci < g->c; ci++) {
+          const __m512 x0 = _mm512_maskz_loadu_ps(m0, p0 + ci * plane);
+          const __m512 x1 = _mm512_maskz_loadu_ps(m1, p1 + ci * plane);
+#pragma clang loop unroll(full)
+          for (int i = 0; i < MR; i++) {
+            const __m512 a = _mm512_set1_ps(wk[ci * MR + i]);
+            acc0[i] = _mm512_fmadd_ps(a, x0, acc0[i]);
+            acc1[i] = _mm512_fmadd_ps(a, x1, acc1[i]);
+          }
+        }
+      }
+      const long rows = job->o - strip * MR < MR ? job->o - strip * MR : MR;
+      float *out = job->out + (sample * job->o + strip * MR) * pixels + start;
+      for (int i = 0; i < rows; i++) {
+        _mm512_storeu_ps(out + i * pixels, acc0[i]);
+        _mm512_storeu_ps(out + i * pixels + 16, acc1[i]);
+      }
+    }
+  }
+}
+
+static _Thread_local float *direct_weights;
+static _Thread_local size_t direct_weights_floats;
+
+/* out = conv(x, weight), stride 1, wo a multiple of 16. */
+GEMM_TARGET static void conv_direct(long threads, const float *x, const float *weight, long o, float *out,
+                                    const distill_conv_geometry *g) {
+  const long taps = g->kh * g->kw, strips = (o + MR - 1) / MR;
+  const size_t floats = (size_t)strips * taps * g->c * MR;
+  if (direct_weights_floats < floats) {
+    free(direct_weights);
+    direct_weights = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
+    if (!direct_weights) abort();
+    direct_weights_floats = floats;
+  }
+  float *packed = direct_weights;
+  for (long strip = 0; strip < strips; strip++)
+    for (long tap = 0; tap < taps; tap++)
+      for (long ci = 0; ci < g->c; ci++)
+        for (long i = 0; i < MR; i++) {
+          const long oc = strip * MR + i;
+          packed[((strip * taps + tap) * g->c + ci) * MR + i] = oc < o ? weight[(oc * g->c + ci) * taps + tap] : 0;
+        }
+  /* Lane u of vector v of a tile is output pixel start + 16 v + u; for tap (ky, kx) it reads
+   * input element offset + u, which is contiguous in u because the vector lies in one output
+   * row or because input rows are as wide as output rows (w == wo). Lanes whose input lies in
+   * the padding are masked off. The pattern repeats in every sample. */
+  const long vectors = g->ho * g->wo / 16;
+  static _Thread_local long *offsets;
+  static _Thread_local __mmask16 *masks;
+  static _Thread_local size_t table_entries;
+  if (table_entries < (size_t)(vectors * taps)) {
+    free(offsets);
+    free(masks);
+    offsets = malloc((size_t)(vectors * taps) * sizeof(long));
+    masks = malloc((size_t)(vectors * taps) * sizeof(__mmask16));
+    if (!offsets || !masks) abort();
+    table_entries = (size_t)(vectors * taps);
+  }
+  for (long v = 0; v < vectors; v++) {
+    const long q = 16 * v, oy = q / g->wo, ox = q % g->wo;
+    for (long tap = 0; tap < taps; tap++) {
+      const long ky = tap / g->kw, kx = tap % g->kw;
+      offsets[v * taps + tap] = (oy - g->ph + ky) * g->w + ox - g->pw + kx;
+      unsigned bits = 0;
+      for (long u = 0, y = oy, x = ox; u < 16; u++) {
+        const long iy = y - g->ph + ky, ix = x - g->pw + kx;
+        if (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w) bits |= 1u << u;
+        if (++x == g->wo) {
+          x = 0;
+          y++;
+        }
+      }
+      masks[v * taps + tap] = (__mmask16)bits;
+    }
+  }
+  direct_job job = {.g = g, .x = x, .weights = packed, .out = out, .o = o, .strips = strips, .offsets = offsets, .masks = masks};
+  job.tiles = g->n * g->ho * g->wo / 32;
+  const long chunks = threads * 4;
+  job.unit = (job.tiles + chunks - 1) / chunks;
+  distill_parallel_run(threads, (job.tiles + job.unit - 1) / job.unit, direct_chunk, &job);
+}
+
+/* Weight gradient, direct (3x3, stride 1): dw[oc, ci, ky, kx] = sum over samples and output
+ * pixels of grad[s, oc, oy, ox] * x[s, ci, oy - ph + ky, ox - pw + kx], vectorised over 16
+ * output pixels of a row. A pair of output channels by one input channel holds its 18 partial
+ * sums in registers and reads two gradient vectors and nine shifted input vectors per 16
+ * pixels. Input planes are first copied with a zero border, so that no load needs a mask;
+ * the partial sums of a group of input channels by all output channels stay in a small buffer
+ * across the samples, so that each sample's planes are read from cache. */
+
+#define WG_TAPS 9     /* 3x3 */
+#define WG_CHANNELS 4 /* input channels per group */
+
+typedef struct {
+  const distill_conv_geometry *g;
+  const float *x, *grad;
+  float *weight_grad;
+  long o, unit;
+} gradient_job;
+
+static _Thread_local float *gradient_sums, *padded_planes;
+static _Thread_local size_t gradient_sums_floats, padded_planes_floats;
+
+static float *grow_buffer(float **buffer, size_t *capacity, size_t floats) {
+  if (*capacity < floats) {
+    free(*buffer);
+    *buffer = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
+    if (!*buffer) abort();
+    *capacity = floats;
+  }
+  return *buffer;
+}
+
+GEMM_TARGET static void gradient_chunk(void *context, long chunk) {
+  const gradient_job *job = context;
+  const distill_conv_geometry *g = job->g;
+  const long pairs = (job->o + 1) / 2, pixels = g->ho * g->wo, plane = g->h * g->w;
+  const long padded_w = g->w + 2 * g->pw, padded_h = g->h + 2 * g->ph;
+  const long padded_plane = padded_w * padded_h;
+  const long c0 = chunk * job->unit, c1 = c0 + job->unit < g->c ? c0 + job->unit : g->c;
+  const size_t sum_floats = (size_t)pairs * WG_CHANNELS * 2 * WG_TAPS * 16;
+  float *sums_all = grow_buffer(&gradient_sums, &gradient_sums_floats, sum_floats);
+  float *padded = grow_buffer(&padded_planes, &padded_planes_floats, (size_t)WG_CHANNELS * padded_plane + 16);
+  memset(padded, 0, ((size_t)WG_CHANNELS * padded_plane + 16) * sizeof(float));
+  for (long group = c0; group < c1; group += WG_CHANNELS) {
+    const long channels = c1 - group < WG_CHANNELS ? c1 - group : WG_CHANNELS;
+    memset(sums_all, 0, sum_floats * sizeof(float));
+    for (long sample = 0; sample < g->n; sample++) {
+      /* The group's planes of this sample inside a zero border (the border stays zero). */
+      for (long cc = 0; cc < channels; cc++) {
+        const float *src = job->x + (sample * g->c + group + cc) * plane;
+        float *dst = padded + cc * padded_plane + g->ph * padded_w + g->pw;
+        for (long y = 0; y < g->h; y++) memcpy(dst + y * padded_w, src + y * g->w, (size_t)g->w * sizeof(float));
+      }
+      for (long pair = 0; pair < pairs; pair++) {
+        const long oc0 = 2 * pair, oc1 = oc0 + 1 < job->o ? oc0 + 1 : oc0;
+        const float *g0 = job->grad + (sample * job->o + oc0) * pixels;
+        const float *g1 = job->grad + (sample * job->o + oc1) * pixels;
+        for (long cc = 0; cc < channels; cc++) {
+          const float *image = padded + cc * padded_plane;
+          float *sums = sums_all + ((pair * WG_CHANNELS + cc) * 2 * WG_TAPS) * 16;
+          __m512 acc0[WG_TAPS], acc1[WG_TAPS];
+#pragma clang loop unroll(full)
+          for (int t = 0; t < WG_TAPS; t++) {
+            acc0[t] = _mm512_load_ps(sums + t * 16);
+            acc1[t] = _mm512_load_ps(sums + (WG_TAPS + t) * 16);
+          }
+          /* One pass over the plane's 16-pixel vectors; the input pointer skips the border
+           * at each row's end. */
+          const float *row = image;
+          for (long q = 0, column = 0; q < pixels; q += 16) {
+            const __m512 a = _mm512_loadu_ps(g0 + q), b = _mm512_loadu_ps(g1 + q);
+#pragma clang loop unroll(full)
+            for (int ky = 0; ky < 3; ky++)
+#pragma clang loop unroll(full)
+              for (int kx = 0; kx < 3; kx++) {
+                const __m512 xv = _mm512_loadu_ps(row + ky * padded_w + kx);
+                acc0[ky * 3 + kx] = _mm512_fmadd_ps(a, xv, acc0[ky * 3 + kx]);
+                acc1[ky * 3 + kx] = _mm512_fmadd_ps(b, xv, acc1[ky * 3 + kx]);
+              }
+            row += 16;
+            column += 16;
+            if (column == g->wo) {
+              column = 0;
+              row += padded_w - g->wo;
+            }
+          }
+#pragma clang loop unroll(full)
+          for (int t = 0; t < WG_TAPS; t++) {
+            _mm512_store_ps(sums + t * 16, acc0[t]);
+            _mm512_store_ps(sums + (WG_TAPS + t) * 16, acc1[t]);
+          }
+        }
+      }
+    }
+    for (long pair = 0; pair < pairs; pair++)
+      for (long cc = 0; cc < channels; cc++) {
+        const float *sums = sums_all + ((pair * WG_CHANNELS + cc) * 2 * WG_TAPS) * 16;
+        for (long half = 0; half < 2; half++) {
+          const long oc = 2 * pair + half;
+          if (oc >= job->o) continue;
+          for (long t = 0; t < WG_TAPS; t++)
+            job->weight_grad[(oc * g->c + group + cc) * WG_TAPS + t] =
+                _mm512_reduce_add_ps(_mm512_load_ps(sums + (half * WG_TAPS + t) * 16));
+        }
+      }
+  }
+}
+
+#endif
+
+void distill_conv2d_forward(long threads, const float *x, const float *weight, long o, float *out,
+                            distill_conv_geometry g) {
+#if GEMM_X86
+  if (g.sh == 1 && g.sw == 1 && (g.ho * g.wo) % 32 == 0 && (g.wo % 16 == 0 || g.w == g.wo) &&
+      g.kh * g.kw <= DIRECT_TAPS_MAX) {
+    conv_direct(threads, x, weight, o, out, &g);
+    return;
+  }
+  /* out[s, oc, p] = sum_e weight[oc, e] * patches[e, s * P + p], P = ho * wo. */
+  const long pixels = g.ho * g.wo, patch = g.c * g.kh * g.kw;
+  const gemm_view A = gemm_strided(weight, patch, 1);
+  const gemm_view B = {.p = x, .patches = &g};
+  gemm_run(threads, o, g.n * pixels, patch, 1, &A, &B, 0, (gemm_output){out, pixels, 1, pixels, o * pixels});
+#else
+  (void)threads, (void)x, (void)weight, (void)o, (void)out, (void)g;
+  abort(); /* callers check distill_sgemm_supported() */
+#endif
+}
+
+void distill_conv2d_weight_gradient(long threads, const float *x, const float *grad, long o, float *weight_grad,
+                                    distill_conv_geometry g) {
+#if GEMM_X86
+  /* Direct where it was faster than the implicit product: planes of 32x32 and more, or few
+   * output channels (the product fills 8-row strips); on 16x16 planes the product won. */
+  if (g.sh == 1 && g.sw == 1 && g.kh == 3 && g.kw == 3 && g.wo % 16 == 0 && (g.ho * g.wo >= 1024 || o < 8)) {
+    gradient_job job = {.g = &g, .x = x, .grad = grad, .weight_grad = weight_grad, .o = o};
+    const long chunks = threads * 4;
+    job.unit = (g.c + chunks - 1) / chunks;
+    distill_parallel_run(threads, (g.c + job.unit - 1) / job.unit, gradient_chunk, &job);
+    return;
+  }
+  /* weight_grad[oc, e] = sum_q grad[s, oc, p] * patches[e, q], q = s * P + p. */
+  const long pixels = g.ho * g.wo, patch = g.c * g.kh * g.kw;
+  const gemm_view A = {.p = grad, .rs = pixels, .cs = 1, .group = pixels, .group_stride = o * pixels};
+  const gemm_view B = {.p = x, .patches = &g, .transposed = 1};
+  gemm_run(threads, o, patch, g.n * pixels, 1, &A, &B, 0, (gemm_output){weight_grad, patch, 1, 0, 0});
+#else
+  (void)threads, (void)x, (void)grad, (void)o, (void)weight_grad, (void)g;
+  abort();
+#endif
+}
