@@ -346,3 +346,80 @@ DISTILL_CLONES void distill_adam_update(float *restrict p, const float *restrict
     p[i] = pi + k.neg_step_size * mi / denom;
   }
 }
+
+/* The larger of a and b; NaN if either is NaN. */
+static inline float pool_max(float a, float b) { return (a > b) | (a != a) ? a : b; }
+
+/* Max pooling of planes first..<last (no padding): each output takes the largest element of
+ * its window, the first in row-major order on ties, NaN wins (PyTorch's CPU kernel), and
+ * records its index within the plane. A window's maximum is taken as a tree and its index
+ * found by independent comparisons with it: a running maximum with its index is a chain of
+ * dependent compares and selects, latency-bound at about 6 cycles an element (AlexNet's
+ * pools in LPIPS took 8% of a step that way). */
+DISTILL_CLONES void distill_max_pool2d(const float *x, float *y, int32_t *index, long h, long w, long kernel,
+                                       long stride, long ho, long wo, long first, long last) {
+  enum { WINDOW_MAX = 64 };
+  for (long p = first; p < last; p++) {
+    const float *src = x + p * h * w;
+    float *dst = y + p * ho * wo;
+    int32_t *idx = index + p * ho * wo;
+    for (long oy = 0; oy < ho; oy++) {
+      const long y0 = oy * stride, y1 = y0 + kernel < h ? y0 + kernel : h;
+      for (long ox = 0; ox < wo; ox++) {
+        const long x0 = ox * stride, x1 = x0 + kernel < w ? x0 + kernel : w;
+        const long cols = x1 - x0, count = (y1 - y0) * cols;
+        float best;
+        if (count == 9 && cols == 3) {
+          /* 3x3 windows (AlexNet's pools), unrolled. */
+          const float *r = src + y0 * w + x0;
+          const float a[9] = {r[0], r[1], r[2], r[w], r[w + 1], r[w + 2], r[2 * w], r[2 * w + 1], r[2 * w + 2]};
+          best = pool_max(pool_max(pool_max(a[0], a[1]), pool_max(a[2], a[3])),
+                          pool_max(pool_max(a[4], a[5]), pool_max(a[6], a[7])));
+          best = pool_max(best, a[8]);
+          long at = 8;
+#pragma clang loop unroll(full)
+          for (long i = 7; i >= 0; i--) at = (a[i] == best) | (a[i] != a[i]) ? i : at;
+          idx[oy * wo + ox] = (int32_t)((y0 + at / 3) * w + x0 + at % 3);
+        } else if (count <= WINDOW_MAX) {
+          float v[WINDOW_MAX];
+          for (long r = 0; r < y1 - y0; r++)
+            for (long c = 0; c < cols; c++) v[r * cols + c] = src[(y0 + r) * w + x0 + c];
+          float t[WINDOW_MAX];
+          for (long i = 0; i < count; i++) t[i] = v[i];
+          for (long n = count; n > 1;) {
+            const long half = (n + 1) / 2;
+            for (long i = 0; i + half < n; i++) t[i] = pool_max(t[i], t[i + half]);
+            n = half;
+          }
+          best = t[0];
+          long at = count - 1;
+          for (long i = count - 1; i >= 0; i--) at = (v[i] == best) | (v[i] != v[i]) ? i : at;
+          idx[oy * wo + ox] = (int32_t)((y0 + at / cols) * w + x0 + at % cols);
+        } else {
+          best = src[y0 * w + x0];
+          int32_t at = (int32_t)(y0 * w + x0);
+          for (long yy = y0; yy < y1; yy++)
+            for (long xx = x0; xx < x1; xx++) {
+              const float v = src[yy * w + xx];
+              const int take = (v > best) | (v != v);
+              best = take ? v : best;
+              at = take ? (int32_t)(yy * w + xx) : at;
+            }
+          idx[oy * wo + ox] = at;
+        }
+        dst[oy * wo + ox] = best;
+      }
+    }
+  }
+}
+
+/* out[ic, oc, t] = weight[oc, ic, taps - 1 - t]: a convolution weight [o, c, kh, kw] flipped in
+ * both spatial axes and transposed to [c, o, kh, kw] (the weight of the adjoint convolution). */
+void distill_flip_transpose_taps(const float *weight, float *out, long o, long c, long taps) {
+  for (long oc = 0; oc < o; oc++)
+    for (long ic = 0; ic < c; ic++) {
+      const float *source = weight + (oc * c + ic) * taps;
+      float *target = out + (ic * o + oc) * taps;
+      for (long t = 0; t < taps; t++) target[t] = source[taps - 1 - t];
+    }
+}

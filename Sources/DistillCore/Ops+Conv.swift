@@ -88,8 +88,11 @@ let convChunkColumns = 1024
 extension ConvGeometry {
   /// Whether the forward product runs as one implicit product over the batch (CKernels
   /// conv.c: patches gathered while packing, output stored in NCHW), which needs Distillery's
-  /// product kernel and output planes of whole 32-column panels.
-  var runsImplicitly: Bool { GemmKernel.isOwn && pixels % 32 == 0 }
+  /// product kernel. Output planes of whole 32-column panels always do; others (panels that
+  /// straddle two samples' planes are stored through a tile) when the patches gather as masked
+  /// vectors (stride-1 columns, kernels at most 8 wide): AlexNet's 11x11 stride-4 layer was
+  /// slower gathered element by element than through the patch matrix.
+  var runsImplicitly: Bool { GemmKernel.isOwn && (pixels % 32 == 0 || (sw == 1 && kw <= 8)) }
 
   /// Threads for this convolution's products.
   var threads: Int { n * o * pixels * patch >= GemmKernel.threadingThreshold ? ComputeThreads.count : 1 }
@@ -109,13 +112,7 @@ extension ConvGeometry {
     let taps = kh * kw
     let flipped = Tensor(shape: [c, o, kh, kw]) { out in
       weight.withUnsafeBufferPointer { w in
-        for oc in 0..<o {
-          for ic in 0..<c {
-            let source = w.baseAddress! + (oc * c + ic) * taps
-            let target = out.baseAddress! + (ic * o + oc) * taps
-            for t in 0..<taps { target[t] = source[taps - 1 - t] }
-          }
-        }
+        distill_flip_transpose_taps(w.baseAddress!, out.baseAddress!, o, c, taps)
       }
     }
     return (flipped, adjoint)

@@ -1,3 +1,5 @@
+import CKernels
+
 // Max pooling over the last two dimensions of NCHW tensors, as PyTorch's `F.max_pool2d`
 // (no padding, no dilation), with its `ceil_mode`. The forward pass keeps the index of each
 // window's maximum so that the backward pass is a scatter, as PyTorch's is; each plane is
@@ -30,32 +32,8 @@ extension Tensor {
         let o = SendablePointer(out.baseAddress!)
         let a = SendablePointer(argmax.pointer)
         parallelFor(planes, cost: h * w) { range in
-          for p in range {
-            let src = x.base + p * h * w
-            let dst = o.base + p * ho * wo
-            let idx = a.base + p * ho * wo
-            for oy in 0..<ho {
-              let y0 = oy * s
-              let y1 = Swift.min(y0 + kernel, h)
-              for ox in 0..<wo {
-                let x0 = ox * s
-                let x1 = Swift.min(x0 + kernel, w)
-                var best = src[y0 * w + x0]
-                var where_ = y0 * w + x0
-                for y in y0..<y1 {
-                  for xx in x0..<x1 {
-                    let v = src[y * w + xx]
-                    if v > best || v.isNaN {
-                      best = v
-                      where_ = y * w + xx
-                    }
-                  }
-                }
-                dst[oy * wo + ox] = best
-                idx[oy * wo + ox] = Int32(where_)
-              }
-            }
-          }
+          distill_max_pool2d(
+            x.base, o.base, a.base, h, w, kernel, s, ho, wo, range.lowerBound, range.upperBound)
         }
       }
     }

@@ -34,6 +34,21 @@ import Testing
     #expect(Tensor.maxPool2dOutputSide(8, kernel: 3, stride: 2, ceilMode: true) == 4)
   }
 
+  @Test func tiesGoToTheFirstMaximumAndNaNWins() {
+    // torch's CPU kernel: the first maximum in row-major order takes the gradient; a NaN in
+    // a window is its output (and takes the gradient).
+    let x = Tensor(shape: [1, 2, 3, 3], scalars: [
+      1, 5, 2, 5, 0, 5, 3, 4, 5,  // three 5s: the first, at (0, 1), wins
+      1, 2, Float.nan, 4, 9, 6, Float.nan, 8, 7,  // the first NaN, at (0, 2), wins
+    ]).requiringGrad()
+    let y = x.maxPool2d(kernel: 3, stride: 2)
+    #expect(y.scalars[0] == 5 && y.scalars[1].isNaN)
+    y.sum().backward()
+    let grad = x.grad!.scalars
+    #expect(grad[0..<9] == [0, 1, 0, 0, 0, 0, 0, 0, 0])
+    #expect(grad[9..<18] == [0, 0, 1, 0, 0, 0, 0, 0, 0])
+  }
+
   @Test func kernel2() {
     // F.max_pool2d(wave([1,2,4,6],0.37), 2)
     let y = sineTensor([1, 2, 4, 6], 0.37).maxPool2d(kernel: 2)
