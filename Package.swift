@@ -199,6 +199,7 @@ let package = Package(
         "ConsistencyGenerator",
         "DistillCore",
         "DistillDiffusion",
+        "DistillNN",
         "DistillPipeline",
       ],
       path: "Sources/Components/Losses/ConsistencyDistillation"
@@ -226,6 +227,7 @@ let package = Package(
       dependencies: [
         "DistillCore",
         "DistillDiffusion",
+        "DistillNN",
         "DistillPipeline",
       ],
       path: "Sources/Components/Losses/KnowledgeDistillation"
@@ -245,6 +247,7 @@ let package = Package(
       dependencies: [
         "DistillCore",
         "DistillDiffusion",
+        "DistillNN",
         "DistillPipeline",
       ],
       path: "Sources/Components/Losses/Regression"
@@ -319,6 +322,16 @@ let package = Package(
       path: "Sources/Components/Metrics/ModeCoverage"
     ),
     .target(
+      name: "TeacherStudentDistance",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillNN",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Metrics/TeacherStudentDistance"
+    ),
+    .target(
       name: "BuiltInComponents",
       dependencies: [
         "ConsistencyDistillation",
@@ -342,6 +355,7 @@ let package = Package(
         "ShapesData",
         "TensorData",
         "TeacherScore",
+        "TeacherStudentDistance",
         "TrainedScore",
       ],
       path: "Sources/Components/BuiltIn"

@@ -56,6 +56,6 @@ struct PipelineCommand: ParsableCommand {
     subcommands: [
       RunCommand.self, ValidateCommand.self, ComponentsCommand.self, SchemaCommand.self, SampleCommand.self,
       LPIPSCommand.self, PrecomputeCommand.self, BenchCommand.self, PredictCommand.self, SampleTeacherCommand.self,
-      CheckpointsCommand.self,
+      CheckpointsCommand.self, TrainClassifierCommand.self,
     ])
 }

@@ -263,7 +263,7 @@ public enum DenoiserFolder {
   }
 
   /// Loads `path` into `module` after checking every name and shape against the header.
-  static func loadWeightsChecked(_ module: Module, path: String) throws {
+  public static func loadWeightsChecked(_ module: Module, path: String) throws {
     let file = try SafetensorsFile.read(contentsOf: path)
     let expected = Dictionary(uniqueKeysWithValues: module.namedParameters().map { ($0.name, $0.parameter.shape) })
     var problems: [String] = []

@@ -162,23 +162,37 @@ public func sampleTeacher(
           try sampler.sample(model: model, initialNoise: noise, steps: options.steps) {
             Tensor.normal($0, using: &stream)
           })
-      case .ddim:
-        let sampler = DDIMSampler(
-          schedule: schedule, prediction: prediction, clipSample: options.clipSample, spacing: options.spacing)
-        results.append(try sampler.sample(model: model, initialNoise: noise, steps: options.steps))
-      case .euler:
-        let sampler = EulerSampler(schedule: schedule, prediction: prediction)
-        results.append(try sampler.sample(model: model, initialNoise: noise, steps: options.steps))
-      case .heun:
-        let sampler = HeunSampler(vpSchedule: schedule)
-        let denoiser = HeunSampler.denoiser(vpModel: model, schedule: schedule, prediction: prediction)
-        results.append(try sampler.sample(denoiser: denoiser, initialNoise: noise, steps: options.steps))
+      case .ddim, .euler, .heun:
+        results.append(
+          try deterministicSample(
+            model: model, schedule: schedule, prediction: prediction, sampler: options.sampler, steps: options.steps,
+            noise: noise, spacing: options.spacing, clipSample: options.clipSample))
       }
     }
   }
   let samples = Tensor.concat(results, axis: 0)
   precondition(samples.count == options.count * valuesPerSample)
   return samples
+}
+
+/// The sample of a deterministic sampler (DDIM with η = 0, Euler, Heun) from unit Gaussian
+/// `noise`, for a model of `schedule` and `prediction`; the same noise always gives the same
+/// sample. `spacing` and `clipSample` apply to DDIM.
+public func deterministicSample(
+  model: @escaping DenoisingModel, schedule: NoiseSchedule, prediction: Prediction, sampler: TeacherSamplerKind, steps: Int,
+  noise: Tensor, spacing: TimestepSpacing, clipSample: Bool = false
+) throws -> Tensor {
+  switch sampler {
+  case .ddim, .ddpm:
+    precondition(sampler == .ddim, "deterministicSample: DDPM draws noise at every step")
+    let ddim = DDIMSampler(schedule: schedule, prediction: prediction, clipSample: clipSample, spacing: spacing)
+    return try ddim.sample(model: model, initialNoise: noise, steps: steps)
+  case .euler:
+    return try EulerSampler(schedule: schedule, prediction: prediction).sample(model: model, initialNoise: noise, steps: steps)
+  case .heun:
+    let denoiser = HeunSampler.denoiser(vpModel: model, schedule: schedule, prediction: prediction)
+    return try HeunSampler(vpSchedule: schedule).sample(denoiser: denoiser, initialNoise: noise, steps: steps)
+  }
 }
 
 /// Writes `samples` (`[N, ...]`) as the tensor `samples` of a float32 safetensors file

@@ -19,6 +19,7 @@ import ImageFolderData
 import TensorData
 import Regression
 import TeacherScore
+import TeacherStudentDistance
 import TrainedScore
 
 extension ComponentRegistry {
@@ -38,7 +39,7 @@ extension ComponentRegistry {
       // Data
       GaussianMixtureData.self, PairsData.self, ShapesData.self, ImageFolderData.self, TensorData.self,
       // Metrics
-      EnergyDistance.self, FeatureDistances.self, ModeCoverage.self,
+      EnergyDistance.self, FeatureDistances.self, ModeCoverage.self, TeacherStudentDistance.self,
     ]
   }
 

@@ -171,9 +171,23 @@ public protocol DataSource: AnyObject {
   /// its stream, right for a source without a cursor; a source with a cursor advances it by
   /// `globalCount` on every rank and returns its rows of that span.
   func next(rows: Range<Int>, of globalCount: Int, streams: inout [RandomGenerator]) throws -> Batch
+  /// The names of the classes, label `k` being `labelNames[k]`, for a source with labels;
+  /// `nil` for one without (the default).
+  var labelNames: [String]? { get }
+}
+
+/// A data source whose samples are a fixed, finite set (an image folder, a tensor file), so
+/// that a classifier trained on it can hold some of them out.
+public protocol FiniteDataSource: DataSource {
+  /// How many samples the set holds.
+  var count: Int { get }
+  /// The samples at `indices`, with their labels, without augmentation.
+  func rows(_ indices: [Int]) -> Batch
 }
 
 extension DataSource {
+  public var labelNames: [String]? { nil }
+
   public func next(rows: Range<Int>, of globalCount: Int, streams: inout [RandomGenerator]) throws
     -> Batch
   {
@@ -211,13 +225,27 @@ public final class EvaluationContext {
   /// teacher's own distribution when it can be sampled exactly), cached by the trainer.
   private let makeReference: (Int) throws -> Tensor?
   private var reference: [Int: Tensor] = [:]
+  private let makeNoise: (() -> Tensor)?
+  private var cachedNoise: Tensor?
 
+  /// - Parameter noise: the fixed evaluation noise, row `i` being the generator's input for
+  ///   row `i` of the samples metrics get (`nil` when the samples do not come from a generator).
   public init(
-    teacher: (any Denoiser)?, data: (any DataSource)?, reference: @escaping (Int) throws -> Tensor?
+    teacher: (any Denoiser)?, data: (any DataSource)?, noise: (() -> Tensor)? = nil,
+    reference: @escaping (Int) throws -> Tensor?
   ) {
     self.teacher = teacher
     self.data = data
     self.makeReference = reference
+    self.makeNoise = noise
+  }
+
+  /// The generator's input for each evaluated sample, the same on every call: metrics that
+  /// compare the generator with the teacher on the same noise use it.
+  public var noise: Tensor? {
+    if let cachedNoise { return cachedNoise }
+    cachedNoise = makeNoise?()
+    return cachedNoise
   }
 
   /// `count` reference samples, the same on every call.

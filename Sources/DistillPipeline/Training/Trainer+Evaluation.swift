@@ -25,8 +25,7 @@ extension Trainer {
   public static func generate(_ generator: any Generator, count: Int, seed: UInt64, batchSize: Int)
     -> Tensor
   {
-    var rng = RandomGenerator(seed: seed)
-    let noise = Tensor.normal([count] + generator.noiseShape, using: &rng)
+    let noise = evaluationNoise(generator, count: count, seed: seed)
     var parts: [Tensor] = []
     var start = 0
     while start < count {
@@ -35,6 +34,12 @@ extension Trainer {
       start = end
     }
     return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
+  }
+
+  /// The fixed noise ``generate(_:count:seed:batchSize:)`` turns into samples.
+  public static func evaluationNoise(_ generator: any Generator, count: Int, seed: UInt64) -> Tensor {
+    var rng = RandomGenerator(seed: seed)
+    return Tensor.normal([count] + generator.noiseShape, using: &rng)
   }
 
   /// Metrics and a sample grid on the fixed evaluation noise; logged at the current step.
@@ -75,7 +80,10 @@ extension Trainer {
     let seed = pipeline.manifest.evaluation.seed &+ 1
     let data = pipeline.data
     let teacher = pipeline.teacher
-    let context = EvaluationContext(teacher: teacher, data: data) { count in
+    let generator = pipeline.generator
+    let evaluation = pipeline.manifest.evaluation
+    let noise = { Self.evaluationNoise(generator, count: evaluation.samples, seed: evaluation.seed) }
+    let context = EvaluationContext(teacher: teacher, data: data, noise: noise) { count in
       var rng = RandomGenerator(seed: seed)
       if let mixture = teacher as? GaussianMixtureDenoiser {
         return mixture.sample(count: count, using: &rng)

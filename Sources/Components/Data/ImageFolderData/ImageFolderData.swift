@@ -8,7 +8,7 @@ import ImageIO
 /// With `labels`, an image's class is the index of its top-level subfolder in sorted order.
 /// Each row of a batch is an image drawn uniformly from its row's stream (with replacement),
 /// optionally flipped left to right.
-public final class ImageFolderSource: DataSource {
+public final class ImageFolderSource: FiniteDataSource {
   public let images: Tensor
   public let labels: [Int]?
   public let classNames: [String]
@@ -81,6 +81,13 @@ public final class ImageFolderSource: DataSource {
     self.classNames = classNames
     self.flip = flip
     self.skipped = skipped
+  }
+
+  public var labelNames: [String]? { labels == nil ? nil : classNames }
+  public var count: Int { images.shape[0] }
+
+  public func rows(_ indices: [Int]) -> Batch {
+    Batch(samples: images.gatheringRows(indices), labels: labels.map { labels in indices.map { labels[$0] } })
   }
 
   public func next(_ count: Int, using rng: inout RandomGenerator) throws -> Batch {

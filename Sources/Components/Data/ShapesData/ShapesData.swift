@@ -16,6 +16,12 @@ public final class ShapesSource: DataSource {
     (1, -1, -1), (-1, 1, -1), (-1, -1, 1), (1, 1, -1), (1, -1, 1), (-1, 1, 1), (1, 0, -1), (1, 1, 1),
   ]
   public static let shapeNames = ["square", "disc", "triangle", "cross"]
+  public static let colourNames = ["red", "green", "blue", "yellow", "magenta", "cyan", "orange", "white"]
+
+  /// `<colour>-<shape>` of each class: `red-square`, `green-disc`, ...
+  public var labelNames: [String]? {
+    (0..<classes).map { "\(Self.colourNames[$0])-\(Self.shapeNames[$0 % Self.shapeNames.count])" }
+  }
 
   public init(size: Int, classes: Int) {
     precondition((1...Self.palette.count).contains(classes) && size >= 8)

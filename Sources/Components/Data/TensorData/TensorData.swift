@@ -4,10 +4,17 @@ import DistillPipeline
 /// A dataset held in one safetensors file: a tensor `[N, ...]` of samples (images `[N, C, H,
 /// W]` in [-1, 1] by convention) and optionally a tensor of `N` integer class labels. Each
 /// row of a batch is a sample drawn uniformly from its row's stream (with replacement).
-public final class TensorSource: DataSource {
+public final class TensorSource: FiniteDataSource {
   public let samples: Tensor
   public let labels: [Int]?
   public var sampleShape: [Int] { Array(samples.shape.dropFirst()) }
+
+  /// A source of `samples` `[N, ...]` and, optionally, their `labels` (N class indices).
+  public init(samples: Tensor, labels: [Int]?) {
+    precondition(samples.rank >= 2 && labels.map { $0.count == samples.shape[0] && $0.allSatisfy { $0 >= 0 } } ?? true)
+    self.samples = samples
+    self.labels = labels
+  }
 
   /// - Throws: ``DistillError`` naming the file and key: a missing key (listing those there),
   ///   fewer than 2 dimensions, no rows, a non-finite value, labels of another length or not
@@ -47,6 +54,14 @@ public final class TensorSource: DataSource {
     } else {
       labels = nil
     }
+  }
+
+  /// `"0"`, `"1"`, ... up to the largest label.
+  public var labelNames: [String]? { labels.map { labels in (0...(labels.max() ?? 0)).map(String.init) } }
+  public var count: Int { samples.shape[0] }
+
+  public func rows(_ indices: [Int]) -> Batch {
+    Batch(samples: samples.gatheringRows(indices), labels: labels.map { labels in indices.map { labels[$0] } })
   }
 
   public func next(_ count: Int, using rng: inout RandomGenerator) throws -> Batch {

@@ -1,6 +1,7 @@
 import ConsistencyGenerator
 import DistillCore
 import DistillDiffusion
+import DistillNN
 import DistillPipeline
 import Foundation
 
@@ -12,8 +13,9 @@ import Foundation
 ///
 ///     loss = mean λ(σ_n)·d(f_θ(x_t, σ_n), f_θ⁻(x̂, σ_{n+1}))
 ///
-/// with d the mean squared (l2) or absolute (l1) difference, or pseudo-Huber
-/// `√(‖a − b‖² + c²) − c` per sample. The target network θ⁻ ← μθ⁻ + (1 − μ)θ after every
+/// with d the mean squared (l2) or absolute (l1) difference, pseudo-Huber
+/// `√(‖a − b‖² + c²) − c` per sample, or the LPIPS distance of the two images (the paper's
+/// choice for images; the data must be images in [-1, 1]). The target network θ⁻ ← μθ⁻ + (1 − μ)θ after every
 /// generator update; the term owns it (a copy of the student) and checkpoints it.
 /// Logs `cd/distance` (mean per-sample ‖f_θ − f_θ⁻‖), `cd/output-gradient-norm` (‖∂loss/∂f_θ‖)
 /// and `cd/target-lag` (‖θ − θ⁻‖ over every parameter).
@@ -22,6 +24,7 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
   public enum Distance: String, CaseIterable, Sendable {
     case l2, l1
     case pseudoHuber = "pseudo-huber"
+    case lpips
   }
   /// λ(σ) of the reference code (`get_weightings`), with SNR = 1/σ².
   public enum Weighting: String, CaseIterable, Sendable {
@@ -49,6 +52,8 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
   public let grid: [Double]
   let solver: Solver
   let distance: Distance
+  /// The LPIPS network, for the `lpips` distance.
+  let lpips: LPIPS?
   let huberC: Double
   let weighting: Weighting
   /// The target network θ⁻, averaged in place (one extra copy of the weights, no more).
@@ -61,9 +66,11 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
 
   init(
     generator: ConsistencySampleGenerator, teacher: any Denoiser, gridPoints: Int, rho: Double, solver: Solver,
-    distance: Distance, huberC: Double, weighting: Weighting, decay: Double
+    distance: Distance, lpips: LPIPS? = nil, huberC: Double, weighting: Weighting, decay: Double
   ) throws {
+    precondition((distance == .lpips) == (lpips != nil), "the lpips distance needs its network")
     self.generator = generator
+    self.lpips = lpips
     self.teacher = ConsistencyParameterisation.edmDenoiser(teacher)
     let p = generator.parameterisation
     grid = NoiseSchedule.karrasSigmas(count: gridPoints, sigmaMin: p.sigmaMin, sigmaMax: p.sigmaMax, rho: rho)
@@ -91,14 +98,18 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
   }
 
   /// `mean λ·d(online, target)` over the batch (d averaged over a sample's values for l2 and
-  /// l1, the pseudo-Huber distance of the whole sample otherwise).
+  /// l1, the pseudo-Huber distance of the whole sample, or the LPIPS distance of the two
+  /// images with `lpips`).
   public static func distanceLoss(
-    _ online: Tensor, _ target: Tensor, weights: [Double], distance: Distance, huberC: Double
+    _ online: Tensor, _ target: Tensor, weights: [Double], distance: Distance, huberC: Double, lpips: LPIPS? = nil
   ) -> Tensor {
     let axes = Array(1..<online.rank)
     let difference = online - target
     let perSampleDistance: Tensor
     switch distance {
+    case .lpips:
+      precondition(lpips != nil, "the lpips distance needs its network")
+      perSampleDistance = lpips!(online, target)
     case .l2: perSampleDistance = difference.square().mean(axes: axes)
     case .l1: perSampleDistance = difference.abs().mean(axes: axes)
     case .pseudoHuber:
@@ -125,6 +136,7 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
       throw DistillError.invalidValue(
         location: "data", expected: "a data source with samples", found: "none in its batch")
     }
+    if distance == .lpips { try LPIPSOptions.checkedTarget(x, what: "the data's images", location: "data") }
     let n = x.shape[0]
     let indices = context.integers(in: 0..<(grid.count - 1))
     let sigmas = indices.map { grid[$0] }
@@ -137,7 +149,7 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
     }.detached()
     let online = generator.consistency(xt, sigmas: sigmas)
     let weights = sigmas.map { weighting.weight($0, sigmaData: generator.parameterisation.sigmaData) }
-    let loss = Self.distanceLoss(online, targetValue, weights: weights, distance: distance, huberC: huberC)
+    let loss = Self.distanceLoss(online, targetValue, weights: weights, distance: distance, huberC: huberC, lpips: lpips)
     logDiagnostics(context, online: online.detached(), target: targetValue, weights: weights)
     return loss
   }
@@ -159,6 +171,7 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
       case .l2: squared += pow(scale * 2 / Double(values) * norm, 2)
       case .l1: squared += pow(scale / Double(values), 2) * Double(row.filter { $0 != 0 }.count)
       case .pseudoHuber: squared += pow(scale * norm / (norm * norm + huberC * huberC).squareRoot(), 2)
+      case .lpips: return .nan
       }
     }
     return squared.squareRoot()
@@ -169,9 +182,11 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
     let difference = online - targetValue
     let norms = difference.square().sum(axes: Array(1..<online.rank)).sqrt().scalars.map(Double.init)
     context.log("cd/distance", norms.reduce(0, +) / Double(n))
-    context.log(
-      "cd/output-gradient-norm",
-      Self.outputGradientNorm(difference, weights: weights, distance: distance, huberC: huberC))
+    if distance != .lpips {
+      context.log(
+        "cd/output-gradient-norm",
+        Self.outputGradientNorm(difference, weights: weights, distance: distance, huberC: huberC))
+    }
     var lag = 0.0
     for (live, averaged) in zip(generator.module.namedParameters(), target.weightsModule!.namedParameters()) {
       lag += Double((live.parameter.value.detached() - averaged.parameter.value.detached()).square().sum().item)
@@ -218,11 +233,12 @@ public enum ConsistencyDistillation: LossComponent {
     ParameterSpec(
       "distance", .string(choices: ConsistencyDistillationTerm.Distance.allCases.map(\.rawValue)),
       default: .string("l2"),
-      "d: mean squared (l2) or absolute (l1) difference, or pseudo-Huber √(‖a−b‖² + c²) − c per sample"),
+      "d: mean squared (l2) or absolute (l1) difference, pseudo-Huber √(‖a−b‖² + c²) − c per sample, or LPIPS (lpips, with the lpips object)"),
     .optional("huberC", .number(0...1e6), "c of the pseudo-Huber distance (default: 0.00054·√(values per sample))"),
     ParameterSpec(
       "weighting", .string(choices: ConsistencyDistillationTerm.Weighting.allCases.map(\.rawValue)),
       default: .string("uniform"), "λ(σ) with SNR = 1/σ²: 1, SNR, SNR+1, SNR+1/σ_d² (karras) or max(SNR, 1)"),
+    LPIPSOptions.spec("the LPIPS network of the lpips distance"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
@@ -234,9 +250,10 @@ public enum ConsistencyDistillation: LossComponent {
     }
     try context.requireData(for: entry, shape: generator.sampleShape)
     let values = Double(generator.sampleShape.reduce(1, *))
+    let lpips = try LPIPSOptions.load(entry, context, distance: entry.string("distance"), imageShape: generator.sampleShape)
     let term = try ConsistencyDistillationTerm(
       generator: generator, teacher: teacher, gridPoints: entry.int("gridPoints"), rho: entry.double("rho"),
-      solver: .init(rawValue: entry.string("solver"))!, distance: .init(rawValue: entry.string("distance"))!,
+      solver: .init(rawValue: entry.string("solver"))!, distance: .init(rawValue: entry.string("distance"))!, lpips: lpips,
       huberC: entry.optionalDouble("huberC") ?? 0.00054 * values.squareRoot(),
       weighting: .init(rawValue: entry.string("weighting"))!, decay: entry.double("targetDecay"))
     context.addCheckpointState(prefix: entry.path, term)

@@ -1,10 +1,13 @@
 import DistillCore
 import DistillDiffusion
+import DistillNN
 import DistillPipeline
 
 /// Knowledge distillation (Luhman & Luhman 2021, "Denoising Student"): regress the
 /// generator's sample for noise z on the teacher's deterministic DDIM output F(z) for the
-/// same z, `mean d(G(z), F(z))` with d the squared (l2) or absolute (l1) difference.
+/// same z, `mean d(G(z), F(z))` with d the squared (l2) or absolute (l1) difference, or the
+/// LPIPS distance of the two images (with its weights; the teacher's outputs are compared as
+/// they come, unclipped).
 ///
 /// The teacher's ODE runs without gradients (`steps` DDIM steps, eta 0, no clipping). With
 /// `pairs` unset every step draws fresh noise (the generator's own batch); with `pairs: N` a
@@ -12,20 +15,27 @@ import DistillPipeline
 /// pairs would be, and each step regresses a random batch of them.
 /// Logs `kd/distance` (mean per-sample ‖G(z) − F(z)‖) and `kd/sample-gradient-norm`.
 public final class KnowledgeDistillationTerm: LossTerm {
-  public enum Distance: String, CaseIterable, Sendable { case l2, l1 }
+  public enum Distance: String, CaseIterable, Sendable { case l2, l1, lpips }
 
   let teacher: any Denoiser
   let sampler: DDIMSampler
   let steps: Int
   let distance: Distance
+  /// The LPIPS network, for the `lpips` distance.
+  let lpips: LPIPS?
   /// The fixed pairs, when `pairs` was given.
   let pairs: (noise: Tensor, target: Tensor)?
 
-  init(teacher: any Denoiser, sampler: DDIMSampler, steps: Int, distance: Distance, pairCount: Int?, rng: inout RandomGenerator) {
+  init(
+    teacher: any Denoiser, sampler: DDIMSampler, steps: Int, distance: Distance, lpips: LPIPS? = nil, pairCount: Int?,
+    rng: inout RandomGenerator
+  ) {
+    precondition((distance == .lpips) == (lpips != nil), "the lpips distance needs its network")
     self.teacher = teacher
     self.sampler = sampler
     self.steps = steps
     self.distance = distance
+    self.lpips = lpips
     if let pairCount, let shape = teacher.sampleShape {
       let noise = Tensor.normal([pairCount] + shape, using: &rng)
       pairs = (noise, Self.teacherOutput(teacher, sampler: sampler, steps: steps, noise: noise))
@@ -64,6 +74,8 @@ public final class KnowledgeDistillationTerm: LossTerm {
       let nonzero = difference.scalars.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
       context.log("kd/sample-gradient-norm", Double(nonzero).squareRoot() / Double(x.count))
       return Tensor.l1Loss(x, target)
+    case .lpips:
+      return lpips!(x, target).mean()
     }
   }
 }
@@ -80,7 +92,8 @@ public enum KnowledgeDistillation: LossComponent {
       "the DDIM timestep spacing (trailing starts at T−1, where the noise is pure)"),
     ParameterSpec(
       "distance", .string(choices: KnowledgeDistillationTerm.Distance.allCases.map(\.rawValue)), default: .string("l2"),
-      "squared (l2) or absolute (l1) difference, averaged over values"),
+      "squared (l2) or absolute (l1) difference, averaged over values, or LPIPS (lpips, with the lpips object)"),
+    LPIPSOptions.spec("the LPIPS network of the lpips distance"),
     .optional(
       "pairs", .integer(1...10_000_000),
       "regress a fixed set of this many (noise, teacher output) pairs computed once at start (default: fresh noise every step)"),
@@ -102,13 +115,14 @@ public enum KnowledgeDistillation: LossComponent {
         location: "\(entry.path).steps", expected: "at most the schedule's \(teacher.schedule.trainSteps) steps",
         found: String(steps))
     }
+    let lpips = try LPIPSOptions.load(entry, context, distance: entry.string("distance"), imageShape: sampleShape)
     let sampler = DDIMSampler(
       schedule: teacher.schedule, prediction: teacher.prediction, clipSample: false,
       spacing: TimestepSpacing(rawValue: entry.string("spacing"))!)
     var rng = context.initialisationRNG(for: entry.path)
     return KnowledgeDistillationTerm(
       teacher: teacher, sampler: sampler, steps: steps,
-      distance: KnowledgeDistillationTerm.Distance(rawValue: entry.string("distance"))!,
+      distance: KnowledgeDistillationTerm.Distance(rawValue: entry.string("distance"))!, lpips: lpips,
       pairCount: entry.optionalInt("pairs"), rng: &rng)
   }
 }

@@ -1,24 +1,33 @@
 import DistillCore
 import DistillDiffusion
+import DistillNN
 import DistillPipeline
 
 /// Regression on precomputed pairs (Luhman & Luhman 2021's knowledge distillation, DMD's
 /// regression loss): the generator's output for a pair's noise against the teacher's sample
-/// for that noise, by mean squared error or mean absolute error.
+/// for that noise, by mean squared error, mean absolute error, or LPIPS (with its weights;
+/// the pairs' samples must be images in [-1, 1], checked at every step).
 ///
 /// The term reads its own pairs folder with its own cursor (checkpointed under its entry's
 /// path), independent of the manifest's `data`.
 public final class RegressionTerm: LossTerm {
   public enum Distance: String, CaseIterable, Sendable {
-    case l2, l1
+    case l2, l1, lpips
   }
 
   public let cursor: PairsCursor
   public let distance: Distance
+  /// The LPIPS network, for the `lpips` distance.
+  let lpips: LPIPS?
+  /// Where errors point (`losses[i]`).
+  let location: String
 
-  init(cursor: PairsCursor, distance: Distance) {
+  init(cursor: PairsCursor, distance: Distance, lpips: LPIPS? = nil, location: String = "regression") {
+    precondition((distance == .lpips) == (lpips != nil), "the lpips distance needs its network")
     self.cursor = cursor
     self.distance = distance
+    self.lpips = lpips
+    self.location = location
   }
 
   public func loss(_ context: StepContext) throws -> Tensor {
@@ -27,6 +36,10 @@ public final class RegressionTerm: LossTerm {
     switch distance {
     case .l2: return Tensor.mseLoss(output, target)
     case .l1: return (output - target).abs().mean()
+    case .lpips:
+      try LPIPSOptions.checkedTarget(
+        target, what: "the pairs' samples (precompute them with --clip-sample for images)", location: "\(location).pairs")
+      return lpips!(output, target).mean()
     }
   }
 }
@@ -39,17 +52,14 @@ public enum Regression: LossComponent {
     ParameterSpec("weight", .number(0...1e6), default: .number(1), "the term's weight"),
     ParameterSpec(
       "distance", .string(choices: ["l2", "l1", "lpips"]), default: .string("l2"),
-      "mean squared error (l2), mean absolute error (l1), or LPIPS (needs its weights: docs/lpips.md)"),
+      "mean squared error (l2), mean absolute error (l1), or LPIPS (lpips, with the lpips object)"),
     ParameterSpec("pairs", .path(mustExist: true), "the pairs folder written by `pipeline precompute`"),
     ParameterSpec("shuffle", .bool, default: .bool(true), "visit the pairs in a new permutation each epoch"),
+    LPIPSOptions.spec("the LPIPS network of the lpips distance"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
-    guard let distance = RegressionTerm.Distance(rawValue: entry.string("distance")) else {
-      throw DistillError.invalidValue(
-        location: "\(entry.path).distance", expected: "\"l2\" or \"l1\" in this build",
-        found: "\"\(entry.string("distance"))\": LPIPS weights are needed: see docs/lpips.md")
-    }
+    let distance = RegressionTerm.Distance(rawValue: entry.string("distance"))!
     guard let generator = context.generator else {
       throw DistillError.invalidValue(location: entry.path, expected: "a generator", found: "none")
     }
@@ -64,7 +74,8 @@ public enum Regression: LossComponent {
     }
     let cursor = PairsCursor(
       store: store, shuffle: entry.bool("shuffle"), seed: context.initialisationRNG(for: entry.path))
+    let lpips = try LPIPSOptions.load(entry, context, distance: distance.rawValue, imageShape: generator.sampleShape)
     context.addCheckpointState(prefix: entry.path, cursor)
-    return RegressionTerm(cursor: cursor, distance: distance)
+    return RegressionTerm(cursor: cursor, distance: distance, lpips: lpips, location: entry.path)
   }
 }

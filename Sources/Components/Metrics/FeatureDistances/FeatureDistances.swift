@@ -7,23 +7,35 @@ import DistillPipeline
 /// features, so not called FID), `KID_<extractor>` (unbiased MMD² with the cubic polynomial
 /// kernel), and `precision_<extractor>` / `recall_<extractor>` (k-NN manifolds). The
 /// reference is the data source's samples (or an analytic teacher's), drawn once with the
-/// evaluation seed; the generated samples come from the evaluation's fixed noise.
+/// evaluation seed; the generated samples come from the evaluation's fixed noise. The
+/// `classifier` extractor takes the penultimate features of a classifier trained on the data
+/// by `pipeline train-classifier`.
 public final class FeatureDistancesMetric: Metric {
   let extractor: String
   let count: Int
   let k: Int
+  /// The `classifier` extractor's network; `nil` for `pixels`.
+  let classifier: TrainedClassifier?
+  /// The reference's features, computed once per evaluation context (whose reference
+  /// samples are fixed).
+  private var referenceFeatures: (context: ObjectIdentifier, values: [Double], rows: Int, columns: Int)?
 
-  public init(extractor: String, count: Int, k: Int) {
+  public init(extractor: String, count: Int, k: Int, classifier: TrainedClassifier? = nil) {
+    precondition((extractor == "classifier") == (classifier != nil), "the classifier extractor needs its classifier")
     self.extractor = extractor
     self.count = count
     self.k = k
+    self.classifier = classifier
   }
 
-  /// The features of `samples` (`[N, ...]`): for `pixels`, each sample flattened.
+  /// The features of the first `limit` samples (`[N, ...]`): for `pixels`, each sample
+  /// flattened; for `classifier`, the classifier's penultimate features.
   func features(_ samples: Tensor, limit: Int) -> (values: [Double], rows: Int, columns: Int) {
     let rows = min(samples.shape[0], limit)
-    let columns = samples.count / samples.shape[0]
-    return (samples.scalars.prefix(rows * columns).map(Double.init), rows, columns)
+    let head = rows == samples.shape[0] ? samples : samples.sliced(axis: 0, 0..<rows)
+    let features = classifier?.features(head) ?? head
+    let columns = features.count / max(rows, 1)
+    return (features.scalars.map(Double.init), rows, columns)
   }
 
   public func evaluate(_ samples: Tensor, _ context: EvaluationContext) throws -> [String: Double] {
@@ -31,8 +43,20 @@ public final class FeatureDistancesMetric: Metric {
       throw DistillError.invalidValue(
         location: "feature-distances", expected: "a data source or analytic teacher to compare with", found: "neither")
     }
+    if let classifier {
+      try classifier.requireInput(Array(samples.shape.dropFirst()), location: "feature-distances (generated samples)")
+    }
     let x = features(samples, limit: count)
-    let y = features(reference, limit: count)
+    let y: (values: [Double], rows: Int, columns: Int)
+    if let cached = referenceFeatures, cached.context == ObjectIdentifier(context) {
+      y = (cached.values, cached.rows, cached.columns)
+    } else {
+      if let classifier {
+        try classifier.requireInput(Array(reference.shape.dropFirst()), location: "feature-distances (reference samples)")
+      }
+      y = features(reference, limit: count)
+      referenceFeatures = (ObjectIdentifier(context), y.values, y.rows, y.columns)
+    }
     guard x.columns == y.columns else {
       throw DistillError.invalidValue(
         location: "feature-distances", expected: "generated samples of the reference's size (\(y.columns) values)",
@@ -60,7 +84,12 @@ public enum FeatureDistances: MetricComponent {
   public static let summary =
     "FD_<extractor> (Fréchet distance), KID_<extractor>, precision_ and recall_<extractor> (k-NN) against the reference samples"
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec("extractor", .string(choices: ["pixels"]), default: .string("pixels"), "the features: raw pixels (values)"),
+    ParameterSpec(
+      "extractor", .string(choices: ["pixels", "classifier"]), default: .string("pixels"),
+      "the features: raw pixels (values), or the penultimate layer of a classifier trained on the data (`classifier`)"),
+    .optional(
+      "classifier", .path(mustExist: true),
+      "the classifier folder written by `pipeline train-classifier` (needed by the classifier extractor)"),
     ParameterSpec("samples", .integer(8...8192), default: .number(1000), "samples of each side compared"),
     ParameterSpec("k", .integer(1...100), default: .number(3), "the neighbour whose distance sets each ball (precision/recall)"),
   ]
@@ -70,6 +99,23 @@ public enum FeatureDistances: MetricComponent {
       throw DistillError.invalidValue(
         location: "\(entry.path).k", expected: "fewer than samples (\(entry.int("samples")))", found: "\(entry.int("k"))")
     }
-    return FeatureDistancesMetric(extractor: entry.string("extractor"), count: entry.int("samples"), k: entry.int("k"))
+    let extractor = entry.string("extractor")
+    guard extractor == "classifier" else {
+      guard !entry.has("classifier") else {
+        throw DistillError.invalidValue(
+          location: "\(entry.path).classifier", expected: "no classifier unless \"extractor\": \"classifier\"",
+          found: "a classifier with extractor \"\(extractor)\"")
+      }
+      return FeatureDistancesMetric(extractor: extractor, count: entry.int("samples"), k: entry.int("k"))
+    }
+    guard let path = entry.optionalPath("classifier") else {
+      throw DistillError.invalidValue(
+        location: "\(entry.path).classifier",
+        expected: "the classifier folder for \"extractor\": \"classifier\" (train one with `pipeline train-classifier`)",
+        found: "nothing")
+    }
+    let classifier = try TrainedClassifier.load(path: path)
+    try classifier.requireInput(context.generator?.sampleShape ?? context.sampleShape, location: "\(entry.path).classifier")
+    return FeatureDistancesMetric(extractor: extractor, count: entry.int("samples"), k: entry.int("k"), classifier: classifier)
   }
 }

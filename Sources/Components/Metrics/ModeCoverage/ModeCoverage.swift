@@ -50,16 +50,32 @@ public final class ModeCoverageMetric: Metric {
 public enum ModeCoverage: MetricComponent {
   public static let id = "mode-coverage"
   public static let kind = ComponentKind.metric
-  public static let summary = "fraction of a Gaussian-mixture teacher's modes holding at least `threshold` of their mass"
+  public static let summary =
+    "fraction of modes holding at least `threshold` of their mass: a Gaussian-mixture teacher's, or the classes of a trained classifier"
   public static let parameters: [ParameterSpec] = [
     ParameterSpec("threshold", .number(0...1), default: .number(0.5), "the share of a mode's true mass that counts as covered"),
-    ParameterSpec("radius", .number(0.1...100), default: .number(3), "how far from a mean, in standard deviations, a sample counts for it"),
+    ParameterSpec(
+      "radius", .number(0.1...100), default: .number(3),
+      "how far from a mean, in standard deviations, a sample counts for it (Gaussian-mixture teacher)"),
+    .optional(
+      "classifier", .path(mustExist: true),
+      "a classifier folder from `pipeline train-classifier`: its classes are the modes (for images)"),
+    ParameterSpec(
+      "confidence", .number(0...1), default: .number(0.5),
+      "the classifier probability at which an image counts for its most probable class (with classifier)"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Metric {
+    if let path = entry.optionalPath("classifier") {
+      let classifier = try TrainedClassifier.load(path: path)
+      try classifier.requireInput(context.generator?.sampleShape ?? context.sampleShape, location: "\(entry.path).classifier")
+      return ClassifierModeCoverageMetric(
+        classifier: classifier, threshold: entry.double("threshold"), confidence: entry.double("confidence"))
+    }
     guard let mixture = context.teacher as? GaussianMixtureDenoiser else {
       throw DistillError.invalidValue(
-        location: entry.path, expected: "a gaussian-mixture teacher (mode-coverage knows its modes)",
+        location: entry.path,
+        expected: "a gaussian-mixture teacher (mode-coverage knows its modes) or a \"classifier\" whose classes are the modes",
         found: context.teacher.map { "\"\($0.summary)\"" } ?? "no teacher")
     }
     return ModeCoverageMetric(mixture: mixture, threshold: entry.double("threshold"), radius: entry.double("radius"))
