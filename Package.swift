@@ -213,6 +213,16 @@ let package = Package(
       path: "Sources/Components/Losses/DenoisingLoss"
     ),
     .target(
+      name: "DMD2GAN",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillNN",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Losses/DMD2GAN"
+    ),
+    .target(
       name: "DistributionMatching",
       dependencies: [
         "DistillCore",
@@ -327,6 +337,7 @@ let package = Package(
         "DenoisingLoss",
         "DistillPipeline",
         "DistributionMatching",
+        "DMD2GAN",
         "EnergyDistance",
         "FeatureDistances",
         "FolderTeacher",

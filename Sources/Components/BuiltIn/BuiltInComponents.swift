@@ -2,6 +2,7 @@ import ConsistencyDistillation
 import ConsistencyGenerator
 import DenoiserGenerator
 import DenoisingLoss
+import DMD2GAN
 import DistillPipeline
 import DistributionMatching
 import EnergyDistance
@@ -33,7 +34,7 @@ extension ComponentRegistry {
       // Scores
       TeacherScore.self, TrainedScore.self,
       // Losses
-      ConsistencyDistillation.self, DenoisingLoss.self, DistributionMatching.self, KnowledgeDistillation.self,
+      ConsistencyDistillation.self, DenoisingLoss.self, DistributionMatching.self, DMD2GAN.self, KnowledgeDistillation.self,
       ProgressiveDistillation.self, RealScoreAscent.self, Regression.self,
       // Data
       GaussianMixtureData.self, PairsData.self, ShapesData.self, ImageFolderData.self, TensorData.self,
