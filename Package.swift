@@ -213,6 +213,16 @@ let package = Package(
       path: "Sources/Components/Losses/DenoisingLoss"
     ),
     .target(
+      name: "AdversarialDistillation",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillNN",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Losses/AdversarialDistillation"
+    ),
+    .target(
       name: "DMD2GAN",
       dependencies: [
         "DistillCore",
@@ -331,6 +341,7 @@ let package = Package(
     .target(
       name: "BuiltInComponents",
       dependencies: [
+        "AdversarialDistillation",
         "ConsistencyDistillation",
         "ConsistencyGenerator",
         "DenoiserGenerator",

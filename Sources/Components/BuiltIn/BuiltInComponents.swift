@@ -1,3 +1,4 @@
+import AdversarialDistillation
 import ConsistencyDistillation
 import ConsistencyGenerator
 import DenoiserGenerator
@@ -34,7 +35,7 @@ extension ComponentRegistry {
       // Scores
       TeacherScore.self, TrainedScore.self,
       // Losses
-      ConsistencyDistillation.self, DenoisingLoss.self, DistributionMatching.self, DMD2GAN.self, KnowledgeDistillation.self,
+      AdversarialDistillation.self, ConsistencyDistillation.self, DenoisingLoss.self, DistributionMatching.self, DMD2GAN.self, KnowledgeDistillation.self,
       ProgressiveDistillation.self, RealScoreAscent.self, Regression.self,
       // Data
       GaussianMixtureData.self, PairsData.self, ShapesData.self, ImageFolderData.self, TensorData.self,
