@@ -14,7 +14,9 @@ public final class DiscriminatorHead: Module {
   let averageAt: Int?
 
   public init(featureShape: [Int], using rng: inout RandomGenerator) {
-    precondition(featureShape.count == 1 || featureShape.count == 3, "features \(featureShape) are neither [D] nor [C, H, W]")
+    precondition(
+      featureShape.count == 1 || featureShape.count == 3,
+      "features \(featureShape) are neither [D] nor [C, H, W]")
     self.featureShape = featureShape
     var layers: [any UnaryLayer] = []
     var average: Int?
@@ -30,13 +32,15 @@ public final class DiscriminatorHead: Module {
       let groups = Self.groups(channels: c)
       while h > 4, w > 4, h % 2 == 0, w % 2 == 0 {
         layers += [
-          Conv2d(inputChannels: c, outputChannels: c, kernel: 4, stride: 2, padding: 1, using: &rng),
+          Conv2d(
+            inputChannels: c, outputChannels: c, kernel: 4, stride: 2, padding: 1, using: &rng),
           GroupNorm(groups: groups, channels: c), ActivationLayer(.silu),
         ]
         (h, w) = (h / 2, w / 2)
       }
       if h == w {
-        layers.append(Conv2d(inputChannels: c, outputChannels: c, kernel: h, stride: h, using: &rng))
+        layers.append(
+          Conv2d(inputChannels: c, outputChannels: c, kernel: h, stride: h, using: &rng))
       } else {
         average = layers.count
         layers.append(Conv2d(inputChannels: c, outputChannels: c, kernel: 1, using: &rng))
@@ -63,7 +67,9 @@ public final class DiscriminatorHead: Module {
   /// One logit per sample, `[N]`.
   public func callAsFunction(_ features: Tensor) -> Tensor {
     let n = features.shape[0]
-    precondition(Array(features.shape.dropFirst()) == featureShape, "features \(features.shape) for a head on \(featureShape)")
+    precondition(
+      Array(features.shape.dropFirst()) == featureShape,
+      "features \(features.shape) for a head on \(featureShape)")
     var h = features
     for (i, layer) in layers.enumerated() {
       if i == averageAt { h = h.mean(axes: [2, 3], keepDims: true) }

@@ -28,19 +28,24 @@ enum ToyTeacher {
   }()
 }
 
-func makeContext(_ pipeline: AssembledPipeline, batch: Int, phase: StepContext.Phase = .generator, seed: UInt64 = 7)
+func makeContext(
+  _ pipeline: AssembledPipeline, batch: Int, phase: StepContext.Phase = .generator, seed: UInt64 = 7
+)
   -> StepContext
 {
   StepContext(
-    step: 0, phase: phase, rows: 0..<batch, globalBatchSize: batch, rank: 0, generator: pipeline.generator,
-    teacher: pipeline.teacher, schedule: pipeline.context.schedule, scores: pipeline.scores, data: pipeline.data,
+    step: 0, phase: phase, rows: 0..<batch, globalBatchSize: batch, rank: 0,
+    generator: pipeline.generator,
+    teacher: pipeline.teacher, schedule: pipeline.context.schedule, scores: pipeline.scores,
+    data: pipeline.data,
     stream: RandomGenerator(seed: seed))
 }
 
 func assemble(_ text: String) throws -> AssembledPipeline {
   let json = try JSONValue.parse(Data(text.utf8), source: "test")
   let manifest = try Manifest.decode(
-    json, source: "test", baseDirectory: NSTemporaryDirectory(), fallbackName: "test", registry: PipelineRun.registry)
+    json, source: "test", baseDirectory: NSTemporaryDirectory(), fallbackName: "test",
+    registry: PipelineRun.registry)
   return try AssembledPipeline.assemble(manifest, registry: PipelineRun.registry)
 }
 
@@ -71,7 +76,8 @@ func assemble(_ text: String) throws -> AssembledPipeline {
       fake: Tensor(shape: [3], scalars: fake), real: Tensor(shape: [2], scalars: real)
     ).item
     let expectedGenerator = fake.map { softplus(-$0) }.reduce(0, +) / 3
-    let expectedDiscriminator = fake.map { softplus($0) }.reduce(0, +) / 3 + real.map { softplus(-$0) }.reduce(0, +) / 2
+    let expectedDiscriminator =
+      fake.map { softplus($0) }.reduce(0, +) / 3 + real.map { softplus(-$0) }.reduce(0, +) / 2
     #expect(abs(Double(generator) - expectedGenerator) < 1e-6)
     #expect(abs(Double(discriminator) - expectedDiscriminator) < 1e-6)
   }
@@ -85,7 +91,9 @@ func assemble(_ text: String) throws -> AssembledPipeline {
     let noise = testTensor([3, 2], seed: 4)
     let t = [10, 300, 700]
     let schedule = pipeline.context.schedule
-    func loss(_ x: Tensor) -> Tensor { NonSaturatingGAN.generatorLoss(fake: term.logits(x, noise: noise, t: t, schedule: schedule)) }
+    func loss(_ x: Tensor) -> Tensor {
+      NonSaturatingGAN.generatorLoss(fake: term.logits(x, noise: noise, t: t, schedule: schedule))
+    }
     checkGradients([x]) { loss($0[0]) }
     let (value, direct) = valueWithGradients(at: [x]) { loss($0[0]) }
     let leaf = x.requiringGrad()
@@ -100,7 +108,8 @@ func assemble(_ text: String) throws -> AssembledPipeline {
   /// output as bottleneck) feed the convolutional head; gradients against finite differences.
   @Test func unetBottleneckHeadGradientMatchesFiniteDifferences() throws {
     let config = UNet2DConfig(
-      inChannels: 1, outChannels: 1, downBlocks: [.down, .down], upBlocks: [.up, .up], blockOutChannels: [4, 8],
+      inChannels: 1, outChannels: 1, downBlocks: [.down, .down], upBlocks: [.up, .up],
+      blockOutChannels: [4, 8],
       layersPerBlock: 1, normGroups: 2, attentionHeadDimension: nil)
     var rng = RandomGenerator(seed: 5)
     let unet = UNet2DModel(config: config, using: &rng)
@@ -111,7 +120,8 @@ func assemble(_ text: String) throws -> AssembledPipeline {
     let head = DiscriminatorHead(featureShape: [8, 4, 4], using: &rng)
     #expect(head(features.bottleneck).shape == [2])
     checkGradients([x], rtol: 3e-2, atol: 3e-3) { xs in
-      NonSaturatingGAN.generatorLoss(fake: head(unet.features(xs[0], timesteps: [3, 500]).bottleneck))
+      NonSaturatingGAN.generatorLoss(
+        fake: head(unet.features(xs[0], timesteps: [3, 500]).bottleneck))
     }
     // A larger map is halved by stride-2 convolutions down to 4×4 first.
     let big = DiscriminatorHead(featureShape: [8, 16, 16], using: &rng)
@@ -122,7 +132,8 @@ func assemble(_ text: String) throws -> AssembledPipeline {
   /// layer, gives the network's output.
   @Test func mlpFeaturesAreTheHiddenActivations() throws {
     var rng = RandomGenerator(seed: 2)
-    let network = MLPDenoiserNetwork(config: MLPDenoiserConfig(inputSize: 2, width: 8, depth: 3), using: &rng)
+    let network = MLPDenoiserNetwork(
+      config: MLPDenoiserConfig(inputSize: 2, width: 8, depth: 3), using: &rng)
     let x = testTensor([4, 2])
     let t: [Float] = [0, 10, 500, 999]
     let features = network.features(x, timesteps: t)
@@ -146,9 +157,12 @@ func assemble(_ text: String) throws -> AssembledPipeline {
     var states = [generator.noisePart(noise, 0)]
     var x = states[0]
     for index in 0..<3 {
-      let x0 = withoutGradients { denoiser.x0(x, timesteps: [Float](repeating: Float(timesteps[index]), count: n)) }
+      let x0 = withoutGradients {
+        denoiser.x0(x, timesteps: [Float](repeating: Float(timesteps[index]), count: n))
+      }
       let next = timesteps[index + 1]
-      x = x0 * Float(denoiser.schedule.signalScale(next)) + generator.noisePart(noise, index + 1)
+      x =
+        x0 * Float(denoiser.schedule.signalScale(next)) + generator.noisePart(noise, index + 1)
         * Float(denoiser.schedule.noiseScale(next))
       states.append(x)
     }
@@ -160,7 +174,9 @@ func assemble(_ text: String) throws -> AssembledPipeline {
     #expect(steps == [999, 749, 499, 249, 249, 749])
     #expect(!input.requiresGrad)
     for (row, k) in indices.enumerated() {
-      expectClose(input.sliced(axis: 0, row..<(row + 1)), states[k].sliced(axis: 0, row..<(row + 1)), rtol: 1e-5, atol: 1e-6)
+      expectClose(
+        input.sliced(axis: 0, row..<(row + 1)), states[k].sliced(axis: 0, row..<(row + 1)),
+        rtol: 1e-5, atol: 1e-6)
     }
 
     // trainingSample draws k per row from the context's row streams, uniform over the steps.
@@ -196,9 +212,15 @@ func assemble(_ text: String) throws -> AssembledPipeline {
     let head = try #require(pipeline.context.networks.first { $0.name == "score-fake-gan-head" })
     #expect(phases[0].additionalNetworks.map(\.name) == ["score-fake-gan-head"])
     let fake = try #require(pipeline.scores["fake"]?.network)
-    func snapshot(_ network: TrainedNetwork) -> [Float] { network.module.parameters().flatMap(\.value.scalars) }
-    let (head0, fake0, generator0) = (snapshot(head), snapshot(fake), snapshot(pipeline.generatorNetwork))
-    let trainer = Trainer(pipeline: pipeline, folder: RunFolder(path: "/nonexistent"), progress: ProgressReporter(style: .silent))
+    func snapshot(_ network: TrainedNetwork) -> [Float] {
+      network.module.parameters().flatMap(\.value.scalars)
+    }
+    let (head0, fake0, generator0) = (
+      snapshot(head), snapshot(fake), snapshot(pipeline.generatorNetwork)
+    )
+    let trainer = Trainer(
+      pipeline: pipeline, folder: RunFolder(path: "/nonexistent"),
+      progress: ProgressReporter(style: .silent))
     let values = try trainer.trainStep(0)  // generatorEvery 2: auxiliaries only
     #expect(snapshot(head) != head0 && snapshot(fake) != fake0)
     #expect(snapshot(pipeline.generatorNetwork) == generator0)
@@ -206,7 +228,10 @@ func assemble(_ text: String) throws -> AssembledPipeline {
       #expect(values[key]?.isFinite == true, "\(key)")
     }
     let generatorStep = try trainer.trainStep(1)
-    for key in ["gan/sample-gradient-norm", "gan/generator-logit", "gan/sample-mean", "gan/sample-std", "loss/dmd2-gan"] {
+    for key in [
+      "gan/sample-gradient-norm", "gan/generator-logit", "gan/sample-mean", "gan/sample-std",
+      "loss/dmd2-gan",
+    ] {
       #expect(generatorStep[key]?.isFinite == true, "\(key)")
     }
   }
@@ -227,23 +252,39 @@ func assemble(_ text: String) throws -> AssembledPipeline {
       } catch { return "\(error)" }
     }
     #expect(problems(#"{"type": "dmd2-gan", "fake": "real"}"#).contains("losses[0].fake"))
-    #expect(problems(#"{"type": "dmd2-gan", "timestepRange": [0.6, 0.2]}"#).contains("losses[0].timestepRange"))
-    #expect(problems(#"{"type": "dmd2-gan", "discriminatorWeight": -1}"#).contains("losses[0].discriminatorWeight"))
+    #expect(
+      problems(#"{"type": "dmd2-gan", "timestepRange": [0.6, 0.2]}"#).contains(
+        "losses[0].timestepRange"))
+    #expect(
+      problems(#"{"type": "dmd2-gan", "discriminatorWeight": -1}"#).contains(
+        "losses[0].discriminatorWeight"))
     #expect(problems(#"{"type": "dmd2-gan", "fake": "nowhere"}"#).contains("losses[0].fake"))
-    #expect(problems(#"{"type": "dmd2-gan"}"#, generator: #"{"type": "denoiser", "init": "new", "network": \#(Self.mlp), "stepping": "sideways"}"#).contains("generator.stepping"))
+    #expect(
+      problems(
+        #"{"type": "dmd2-gan"}"#,
+        generator:
+          #"{"type": "denoiser", "init": "new", "network": \#(Self.mlp), "stepping": "sideways"}"#
+      ).contains("generator.stepping"))
   }
 
   /// The example manifest validates, and its 4-step student ends far closer to the data than
   /// the untrained one (the teacher's copy sampled in the same 4 steps).
   @Test func exampleStudentBeatsTheUntrainedGenerator() throws {
-    let overrides = ["teacher.path=\(ToyTeacher.folder)", "training.steps=2000", "evaluation.every=1000"]
+    let overrides = [
+      "teacher.path=\(ToyTeacher.folder)", "training.steps=2000", "evaluation.every=1000",
+    ]
     let manifest = try Manifest.load(
-      path: PipelineRun.templatePath("dmd2.json"), overrides: overrides, registry: PipelineRun.registry)
+      path: PipelineRun.templatePath("dmd2.json"), overrides: overrides,
+      registry: PipelineRun.registry)
     let untrained = try AssembledPipeline.assemble(manifest, registry: PipelineRun.registry)
-    let trainer = Trainer(pipeline: untrained, folder: RunFolder(path: "/nonexistent"), progress: ProgressReporter(style: .silent))
+    let trainer = Trainer(
+      pipeline: untrained, folder: RunFolder(path: "/nonexistent"),
+      progress: ProgressReporter(style: .silent))
     let reference = try #require(try trainer.evaluationContext.referenceSamples(1024))
     let before = EnergyDistanceMetric.energyDistance(
-      Trainer.generate(untrained.generator, count: 1024, seed: manifest.evaluation.seed, batchSize: 1024), reference)
+      Trainer.generate(
+        untrained.generator, count: 1024, seed: manifest.evaluation.seed, batchSize: 1024),
+      reference)
     let (_, final, _) = try PipelineRun.train("dmd2.json", overrides: overrides)
     let after = try #require(final["eval/energy-distance"])
     #expect(after < 0.35 * before, "energy distance \(after) after training, \(before) untrained")

@@ -30,9 +30,11 @@ public final class AdversarialDistillationTerm: LossTerm {
   let discriminator: AdversarialDiscriminatorPhase
 
   init(
-    teacher: any Denoiser, features: any FeatureTapping, featureTimestep: Float, heads: [DiscriminatorHead],
+    teacher: any Denoiser, features: any FeatureTapping, featureTimestep: Float,
+    heads: [DiscriminatorHead],
     network: TrainedNetwork, adversarialWeight: Float, distillationWeight: Float,
-    weighting: ScoreDistillationWeighting, timesteps: Range<Int>, r1Weight: Float, r1Sigma: Float, updatesPerStep: Int
+    weighting: ScoreDistillationWeighting, timesteps: Range<Int>, r1Weight: Float, r1Sigma: Float,
+    updatesPerStep: Int
   ) {
     self.teacher = teacher
     self.features = features
@@ -64,7 +66,9 @@ public final class AdversarialDistillationTerm: LossTerm {
     context.log("add/sample-std", Double(clean.variance().sqrt().item))
     let (adversarial, adversarialNorm) = lossWithSampleGradient(x) { x in
       let fake = logits(encoderFeatures(x))
-      context.log("add/generator-logit", Double(fake.map { $0.mean().item }.reduce(0, +)) / Double(fake.count))
+      context.log(
+        "add/generator-logit", Double(fake.map { $0.mean().item }.reduce(0, +)) / Double(fake.count)
+      )
       return HingeGAN.generatorLoss(fake: fake)
     }
     let n = clean.shape[0]
@@ -72,7 +76,8 @@ public final class AdversarialDistillationTerm: LossTerm {
     let noise = context.normal(clean.shape)
     let target = distillationTarget(clean, t: t, noise: noise, schedule: context.schedule)
     let (distillation, distillationNorm) = lossWithSampleGradient(x) { x in
-      Self.distillationLoss(x, target: target, weights: t.map { weighting.weight($0, schedule: context.schedule) })
+      Self.distillationLoss(
+        x, target: target, weights: t.map { weighting.weight($0, schedule: context.schedule) })
     }
     context.log("add/adversarial-loss", Double(adversarial.item))
     context.log("add/distillation-loss", Double(distillation.item))
@@ -88,7 +93,8 @@ public final class AdversarialDistillationTerm: LossTerm {
       let xt = schedule.addNoise(x0: x, noise: noise, timesteps: t)
       let target = teacher.x0(xt, timesteps: t.map(Float.init))
       let shift = t.map {
-        weighting.isNoiseFree($0, trainSteps: schedule.trainSteps) ? schedule.noiseScale($0) / schedule.signalScale($0) : 0
+        weighting.isNoiseFree($0, trainSteps: schedule.trainSteps)
+          ? schedule.noiseScale($0) / schedule.signalScale($0) : 0
       }
       guard shift.contains(where: { $0 != 0 }) else { return target }
       return target - perSample(shift, like: x) * noise
@@ -128,17 +134,23 @@ final class AdversarialDiscriminatorPhase: AuxiliaryPhase {
     }
     // The feature network is frozen: its features carry no gradient.
     let (fakeFeatures, realFeatures) = withoutGradients {
-      (term.encoderFeatures(fakeSamples).map { $0.detached() }, term.encoderFeatures(real).map { $0.detached() })
+      (
+        term.encoderFeatures(fakeSamples).map { $0.detached() },
+        term.encoderFeatures(real).map { $0.detached() }
+      )
     }
     let fake = term.logits(fakeFeatures)
     let realLogits = term.logits(realFeatures)
     var loss = HingeGAN.discriminatorLoss(fake: fake, real: realLogits)
     context.log("add/discriminator-loss", Double(loss.item))
-    context.log("add/fake-logit", Double(fake.map { $0.mean().item }.reduce(0, +)) / Double(fake.count))
-    context.log("add/real-logit", Double(realLogits.map { $0.mean().item }.reduce(0, +)) / Double(fake.count))
+    context.log(
+      "add/fake-logit", Double(fake.map { $0.mean().item }.reduce(0, +)) / Double(fake.count))
+    context.log(
+      "add/real-logit", Double(realLogits.map { $0.mean().item }.reduce(0, +)) / Double(fake.count))
     if r1Weight > 0 {
       let r1 = zip(term.heads, realFeatures).map { head, f in
-        HingeGAN.approximateR1({ head($0) }, features: f, direction: context.normal(f.shape), sigma: r1Sigma)
+        HingeGAN.approximateR1(
+          { head($0) }, features: f, direction: context.normal(f.shape), sigma: r1Sigma)
       }.reduce(Tensor(scalar: 0), +)
       context.log("add/r1", Double(r1.item))
       loss = loss + r1 * r1Weight
@@ -154,23 +166,35 @@ public enum AdversarialDistillation: LossComponent {
     "ADD: hinge adversarial loss from trainable heads on frozen encoder features, plus score distillation weighted by c(t)"
   public static let parameters: [ParameterSpec] = [
     ParameterSpec("weight", .number(0...1e6), default: .number(1), "the term's weight"),
-    ParameterSpec("adversarialWeight", .number(0...1e6), default: .number(1), "the adversarial loss's factor"),
     ParameterSpec(
-      "distillationWeight", .number(0...1e6), default: .number(2.5), "λ, the score-distillation loss's factor (2.5 in ADD)"),
+      "adversarialWeight", .number(0...1e6), default: .number(1), "the adversarial loss's factor"),
     ParameterSpec(
-      "weighting", .string(choices: ScoreDistillationWeighting.allCases.map(\.rawValue)), default: .string("exponential"),
-      "c(t): exponential α_t, sds α_t·σ_t/2, or nfsd (sds with NFSD's noise-free target below 0.2·T)"),
+      "distillationWeight", .number(0...1e6), default: .number(2.5),
+      "λ, the score-distillation loss's factor (2.5 in ADD)"),
+    ParameterSpec(
+      "weighting", .string(choices: ScoreDistillationWeighting.allCases.map(\.rawValue)),
+      default: .string("exponential"),
+      "c(t): exponential α_t, sds α_t·σ_t/2, or nfsd (sds with NFSD's noise-free target below 0.2·T)"
+    ),
     ParameterSpec(
       "timestepRange", .numbers(count: 2), default: .array([.number(0.02), .number(0.98)]),
       "the fractions [low, high] of T the distillation timestep is drawn from (both ends included)"),
     ParameterSpec(
       "features", .string(choices: nil), default: .string("teacher"),
       "the frozen feature network: \"teacher\" (its encoder), or the name of a score in `scores`"),
-    ParameterSpec("featureTimestep", .number(0...1e6), default: .number(0), "the timestep the feature network sees"),
-    ParameterSpec("r1Weight", .number(0...1e6), default: .number(0), "γ of the R1 penalty on the data's features (0: off)"),
-    ParameterSpec("r1Sigma", .number(1e-6...1e3), default: .number(0.01), "the step of R1's central difference"),
-    ParameterSpec("updatesPerStep", .integer(1...1000), default: .number(1), "discriminator updates per training step"),
-    .optional("optimizer", .component(.optimizer), "the heads' optimizer (default: the manifest's)"),
+    ParameterSpec(
+      "featureTimestep", .number(0...1e6), default: .number(0),
+      "the timestep the feature network sees"),
+    ParameterSpec(
+      "r1Weight", .number(0...1e6), default: .number(0),
+      "γ of the R1 penalty on the data's features (0: off)"),
+    ParameterSpec(
+      "r1Sigma", .number(1e-6...1e3), default: .number(0.01), "the step of R1's central difference"),
+    ParameterSpec(
+      "updatesPerStep", .integer(1...1000), default: .number(1),
+      "discriminator updates per training step"),
+    .optional(
+      "optimizer", .component(.optimizer), "the heads' optimizer (default: the manifest's)"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
@@ -183,14 +207,16 @@ public enum AdversarialDistillation: LossComponent {
       guard let score = context.score(name) else {
         throw DistillError.invalidValue(
           location: "\(entry.path).features",
-          expected: "\"teacher\" or a score in `scores` (\(context.scores.keys.sorted().joined(separator: ", ")))",
+          expected:
+            "\"teacher\" or a score in `scores` (\(context.scores.keys.sorted().joined(separator: ", ")))",
           found: "\"\(name)\"")
       }
       source = score.denoiser
     }
     guard let features = source as? any FeatureTapping else {
       throw DistillError.invalidValue(
-        location: "\(entry.path).features", expected: "a network that exposes features (mlp or unet2d)",
+        location: "\(entry.path).features",
+        expected: "a network that exposes features (mlp or unet2d)",
         found: "\"\(source.summary)\"")
     }
     guard let sampleShape = context.generator?.sampleShape else {
@@ -203,7 +229,8 @@ public enum AdversarialDistillation: LossComponent {
     let high = min(trainSteps, Int((fractions[1] * Double(trainSteps)).rounded()) + 1)
     guard fractions[0] >= 0, fractions[1] <= 1, fractions[0] <= fractions[1], high > low else {
       throw DistillError.invalidValue(
-        location: "\(entry.path).timestepRange", expected: "0 <= low <= high <= 1", found: "\(fractions)")
+        location: "\(entry.path).timestepRange", expected: "0 <= low <= high <= 1",
+        found: "\(fractions)")
     }
     let featureTimestep = entry.float("featureTimestep")
     guard featureTimestep <= Float(trainSteps - 1) else {
@@ -220,11 +247,16 @@ public enum AdversarialDistillation: LossComponent {
     let heads = shapes.map { DiscriminatorHead(featureShape: $0, using: &rng) }
     let module = Module()
     for (i, head) in heads.enumerated() { module.register(String(i), head) }
-    let network = try context.addNetwork(name: "add-discriminator", module: module, optimizer: entry.component("optimizer"))
+    let network = try context.addNetwork(
+      name: "add-discriminator", module: module, optimizer: entry.component("optimizer"))
     return AdversarialDistillationTerm(
-      teacher: teacher, features: features, featureTimestep: featureTimestep, heads: heads, network: network,
-      adversarialWeight: entry.float("adversarialWeight"), distillationWeight: entry.float("distillationWeight"),
-      weighting: ScoreDistillationWeighting(rawValue: entry.string("weighting"))!, timesteps: low..<high,
-      r1Weight: entry.float("r1Weight"), r1Sigma: entry.float("r1Sigma"), updatesPerStep: entry.int("updatesPerStep"))
+      teacher: teacher, features: features, featureTimestep: featureTimestep, heads: heads,
+      network: network,
+      adversarialWeight: entry.float("adversarialWeight"),
+      distillationWeight: entry.float("distillationWeight"),
+      weighting: ScoreDistillationWeighting(rawValue: entry.string("weighting"))!,
+      timesteps: low..<high,
+      r1Weight: entry.float("r1Weight"), r1Sigma: entry.float("r1Sigma"),
+      updatesPerStep: entry.int("updatesPerStep"))
   }
 }

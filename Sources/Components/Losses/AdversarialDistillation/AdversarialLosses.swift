@@ -11,7 +11,8 @@ public enum HingeGAN {
 
   /// `Σ_k mean max(0, 1 − D_k(real)) + mean max(0, 1 + D_k(fake))`: the discriminator's loss.
   public static func discriminatorLoss(fake: [Tensor], real: [Tensor]) -> Tensor {
-    zip(fake, real).map { f, r in (1 - r).relu().mean() + (1 + f).relu().mean() }.reduce(Tensor(scalar: 0), +)
+    zip(fake, real).map { f, r in (1 - r).relu().mean() + (1 + f).relu().mean() }.reduce(
+      Tensor(scalar: 0), +)
   }
 
   /// R1 (Mescheder et al. 2018), mean_n ‖∂D(f)/∂f‖², by a central difference along a random
@@ -19,7 +20,9 @@ public enum HingeGAN {
   /// autodiff has no second-order gradients, so the penalty's own gradient in the head's
   /// weights comes from this estimate; for a linear head it is exact for every σ and δ
   /// (`(w·δ)²`, whose mean over δ is ‖w‖²).
-  public static func approximateR1(_ head: (Tensor) -> Tensor, features f: Tensor, direction: Tensor, sigma: Float)
+  public static func approximateR1(
+    _ head: (Tensor) -> Tensor, features f: Tensor, direction: Tensor, sigma: Float
+  )
     -> Tensor
   {
     let difference = head(f + direction * sigma) - head(f - direction * sigma)

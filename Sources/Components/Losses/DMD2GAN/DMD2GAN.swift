@@ -31,7 +31,8 @@ public final class DMD2GANTerm: LossTerm {
   let discriminatorWeight: Float
 
   init(
-    features: any FeatureTapping, head: DiscriminatorHead, headNetwork: TrainedNetwork, timesteps: Range<Int>,
+    features: any FeatureTapping, head: DiscriminatorHead, headNetwork: TrainedNetwork,
+    timesteps: Range<Int>,
     discriminatorWeight: Float
   ) {
     self.features = features
@@ -105,26 +106,34 @@ public enum DMD2GAN: LossComponent {
       "the generator's GAN weight (DMD2's gen_cls_loss_weight; 3e-3 for ImageNet)"),
     ParameterSpec(
       "fake", .reference(section: "scores"), default: .string("fake"),
-      "the trained score whose network's encoder feeds the head, and whose update the discriminator loss joins"),
+      "the trained score whose network's encoder feeds the head, and whose update the discriminator loss joins"
+    ),
     ParameterSpec(
       "discriminatorWeight", .number(0...1e6), default: .number(1e-2),
-      "the discriminator loss's weight in the fake score's update (DMD2's guidance_cls_loss_weight)"),
+      "the discriminator loss's weight in the fake score's update (DMD2's guidance_cls_loss_weight)"
+    ),
     ParameterSpec(
       "timestepRange", .numbers(count: 2), default: .array([.number(0), .number(1)]),
-      "the fractions [low, high] of T the noise levels of data and samples are drawn from (both ends included)"),
-    .optional("optimizer", .component(.optimizer), "the head's optimizer (default: the fake score's, else the manifest's)"),
+      "the fractions [low, high] of T the noise levels of data and samples are drawn from (both ends included)"
+    ),
+    .optional(
+      "optimizer", .component(.optimizer),
+      "the head's optimizer (default: the fake score's, else the manifest's)"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
     let fakeName = entry.string("fake")
-    guard let fake = context.score(fakeName), let network = fake.network, !fake.phases.isEmpty else {
+    guard let fake = context.score(fakeName), let network = fake.network, !fake.phases.isEmpty
+    else {
       throw DistillError.invalidValue(
-        location: "\(entry.path).fake", expected: "a trained score (its network is the discriminator's encoder)",
+        location: "\(entry.path).fake",
+        expected: "a trained score (its network is the discriminator's encoder)",
         found: "\"\(fakeName)\"")
     }
     guard let features = fake.denoiser as? any FeatureTapping else {
       throw DistillError.invalidValue(
-        location: "\(entry.path).fake", expected: "a trained score whose network exposes features (mlp or unet2d)",
+        location: "\(entry.path).fake",
+        expected: "a trained score whose network exposes features (mlp or unet2d)",
         found: "\"\(fake.denoiser.summary)\"")
     }
     guard let sampleShape = context.generator?.sampleShape else {
@@ -132,15 +141,20 @@ public enum DMD2GAN: LossComponent {
     }
     try context.requireData(for: entry, shape: sampleShape)
     let range = try timestepRange(
-      entry.numbers("timestepRange"), trainSteps: context.schedule.trainSteps, location: "\(entry.path).timestepRange")
+      entry.numbers("timestepRange"), trainSteps: context.schedule.trainSteps,
+      location: "\(entry.path).timestepRange")
     let featureShape = withoutGradients {
-      Array(features.features(Tensor.zeros([1] + sampleShape), timesteps: [0]).bottleneck.shape.dropFirst())
+      Array(
+        features.features(Tensor.zeros([1] + sampleShape), timesteps: [0]).bottleneck.shape
+          .dropFirst())
     }
     var rng = context.initialisationRNG(for: entry.path)
     let head = DiscriminatorHead(featureShape: featureShape, using: &rng)
     let optimizer =
-      entry.component("optimizer") ?? context.manifest.scores.first { $0.name == fakeName }?.entry.component("optimizer")
-    let headNetwork = try context.addNetwork(name: "\(network.name)-gan-head", module: head, optimizer: optimizer)
+      entry.component("optimizer")
+      ?? context.manifest.scores.first { $0.name == fakeName }?.entry.component("optimizer")
+    let headNetwork = try context.addNetwork(
+      name: "\(network.name)-gan-head", module: head, optimizer: optimizer)
     let term = DMD2GANTerm(
       features: features, head: head, headNetwork: headNetwork, timesteps: range,
       discriminatorWeight: entry.float("discriminatorWeight"))
@@ -149,11 +163,14 @@ public enum DMD2GAN: LossComponent {
   }
 
   /// `[low·T, high·T]` with both ends included, as a half-open range within `[0, T)`.
-  static func timestepRange(_ fractions: [Double], trainSteps: Int, location: String) throws -> Range<Int> {
+  static func timestepRange(_ fractions: [Double], trainSteps: Int, location: String) throws
+    -> Range<Int>
+  {
     let low = Int((fractions[0] * Double(trainSteps)).rounded())
     let high = min(trainSteps, Int((fractions[1] * Double(trainSteps)).rounded()) + 1)
     guard fractions[0] >= 0, fractions[1] <= 1, fractions[0] <= fractions[1], high > low else {
-      throw DistillError.invalidValue(location: location, expected: "0 <= low <= high <= 1", found: "\(fractions)")
+      throw DistillError.invalidValue(
+        location: location, expected: "0 <= low <= high <= 1", found: "\(fractions)")
     }
     return low..<high
   }
