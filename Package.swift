@@ -214,6 +214,26 @@ let package = Package(
       path: "Sources/Components/Losses/DenoisingLoss"
     ),
     .target(
+      name: "AdversarialDistillation",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillNN",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Losses/AdversarialDistillation"
+    ),
+    .target(
+      name: "DMD2GAN",
+      dependencies: [
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillNN",
+        "DistillPipeline",
+      ],
+      path: "Sources/Components/Losses/DMD2GAN"
+    ),
+    .target(
       name: "DistributionMatching",
       dependencies: [
         "DistillCore",
@@ -334,12 +354,14 @@ let package = Package(
     .target(
       name: "BuiltInComponents",
       dependencies: [
+        "AdversarialDistillation",
         "ConsistencyDistillation",
         "ConsistencyGenerator",
         "DenoiserGenerator",
         "DenoisingLoss",
         "DistillPipeline",
         "DistributionMatching",
+        "DMD2GAN",
         "EnergyDistance",
         "FeatureDistances",
         "FolderTeacher",

@@ -121,6 +121,21 @@ public final class MLPDenoiserNetwork: Module {
   }
 }
 
+extension MLPDenoiserNetwork: FeatureTapping {
+  /// The hidden activations (`[N, width]` each); the last is the bottleneck. The output layer
+  /// does not run.
+  public func features(_ x: Tensor, timesteps: [Float]) -> NetworkFeatures {
+    let n = x.shape[0]
+    precondition(
+      x.count == n * config.inputSize, "MLP input \(x.shape) does not hold \(config.inputSize) values per sample")
+    precondition(timesteps.count == n, "\(timesteps.count) timesteps for a batch of \(n)")
+    let embedding = sinusoidalEmbedding(
+      timesteps, dimension: config.timeEmbedding, flipSinToCos: true, frequencyShift: 0)
+    let hidden = mlp.hiddenActivations(Tensor.concat([x.reshaped([n, config.inputSize]), embedding], axis: 1))
+    return NetworkFeatures(encoder: hidden, bottleneck: hidden[hidden.count - 1])
+  }
+}
+
 /// A time-conditioned MLP denoiser for vector (e.g. 2-D toy) data.
 public final class MLPDenoiser: Denoiser {
   public let network: MLPDenoiserNetwork
@@ -166,4 +181,8 @@ public final class MLPDenoiser: Denoiser {
   }
 
   public func callAsFunction(_ x: Tensor, timesteps: [Float]) -> Tensor { network(x, timesteps: timesteps) }
+}
+
+extension MLPDenoiser: FeatureTapping {
+  public func features(_ x: Tensor, timesteps: [Float]) -> NetworkFeatures { network.features(x, timesteps: timesteps) }
 }

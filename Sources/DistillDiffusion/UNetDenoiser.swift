@@ -87,3 +87,7 @@ public final class UNetDenoiser: Denoiser {
 
   public func callAsFunction(_ x: Tensor, timesteps: [Float]) -> Tensor { unet(x, timesteps: timesteps) }
 }
+
+extension UNetDenoiser: FeatureTapping {
+  public func features(_ x: Tensor, timesteps: [Float]) -> NetworkFeatures { unet.features(x, timesteps: timesteps) }
+}

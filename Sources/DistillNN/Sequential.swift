@@ -30,4 +30,15 @@ public final class MLP: Sequential {
     layers.append(Linear(inputSize: size, outputSize: outputSize, using: &rng))
     super.init(layers)
   }
+
+  /// The activations after each hidden layer's nonlinearity, first to last (`depth` tensors).
+  public func hiddenActivations(_ x: Tensor) -> [Tensor] {
+    var h = x
+    var hidden: [Tensor] = []
+    for layer in layers.dropLast() {
+      h = layer(h)
+      if layer is ActivationLayer { hidden.append(h) }
+    }
+    return hidden
+  }
 }

@@ -69,10 +69,19 @@ enum CatalogueCases {
         "losses[1]={\"type\": \"denoising\"}",
       ])),
       ("M26", validate(["evaluation.gridSize=5000"])),
+      (
+        "M27",
+        validate([
+          "generator={\"type\": \"denoiser\", \"init\": \"new\", \"stepping\": \"sideways\", \"network\": "
+            + "{\"type\": \"mlp\", \"inputSize\": 2, \"width\": 16, \"depth\": 2, \"outputSize\": 2}}"
+        ])
+      ),
     ]
   }
 
   // MARK: R: references between entries and files the manifest names
+
+  static let mixtureData = "data={\"type\": \"gaussian-mixture\", \"means\": [[-2, 0], [2, 0]], \"std\": 0.3}"
 
   static var references: [(id: String, setup: Setup)] {
     [
@@ -81,6 +90,9 @@ enum CatalogueCases {
       ("R3", validate(["teacher={\"type\": \"folder\", \"path\": \"missing\"}"])),
       ("R4", validate(["teacher={\"type\": \"folder\"}"])),
       ("R5", validate(["losses[1]={\"type\": \"regression\", \"pairs\": \"nopairs\"}"])),
+      ("R7", validate([mixtureData, "losses[1]={\"type\": \"dmd2-gan\", \"fake\": \"real\"}"])),
+      ("R8", validate([mixtureData, "losses[1]={\"type\": \"adversarial-distillation\"}"])),
+      ("R9", validate(["losses[1]={\"type\": \"dmd2-gan\"}"])),
       ("R6", { s in
         try s.copy(s.fixtures.teacher, to: "teacher")
         let overrides = [

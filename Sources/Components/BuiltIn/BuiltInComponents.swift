@@ -1,7 +1,9 @@
+import AdversarialDistillation
 import ConsistencyDistillation
 import ConsistencyGenerator
 import DenoiserGenerator
 import DenoisingLoss
+import DMD2GAN
 import DistillPipeline
 import DistributionMatching
 import EnergyDistance
@@ -34,7 +36,7 @@ extension ComponentRegistry {
       // Scores
       TeacherScore.self, TrainedScore.self,
       // Losses
-      ConsistencyDistillation.self, DenoisingLoss.self, DistributionMatching.self, KnowledgeDistillation.self,
+      AdversarialDistillation.self, ConsistencyDistillation.self, DenoisingLoss.self, DistributionMatching.self, DMD2GAN.self, KnowledgeDistillation.self,
       ProgressiveDistillation.self, RealScoreAscent.self, Regression.self,
       // Data
       GaussianMixtureData.self, PairsData.self, ShapesData.self, ImageFolderData.self, TensorData.self,

@@ -158,6 +158,24 @@ public final class UNet2DModel: Module {
   /// The network's output (`UNet2DModel(x, t).sample`) for `x` of `[N, inChannels, H, W]` and
   /// one timestep per sample (fractional timesteps are kept, as for a float tensor in diffusers).
   public func callAsFunction(_ x: Tensor, timesteps: [Float]) -> Tensor {
+    let encoded = encode(x, timesteps: timesteps)
+    var h = encoded.bottleneck
+    var skips = encoded.skips
+    for block in upBlocks {
+      for (j, resnet) in block.resnets.enumerated() {
+        h = resnet(Tensor.concat([h, skips.removeLast()], axis: 1), encoded.embedding)
+        if !block.attentions.isEmpty { h = block.attentions[j](h) }
+      }
+      if let upsampler = block.upsampler { h = upsampler(h) }
+    }
+    return convOut(normOut(h).silu())
+  }
+
+  /// The down and mid blocks: the time embedding, every skip connection, each down block's
+  /// output and the mid block's (the last down block's output when there is no mid block).
+  func encode(_ x: Tensor, timesteps: [Float]) -> (
+    embedding: Tensor, skips: [Tensor], blockOutputs: [Tensor], bottleneck: Tensor
+  ) {
     precondition(x.rank == 4 && x.shape[1] == config.inChannels, "UNet2D input \(x.shape) does not have \(config.inChannels) channels")
     precondition(timesteps.count == x.shape[0], "\(timesteps.count) timesteps for a batch of \(x.shape[0])")
     let factor = 1 << (config.blockOutChannels.count - 1)
@@ -170,6 +188,7 @@ public final class UNet2DModel: Module {
 
     var h = convIn(input)
     var skips = [h]
+    var blockOutputs: [Tensor] = []
     for block in downBlocks {
       for (j, resnet) in block.resnets.enumerated() {
         h = resnet(h, embedding)
@@ -180,20 +199,23 @@ public final class UNet2DModel: Module {
         h = downsampler(h)
         skips.append(h)
       }
+      blockOutputs.append(h)
     }
     if let midBlock {
       h = midBlock.first(h, embedding)
       if let attention = midBlock.attention { h = attention(h) }
       h = midBlock.second(h, embedding)
     }
-    for block in upBlocks {
-      for (j, resnet) in block.resnets.enumerated() {
-        h = resnet(Tensor.concat([h, skips.removeLast()], axis: 1), embedding)
-        if !block.attentions.isEmpty { h = block.attentions[j](h) }
-      }
-      if let upsampler = block.upsampler { h = upsampler(h) }
-    }
-    return convOut(normOut(h).silu())
+    return (embedding, skips, blockOutputs, h)
+  }
+}
+
+extension UNet2DModel: FeatureTapping {
+  /// Each down block's output (after its downsampler) and the mid block's output; the up
+  /// blocks do not run.
+  public func features(_ x: Tensor, timesteps: [Float]) -> NetworkFeatures {
+    let encoded = encode(x, timesteps: timesteps)
+    return NetworkFeatures(encoder: encoded.blockOutputs, bottleneck: encoded.bottleneck)
   }
 }
 

@@ -21,7 +21,7 @@ public final class AssembledPipeline {
 
   /// The auxiliary phases in the order they run: score estimators' (by name), then loss terms'.
   public var auxiliaryPhases: [any AuxiliaryPhase] {
-    manifest.scores.flatMap { context.scores[$0.name]?.phases ?? [] } + losses.flatMap { $0.term.auxiliaryPhases }
+    manifest.scores.flatMap { context.scores[$0.name]?.trainingPhases ?? [] } + losses.flatMap { $0.term.auxiliaryPhases }
   }
 
   /// Builds every component of `manifest`.

@@ -51,6 +51,14 @@ public protocol Generator: AnyObject {
   var configJSON: JSONValue { get }
 }
 
+/// A generator whose training samples are made otherwise than by sampling (DMD2's backward
+/// simulation): ``StepContext/generated()`` asks it instead of calling it on the noise.
+public protocol TrainingSampleGenerator: Generator {
+  /// The samples the losses see in this update, for the update's `noise`; per-sample draws
+  /// come from `context`. Records gradients when they are enabled.
+  func trainingSample(_ noise: Tensor, context: StepContext) -> Tensor
+}
+
 /// A generator that is a denoiser sampled in one or a few steps (DMD's generator, a
 /// distilled UNet, a teacher being trained); losses that need the denoiser itself use it.
 public protocol DenoiserGenerator: Generator {
@@ -92,6 +100,8 @@ public final class ScoreEstimator {
   public let guidanceScale: Double
   public let network: TrainedNetwork?
   public let phases: [any AuxiliaryPhase]
+  /// Losses other components add to this estimator's first phase (``join(_:)``).
+  public private(set) var joinedLosses: [any JoinedLoss] = []
 
   public init(
     denoiser: any Denoiser, guidanceScale: Double = 1, network: TrainedNetwork? = nil,
@@ -104,6 +114,50 @@ public final class ScoreEstimator {
   }
 
   public var isTrained: Bool { network != nil }
+
+  /// Adds `loss` to the update of this estimator's network (its first phase): DMD2's
+  /// discriminator loss joins the fake score's denoising loss in one optimizer step.
+  public func join(_ loss: any JoinedLoss) {
+    precondition(!phases.isEmpty, "a loss can join only a trained score's update")
+    joinedLosses.append(loss)
+  }
+
+  /// The phases as the trainer runs them: the first with the joined losses added.
+  public var trainingPhases: [any AuxiliaryPhase] {
+    guard let first = phases.first, !joinedLosses.isEmpty else { return phases }
+    return [JoinedPhase(base: first, joined: joinedLosses)] + phases.dropFirst()
+  }
+}
+
+/// A loss that joins another network's auxiliary update instead of running one of its own
+/// (DMD2's discriminator loss joins the fake score's): its value is added to that phase's
+/// loss, and its ``networks`` are stepped in the same update, each with its own optimizer.
+public protocol JoinedLoss: AnyObject {
+  /// Networks of its own that this loss trains (a classifier head).
+  var networks: [TrainedNetwork] { get }
+  /// The weighted scalar added to the phase's loss; it may call `context.log`.
+  func loss(_ context: StepContext) throws -> Tensor
+}
+
+/// A phase with joined losses: the base phase's loss plus theirs, over the base network and
+/// theirs.
+final class JoinedPhase: AuxiliaryPhase {
+  let base: any AuxiliaryPhase
+  let joined: [any JoinedLoss]
+
+  init(base: any AuxiliaryPhase, joined: [any JoinedLoss]) {
+    self.base = base
+    self.joined = joined
+  }
+
+  var name: String { base.name }
+  var network: TrainedNetwork { base.network }
+  var updatesPerStep: Int { base.updatesPerStep }
+  var additionalNetworks: [TrainedNetwork] { base.additionalNetworks + joined.flatMap(\.networks) }
+
+  func loss(_ context: StepContext) throws -> Tensor {
+    try joined.reduce(try base.loss(context)) { try $0 + $1.loss(context) }
+  }
 }
 
 /// A term of the generator's objective: a scalar from the step's context, weighted by the
@@ -129,8 +183,15 @@ public protocol AuxiliaryPhase: AnyObject {
   /// The network this phase's loss is minimised over.
   var network: TrainedNetwork { get }
   var updatesPerStep: Int { get }
-  /// The scalar loss; `context.samples()` gives detached generator samples.
+  /// Networks besides ``network`` that this loss also trains in the same update, each stepped
+  /// with its own optimizer (default: none).
+  var additionalNetworks: [TrainedNetwork] { get }
+  /// The scalar loss; `context.generated()` gives detached generator samples.
   func loss(_ context: StepContext) throws -> Tensor
+}
+
+extension AuxiliaryPhase {
+  public var additionalNetworks: [TrainedNetwork] { [] }
 }
 
 /// A component with state beyond its networks that a checkpoint must hold (a data cursor).

@@ -77,10 +77,16 @@ public final class StepContext {
   public func generated() -> Tensor {
     if let cachedSamples { return cachedSamples }
     let noise = noise()
+    let sample: () -> Tensor
+    if let generator = generator as? any TrainingSampleGenerator {
+      sample = { generator.trainingSample(noise, context: self) }
+    } else {
+      sample = { self.generator(noise) }
+    }
     let samples: Tensor
     switch phase {
-    case .generator: samples = generator(noise)
-    case .auxiliary: samples = withoutGradients { generator(noise) }.detached()
+    case .generator: samples = sample()
+    case .auxiliary: samples = withoutGradients { sample() }.detached()
     }
     cachedSamples = samples
     return samples

@@ -275,8 +275,8 @@ public final class Trainer {
           loss.backward()
           values["aux/\(phase.name)"] = value
           values.merge(context.logged) { _, b in b }
-          if let norm = try update(phase.network) {
-            values["grad-norm/\(phase.network.name)"] = norm
+          for network in [phase.network] + phase.additionalNetworks {
+            if let norm = try update(network) { values["grad-norm/\(network.name)"] = norm }
           }
         }
       }

@@ -2,10 +2,21 @@ import DistillCore
 import DistillDiffusion
 import DistillPipeline
 
-/// A denoiser sampled in a few deterministic steps from pure noise: at each timestep the
-/// network's x̂₀, then (between steps) the DDIM move to the next timestep with the implied ε̂.
-/// One step at t = T−1 is DMD's one-step generator.
-public final class DenoiserSampleGenerator: DenoiserGenerator {
+/// A denoiser sampled in a few steps from pure noise: at each timestep the network's x̂₀,
+/// then (between steps) a move to the next timestep, either the DDIM move with the implied ε̂
+/// (deterministic) or x̂₀ noised afresh (DMD2's multi-step generator; the noise of one sample
+/// then holds one sample's worth per step, stacked on the first axis). One step at t = T−1 is
+/// DMD's one-step generator.
+///
+/// With backward simulation (DMD2 §4.5) the losses train it on what sampling feeds each step:
+/// a step index k is drawn per sample, the generator runs from pure noise through steps
+/// 0..<k without gradients, and its x̂₀ at t_k (with gradients) is the training sample.
+public final class DenoiserSampleGenerator: DenoiserGenerator, TrainingSampleGenerator {
+  public enum Stepping: String, CaseIterable, Sendable {
+    case ddim
+    case renoise
+  }
+
   public let denoiser: any SavableDenoiser
   /// The sampling timesteps, descending in `[0, T)`. A loss that trains the generator for
   /// another step count for a while (progressive distillation's rounds) sets them, so that
@@ -18,15 +29,26 @@ public final class DenoiserSampleGenerator: DenoiserGenerator {
         "sampling timesteps \(timesteps) are not descending in [0, \(denoiser.schedule.trainSteps))")
     }
   }
+  public let stepping: Stepping
+  /// Whether training samples come from backward simulation (else from full sampling, with
+  /// gradients through every step).
+  public let backwardSimulation: Bool
   public let sampleShape: [Int]
-  public var noiseShape: [Int] { sampleShape }
+  public var noiseShape: [Int] {
+    stepping == .renoise ? [timesteps.count * sampleShape[0]] + sampleShape.dropFirst() : sampleShape
+  }
   /// The generator's entry with its network; ``configJSON`` adds the timesteps.
   let baseConfig: JSONValue
   public var module: Module { denoiser.weightsModule! }
 
-  init(denoiser: any SavableDenoiser, timesteps: [Int], sampleShape: [Int], config: JSONValue) {
+  init(
+    denoiser: any SavableDenoiser, timesteps: [Int], stepping: Stepping = .ddim, backwardSimulation: Bool = false,
+    sampleShape: [Int], config: JSONValue
+  ) {
     self.denoiser = denoiser
     self.timesteps = timesteps
+    self.stepping = stepping
+    self.backwardSimulation = backwardSimulation
     self.sampleShape = sampleShape
     self.baseConfig = config
   }
@@ -37,20 +59,65 @@ public final class DenoiserSampleGenerator: DenoiserGenerator {
     return .object(object)
   }
 
+  /// Step `index`'s part of `noise`: the starting noise (0), or the fresh noise of the move
+  /// after step `index − 1` (renoise stepping).
+  func noisePart(_ noise: Tensor, _ index: Int) -> Tensor {
+    guard stepping == .renoise, timesteps.count > 1 else { return noise }
+    let n = noise.shape[0]
+    return noise.reshaped([n, timesteps.count, sampleShape[0]] + sampleShape.dropFirst())
+      .sliced(axis: 1, index..<(index + 1)).reshaped([n] + sampleShape)
+  }
+
+  /// From x at step `index` with the network's `x0` there to x at step `index + 1`.
+  func move(_ x: Tensor, x0: Tensor, from index: Int, noise: Tensor) -> Tensor {
+    let schedule = denoiser.schedule
+    let next = timesteps[index + 1]
+    let (a, s) = (Float(schedule.signalScale(next)), Float(schedule.noiseScale(next)))
+    switch stepping {
+    case .renoise:
+      return x0 * a + noisePart(noise, index + 1) * s
+    case .ddim:
+      let t = timesteps[index]
+      let epsilon = (x - x0 * Float(schedule.signalScale(t))) * Float(1 / schedule.noiseScale(t))
+      return x0 * a + epsilon * s
+    }
+  }
+
   public func callAsFunction(_ noise: Tensor) -> Tensor {
     let n = noise.shape[0]
-    var x = noise
+    var x = noisePart(noise, 0)
     for (index, t) in timesteps.enumerated() {
-      let steps = [Float](repeating: Float(t), count: n)
-      let x0 = denoiser.x0(x, timesteps: steps)
+      let x0 = denoiser.x0(x, timesteps: [Float](repeating: Float(t), count: n))
       guard index + 1 < timesteps.count else { return x0 }
-      let schedule = denoiser.schedule
-      let (a, s) = (schedule.signalScale(t), schedule.noiseScale(t))
-      let epsilon = (x - x0 * Float(a)) * Float(1 / s)
-      let next = timesteps[index + 1]
-      x = x0 * Float(schedule.signalScale(next)) + epsilon * Float(schedule.noiseScale(next))
+      x = move(x, x0: x0, from: index, noise: noise)
     }
     return x
+  }
+
+  /// Backward simulation when it is on (else sampling): per sample a step index k uniform in
+  /// `0..<steps`; steps before k run without gradients; the x̂₀ at t_k records gradients.
+  public func trainingSample(_ noise: Tensor, context: StepContext) -> Tensor {
+    guard backwardSimulation, timesteps.count > 1 else { return self(noise) }
+    let (steps, input) = simulateBackward(noise, indices: context.integers(in: 0..<timesteps.count))
+    return denoiser.x0(input, timesteps: steps.map(Float.init))
+  }
+
+  /// The inputs at each sample's step `indices[i]` and those steps' timesteps, made without
+  /// gradients from `noise` by the steps before.
+  public func simulateBackward(_ noise: Tensor, indices: [Int]) -> (timesteps: [Int], input: Tensor) {
+    let n = noise.shape[0]
+    let input = withoutGradients {
+      var x = noisePart(noise, 0)
+      var input = x
+      for index in 0..<(indices.max() ?? 0) {
+        let x0 = denoiser.x0(x, timesteps: [Float](repeating: Float(timesteps[index]), count: n))
+        x = move(x, x0: x0, from: index, noise: noise)
+        let arrived = indices.map { $0 == index + 1 ? 1.0 : 0 }
+        input = input * perSample(arrived.map { 1 - $0 }, like: x) + x * perSample(arrived, like: x)
+      }
+      return input
+    }
+    return (indices.map { timesteps[$0] }, input.detached())
   }
 
   /// `steps` timesteps from T−1 down, evenly spaced ("trailing" spacing).
@@ -67,6 +134,12 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
     trainableDenoiserParameters + [
     ParameterSpec("steps", .integer(1...1000), default: .number(1), "sampling steps, evenly spaced from T-1"),
     .optional("timesteps", .numbers(count: nil), "explicit integer timesteps, descending (replaces steps)"),
+    ParameterSpec(
+      "stepping", .string(choices: DenoiserSampleGenerator.Stepping.allCases.map(\.rawValue)), default: .string("ddim"),
+      "between steps: the DDIM move with the implied noise (deterministic), or x̂₀ noised afresh (DMD2)"),
+    ParameterSpec(
+      "backwardSimulation", .bool, default: .bool(false),
+      "train on one random step per sample, its input made by the earlier steps without gradients (DMD2 §4.5)"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Generator {
@@ -94,6 +167,9 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
       object["network"] = denoiser.networkJSON
       config = .object(object)
     }
-    return DenoiserSampleGenerator(denoiser: denoiser, timesteps: timesteps, sampleShape: sampleShape, config: config)
+    return DenoiserSampleGenerator(
+      denoiser: denoiser, timesteps: timesteps,
+      stepping: DenoiserSampleGenerator.Stepping(rawValue: entry.string("stepping"))!,
+      backwardSimulation: entry.bool("backwardSimulation"), sampleShape: sampleShape, config: config)
   }
 }

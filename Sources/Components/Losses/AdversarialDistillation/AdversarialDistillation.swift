@@ -1,0 +1,262 @@
+import DistillCore
+import DistillDiffusion
+import DistillNN
+import DistillPipeline
+
+/// ADD (Sauer et al. 2023): an adversarial loss from trainable heads on a frozen network's
+/// encoder features, plus the score-distillation loss, on the generator's samples x̂:
+///
+///     L = adversarialWeight · L_adv + distillationWeight · c(t)·‖x̂ − x̂_ψ(sg(x̂_t), t)‖²
+///
+/// - L_adv = −Σ_k mean D_k(F_k(x̂)) (hinge), F_k the feature network's encoder outputs at
+///   `featureTimestep`; the heads' update (an auxiliary phase) minimises
+///   Σ_k mean max(0, 1 − D_k(F_k(x₀))) + mean max(0, 1 + D_k(F_k(x̂))) + γ·R1 on data x₀.
+/// - x̂_t = α_t·x̂ + σ_t·ε with t ~ U{tmin·T, …, tmax·T}; x̂_ψ is the teacher's x̂₀ there
+///   without gradients; c(t) is ``ScoreDistillationWeighting``; ‖·‖² is a mean over values.
+///
+/// Logs `add/sample-mean`, `add/sample-std`, `add/adversarial-loss`, `add/distillation-loss`,
+/// their gradients in the samples `add/adversarial-sample-gradient-norm` and
+/// `add/distillation-sample-gradient-norm`, `add/generator-logit`; from the heads' update
+/// `add/discriminator-loss`, `add/real-logit`, `add/fake-logit` and (γ > 0) `add/r1`.
+public final class AdversarialDistillationTerm: LossTerm {
+  let teacher: any Denoiser
+  let features: any FeatureTapping
+  let featureTimestep: Float
+  let heads: [DiscriminatorHead]
+  let adversarialWeight: Float
+  let distillationWeight: Float
+  let weighting: ScoreDistillationWeighting
+  let timesteps: Range<Int>
+  let discriminator: AdversarialDiscriminatorPhase
+
+  init(
+    teacher: any Denoiser, features: any FeatureTapping, featureTimestep: Float,
+    heads: [DiscriminatorHead],
+    network: TrainedNetwork, adversarialWeight: Float, distillationWeight: Float,
+    weighting: ScoreDistillationWeighting, timesteps: Range<Int>, r1Weight: Float, r1Sigma: Float,
+    updatesPerStep: Int
+  ) {
+    self.teacher = teacher
+    self.features = features
+    self.featureTimestep = featureTimestep
+    self.heads = heads
+    self.adversarialWeight = adversarialWeight
+    self.distillationWeight = distillationWeight
+    self.weighting = weighting
+    self.timesteps = timesteps
+    self.discriminator = AdversarialDiscriminatorPhase(
+      network: network, updatesPerStep: updatesPerStep, r1Weight: r1Weight, r1Sigma: r1Sigma)
+    discriminator.term = self
+  }
+
+  public var auxiliaryPhases: [any AuxiliaryPhase] { [discriminator] }
+
+  /// The encoder features of clean samples `x` (the feature network sees `featureTimestep`).
+  func encoderFeatures(_ x: Tensor) -> [Tensor] {
+    features.features(x, timesteps: [Float](repeating: featureTimestep, count: x.shape[0])).encoder
+  }
+
+  /// Each head's logits on its feature.
+  func logits(_ features: [Tensor]) -> [Tensor] { zip(heads, features).map { $0(($1)) } }
+
+  public func loss(_ context: StepContext) throws -> Tensor {
+    let x = context.generated()
+    let clean = x.detached()
+    context.log("add/sample-mean", Double(clean.mean().item))
+    context.log("add/sample-std", Double(clean.variance().sqrt().item))
+    let (adversarial, adversarialNorm) = lossWithSampleGradient(x) { x in
+      let fake = logits(encoderFeatures(x))
+      context.log(
+        "add/generator-logit", Double(fake.map { $0.mean().item }.reduce(0, +)) / Double(fake.count)
+      )
+      return HingeGAN.generatorLoss(fake: fake)
+    }
+    let n = clean.shape[0]
+    let t = context.timesteps(n, in: timesteps)
+    let noise = context.normal(clean.shape)
+    let target = distillationTarget(clean, t: t, noise: noise, schedule: context.schedule)
+    let (distillation, distillationNorm) = lossWithSampleGradient(x) { x in
+      Self.distillationLoss(
+        x, target: target, weights: t.map { weighting.weight($0, schedule: context.schedule) })
+    }
+    context.log("add/adversarial-loss", Double(adversarial.item))
+    context.log("add/distillation-loss", Double(distillation.item))
+    context.log("add/adversarial-sample-gradient-norm", adversarialNorm)
+    context.log("add/distillation-sample-gradient-norm", distillationNorm)
+    return adversarial * adversarialWeight + distillation * distillationWeight
+  }
+
+  /// x̂_ψ(x̂_t, t) of the teacher without gradients; for NFSD's noise-free steps,
+  /// x̂_ψ − (σ_t/α_t)·ε.
+  func distillationTarget(_ x: Tensor, t: [Int], noise: Tensor, schedule: NoiseSchedule) -> Tensor {
+    withoutGradients {
+      let xt = schedule.addNoise(x0: x, noise: noise, timesteps: t)
+      let target = teacher.x0(xt, timesteps: t.map(Float.init))
+      let shift = t.map {
+        weighting.isNoiseFree($0, trainSteps: schedule.trainSteps)
+          ? schedule.noiseScale($0) / schedule.signalScale($0) : 0
+      }
+      guard shift.contains(where: { $0 != 0 }) else { return target }
+      return target - perSample(shift, like: x) * noise
+    }.detached()
+  }
+
+  /// `mean_n c_n · mean_values (x − target)²`.
+  static func distillationLoss(_ x: Tensor, target: Tensor, weights: [Double]) -> Tensor {
+    let axes = Array(1..<x.rank)
+    return ((x - target).square().mean(axes: axes) * Tensor(weights.map(Float.init))).mean()
+  }
+}
+
+/// The heads' hinge update on detached samples and data, with optional R1 on the data's features.
+final class AdversarialDiscriminatorPhase: AuxiliaryPhase {
+  let name = "add-discriminator"
+  let network: TrainedNetwork
+  let updatesPerStep: Int
+  let r1Weight: Float
+  let r1Sigma: Float
+  weak var term: AdversarialDistillationTerm?
+
+  init(network: TrainedNetwork, updatesPerStep: Int, r1Weight: Float, r1Sigma: Float) {
+    self.network = network
+    self.updatesPerStep = updatesPerStep
+    self.r1Weight = r1Weight
+    self.r1Sigma = r1Sigma
+  }
+
+  func loss(_ context: StepContext) throws -> Tensor {
+    let term = term!
+    let fakeSamples = context.generated().detached()
+    guard let real = try context.batch().samples, real.shape == fakeSamples.shape else {
+      throw DistillError.invalidValue(
+        location: "data", expected: "data samples of the generator's shape \(fakeSamples.shape)",
+        found: (try? context.batch().samples?.shape.description) ?? "none")
+    }
+    // The feature network is frozen: its features carry no gradient.
+    let (fakeFeatures, realFeatures) = withoutGradients {
+      (
+        term.encoderFeatures(fakeSamples).map { $0.detached() },
+        term.encoderFeatures(real).map { $0.detached() }
+      )
+    }
+    let fake = term.logits(fakeFeatures)
+    let realLogits = term.logits(realFeatures)
+    var loss = HingeGAN.discriminatorLoss(fake: fake, real: realLogits)
+    context.log("add/discriminator-loss", Double(loss.item))
+    context.log(
+      "add/fake-logit", Double(fake.map { $0.mean().item }.reduce(0, +)) / Double(fake.count))
+    context.log(
+      "add/real-logit", Double(realLogits.map { $0.mean().item }.reduce(0, +)) / Double(fake.count))
+    if r1Weight > 0 {
+      let r1 = zip(term.heads, realFeatures).map { head, f in
+        HingeGAN.approximateR1(
+          { head($0) }, features: f, direction: context.normal(f.shape), sigma: r1Sigma)
+      }.reduce(Tensor(scalar: 0), +)
+      context.log("add/r1", Double(r1.item))
+      loss = loss + r1 * r1Weight
+    }
+    return loss
+  }
+}
+
+public enum AdversarialDistillation: LossComponent {
+  public static let id = "adversarial-distillation"
+  public static let kind = ComponentKind.loss
+  public static let summary =
+    "ADD: hinge adversarial loss from trainable heads on frozen encoder features, plus score distillation weighted by c(t)"
+  public static let parameters: [ParameterSpec] = [
+    ParameterSpec("weight", .number(0...1e6), default: .number(1), "the term's weight"),
+    ParameterSpec(
+      "adversarialWeight", .number(0...1e6), default: .number(1), "the adversarial loss's factor"),
+    ParameterSpec(
+      "distillationWeight", .number(0...1e6), default: .number(2.5),
+      "λ, the score-distillation loss's factor (2.5 in ADD)"),
+    ParameterSpec(
+      "weighting", .string(choices: ScoreDistillationWeighting.allCases.map(\.rawValue)),
+      default: .string("exponential"),
+      "c(t): exponential α_t, sds α_t·σ_t/2, or nfsd (sds with NFSD's noise-free target below 0.2·T)"
+    ),
+    ParameterSpec(
+      "timestepRange", .numbers(count: 2), default: .array([.number(0.02), .number(0.98)]),
+      "the fractions [low, high] of T the distillation timestep is drawn from (both ends included)"),
+    ParameterSpec(
+      "features", .string(choices: nil), default: .string("teacher"),
+      "the frozen feature network: \"teacher\" (its encoder), or the name of a score in `scores`"),
+    ParameterSpec(
+      "featureTimestep", .number(0...1e6), default: .number(0),
+      "the timestep the feature network sees"),
+    ParameterSpec(
+      "r1Weight", .number(0...1e6), default: .number(0),
+      "γ of the R1 penalty on the data's features (0: off)"),
+    ParameterSpec(
+      "r1Sigma", .number(1e-6...1e3), default: .number(0.01), "the step of R1's central difference"),
+    ParameterSpec(
+      "updatesPerStep", .integer(1...1000), default: .number(1),
+      "discriminator updates per training step"),
+    .optional(
+      "optimizer", .component(.optimizer), "the heads' optimizer (default: the manifest's)"),
+  ]
+
+  public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
+    let teacher = try context.requireTeacher(for: entry)
+    let name = entry.string("features")
+    let source: any Denoiser
+    if name == "teacher" {
+      source = teacher
+    } else {
+      guard let score = context.score(name) else {
+        throw DistillError.invalidValue(
+          location: "\(entry.path).features",
+          expected:
+            "\"teacher\" or a score in `scores` (\(context.scores.keys.sorted().joined(separator: ", ")))",
+          found: "\"\(name)\"")
+      }
+      source = score.denoiser
+    }
+    guard let features = source as? any FeatureTapping else {
+      throw DistillError.invalidValue(
+        location: "\(entry.path).features",
+        expected: "a network that exposes features (mlp or unet2d)",
+        found: "\"\(source.summary)\"")
+    }
+    guard let sampleShape = context.generator?.sampleShape else {
+      throw DistillError.invalidValue(location: entry.path, expected: "a generator", found: "none")
+    }
+    try context.requireData(for: entry, shape: sampleShape)
+    let trainSteps = context.schedule.trainSteps
+    let fractions = entry.numbers("timestepRange")
+    let low = Int((fractions[0] * Double(trainSteps)).rounded())
+    let high = min(trainSteps, Int((fractions[1] * Double(trainSteps)).rounded()) + 1)
+    guard fractions[0] >= 0, fractions[1] <= 1, fractions[0] <= fractions[1], high > low else {
+      throw DistillError.invalidValue(
+        location: "\(entry.path).timestepRange", expected: "0 <= low <= high <= 1",
+        found: "\(fractions)")
+    }
+    let featureTimestep = entry.float("featureTimestep")
+    guard featureTimestep <= Float(trainSteps - 1) else {
+      throw DistillError.invalidValue(
+        location: "\(entry.path).featureTimestep", expected: "a timestep in [0, \(trainSteps - 1)]",
+        found: "\(entry.double("featureTimestep"))")
+    }
+    let shapes = withoutGradients {
+      features.features(Tensor.zeros([1] + sampleShape), timesteps: [featureTimestep]).encoder.map {
+        Array($0.shape.dropFirst())
+      }
+    }
+    var rng = context.initialisationRNG(for: entry.path)
+    let heads = shapes.map { DiscriminatorHead(featureShape: $0, using: &rng) }
+    let module = Module()
+    for (i, head) in heads.enumerated() { module.register(String(i), head) }
+    let network = try context.addNetwork(
+      name: "add-discriminator", module: module, optimizer: entry.component("optimizer"))
+    return AdversarialDistillationTerm(
+      teacher: teacher, features: features, featureTimestep: featureTimestep, heads: heads,
+      network: network,
+      adversarialWeight: entry.float("adversarialWeight"),
+      distillationWeight: entry.float("distillationWeight"),
+      weighting: ScoreDistillationWeighting(rawValue: entry.string("weighting"))!,
+      timesteps: low..<high,
+      r1Weight: entry.float("r1Weight"), r1Sigma: entry.float("r1Sigma"),
+      updatesPerStep: entry.int("updatesPerStep"))
+  }
+}

@@ -1,0 +1,25 @@
+/// Intermediate activations of a denoising network, for discriminators that read them.
+public struct NetworkFeatures {
+  /// The encoder's outputs from input to bottleneck: an MLP's hidden activations, a UNet's
+  /// down-block outputs (ADD puts a discriminator head on each).
+  public var encoder: [Tensor]
+  /// The bottleneck: an MLP's last hidden activation, a UNet's mid-block output (DMD2's
+  /// classifier head reads it).
+  public var bottleneck: Tensor
+
+  public init(encoder: [Tensor], bottleneck: Tensor) {
+    self.encoder = encoder
+    self.bottleneck = bottleneck
+  }
+}
+
+/// A time-conditioned network (or a denoiser around one) whose encoder activations can be
+/// read: the network runs from the input up to its bottleneck and stops there.
+///
+/// Gradients flow through the features as through the network's output, so a loss on them
+/// trains the encoder when gradients are enabled.
+public protocol FeatureTapping: AnyObject {
+  /// The features for `x` of `[N, ...]` and one timestep per sample (the same input as the
+  /// network's forward pass).
+  func features(_ x: Tensor, timesteps: [Float]) -> NetworkFeatures
+}
