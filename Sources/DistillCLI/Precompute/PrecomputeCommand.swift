@@ -56,12 +56,13 @@ struct PrecomputeCommand: ParsableCommand {
           found: "\"\(sampler)\"")
       }
       let registry = RegistryHolder.shared.registry
-      let manifest = try options.load()
+      let folder = URL(fileURLWithPath: out).standardized.path
+      // The manifest may be the student's, whose regression loss names this very folder.
+      let manifest = try ManifestValidation.$pathsBeingWritten.withValue([folder]) { try options.load() }
       let teacher = try AssembledPipeline.buildTeacher(manifest, registry: registry)
       let pairsOptions = PairsOptions(
         count: count, sampler: kind, steps: steps, seed: seed ?? manifest.seed, shardSize: shardSize,
         batchSize: batchSize, clipSample: clipSample)
-      let folder = URL(fileURLWithPath: out).standardized.path
       let progress = PairsProgress(quiet: quiet)
       let index = try writePairs(
         teacher: teacher, options: pairsOptions, folder: folder, replace: force, progress: progress.update)

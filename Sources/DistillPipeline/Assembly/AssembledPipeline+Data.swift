@@ -19,13 +19,12 @@ extension AssembledPipeline {
       throw ManifestError(source: source, problems: [.expected("", "a data entry {\"type\": ...} or a manifest", found: json)])
     }
     if object["type"] == nil {
-      let manifest = try Manifest.decode(
-        json, source: source, baseDirectory: baseDirectory, fallbackName: "data", registry: registry)
-      guard let entry = manifest.data else {
+      // A manifest: only its data entry is read (the classifier it trains may be what the
+      // rest of the manifest names, not yet written).
+      guard let data = object["data"] else {
         throw ManifestError(source: source, problems: [ManifestProblem("data", "the manifest has no data entry")])
       }
-      let context = try buildingContext(manifest, registry: registry, withTeacher: true)
-      return (entry, try build(entry, context: context, source: source, registry: registry))
+      return try makeData(data, source: source, baseDirectory: baseDirectory, registry: registry)
     }
     var problems: [ManifestProblem] = []
     guard

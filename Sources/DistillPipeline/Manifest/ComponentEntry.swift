@@ -202,7 +202,9 @@ extension ComponentRegistry {
     case .path(let mustExist):
       guard case .string(let s) = value, !s.isEmpty else { return fail }
       let resolved = resolve(s, against: baseDirectory)
-      if mustExist && !FileManager.default.fileExists(atPath: resolved) {
+      if mustExist && !FileManager.default.fileExists(atPath: resolved)
+        && !ManifestValidation.pathsBeingWritten.contains(URL(fileURLWithPath: resolved).standardized.path)
+      {
         return ManifestProblem(path, "no such file or folder: \(resolved)")
       }
       return nil
@@ -242,4 +244,12 @@ extension ComponentRegistry {
       return fail
     }
   }
+}
+
+/// Validation settings of the command that reads a manifest.
+public enum ManifestValidation {
+  /// Absolute paths the running command is about to write, which a manifest may name before
+  /// they exist: `pipeline precompute` reads the student manifest whose `regression` loss
+  /// names the pairs folder it writes.
+  @TaskLocal public static var pathsBeingWritten: Set<String> = []
 }
