@@ -69,6 +69,13 @@ private func pairDistance(_ generator: any Generator, _ store: PairsStore) -> Do
     #expect(before > 1)
     #expect(after < 0.05 * before, "mean squared distance \(before) -> \(after)")
     #expect(after < 0.15)
+    // The diagnostics: the per-sample distance falls with the loss; the gradient is logged.
+    let logged = try MetricsLog.read(path: manifest.output + "/metrics.jsonl").compactMap { record in
+      record.values["reg/distance"].map { ($0, record.values["reg/sample-gradient-norm"] ?? .nan) }
+    }
+    let (first, last) = (try #require(logged.first), try #require(logged.last))
+    #expect(logged.count > 2 && last.0 < 0.3 * first.0, "reg/distance \(first.0) -> \(last.0)")
+    #expect(logged.allSatisfy { $0.1.isFinite && $0.1 > 0 })
     // The data source hands out the same pairs: samples with their noise.
     var rng = RandomGenerator(seed: 0)
     let batch = try #require(pipeline.data).next(3, using: &rng)

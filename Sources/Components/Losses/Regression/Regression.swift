@@ -8,6 +8,8 @@ import DistillPipeline
 /// for that noise, by mean squared error, mean absolute error, or LPIPS (with its weights;
 /// the pairs' samples must be images in [-1, 1], checked at every step).
 ///
+/// Logs `reg/distance` (mean per-sample ‖G(z) − target‖) and `reg/sample-gradient-norm`.
+///
 /// The term reads its own pairs folder with its own cursor (checkpointed under its entry's
 /// path), independent of the manifest's `data`.
 public final class RegressionTerm: LossTerm {
@@ -33,14 +35,22 @@ public final class RegressionTerm: LossTerm {
   public func loss(_ context: StepContext) throws -> Tensor {
     let (noise, target) = cursor.next(rows: context.rows, of: context.globalBatchSize)
     let output = context.generator(noise)
-    switch distance {
-    case .l2: return Tensor.mseLoss(output, target)
-    case .l1: return (output - target).abs().mean()
-    case .lpips:
+    if distance == .lpips {
       try LPIPSOptions.checkedTarget(
         target, what: "the pairs' samples (precompute them with --clip-sample for images)", location: "\(location).pairs")
-      return lpips!(output, target).mean()
     }
+    let axes = Array(1..<output.rank)
+    let difference = (output - target).detached()
+    context.log("reg/distance", Double(difference.square().sum(axes: axes).sqrt().mean().item))
+    let (loss, gradientNorm) = try lossWithSampleGradient(output) { x in
+      switch distance {
+      case .l2: return Tensor.mseLoss(x, target)
+      case .l1: return (x - target).abs().mean()
+      case .lpips: return lpips!(x, target).mean()
+      }
+    }
+    context.log("reg/sample-gradient-norm", gradientNorm)
+    return loss
   }
 }
 
