@@ -88,11 +88,10 @@ let convChunkColumns = 1024
 extension ConvGeometry {
   /// Whether the forward product runs as one implicit product over the batch (CKernels
   /// conv.c: patches gathered while packing, output stored in NCHW), which needs Distillery's
-  /// product kernel. Output planes of whole 32-column panels always do; others (panels that
-  /// straddle two samples' planes are stored through a tile) when the patches gather as masked
-  /// vectors (stride-1 columns, kernels at most 8 wide): AlexNet's 11x11 stride-4 layer was
-  /// slower gathered element by element than through the patch matrix.
-  var runsImplicitly: Bool { GemmKernel.isOwn && (pixels % 32 == 0 || (sw == 1 && kw <= 8)) }
+  /// product kernel and output planes of whole 32-column panels. (Planes that are not, with a
+  /// panel spanning two samples stored through a tile, were faster for LPIPS but one training
+  /// run crashed reading past an input on that path, 2026-11-21: off until understood.)
+  var runsImplicitly: Bool { GemmKernel.isOwn && pixels % 32 == 0 }
 
   /// Threads for this convolution's products.
   var threads: Int { n * o * pixels * patch >= GemmKernel.threadingThreshold ? ComputeThreads.count : 1 }
