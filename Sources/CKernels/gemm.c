@@ -452,39 +452,10 @@ typedef struct {
   long padded;  /* its rows (A, to MR) or columns (B, to NR), padded */
 } gemm_job;
 
-/* The address of C's element (i, j). */
+/* The address of C's element (i, j); a panel never straddles a group (gemm_run checks). */
 static inline float *c_at(const gemm_output *C, long i, long j) {
   const long column = C->group ? (j / C->group) * C->group_stride + (j % C->group) * C->cs : j * C->cs;
   return C->p + i * C->rs + column;
-}
-
-/* The micro-kernel's tile for rows ir..<ir+mr, columns jc..<jc+nr of C. A panel that straddles
- * a group boundary (an implicit convolution whose output planes are not whole panels: the
- * columns of two samples, stored in two NCHW planes) goes through a tile on the stack. */
-GEMM_TARGET static inline void kernel_into_c(
-    const gemm_job *job, long kc, const float *a, const float *b, long ir, long jc, long mr, long nr, float beta) {
-  const gemm_output *C = &job->C;
-  if (!C->group || jc % C->group + nr <= C->group) {
-    micro_kernel(kc, a, b, c_at(C, ir, jc), C->rs, C->cs, job->alpha, beta, mr, nr);
-    return;
-  }
-  float tile[MR * NR] __attribute__((aligned(64)));
-  micro_kernel(kc, a, b, tile, NR, 1, job->alpha, 0, mr, nr);
-  /* The columns in runs that lie within one group. */
-  for (long j = 0, group = jc / C->group, r = jc % C->group; j < nr; group++, r = 0) {
-    const long run = min_long(nr - j, C->group - r);
-    float *first = C->p + ir * C->rs + group * C->group_stride + r * C->cs;
-    for (long i = 0; i < mr; i++) {
-      float *row = first + i * C->rs;
-      const float *t = tile + i * NR + j;
-      if (C->cs == 1 && beta == 0) {
-        for (long u = 0; u < run; u++) row[u] = t[u];
-      } else {
-        for (long u = 0; u < run; u++) row[u * C->cs] = t[u] + (beta != 0 ? beta * row[u * C->cs] : 0);
-      }
-    }
-    j += run;
-  }
 }
 
 /* Depth block `chunk` of A, all rows, into the whole-A buffer (block at k0 * padded rows). */
@@ -517,7 +488,9 @@ GEMM_TARGET static void rows_chunk(void *context, long chunk) {
     const float *pb = job->whole + k0 * job->padded;
     for (long jr = 0; jr < job->n; jr += NR)
       for (long ir = i0; ir < i1; ir += MR)
-        kernel_into_c(job, kc, pa + (ir - i0) * kc, pb + jr * kc, ir, jr, min_long(MR, i1 - ir), min_long(NR, job->n - jr), beta);
+        micro_kernel(
+            kc, pa + (ir - i0) * kc, pb + jr * kc, c_at(&job->C, ir, jr), job->C.rs, job->C.cs, job->alpha, beta,
+            min_long(MR, i1 - ir), min_long(NR, job->n - jr));
   }
 }
 
@@ -537,7 +510,9 @@ GEMM_TARGET static void panels_chunk(void *context, long chunk) {
       const float *pa = job->whole + k0 * job->padded;
       for (long jr = 0; jr < nc; jr += NR)
         for (long ir = 0; ir < job->m; ir += MR)
-          kernel_into_c(job, kc, pa + ir * kc, pb + jr * kc, ir, j0 + jr, min_long(MR, job->m - ir), min_long(NR, nc - jr), beta);
+          micro_kernel(
+              kc, pa + ir * kc, pb + jr * kc, c_at(&job->C, ir, j0 + jr), job->C.rs, job->C.cs, job->alpha, beta,
+              min_long(MR, job->m - ir), min_long(NR, nc - jr));
     }
   }
 }

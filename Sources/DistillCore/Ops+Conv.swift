@@ -88,9 +88,9 @@ let convChunkColumns = 1024
 extension ConvGeometry {
   /// Whether the forward product runs as one implicit product over the batch (CKernels
   /// conv.c: patches gathered while packing, output stored in NCHW), which needs Distillery's
-  /// product kernel and output planes of whole 32-column panels. (Planes that are not, with a
-  /// panel spanning two samples stored through a tile, were faster for LPIPS but one training
-  /// run crashed reading past an input on that path, 2026-11-21: off until understood.)
+  /// product kernel and output planes of whole 32-column panels. (Other planes, with a panel
+  /// spanning two samples stored through a tile, were faster for LPIPS, but a training run
+  /// crashed reading past an input on that path: removed until understood, docs/shapes-chain.md.)
   var runsImplicitly: Bool { GemmKernel.isOwn && pixels % 32 == 0 }
 
   /// Threads for this convolution's products.

@@ -1,7 +1,9 @@
 import BuiltInComponents
 import DistillCore
 import DistillDiffusion
+import EnergyDistance
 import Foundation
+import Testing
 
 @testable import DistillPipeline
 
@@ -14,6 +16,17 @@ enum PipelineRun {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
       .deletingLastPathComponent()
     return root.appendingPathComponent("Templates/manifests/\(name)").path
+  }
+
+  /// The energy distance of `name`'s generator before any training: 1024 samples of the
+  /// evaluation's fixed noise against the 1024 reference samples the metric uses.
+  static func untrainedEnergyDistance(_ name: String, overrides: [String] = []) throws -> Double {
+    let manifest = try Manifest.load(path: templatePath(name), overrides: overrides, registry: registry)
+    let untrained = try AssembledPipeline.assemble(manifest, registry: registry)
+    let trainer = Trainer(pipeline: untrained, folder: RunFolder(path: "/nonexistent"), progress: ProgressReporter(style: .silent))
+    let reference = try #require(try trainer.evaluationContext.referenceSamples(1024))
+    return EnergyDistanceMetric.energyDistance(
+      Trainer.generate(untrained.generator, count: 1024, seed: manifest.evaluation.seed, batchSize: 1024), reference)
   }
 
   /// Loads `name` with `overrides`, trains it to the end in a fresh temporary folder, and

@@ -273,18 +273,7 @@ func assemble(_ text: String) throws -> AssembledPipeline {
     let overrides = [
       "teacher.path=\(ToyTeacher.folder)", "training.steps=2000", "evaluation.every=1000",
     ]
-    let manifest = try Manifest.load(
-      path: PipelineRun.templatePath("dmd2.json"), overrides: overrides,
-      registry: PipelineRun.registry)
-    let untrained = try AssembledPipeline.assemble(manifest, registry: PipelineRun.registry)
-    let trainer = Trainer(
-      pipeline: untrained, folder: RunFolder(path: "/nonexistent"),
-      progress: ProgressReporter(style: .silent))
-    let reference = try #require(try trainer.evaluationContext.referenceSamples(1024))
-    let before = EnergyDistanceMetric.energyDistance(
-      Trainer.generate(
-        untrained.generator, count: 1024, seed: manifest.evaluation.seed, batchSize: 1024),
-      reference)
+    let before = try PipelineRun.untrainedEnergyDistance("dmd2.json", overrides: overrides)
     let (_, final, _) = try PipelineRun.train("dmd2.json", overrides: overrides)
     let after = try #require(final["eval/energy-distance"])
     #expect(after < 0.35 * before, "energy distance \(after) after training, \(before) untrained")

@@ -74,10 +74,10 @@ import Testing
   }
 
   @Test func timestepRangeIncludesBothEnds() throws {
-    #expect(try DistributionMatchingGradient.timestepRange([0.02, 0.98], trainSteps: 1000, location: "t") == 20..<981)
-    #expect(try DistributionMatchingGradient.timestepRange([0, 1], trainSteps: 1000, location: "t") == 0..<1000)
+    #expect(try ComponentEntry.timestepRange([0.02, 0.98], trainSteps: 1000, location: "t") == 20..<981)
+    #expect(try ComponentEntry.timestepRange([0, 1], trainSteps: 1000, location: "t") == 0..<1000)
     #expect(throws: DistillError.self) {
-      try DistributionMatchingGradient.timestepRange([0.5, 0.2], trainSteps: 1000, location: "t")
+      try ComponentEntry.timestepRange([0.5, 0.2], trainSteps: 1000, location: "t")
     }
   }
 

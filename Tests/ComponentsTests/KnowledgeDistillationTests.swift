@@ -22,13 +22,7 @@ import Testing
   /// The example manifest's student ends far closer to the teacher's distribution than the
   /// untrained generator, and covers every mode of the ring.
   @Test func studentBeatsTheUntrainedGenerator() throws {
-    let manifest = try Manifest.load(
-      path: PipelineRun.templatePath("knowledge-distillation.json"), registry: PipelineRun.registry)
-    let untrained = try AssembledPipeline.assemble(manifest, registry: PipelineRun.registry)
-    let trainer = Trainer(pipeline: untrained, folder: RunFolder(path: "/nonexistent"), progress: ProgressReporter(style: .silent))
-    let reference = try #require(try trainer.evaluationContext.referenceSamples(1024))
-    let before = EnergyDistanceMetric.energyDistance(
-      Trainer.generate(untrained.generator, count: 1024, seed: manifest.evaluation.seed, batchSize: 1024), reference)
+    let before = try PipelineRun.untrainedEnergyDistance("knowledge-distillation.json")
     let (pipeline, final, samples) = try PipelineRun.train("knowledge-distillation.json")
     let after = try #require(final["eval/energy-distance"])
     let mixture = try #require(pipeline.teacher as? GaussianMixtureDenoiser)

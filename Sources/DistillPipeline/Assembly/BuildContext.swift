@@ -97,6 +97,30 @@ public final class BuildContext {
     return teacher
   }
 
+  /// The generator, or an error naming `entry` when the manifest has none.
+  public func requireGenerator(for entry: ComponentEntry) throws -> any Generator {
+    guard let generator else {
+      throw DistillError.invalidValue(location: entry.path, expected: "a generator", found: "none")
+    }
+    return generator
+  }
+
+  /// The teacher and the generator, or an error naming `entry` unless the generator maps noise
+  /// of the teacher's sample size to samples of its shape (terms that run both on the same
+  /// noise: knowledge distillation, the teacher-student distance).
+  public func requireGeneratorOnTeacherNoise(for entry: ComponentEntry) throws -> (any Denoiser, any Generator) {
+    let teacher = try requireTeacher(for: entry)
+    guard let generator, let sampleShape = teacher.sampleShape,
+      generator.noiseShape.reduce(1, *) == sampleShape.reduce(1, *), generator.sampleShape == sampleShape
+    else {
+      throw DistillError.invalidValue(
+        location: entry.path,
+        expected: "a generator whose noise and samples have the teacher's sample shape \(teacher.sampleShape ?? [])",
+        found: "noise \(generator?.noiseShape ?? []), samples \(generator?.sampleShape ?? [])")
+    }
+    return (teacher, generator)
+  }
+
   /// The data source, or an error naming `entry` when there is none or (given `shape`) its
   /// samples have another shape.
   @discardableResult

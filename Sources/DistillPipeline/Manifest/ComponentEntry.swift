@@ -253,3 +253,22 @@ public enum ManifestValidation {
   /// names the pairs folder it writes.
   @TaskLocal public static var pathsBeingWritten: Set<String> = []
 }
+
+extension ComponentEntry {
+  /// The integer timesteps of the `[low, high]` fractions of T under `key` (both ends
+  /// included, as the reference code's `randint(min_step, max_step + 1)`), as a half-open range
+  /// clamped to `[0, T)`; an error naming `key` unless `0 <= low <= high <= 1`.
+  public func timestepRange(_ key: String, trainSteps: Int) throws -> Range<Int> {
+    try ComponentEntry.timestepRange(numbers(key), trainSteps: trainSteps, location: "\(path).\(key)")
+  }
+
+  /// ``timestepRange(_:trainSteps:)`` of explicit fractions.
+  public static func timestepRange(_ fractions: [Double], trainSteps: Int, location: String) throws -> Range<Int> {
+    let low = Int((fractions[0] * Double(trainSteps)).rounded())
+    let high = min(trainSteps, Int((fractions[1] * Double(trainSteps)).rounded()) + 1)
+    guard fractions[0] >= 0, fractions[1] <= 1, fractions[0] <= fractions[1], high > low else {
+      throw DistillError.invalidValue(location: location, expected: "0 <= low <= high <= 1", found: "\(fractions)")
+    }
+    return low..<high
+  }
+}

@@ -219,19 +219,10 @@ public enum AdversarialDistillation: LossComponent {
         expected: "a network that exposes features (mlp or unet2d)",
         found: "\"\(source.summary)\"")
     }
-    guard let sampleShape = context.generator?.sampleShape else {
-      throw DistillError.invalidValue(location: entry.path, expected: "a generator", found: "none")
-    }
+    let sampleShape = try context.requireGenerator(for: entry).sampleShape
     try context.requireData(for: entry, shape: sampleShape)
     let trainSteps = context.schedule.trainSteps
-    let fractions = entry.numbers("timestepRange")
-    let low = Int((fractions[0] * Double(trainSteps)).rounded())
-    let high = min(trainSteps, Int((fractions[1] * Double(trainSteps)).rounded()) + 1)
-    guard fractions[0] >= 0, fractions[1] <= 1, fractions[0] <= fractions[1], high > low else {
-      throw DistillError.invalidValue(
-        location: "\(entry.path).timestepRange", expected: "0 <= low <= high <= 1",
-        found: "\(fractions)")
-    }
+    let range = try entry.timestepRange("timestepRange", trainSteps: trainSteps)
     let featureTimestep = entry.float("featureTimestep")
     guard featureTimestep <= Float(trainSteps - 1) else {
       throw DistillError.invalidValue(
@@ -255,7 +246,7 @@ public enum AdversarialDistillation: LossComponent {
       adversarialWeight: entry.float("adversarialWeight"),
       distillationWeight: entry.float("distillationWeight"),
       weighting: ScoreDistillationWeighting(rawValue: entry.string("weighting"))!,
-      timesteps: low..<high,
+      timesteps: range,
       r1Weight: entry.float("r1Weight"), r1Sigma: entry.float("r1Sigma"),
       updatesPerStep: entry.int("updatesPerStep"))
   }

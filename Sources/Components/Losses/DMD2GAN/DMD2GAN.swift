@@ -136,13 +136,9 @@ public enum DMD2GAN: LossComponent {
         expected: "a trained score whose network exposes features (mlp or unet2d)",
         found: "\"\(fake.denoiser.summary)\"")
     }
-    guard let sampleShape = context.generator?.sampleShape else {
-      throw DistillError.invalidValue(location: entry.path, expected: "a generator", found: "none")
-    }
+    let sampleShape = try context.requireGenerator(for: entry).sampleShape
     try context.requireData(for: entry, shape: sampleShape)
-    let range = try timestepRange(
-      entry.numbers("timestepRange"), trainSteps: context.schedule.trainSteps,
-      location: "\(entry.path).timestepRange")
+    let range = try entry.timestepRange("timestepRange", trainSteps: context.schedule.trainSteps)
     let featureShape = withoutGradients {
       Array(
         features.features(Tensor.zeros([1] + sampleShape), timesteps: [0]).bottleneck.shape
@@ -160,18 +156,5 @@ public enum DMD2GAN: LossComponent {
       discriminatorWeight: entry.float("discriminatorWeight"))
     fake.join(DMD2Discriminator(term))
     return term
-  }
-
-  /// `[low·T, high·T]` with both ends included, as a half-open range within `[0, T)`.
-  static func timestepRange(_ fractions: [Double], trainSteps: Int, location: String) throws
-    -> Range<Int>
-  {
-    let low = Int((fractions[0] * Double(trainSteps)).rounded())
-    let high = min(trainSteps, Int((fractions[1] * Double(trainSteps)).rounded()) + 1)
-    guard fractions[0] >= 0, fractions[1] <= 1, fractions[0] <= fractions[1], high > low else {
-      throw DistillError.invalidValue(
-        location: location, expected: "0 <= low <= high <= 1", found: "\(fractions)")
-    }
-    return low..<high
   }
 }

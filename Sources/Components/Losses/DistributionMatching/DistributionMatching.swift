@@ -78,8 +78,7 @@ public enum DistributionMatching: LossComponent {
         location: "\(entry.path).fake", expected: "an unguided fake score (DMD guides the real score only)",
         found: "guidance scale \(fake.guidanceScale)")
     }
-    let range = try DistributionMatchingGradient.timestepRange(
-      entry.numbers("timestepRange"), trainSteps: context.schedule.trainSteps, location: "\(entry.path).timestepRange")
+    let range = try entry.timestepRange("timestepRange", trainSteps: context.schedule.trainSteps)
     return DistributionMatchingTerm(
       real: real, fake: fake, timesteps: range,
       normalisation: DistributionMatchingNormalisation(rawValue: entry.string("normalisation"))!)

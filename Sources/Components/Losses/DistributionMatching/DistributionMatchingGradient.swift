@@ -49,14 +49,4 @@ enum DistributionMatchingGradient {
     return 0.5 * Tensor.mseLoss(x, target)
   }
 
-  /// The integer timestep range `[low·T, high·T]` (both ends included, as the reference
-  /// code's `randint(min_step, max_step + 1)`), as a half-open range clamped to `[0, T)`.
-  static func timestepRange(_ fractions: [Double], trainSteps: Int, location: String) throws -> Range<Int> {
-    let low = Int((fractions[0] * Double(trainSteps)).rounded())
-    let high = min(trainSteps, Int((fractions[1] * Double(trainSteps)).rounded()) + 1)
-    guard fractions[0] >= 0, fractions[1] <= 1, fractions[0] <= fractions[1], high > low else {
-      throw DistillError.invalidValue(location: location, expected: "0 <= low <= high <= 1", found: "\(fractions)")
-    }
-    return low..<high
-  }
 }

@@ -55,8 +55,7 @@ public enum RealScoreAscent: LossComponent {
     guard let real = context.score(entry.string("real")) else {
       throw DistillError.invalidValue(location: "\(entry.path).real", expected: "a real score", found: "missing")
     }
-    let range = try DistributionMatchingGradient.timestepRange(
-      entry.numbers("timestepRange"), trainSteps: context.schedule.trainSteps, location: "\(entry.path).timestepRange")
+    let range = try entry.timestepRange("timestepRange", trainSteps: context.schedule.trainSteps)
     return RealScoreAscentTerm(
       real: real, timesteps: range, normalisation: DistributionMatchingNormalisation(rawValue: entry.string("normalisation"))!)
   }

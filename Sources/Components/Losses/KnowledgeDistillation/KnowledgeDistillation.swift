@@ -100,22 +100,14 @@ public enum KnowledgeDistillation: LossComponent {
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
-    let teacher = try context.requireTeacher(for: entry)
-    guard let generator = context.generator, let sampleShape = teacher.sampleShape,
-      generator.noiseShape.reduce(1, *) == sampleShape.reduce(1, *), generator.sampleShape == sampleShape
-    else {
-      throw DistillError.invalidValue(
-        location: entry.path,
-        expected: "a generator whose noise and samples have the teacher's sample shape \(teacher.sampleShape ?? [])",
-        found: "noise \(context.generator?.noiseShape ?? []), samples \(context.generator?.sampleShape ?? [])")
-    }
+    let (teacher, generator) = try context.requireGeneratorOnTeacherNoise(for: entry)
     let steps = entry.int("steps")
     guard steps <= teacher.schedule.trainSteps else {
       throw DistillError.invalidValue(
         location: "\(entry.path).steps", expected: "at most the schedule's \(teacher.schedule.trainSteps) steps",
         found: String(steps))
     }
-    let lpips = try LPIPSOptions.load(entry, context, distance: entry.string("distance"), imageShape: sampleShape)
+    let lpips = try LPIPSOptions.load(entry, context, distance: entry.string("distance"), imageShape: generator.sampleShape)
     let sampler = DDIMSampler(
       schedule: teacher.schedule, prediction: teacher.prediction, clipSample: false,
       spacing: TimestepSpacing(rawValue: entry.string("spacing"))!)

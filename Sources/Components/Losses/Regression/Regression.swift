@@ -70,9 +70,7 @@ public enum Regression: LossComponent {
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
     let distance = RegressionTerm.Distance(rawValue: entry.string("distance"))!
-    guard let generator = context.generator else {
-      throw DistillError.invalidValue(location: entry.path, expected: "a generator", found: "none")
-    }
+    let generator = try context.requireGenerator(for: entry)
     let store = try PairsStore(
       folder: entry.path("pairs"), expectedShape: generator.sampleShape,
       location: "the generator (\(context.manifest.generator.type))")

@@ -95,15 +95,7 @@ public enum TeacherStudentDistance: MetricComponent {
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Metric {
-    let teacher = try context.requireTeacher(for: entry)
-    guard let generator = context.generator, let sampleShape = teacher.sampleShape,
-      generator.noiseShape.reduce(1, *) == sampleShape.reduce(1, *), generator.sampleShape == sampleShape
-    else {
-      throw DistillError.invalidValue(
-        location: entry.path,
-        expected: "a generator whose noise and samples have the teacher's sample shape \(teacher.sampleShape ?? [])",
-        found: "noise \(context.generator?.noiseShape ?? []), samples \(context.generator?.sampleShape ?? [])")
-    }
+    let (teacher, generator) = try context.requireGeneratorOnTeacherNoise(for: entry)
     let count = entry.int("samples")
     guard count <= context.manifest.evaluation.samples else {
       throw DistillError.invalidValue(
@@ -122,9 +114,10 @@ public enum TeacherStudentDistance: MetricComponent {
         location: "\(entry.path).sampler", expected: "a sampler other than heun (σ_max is infinite on a zero-terminal-SNR schedule)",
         found: "\"heun\"")
     }
-    let lpips = try LPIPSOptions.load(entry, context, imageShape: sampleShape)
+    let lpips = try LPIPSOptions.load(entry, context, imageShape: generator.sampleShape)
     let spacing = TimestepSpacing(rawValue: entry.string("spacing"))!
     let clip = entry.bool("clipSample")
+    let sampleShape = generator.sampleShape
     return TeacherStudentDistanceMetric(count: count, lpips: lpips) { noise in
       let x = noise.reshaped([noise.shape[0]] + sampleShape)
       var parts: [Tensor] = []
