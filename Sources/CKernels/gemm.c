@@ -46,6 +46,7 @@ static _Thread_local scratch packed_all, packed_own, transpose_rows;
 
 static long ceil_div(long a, long b) { return (a + b - 1) / b; }
 static long min_long(long a, long b) { return a < b ? a : b; }
+static long max_long(long a, long b) { return a > b ? a : b; }
 
 /* dst[c * dst_stride + r] = src[r * src_stride + c] for an 8 x 8 block. */
 GEMM_TARGET static inline void transpose8(const float *src, long src_stride, float *dst, long dst_stride) {
@@ -169,34 +170,67 @@ GEMM_TARGET static void pack_strip(
     for (long w = 0; w < tile; w++) dst[t * tile + w] = rows[w * KC + t];
 }
 
-/* Patch matrices. A span of pixels is cut once into pieces that lie within one output row
- * (and, for packed rows, one panel); the masks of the columns inside the image are computed
- * once per piece and tap column kx; then every patch entry is one or two masked copies per
- * piece. A generic line-by-line packer spent more time per packed row than the kernel spends
- * multiplying it (w2: 20% of the step). */
+/* Patch matrices. A span of pixels is cut once into pieces; the masks of the lanes inside the
+ * image are computed once per piece and tap row ky or column kx; then every patch entry is one
+ * or two masked copies per piece. A generic line-by-line packer spent more time per packed row
+ * than the kernel spends multiplying it (w2: 20% of the step).
+ *
+ * Pieces lie within one output row, except where input rows are as wide as output rows
+ * (stride 1, w == wo, the padding of a "same" convolution): there output pixel q of a plane
+ * reads input element q + (ky - ph) w + kx - pw for every q, so a piece runs across rows
+ * (up to 32 pixels of one sample) and each lane's mask is its row's for ky and its column's for
+ * kx. On the small planes of AlexNet (3x3, 7x7) and a UNet's inner levels that gathers a whole
+ * plane or panel per copy instead of one row. */
 
 #define PANEL_BLOCK_MAX 256           /* the widest block of packed rows (columns of B) */
 #define MAX_PIECES (2 * KC)           /* a span of at most KC pixels, cut at rows and panels */
-#define MAX_TAPS_X 8                  /* kernel widths with precomputed masks */
-#ifndef PREFETCH_CHANNELS
-#define PREFETCH_CHANNELS 1           /* how far ahead pack_patch_rows prefetches input planes */
-#endif
+#define MAX_TAPS 8                    /* kernel widths and heights with precomputed masks */
+
+enum { GATHER_ELEMENTS, GATHER_ROWS, GATHER_PLANES };
 
 typedef struct {
   long plane, oy, ox, length; /* plane: the sample's first input plane (sample * c) */
   long offset;                /* where the piece goes in the packed block or line */
   __mmask16 store[2];         /* lanes 0..<length */
-  __mmask16 valid[MAX_TAPS_X][2];
+  __mmask16 valid[MAX_TAPS][2]; /* lanes whose input column is inside, per kx */
+  __mmask16 rows[MAX_TAPS][2];  /* GATHER_PLANES: lanes whose input row is inside, per ky */
 } pixel_piece;
 
-/* Cuts pixels q..<q+count into pieces within one output row and, with `split`, within one
- * split-wide segment of the span; offsets are positions in the span, mapped by `panel_kc`
- * (> 0) to packed-block offsets (segment * panel_kc * NR + lane). Returns the piece count. */
+/* How pieces gather: masked copies across rows, within rows (stride-1 columns, narrow
+ * kernels), or element by element. */
+static inline int gather_mode(const distill_conv_geometry *g) {
+  if (g->sw != 1 || g->kw > MAX_TAPS) return GATHER_ELEMENTS;
+  if (g->sh == 1 && g->w == g->wo && g->kh <= MAX_TAPS) return GATHER_PLANES;
+  return GATHER_ROWS;
+}
+
+/* The lanes of one vector of a piece spanning rows (lane u: output pixel (oy, ox) + u in
+ * row-major order, `length` lanes) whose output row lies in lo_y..<hi_y (by_row) or whose
+ * output column lies in lo_x..<hi_x. */
+static __mmask16 plane_lanes(long oy, long ox, long wo, long length, long lo_y, long hi_y, long lo_x, long hi_x, int by_row) {
+  unsigned bits = 0;
+  for (long u = 0; u < length && u < 16; u++) {
+    const int inside = by_row ? (oy >= lo_y && oy < hi_y) : (ox >= lo_x && ox < hi_x);
+    if (inside) bits |= 1u << u;
+    if (++ox == wo) {
+      ox = 0;
+      oy++;
+    }
+  }
+  return (__mmask16)bits;
+}
+
+/* Cuts pixels q..<q+count into pieces within one output row (within one sample for
+ * GATHER_PLANES, at most 32 pixels) and, with `split`, within one split-wide segment of the
+ * span; offsets are positions in the span, mapped by `panel_kc` (> 0) to packed-block offsets
+ * (segment * panel_kc * NR + lane). Returns the piece count. */
 static long pixel_pieces(const distill_conv_geometry *g, long q, long count, long split, long panel_kc, pixel_piece *pieces) {
   const long pixels = g->ho * g->wo;
+  const int mode = gather_mode(g);
   long sample = q / pixels, r = q % pixels, oy = r / g->wo, ox = r % g->wo, n = 0;
   for (long position = 0; position < count;) {
-    long length = min_long(g->wo - ox, count - position);
+    long length = mode == GATHER_PLANES ? min_long(min_long(pixels - (oy * g->wo + ox), 32), count - position)
+                                        : min_long(g->wo - ox, count - position);
     if (split) length = min_long(length, split - position % split);
     pixel_piece *p = &pieces[n++];
     p->plane = sample * g->c;
@@ -206,32 +240,52 @@ static long pixel_pieces(const distill_conv_geometry *g, long q, long count, lon
     p->offset = panel_kc ? (position / NR) * panel_kc * NR + position % NR : position;
     p->store[0] = lanes(0, length);
     p->store[1] = lanes(0, length - 16);
-    for (long kx = 0; kx < g->kw && kx < MAX_TAPS_X; kx++) {
-      /* Output pixel ox + u reads input column ox + u - pw + kx (stride 1). */
-      const long lo = g->pw - kx - ox, hi = g->w + g->pw - kx - ox;
-      p->valid[kx][0] = p->store[0] & lanes(lo, hi);
-      p->valid[kx][1] = p->store[1] & lanes(lo - 16, hi - 16);
+    if (mode == GATHER_PLANES) {
+      /* Lane u is output pixel (oy, ox) + u in row-major order; the second vector starts 16 on. */
+      const long oy1 = oy + (ox + 16) / g->wo, ox1 = (ox + 16) % g->wo;
+      for (long k = 0; k < g->kw; k++) {
+        p->valid[k][0] = plane_lanes(oy, ox, g->wo, length, 0, 0, g->pw - k, g->w + g->pw - k, 0);
+        p->valid[k][1] = length > 16 ? plane_lanes(oy1, ox1, g->wo, length - 16, 0, 0, g->pw - k, g->w + g->pw - k, 0) : 0;
+      }
+      for (long k = 0; k < g->kh; k++) {
+        p->rows[k][0] = plane_lanes(oy, ox, g->wo, length, g->ph - k, g->h + g->ph - k, 0, 0, 1);
+        p->rows[k][1] = length > 16 ? plane_lanes(oy1, ox1, g->wo, length - 16, g->ph - k, g->h + g->ph - k, 0, 0, 1) : 0;
+      }
+    } else {
+      for (long kx = 0; kx < g->kw && kx < MAX_TAPS; kx++) {
+        /* Output pixel ox + u reads input column ox + u - pw + kx (stride 1). */
+        const long lo = g->pw - kx - ox, hi = g->w + g->pw - kx - ox;
+        p->valid[kx][0] = p->store[0] & lanes(lo, hi);
+        p->valid[kx][1] = p->store[1] & lanes(lo - 16, hi - 16);
+      }
     }
     position += length;
     ox += length;
-    if (ox == g->wo) {
-      ox = 0;
-      if (++oy == g->ho) {
-        oy = 0;
-        sample++;
-      }
+    while (ox >= g->wo) {
+      ox -= g->wo;
+      oy++;
+    }
+    if (oy == g->ho) {
+      oy = 0;
+      sample++;
     }
   }
   return n;
 }
 
-/* Whether pieces take the masked fast path: stride-1 columns, narrow kernels, short pieces. */
-static inline int fast_pieces(const distill_conv_geometry *g) { return g->sw == 1 && g->kw <= MAX_TAPS_X; }
-
 /* The values of piece p for patch entry (ci, ky, kx) into dst[0..<p->length]. */
 GEMM_TARGET static inline void gather_piece(
-    const distill_conv_geometry *g, const float *x, const pixel_piece *p, long ci, long ky, long kx, int fast,
+    const distill_conv_geometry *g, const float *x, const pixel_piece *p, long ci, long ky, long kx, int mode,
     float *restrict dst) {
+  if (mode == GATHER_PLANES) {
+    /* Output pixel q = oy * wo + ox reads input element q + (ky - ph) w + kx - pw (w == wo). */
+    const float *src = x + (p->plane + ci) * g->h * g->w + (p->oy - g->ph + ky) * g->w + p->ox - g->pw + kx;
+    _mm512_mask_storeu_ps(dst, p->store[0], _mm512_maskz_loadu_ps(p->valid[kx][0] & p->rows[ky][0], src));
+    if (p->length > 16)
+      _mm512_mask_storeu_ps(dst + 16, p->store[1], _mm512_maskz_loadu_ps(p->valid[kx][1] & p->rows[ky][1], src + 16));
+    return;
+  }
+  const int fast = mode == GATHER_ROWS;
   const long iy = p->oy * g->sh - g->ph + ky;
   if (iy < 0 || iy >= g->h) {
     if (fast && p->length <= 32) {
@@ -255,6 +309,10 @@ GEMM_TARGET static inline void gather_piece(
   }
 }
 
+#ifndef PREFETCH_CHANNELS
+#define PREFETCH_CHANNELS 1 /* how far ahead pack_patch_rows prefetches input planes */
+#endif
+
 static _Thread_local pixel_piece piece_buffer[MAX_PIECES];
 
 /* Patch-matrix rows k0..<k0+kc (patch entries), columns j0..<j0+nc (pixels, nc at most
@@ -263,7 +321,7 @@ GEMM_TARGET static void pack_patch_rows(const gemm_view *B, long k0, long kc, lo
   const distill_conv_geometry *g = B->patches;
   pixel_piece *pieces = piece_buffer;
   const long count = pixel_pieces(g, j0, nc, NR, kc, pieces);
-  const int fast = fast_pieces(g);
+  const int mode = gather_mode(g);
   const long taps = g->kh * g->kw;
   long ci = k0 / taps, ky = (k0 % taps) / g->kw, kx = k0 % g->kw;
   for (long t = 0; t < kc;) {
@@ -272,6 +330,12 @@ GEMM_TARGET static void pack_patch_rows(const gemm_view *B, long k0, long kc, lo
        * prefetchers do not follow. */
       for (long q = 0; q < count; q++) {
         const float *plane = B->p + (pieces[q].plane + ci + PREFETCH_CHANNELS) * g->h * g->w;
+        if (mode == GATHER_PLANES) {
+          /* The rows the piece's windows cover, within the plane. */
+          const long first = max_long(0, (pieces[q].oy - g->ph) * g->w), end = min_long(g->h * g->w, (pieces[q].oy - g->ph + g->kh) * g->w + pieces[q].ox + pieces[q].length);
+          for (long e = first; e < end; e += 16) _mm_prefetch((const char *)(plane + e), _MM_HINT_T0);
+          continue;
+        }
         for (long y = 0; y < g->kh; y++) {
           const long iy = pieces[q].oy * g->sh - g->ph + y;
           if (iy < 0 || iy >= g->h) continue;
@@ -282,7 +346,7 @@ GEMM_TARGET static void pack_patch_rows(const gemm_view *B, long k0, long kc, lo
     }
     const long span = min_long(g->kw - kx, kc - t);
     for (long q = 0; q < count; q++)
-      for (long u = 0; u < span; u++) gather_piece(g, B->p, &pieces[q], ci, ky, kx + u, fast, dst + pieces[q].offset + (t + u) * NR);
+      for (long u = 0; u < span; u++) gather_piece(g, B->p, &pieces[q], ci, ky, kx + u, mode, dst + pieces[q].offset + (t + u) * NR);
     t += span;
     kx += span;
     if (kx == g->kw) {
@@ -311,7 +375,7 @@ GEMM_TARGET static void pack_patch_columns(const gemm_view *B, long k0, long kc,
   const distill_conv_geometry *g = B->patches;
   pixel_piece *pieces = piece_buffer;
   const long count = pixel_pieces(g, k0, kc, 0, 0, pieces);
-  const int fast = fast_pieces(g);
+  const int mode = gather_mode(g);
   float *rows = grow(&transpose_rows, (size_t)NR * KC);
   const long taps = g->kh * g->kw;
   for (long jr = 0; jr < nc; jr += NR) {
@@ -319,7 +383,7 @@ GEMM_TARGET static void pack_patch_columns(const gemm_view *B, long k0, long kc,
     long e = j0 + jr, ci = e / taps, ky = (e % taps) / g->kw, kx = e % g->kw;
     for (long w = 0; w < width; w++) {
       float *line = rows + w * KC;
-      for (long q = 0; q < count; q++) gather_piece(g, B->p, &pieces[q], ci, ky, kx, fast, line + pieces[q].offset);
+      for (long q = 0; q < count; q++) gather_piece(g, B->p, &pieces[q], ci, ky, kx, mode, line + pieces[q].offset);
       if (++kx == g->kw) {
         kx = 0;
         if (++ky == g->kh) {
@@ -452,10 +516,39 @@ typedef struct {
   long padded;  /* its rows (A, to MR) or columns (B, to NR), padded */
 } gemm_job;
 
-/* The address of C's element (i, j); a panel never straddles a group (gemm_run checks). */
+/* The address of C's element (i, j). */
 static inline float *c_at(const gemm_output *C, long i, long j) {
   const long column = C->group ? (j / C->group) * C->group_stride + (j % C->group) * C->cs : j * C->cs;
   return C->p + i * C->rs + column;
+}
+
+/* The micro-kernel's tile for rows ir..<ir+mr, columns jc..<jc+nr of C. A panel that straddles
+ * a group boundary (an implicit convolution whose output planes are not whole panels: the
+ * columns of two samples, stored in two NCHW planes) goes through a tile on the stack. */
+GEMM_TARGET static inline void kernel_into_c(
+    const gemm_job *job, long kc, const float *a, const float *b, long ir, long jc, long mr, long nr, float beta) {
+  const gemm_output *C = &job->C;
+  if (!C->group || jc % C->group + nr <= C->group) {
+    micro_kernel(kc, a, b, c_at(C, ir, jc), C->rs, C->cs, job->alpha, beta, mr, nr);
+    return;
+  }
+  float tile[MR * NR] __attribute__((aligned(64)));
+  micro_kernel(kc, a, b, tile, NR, 1, job->alpha, 0, mr, nr);
+  /* The columns in runs that lie within one group. */
+  for (long j = 0, group = jc / C->group, r = jc % C->group; j < nr; group++, r = 0) {
+    const long run = min_long(nr - j, C->group - r);
+    float *first = C->p + ir * C->rs + group * C->group_stride + r * C->cs;
+    for (long i = 0; i < mr; i++) {
+      float *row = first + i * C->rs;
+      const float *t = tile + i * NR + j;
+      if (C->cs == 1 && beta == 0) {
+        for (long u = 0; u < run; u++) row[u] = t[u];
+      } else {
+        for (long u = 0; u < run; u++) row[u * C->cs] = t[u] + (beta != 0 ? beta * row[u * C->cs] : 0);
+      }
+    }
+    j += run;
+  }
 }
 
 /* Depth block `chunk` of A, all rows, into the whole-A buffer (block at k0 * padded rows). */
@@ -488,9 +581,7 @@ GEMM_TARGET static void rows_chunk(void *context, long chunk) {
     const float *pb = job->whole + k0 * job->padded;
     for (long jr = 0; jr < job->n; jr += NR)
       for (long ir = i0; ir < i1; ir += MR)
-        micro_kernel(
-            kc, pa + (ir - i0) * kc, pb + jr * kc, c_at(&job->C, ir, jr), job->C.rs, job->C.cs, job->alpha, beta,
-            min_long(MR, i1 - ir), min_long(NR, job->n - jr));
+        kernel_into_c(job, kc, pa + (ir - i0) * kc, pb + jr * kc, ir, jr, min_long(MR, i1 - ir), min_long(NR, job->n - jr), beta);
   }
 }
 
@@ -510,9 +601,7 @@ GEMM_TARGET static void panels_chunk(void *context, long chunk) {
       const float *pa = job->whole + k0 * job->padded;
       for (long jr = 0; jr < nc; jr += NR)
         for (long ir = 0; ir < job->m; ir += MR)
-          micro_kernel(
-              kc, pa + ir * kc, pb + jr * kc, c_at(&job->C, ir, j0 + jr), job->C.rs, job->C.cs, job->alpha, beta,
-              min_long(MR, job->m - ir), min_long(NR, nc - jr));
+          kernel_into_c(job, kc, pa + ir * kc, pb + jr * kc, ir, j0 + jr, min_long(MR, job->m - ir), min_long(NR, nc - jr), beta);
     }
   }
 }

@@ -88,10 +88,11 @@ let convChunkColumns = 1024
 extension ConvGeometry {
   /// Whether the forward product runs as one implicit product over the batch (CKernels
   /// conv.c: patches gathered while packing, output stored in NCHW), which needs Distillery's
-  /// product kernel and output planes of whole 32-column panels. (Other planes, with a panel
-  /// spanning two samples stored through a tile, were faster for LPIPS, but a training run
-  /// crashed reading past an input on that path: removed until understood, docs/shapes-chain.md.)
-  var runsImplicitly: Bool { GemmKernel.isOwn && pixels % 32 == 0 }
+  /// product kernel. Output planes of whole 32-column panels always do; others (a panel that
+  /// spans two or more samples' planes is stored through a tile) when the patches gather as
+  /// masked vectors (stride-1 columns, kernels at most 8 wide): AlexNet's 11x11 stride-4 layer
+  /// was slower gathered element by element than through the patch matrix.
+  var runsImplicitly: Bool { GemmKernel.isOwn && (pixels % 32 == 0 || (sw == 1 && kw <= 8)) }
 
   /// Threads for this convolution's products.
   var threads: Int { n * o * pixels * patch >= GemmKernel.threadingThreshold ? ComputeThreads.count : 1 }
@@ -111,7 +112,11 @@ extension ConvGeometry {
     let taps = kh * kw
     let flipped = Tensor(shape: [c, o, kh, kw]) { out in
       weight.withUnsafeBufferPointer { w in
-        distill_flip_transpose_taps(w.baseAddress!, out.baseAddress!, o, c, taps)
+        let source = SendableConstPointer(w.baseAddress!)
+        let target = SendablePointer(out.baseAddress!)
+        parallelFor(c, cost: o * taps) { range in
+          distill_flip_transpose_taps(source.base, target.base, o, c, taps, range.lowerBound, range.upperBound)
+        }
       }
     }
     return (flipped, adjoint)

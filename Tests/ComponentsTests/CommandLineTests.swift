@@ -1,5 +1,6 @@
 import DistillCore
 import DistillPipeline
+import DistillTestSupport
 import Foundation
 import Testing
 
@@ -112,15 +113,11 @@ import Testing
     try ManifestOverride(parsing: "generator.width=96").apply(to: &json)
     let path = writeManifest(json, in: folder)
     // Files may grow to 48 KiB: the manifest, logs and plots fit, a checkpoint does not.
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/bash")
-    process.arguments = ["-c", "ulimit -f 48; exec \"$0\" run \"$1\" --quiet", pipelineExecutable().path, path]
-    let err = Pipe()
-    process.standardError = err
-    try process.run()
-    let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    #expect(process.terminationStatus == 1, "\(message)")
+    let result = try runChildProcess(
+      URL(fileURLWithPath: "/bin/bash"),
+      ["-c", "ulimit -f 48; exec \"$0\" run \"$1\" --quiet", pipelineExecutable().path, path])
+    let message = result.error
+    #expect(result.status == 1, "\(message)")
     #expect(message.contains("writing failed at step 10") && message.contains("File too large"))
     let checkpoints = (try? FileManager.default.contentsOfDirectory(atPath: folder + "/run/checkpoints")) ?? []
     #expect(checkpoints.isEmpty, "no partial checkpoint: \(checkpoints)")

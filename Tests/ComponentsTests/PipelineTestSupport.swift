@@ -1,6 +1,7 @@
 import BuiltInComponents
 import DistillCore
 import DistillPipeline
+import DistillTestSupport
 import Foundation
 
 /// A small toy-DMD manifest (two modes, tiny MLPs) that trains in well under a second.
@@ -77,21 +78,7 @@ func runPipeline(
   _ arguments: [String], executable: URL = pipelineExecutable(), environment: [String: String]? = nil,
   directory: String? = nil, whileRunning: ((Process) -> Void)? = nil
 ) throws -> ProcessResult {
-  let process = Process()
-  process.executableURL = executable
-  process.arguments = arguments
-  if let environment { process.environment = environment }
-  if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-  let out = Pipe()
-  let err = Pipe()
-  process.standardOutput = out
-  process.standardError = err
-  try process.run()
-  whileRunning?(process)
-  let outData = out.fileHandleForReading.readDataToEndOfFile()
-  let errData = err.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  return ProcessResult(
-    status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
-    error: String(decoding: errData, as: UTF8.self))
+  let result = try runChildProcess(
+    executable, arguments, environment: environment, directory: directory, whileRunning: whileRunning)
+  return ProcessResult(status: result.status, output: result.output, error: result.error)
 }

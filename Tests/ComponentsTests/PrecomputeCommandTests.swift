@@ -1,5 +1,6 @@
 import DistillCore
 import DistillPipeline
+import DistillTestSupport
 import Foundation
 import Testing
 
@@ -22,16 +23,8 @@ private func scratchFolder(_ name: String = #function) -> String {
 
 /// Runs `pipeline` with `arguments`; returns the exit status and standard error.
 private func runPipelineTool(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: builtPipelineTool!)
-  process.arguments = arguments
-  let errors = Pipe()
-  process.standardError = errors
-  process.standardOutput = FileHandle.nullDevice
-  try process.run()
-  let data = errors.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+  let result = try runChildProcess(URL(fileURLWithPath: builtPipelineTool!), arguments)
+  return (result.status, result.error)
 }
 
 private func writeManifestText(_ text: String, in folder: String) -> String {

@@ -225,6 +225,60 @@ func expectSampled(
     }
   }
 
+  /// Small planes whose 32-column panels span several samples (3x3, 4x4, 7x7: AlexNet's
+  /// and a UNet's inner levels), gathered across rows where input rows are as wide as output
+  /// rows and within rows where they are not, with depths past one packed block: forward,
+  /// input gradient and weight gradient against a Double loop over the definition.
+  @Test(arguments: [
+    ([5, 6, 3, 3], [7, 6, 3, 3], 1),     // 9-pixel planes, a panel spans 4-5 samples
+    ([3, 40, 3, 3], [10, 40, 3, 3], 1),  // depth 360: two packed blocks
+    ([6, 5, 4, 4], [9, 5, 3, 3], 1),     // 16-pixel planes (a UNet at 4x4)
+    ([3, 4, 7, 7], [5, 4, 5, 5], 2),     // AlexNet's second layer, 49-pixel planes
+    ([4, 3, 5, 7], [3, 3, 3, 3], 1),     // 35-pixel planes, rows of 7
+    ([3, 2, 5, 9], [4, 2, 3, 3], 0),     // unpadded: 3x7 output, gathered within rows
+  ])
+  func smallPlanesSpanningSamplesAgreeWithTheDefinition(xShape: [Int], wShape: [Int], padding: Int) {
+    let x = testTensor(xShape, seed: 41)
+    let w = testTensor(wShape, seed: 42)
+    let (n, c, h, wd) = (xShape[0], xShape[1], xShape[2], xShape[3])
+    let (o, k) = (wShape[0], wShape[2])
+    let (ho, wo) = (h + 2 * padding - k + 1, wd + 2 * padding - k + 1)
+    let seed = testTensor([n, o, ho, wo], seed: 43)
+    let (xs, ws, gs) = (x.scalars.map(Double.init), w.scalars.map(Double.init), seed.scalars.map(Double.init))
+    var y = [Double](repeating: 0, count: n * o * ho * wo)
+    var dx = [Double](repeating: 0, count: xs.count)
+    var dw = [Double](repeating: 0, count: ws.count)
+    for s in 0..<n {
+      for oc in 0..<o {
+        for oy in 0..<ho {
+          for ox in 0..<wo {
+            let out = ((s * o + oc) * ho + oy) * wo + ox
+            for ci in 0..<c {
+              for ky in 0..<k {
+                for kx in 0..<k {
+                  let (iy, ix) = (oy - padding + ky, ox - padding + kx)
+                  guard iy >= 0 && iy < h && ix >= 0 && ix < wd else { continue }
+                  let (xi, wi) = (((s * c + ci) * h + iy) * wd + ix, ((oc * c + ci) * k + ky) * k + kx)
+                  y[out] += xs[xi] * ws[wi]
+                  dx[xi] += gs[out] * ws[wi]
+                  dw[wi] += gs[out] * xs[xi]
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    let (value, grads) = valueWithGradients(at: [x, w]) { p in
+      let out = Tensor.conv2d(p[0], weight: p[1], padding: padding)
+      expectClose(out.detached(), Tensor(shape: [n, o, ho, wo], scalars: y.map(Float.init)), rtol: 1e-4, atol: 1e-5)
+      return (out * seed).sum()
+    }
+    #expect(abs(Double(value.item) - zip(y, gs).map(*).reduce(0, +)) < 1e-3)
+    expectClose(grads[0], Tensor(shape: xShape, scalars: dx.map(Float.init)), rtol: 1e-4, atol: 1e-5)
+    expectClose(grads[1], Tensor(shape: wShape, scalars: dw.map(Float.init)), rtol: 1e-4, atol: 1e-5)
+  }
+
   @Test func convTranspose2dForwardAndBackwardAgreeWithTorch() {
     // x = wave([8,32,8,8],0.37).requires_grad_(); w = wave([32,16,4,4],0.23,0.5,0.1).requires_grad_()
     // b = wave([16],1.1,0,0.3).requires_grad_()

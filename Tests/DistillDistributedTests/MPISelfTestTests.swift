@@ -1,4 +1,5 @@
 import Foundation
+import DistillTestSupport
 import Testing
 
 /// `mpirun` on PATH, or nil: the 2-rank test is skipped (with this reason) on machines
@@ -23,20 +24,12 @@ private struct Outcome {
 }
 
 private func launch(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> Outcome {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: executable)
-  process.arguments = arguments
   var variables = ProcessInfo.processInfo.environment
   // Whatever launched the tests must not make the child think it is a rank of that job.
   for name in variables.keys where name.hasPrefix("OMPI_") || name.hasPrefix("PMI") { variables[name] = nil }
-  process.environment = variables.merging(environment) { $1 }
-  let pipe = Pipe()
-  process.standardOutput = pipe
-  process.standardError = pipe
-  try process.run()
-  let data = pipe.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  return Outcome(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+  let result = try runChildProcess(
+    URL(fileURLWithPath: executable), arguments, environment: variables.merging(environment) { $1 }, mergingErrors: true)
+  return Outcome(status: result.status, output: result.output)
 }
 
 private let checks = ["allreduce-mean", "allreduce-mean-tensors", "allreduce-sum-doubles", "broadcast-bytes",

@@ -114,17 +114,8 @@ private func thrownMessage(_ body: () throws -> Void) -> String? {
 @Suite(.enabled(if: pipelineExecutable != nil, "the pipeline executable is not built beside the tests"))
 struct LPIPSCommandTests {
   private func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: pipelineExecutable!)
-    process.arguments = arguments
-    let (out, err) = (Pipe(), Pipe())
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    let error = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    return (process.terminationStatus, output, error)
+    let result = try runChildProcess(URL(fileURLWithPath: pipelineExecutable!), arguments)
+    return (result.status, result.output, result.error)
   }
 
   @Test func printsOneDistancePerPair() throws {

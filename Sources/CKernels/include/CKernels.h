@@ -38,9 +38,9 @@ typedef struct {
  * adjoint: it overwrites those planes of x with the sums of the patch entries read from them. */
 void distill_im2col(const float *x, float *col, distill_conv_geometry g, long first, long last);
 void distill_col2im(const float *col, float *x, distill_conv_geometry g, long first, long last);
-/* out[ic, oc, t] = weight[oc, ic, taps - 1 - t]: a [o, c, kh, kw] weight flipped in both spatial
- * axes and transposed to [c, o, kh, kw]. */
-void distill_flip_transpose_taps(const float *weight, float *out, long o, long c, long taps);
+/* out[ic, oc, t] = weight[oc, ic, taps - 1 - t] for ic in first..<last: a [o, c, kh, kw] weight
+ * flipped in both spatial axes and transposed to [c, o, kh, kw]. */
+void distill_flip_transpose_taps(const float *weight, float *out, long o, long c, long taps, long first, long last);
 /* Max pooling without padding of planes first..<last of x ([planes, h, w]) into y ([planes, ho, wo]),
  * with each output's index within its plane (the first maximum in row-major order; NaN wins). */
 void distill_max_pool2d(const float *x, float *y, int32_t *index, long h, long w, long kernel, long stride, long ho,

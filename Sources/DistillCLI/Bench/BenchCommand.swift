@@ -61,7 +61,7 @@ struct BenchCommand: ParsableCommand {
     let pipe = Pipe()
     process.standardOutput = pipe
     try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    let data = readToEnd(pipe.fileHandleForReading)
     process.waitUntilExit()
     guard process.terminationStatus == 0,
       let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
@@ -103,4 +103,19 @@ func medianSeconds(warm: Int, reps: Int, _ body: () -> Void) -> Double {
   }
   times.sort()
   return times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+}
+
+/// Everything readable from `handle` until end of file. Foundation's `readDataToEndOfFile()`
+/// traps when a signal interrupts its read (EINTR); this retries.
+private func readToEnd(_ handle: FileHandle) -> Data {
+  var data = Data()
+  var buffer = [UInt8](repeating: 0, count: 1 << 16)
+  while true {
+    let count = buffer.withUnsafeMutableBytes { read(handle.fileDescriptor, $0.baseAddress, $0.count) }
+    if count > 0 {
+      data.append(contentsOf: buffer[0..<count])
+    } else if count == 0 || errno != EINTR {
+      return data
+    }
+  }
 }
