@@ -81,8 +81,15 @@ GEMM_TARGET static void direct_chunk(void *context, long chunk) {
 static _Thread_local float *direct_weights;
 static _Thread_local size_t direct_weights_floats;
 
+/* Element (oc, ci, tap) of a convolution's weight: weight [o, c, taps] itself, or with `flipped`
+ * the adjoint convolution's weight read from a weight [c, o, taps] (flipped in both spatial
+ * axes and transposed), so that input gradients need no flipped copy. */
+static inline float weight_at(const float *weight, int flipped, long o, long c, long taps, long oc, long ci, long tap) {
+  return flipped ? weight[(ci * o + oc) * taps + taps - 1 - tap] : weight[(oc * c + ci) * taps + tap];
+}
+
 /* out = conv(x, weight), stride 1, wo a multiple of 16. */
-GEMM_TARGET static void conv_direct(long threads, const float *x, const float *weight, long o, float *out,
+GEMM_TARGET static void conv_direct(long threads, const float *x, const float *weight, int flipped, long o, float *out,
                                     const distill_conv_geometry *g) {
   const long taps = g->kh * g->kw, strips = (o + MR - 1) / MR;
   const size_t floats = (size_t)strips * taps * g->c * MR;
@@ -98,7 +105,8 @@ GEMM_TARGET static void conv_direct(long threads, const float *x, const float *w
       for (long ci = 0; ci < g->c; ci++)
         for (long i = 0; i < MR; i++) {
           const long oc = strip * MR + i;
-          packed[((strip * taps + tap) * g->c + ci) * MR + i] = oc < o ? weight[(oc * g->c + ci) * taps + tap] : 0;
+          packed[((strip * taps + tap) * g->c + ci) * MR + i] =
+              oc < o ? weight_at(weight, flipped, o, g->c, taps, oc, ci, tap) : 0;
         }
   /* Lane u of vector v of a tile is output pixel start + 16 v + u; for tap (ky, kx) it reads
    * input element offset + u, which is contiguous in u because the vector lies in one output
@@ -249,22 +257,41 @@ GEMM_TARGET static void gradient_chunk(void *context, long chunk) {
 
 #endif
 
-void distill_conv2d_forward(long threads, const float *x, const float *weight, long o, float *out,
-                            distill_conv_geometry g) {
 #if GEMM_X86
-  if (g.sh == 1 && g.sw == 1 && (g.ho * g.wo) % 32 == 0 && (g.wo % 16 == 0 || g.w == g.wo) &&
-      g.kh * g.kw <= DIRECT_TAPS_MAX) {
-    conv_direct(threads, x, weight, o, out, &g);
+GEMM_TARGET static void conv_forward(long threads, const float *x, const float *weight, int flipped, long o, float *out,
+                                     const distill_conv_geometry *g) {
+  const long taps = g->kh * g->kw;
+  if (g->sh == 1 && g->sw == 1 && (g->ho * g->wo) % 32 == 0 && (g->wo % 16 == 0 || g->w == g->wo) &&
+      taps <= DIRECT_TAPS_MAX) {
+    conv_direct(threads, x, weight, flipped, o, out, g);
     return;
   }
   /* out[s, oc, p] = sum_e weight[oc, e] * patches[e, s * P + p], P = ho * wo. */
-  const long pixels = g.ho * g.wo, patch = g.c * g.kh * g.kw;
-  const gemm_view A = gemm_strided(weight, patch, 1);
-  const gemm_view B = {.p = x, .patches = &g};
-  gemm_run(threads, o, g.n * pixels, patch, 1, &A, &B, 0, (gemm_output){out, pixels, 1, pixels, o * pixels});
+  const long pixels = g->ho * g->wo, patch = g->c * taps;
+  const gemm_view A =
+      flipped ? (gemm_view){.p = weight, .group_stride = o * taps, .flipped_taps = taps} : gemm_strided(weight, patch, 1);
+  const gemm_view B = {.p = x, .patches = g};
+  gemm_run(threads, o, g->n * pixels, patch, 1, &A, &B, 0, (gemm_output){out, pixels, 1, pixels, o * pixels});
+}
+#endif
+
+void distill_conv2d_forward(long threads, const float *x, const float *weight, long o, float *out,
+                            distill_conv_geometry g) {
+#if GEMM_X86
+  conv_forward(threads, x, weight, 0, o, out, &g);
 #else
   (void)threads, (void)x, (void)weight, (void)o, (void)out, (void)g;
   abort(); /* callers check distill_sgemm_supported() */
+#endif
+}
+
+void distill_conv2d_adjoint(long threads, const float *x, const float *weight, long o, float *out,
+                            distill_conv_geometry g) {
+#if GEMM_X86
+  conv_forward(threads, x, weight, 1, o, out, &g);
+#else
+  (void)threads, (void)x, (void)weight, (void)o, (void)out, (void)g;
+  abort();
 #endif
 }
 

@@ -274,7 +274,7 @@ static long pixel_pieces(const distill_conv_geometry *g, long q, long count, lon
 }
 
 /* The values of piece p for patch entry (ci, ky, kx) into dst[0..<p->length]. */
-GEMM_TARGET static inline void gather_piece(
+GEMM_TARGET static inline __attribute__((always_inline)) void gather_piece(
     const distill_conv_geometry *g, const float *x, const pixel_piece *p, long ci, long ky, long kx, int mode,
     float *restrict dst) {
   if (mode == GATHER_PLANES) {
@@ -445,8 +445,30 @@ GEMM_TARGET static void pack_b(const gemm_view *B, long k0, long kc, long j0, lo
   for (long jr = 0; jr < nc; jr += NR) pack_strip(B, 1, j0 + jr, min_long(NR, nc - jr), k0, kc, NR, dst + jr * kc);
 }
 
+/* Rows i0..<i0+mc, columns k0..<k0+kc of a flipped-taps view (gemm.h), in strips of MR rows.
+ * For one input channel ci, the taps of rows i..<i+MR are MR * taps adjacent floats; each
+ * column t of that block, read backwards, is one depth entry of the strip. */
+GEMM_TARGET static void pack_flipped_taps(const gemm_view *A, long i0, long mc, long k0, long kc, float *restrict dst) {
+  const long taps = A->flipped_taps;
+  const __m256i index = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)taps));
+  for (long ir = 0; ir < mc; ir += MR) {
+    const long mr = min_long(MR, mc - ir);
+    const __mmask8 inside = (__mmask8)((1u << mr) - 1);
+    float *strip = dst + ir * kc;
+    for (long k = 0; k < kc; k++) {
+      const long e = k0 + k, ci = e / taps, t = taps - 1 - e % taps;
+      const float *src = A->p + ci * A->group_stride + (i0 + ir) * taps + t;
+      _mm256_store_ps(strip + k * MR, _mm256_mmask_i32gather_ps(_mm256_setzero_ps(), inside, index, src, 4));
+    }
+  }
+}
+
 /* A rows i0..<i0+mc, columns k0..<k0+kc, in strips of MR rows: strip q at dst + q * kc * MR. */
 GEMM_TARGET static void pack_a(const gemm_view *A, long i0, long mc, long k0, long kc, float *restrict dst) {
+  if (A->flipped_taps) {
+    pack_flipped_taps(A, i0, mc, k0, kc, dst);
+    return;
+  }
   if (gemm_contiguous(A) == GEMM_ALONG_ROWS && A->group <= 0) {
     pack_rows_across(A->p + k0 * A->cs + i0, A->cs, kc, mc, MR, dst);
     return;

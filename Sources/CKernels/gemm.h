@@ -27,13 +27,19 @@
  *
  * Patches: the patch matrix of the image p with geometry `patches`, as im2col would write it
  * (rows: c * kh * kw patch entries; columns: n * ho * wo output pixels; zero over the
- * padding), or its transpose; never materialised, gathered while packing. */
+ * padding), or its transpose; never materialised, gathered while packing.
+ *
+ * Flipped taps (an A operand only): a convolution weight [c, o, taps] read as the weight of its
+ * adjoint convolution, flipped in both spatial axes and transposed: element (i, k) with
+ * k = ci * taps + t at p[ci * group_stride + i * taps + taps - 1 - t] (group_stride = o * taps);
+ * flipped_taps = taps. */
 typedef struct {
   const float *p;
   long rs, cs;
   long group, group_stride;
   const distill_conv_geometry *patches;
   int transposed;
+  long flipped_taps;
 } gemm_view;
 
 /* Where the product goes: element (i, j) of C at p[i * rs + j * cs], or with group > 0 at

@@ -412,20 +412,3 @@ DISTILL_CLONES void distill_max_pool2d(const float *x, float *y, int32_t *index,
     }
   }
 }
-
-/* out[ic, oc, t] = weight[oc, ic, taps - 1 - t]: a convolution weight [o, c, kh, kw] flipped in
- * both spatial axes and transposed to [c, o, kh, kw] (the weight of the adjoint convolution). */
-void distill_flip_transpose_taps(const float *weight, float *out, long o, long c, long taps, long first, long last) {
-  /* Written in order; each source run of `taps` floats is read once. */
-  for (long ic = first; ic < last; ic++)
-    for (long oc = 0; oc < o; oc++) {
-      const float *source = weight + (oc * c + ic) * taps;
-      float *target = out + (ic * o + oc) * taps;
-      if (taps == 9) {
-        target[0] = source[8], target[1] = source[7], target[2] = source[6], target[3] = source[5], target[4] = source[4];
-        target[5] = source[3], target[6] = source[2], target[7] = source[1], target[8] = source[0];
-      } else {
-        for (long t = 0; t < taps; t++) target[t] = source[taps - 1 - t];
-      }
-    }
-}

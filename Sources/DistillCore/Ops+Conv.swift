@@ -100,26 +100,16 @@ extension ConvGeometry {
   /// The input gradient of a stride-1 convolution as a convolution of the output gradient:
   /// `dx[s, c, y, x] = sum grad[s, o, y + ph - ky, x + pw - kx] w[o, c, ky, kx]`, which is
   /// the output gradient convolved with the weight flipped in both axes and transposed to
-  /// `[c, o, kh, kw]`, padded by `k - 1 - p`. That runs as an implicit product too, where the
+  /// `[c, o, kh, kw]`, padded by `k - 1 - p`. That runs as an implicit product too
+  /// (`distill_conv2d_adjoint`, which reads the weight flipped while packing it), where the
   /// patch-matrix route would write a patch matrix and sum it back with col2im. `nil` where
   /// it does not apply (strides, padding of a kernel's size or more, or planes that do not
   /// run implicitly).
-  func adjointConvolution(_ weight: Tensor) -> (Tensor, ConvGeometry)? {
+  var adjointConvolution: ConvGeometry? {
     guard sh == 1 && sw == 1 && ph < kh && pw < kw else { return nil }
     let adjoint = ConvGeometry(
       n: n, c: o, h: ho, w: wo, o: c, kh: kh, kw: kw, sh: 1, sw: 1, ph: kh - 1 - ph, pw: kw - 1 - pw, ho: h, wo: w)
-    guard adjoint.runsImplicitly else { return nil }
-    let taps = kh * kw
-    let flipped = Tensor(shape: [c, o, kh, kw]) { out in
-      weight.withUnsafeBufferPointer { w in
-        let source = SendableConstPointer(w.baseAddress!)
-        let target = SendablePointer(out.baseAddress!)
-        parallelFor(c, cost: o * taps) { range in
-          distill_flip_transpose_taps(source.base, target.base, o, c, taps, range.lowerBound, range.upperBound)
-        }
-      }
-    }
-    return (flipped, adjoint)
+    return adjoint.runsImplicitly ? adjoint : nil
   }
 
   /// This geometry restricted to `count` samples.
@@ -178,7 +168,16 @@ func convForward(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> Tensor {
 /// The gradient of ``convForward(_:_:_:)`` with respect to its input: `[n, c, h, w]` from an
 /// output gradient `grad` (`[n, o, ho, wo]`).
 func convInputGradient(_ grad: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> Tensor {
-  if let (flipped, adjoint) = g.adjointConvolution(weight) { return convForward(grad, flipped, adjoint) }
+  if let adjoint = g.adjointConvolution {
+    return Tensor(shape: g.inputShape) { out in
+      grad.withUnsafeBufferPointer { gb in
+        weight.withUnsafeBufferPointer { wb in
+          distill_conv2d_adjoint(
+            adjoint.threads, gb.baseAddress!, wb.baseAddress!, adjoint.o, out.baseAddress!, adjoint.cGeometry)
+        }
+      }
+    }
+  }
   return Tensor(shape: g.inputShape) { out in
     grad.withUnsafeBufferPointer { gb in
       weight.withUnsafeBufferPointer { wb in

@@ -3,6 +3,7 @@ import ConsistencyDistillation
 import DistillCore
 import DistillNN
 import Foundation
+import PairsData
 import Testing
 
 @testable import DistillPipeline
@@ -140,5 +141,59 @@ import Testing
     #expect(!losses.isEmpty && losses.allSatisfy { $0.isFinite && $0 > 0 }, "\(losses)")
     let after = pipeline.generator.module.namedParameters().map { $0.parameter.value.scalars }
     #expect(zip(before, after).contains { $0 != $1 })
+  }
+
+  /// Regression on teacher pairs and consistency distillation on shapes, each trained through
+  /// LPIPS by `Trainer` as `pipeline run` trains: the LPIPS distance the term logs falls, and
+  /// every logged loss is finite. (Random-trunk weights: this tests the plumbing, not LPIPS.)
+  @Test(arguments: ["regression", "consistency-distillation"])
+  func trainsThroughLPIPS(loss: String) throws {
+    let folder = temporaryFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    _ = try imageTeacherFolder(in: folder)
+    _ = try randomLPIPSWeights(.squeeze, in: folder)
+    let lpips = #""distance": "lpips", "lpips": {"net": "squeeze", "weights": "lpips-squeeze.safetensors"}"#
+    let (generator, data, term, logged): (String, String, String, String)
+    if loss == "regression" {
+      // Eight pairs from the teacher's 10-step DDIM, visited as one fixed batch.
+      let text = #"{"teacher": {"type": "folder", "path": "teacher"}, "generator": {"type": "denoiser"}, "losses": [{"type": "denoising"}]}"#
+      let teacherManifest = try Manifest.decode(
+        JSONValue.parse(Data(text.utf8), source: "t"), source: folder + "/t.json", baseDirectory: folder,
+        fallbackName: "t", registry: .standard())
+      let teacher = try AssembledPipeline.buildTeacher(teacherManifest, registry: .standard())
+      try writePairs(
+        teacher: teacher, options: PairsOptions(count: 8, sampler: .ddim, steps: 10, seed: 3, shardSize: 8, clipSample: true),
+        folder: folder + "/pairs")
+      generator = #"{"type": "denoiser", "steps": 1}"#
+      data = #"{"type": "pairs", "path": "pairs", "shuffle": false}"#
+      term = #"{"type": "regression", "pairs": "pairs", \#(lpips)}"#
+      logged = "reg/distance"
+    } else {
+      generator = #"{"type": "consistency", "steps": 1}"#
+      data = #"{"type": "shapes", "size": 32}"#
+      term = #"{"type": "consistency-distillation", "gridPoints": 8, \#(lpips)}"#
+      logged = "cd/distance"
+    }
+    let text = """
+      {"seed": 5, "teacher": {"type": "folder", "path": "teacher"}, "generator": \(generator), "data": \(data),
+       "losses": [\(term)], "optimizer": {"type": "adam", "lr": 0.0003},
+       "training": {"steps": 12, "batchSize": 8, "logEvery": 1},
+       "evaluation": {"every": 100, "samples": 4, "gridSize": 4}, "output": "run"}
+      """
+    let manifest = try Manifest.decode(
+      JSONValue.parse(Data(text.utf8), source: "m"), source: folder + "/m.json", baseDirectory: folder,
+      fallbackName: "m", registry: .standard())
+    let pipeline = try AssembledPipeline.assemble(manifest, registry: .standard())
+    let run = RunFolder(path: manifest.output)
+    _ = try run.prepare(for: manifest.resolvedJSON, mode: .fresh)
+    try Trainer(pipeline: pipeline, folder: run, progress: ProgressReporter(style: .silent))
+      .run(resumedFrom: nil, interruptible: false)
+    let records = try MetricsLog.read(path: run.metricsPath)
+    let losses = records.compactMap { $0.values["loss/total"] }
+    #expect(losses.count == 12 && losses.allSatisfy { $0.isFinite && $0 > 0 }, "\(losses)")
+    let distances = records.compactMap { $0.values[logged] }
+    #expect(distances.count == 12, "\(logged): \(distances)")
+    let first = distances.prefix(3).reduce(0, +) / 3, last = distances.suffix(3).reduce(0, +) / 3
+    #expect(last < first, "\(logged) did not fall: \(distances)")
   }
 }

@@ -38,9 +38,6 @@ typedef struct {
  * adjoint: it overwrites those planes of x with the sums of the patch entries read from them. */
 void distill_im2col(const float *x, float *col, distill_conv_geometry g, long first, long last);
 void distill_col2im(const float *col, float *x, distill_conv_geometry g, long first, long last);
-/* out[ic, oc, t] = weight[oc, ic, taps - 1 - t] for ic in first..<last: a [o, c, kh, kw] weight
- * flipped in both spatial axes and transposed to [c, o, kh, kw]. */
-void distill_flip_transpose_taps(const float *weight, float *out, long o, long c, long taps, long first, long last);
 /* Max pooling without padding of planes first..<last of x ([planes, h, w]) into y ([planes, ho, wo]),
  * with each output's index within its plane (the first maximum in row-major order; NaN wins). */
 void distill_max_pool2d(const float *x, float *y, int32_t *index, long h, long w, long kernel, long stride, long ho,
@@ -74,6 +71,11 @@ void distill_transpose(const float *src, long src_stride, float *dst, long dst_s
  * bias; the forward needs ho * wo to be a multiple of 32. weight_grad [o, c, kh, kw] is the
  * gradient of the weight from the output gradient grad [n, o, ho, wo]. */
 void distill_conv2d_forward(long threads, const float *x, const float *weight, long o, float *out,
+                            distill_conv_geometry g);
+/* out [n, o, ho, wo] = conv(x [n, c, h, w], W'), W'[oc, ci, ky, kx] = weight[ci, oc, kh-1-ky, kw-1-kx]
+ * for a weight [c, o, kh, kw]: with x an output gradient and g the adjoint geometry, the input
+ * gradient of a stride-1 convolution by that weight, without a flipped copy of it. */
+void distill_conv2d_adjoint(long threads, const float *x, const float *weight, long o, float *out,
                             distill_conv_geometry g);
 void distill_conv2d_weight_gradient(long threads, const float *x, const float *grad, long o, float *weight_grad,
                                     distill_conv_geometry g);
