@@ -33,8 +33,9 @@
 #define SPIN_NANOSECONDS 3000000
 
 typedef struct {
-  /* generation << 32 | next chunk index; a worker claims by compare-and-swap so that it
-   * never claims a chunk of a job other than the one whose generation it read. */
+  /* generation << 32 | next chunk index (CLAIM_CLOSED while a new job is written); a worker
+   * claims by compare-and-swap so that it never claims a chunk of a job other than the one
+   * whose generation it read. */
   _Atomic uint64_t claim;
   _Atomic long done;
   _Atomic int sleepers;
@@ -49,6 +50,9 @@ typedef struct {
   int workers;
   pthread_once_t once;
 } thread_pool;
+
+/* The index of a closed claim word: above any chunk count, so nothing is claimed from it. */
+#define CLAIM_CLOSED UINT32_MAX
 
 static thread_pool pool = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -130,7 +134,7 @@ static void start_workers(void) {
 
 void distill_parallel_run(long threads, long chunks, distill_chunk_function function, void *context) {
   if (chunks <= 0) return;
-  if (threads <= 1 || chunks == 1 || inside_chunk || pthread_mutex_trylock(&pool.lock) != 0) {
+  if (threads <= 1 || chunks == 1 || chunks >= CLAIM_CLOSED || inside_chunk || pthread_mutex_trylock(&pool.lock) != 0) {
     for (long i = 0; i < chunks; i++) function(context, i);
     return;
   }
@@ -141,11 +145,18 @@ void distill_parallel_run(long threads, long chunks, distill_chunk_function func
     for (long i = 0; i < chunks; i++) function(context, i);
     return;
   }
+  /* Close the last job's claim word before its fields change: a worker still in run_chunks for
+   * it may read the new `total` with the old generation, and with the word left at (old, its
+   * total) its claim of chunk `total` succeeded and ran a chunk of this job twice, or of the
+   * last job after its caller returned (a segmentation fault in a training run). No claim on
+   * the closed word succeeds; the acquire orders any claim that did before the new fields. */
+  const uint32_t last = (uint32_t)(atomic_load_explicit(&pool.claim, memory_order_relaxed) >> 32);
+  atomic_exchange_explicit(&pool.claim, (uint64_t)last << 32 | CLAIM_CLOSED, memory_order_acq_rel);
   atomic_store_explicit(&pool.function, function, memory_order_relaxed);
   atomic_store_explicit(&pool.context, context, memory_order_relaxed);
   atomic_store_explicit(&pool.total, chunks, memory_order_relaxed);
   atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
-  uint32_t generation = (uint32_t)(atomic_load(&pool.claim) >> 32) + 1;
+  const uint32_t generation = last + 1;
   atomic_store(&pool.claim, (uint64_t)generation << 32); /* publishes the fields above */
   if (atomic_load(&pool.sleepers) > 0) {
     pthread_mutex_lock(&pool.sleep_lock);
