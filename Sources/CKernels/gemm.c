@@ -446,19 +446,33 @@ GEMM_TARGET static void pack_b(const gemm_view *B, long k0, long kc, long j0, lo
 }
 
 /* Rows i0..<i0+mc, columns k0..<k0+kc of a flipped-taps view (gemm.h), in strips of MR rows.
- * For one input channel ci, the taps of rows i..<i+MR are MR * taps adjacent floats; each
- * column t of that block, read backwards, is one depth entry of the strip. */
+ * For one input channel ci, the taps of rows i..<i+MR are MR * taps adjacent floats: that
+ * block is transposed 8 x 8 at a time into `flipped` with its taps in reverse order (rows
+ * written from the last), and the part of it inside the depth block copied into the strip.
+ * (An 8-lane gather per depth entry took 13% of an LPIPS step on an AMD EPYC.) */
+#define FLIP_TAPS_MAX 128
 GEMM_TARGET static void pack_flipped_taps(const gemm_view *A, long i0, long mc, long k0, long kc, float *restrict dst) {
   const long taps = A->flipped_taps;
-  const __m256i index = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)taps));
+  float flipped[FLIP_TAPS_MAX * MR] __attribute__((aligned(32)));
   for (long ir = 0; ir < mc; ir += MR) {
     const long mr = min_long(MR, mc - ir);
-    const __mmask8 inside = (__mmask8)((1u << mr) - 1);
     float *strip = dst + ir * kc;
-    for (long k = 0; k < kc; k++) {
-      const long e = k0 + k, ci = e / taps, t = taps - 1 - e % taps;
-      const float *src = A->p + ci * A->group_stride + (i0 + ir) * taps + t;
-      _mm256_store_ps(strip + k * MR, _mm256_mmask_i32gather_ps(_mm256_setzero_ps(), inside, index, src, 4));
+    long ci = k0 / taps, first = k0 % taps;
+    for (long k = 0; k < kc; ci++, first = 0) {
+      const float *block = A->p + ci * A->group_stride + (i0 + ir) * taps;
+      const long count = min_long(taps - first, kc - k);
+      if (mr == MR && taps <= FLIP_TAPS_MAX) {
+        long t = 0;
+        for (; t + 8 <= taps; t += 8) transpose8(block + t, taps, flipped + (taps - 1 - t) * MR, -MR);
+        for (; t < taps; t++)
+          for (long r = 0; r < MR; r++) flipped[(taps - 1 - t) * MR + r] = block[r * taps + t];
+        copy_floats(strip + k * MR, flipped + first * MR, count * MR);
+      } else {
+        for (long u = 0; u < count; u++)
+          for (long r = 0; r < MR; r++)
+            strip[(k + u) * MR + r] = r < mr ? block[r * taps + taps - 1 - (first + u)] : 0;
+      }
+      k += count;
     }
   }
 }

@@ -232,6 +232,7 @@ func expectSampled(
   @Test(arguments: [
     ([5, 6, 3, 3], [7, 6, 3, 3], 1),     // 9-pixel planes, a panel spans 4-5 samples
     ([3, 40, 3, 3], [10, 40, 3, 3], 1),  // depth 360: two packed blocks
+    ([2, 16, 3, 3], [40, 16, 3, 3], 1),  // the input gradient's depth 360 splits a channel's taps
     ([6, 5, 4, 4], [9, 5, 3, 3], 1),     // 16-pixel planes (a UNet at 4x4)
     ([3, 4, 7, 7], [5, 4, 5, 5], 2),     // AlexNet's second layer, 49-pixel planes
     ([4, 3, 5, 7], [3, 3, 3, 3], 1),     // 35-pixel planes, rows of 7
