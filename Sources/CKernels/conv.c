@@ -275,23 +275,13 @@ GEMM_TARGET static void conv_forward(long threads, const float *x, const float *
 }
 #endif
 
-void distill_conv2d_forward(long threads, const float *x, const float *weight, long o, float *out,
+void distill_conv2d_forward(long threads, const float *x, const float *weight, int flipped, long o, float *out,
                             distill_conv_geometry g) {
 #if GEMM_X86
-  conv_forward(threads, x, weight, 0, o, out, &g);
+  conv_forward(threads, x, weight, flipped, o, out, &g);
 #else
-  (void)threads, (void)x, (void)weight, (void)o, (void)out, (void)g;
+  (void)threads, (void)x, (void)weight, (void)flipped, (void)o, (void)out, (void)g;
   abort(); /* callers check distill_sgemm_supported() */
-#endif
-}
-
-void distill_conv2d_adjoint(long threads, const float *x, const float *weight, long o, float *out,
-                            distill_conv_geometry g) {
-#if GEMM_X86
-  conv_forward(threads, x, weight, 1, o, out, &g);
-#else
-  (void)threads, (void)x, (void)weight, (void)o, (void)out, (void)g;
-  abort();
 #endif
 }
 

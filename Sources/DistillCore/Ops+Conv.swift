@@ -100,11 +100,11 @@ extension ConvGeometry {
   /// The input gradient of a stride-1 convolution as a convolution of the output gradient:
   /// `dx[s, c, y, x] = sum grad[s, o, y + ph - ky, x + pw - kx] w[o, c, ky, kx]`, which is
   /// the output gradient convolved with the weight flipped in both axes and transposed to
-  /// `[c, o, kh, kw]`, padded by `k - 1 - p`. That runs as an implicit product too
-  /// (`distill_conv2d_adjoint`, which reads the weight flipped while packing it), where the
-  /// patch-matrix route would write a patch matrix and sum it back with col2im. `nil` where
-  /// it does not apply (strides, padding of a kernel's size or more, or planes that do not
-  /// run implicitly).
+  /// `[c, o, kh, kw]`, padded by `k - 1 - p`. That runs direct or as an implicit product too
+  /// (`distill_conv2d_forward` with `flipped`: the weight is read flipped while it is packed),
+  /// where the patch-matrix route would write a patch matrix and sum it back with col2im.
+  /// `nil` where it does not apply (strides, padding of a kernel's size or more, or planes
+  /// that do not run implicitly).
   var adjointConvolution: ConvGeometry? {
     guard sh == 1 && sw == 1 && ph < kh && pw < kw else { return nil }
     let adjoint = ConvGeometry(
@@ -132,7 +132,7 @@ func convForward(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> Tensor {
       weight.withUnsafeBufferPointer { wb in
         let wp = wb.baseAddress!
         if g.runsImplicitly {
-          distill_conv2d_forward(g.threads, xb.baseAddress!, wp, g.o, out.baseAddress!, g.cGeometry)
+          distill_conv2d_forward(g.threads, xb.baseAddress!, wp, 0, g.o, out.baseAddress!, g.cGeometry)
           return
         }
         if g.isPointwise {
@@ -172,8 +172,8 @@ func convInputGradient(_ grad: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> T
     return Tensor(shape: g.inputShape) { out in
       grad.withUnsafeBufferPointer { gb in
         weight.withUnsafeBufferPointer { wb in
-          distill_conv2d_adjoint(
-            adjoint.threads, gb.baseAddress!, wb.baseAddress!, adjoint.o, out.baseAddress!, adjoint.cGeometry)
+          distill_conv2d_forward(
+            adjoint.threads, gb.baseAddress!, wb.baseAddress!, 1, adjoint.o, out.baseAddress!, adjoint.cGeometry)
         }
       }
     }

@@ -115,38 +115,11 @@ import Testing
     #expect(unused.contains("losses[0].lpips") && unused.contains("distance"), "\(unused)")
   }
 
-  @Test func knowledgeDistillationTrainsThroughLPIPS() throws {
-    let folder = temporaryFolder()
-    defer { try? FileManager.default.removeItem(atPath: folder) }
-    _ = try imageTeacherFolder(in: folder)
-    _ = try randomLPIPSWeights(.squeeze, in: folder)
-    let text = """
-      {"teacher": {"type": "folder", "path": "teacher"}, "generator": {"type": "denoiser", "steps": 1},
-       "losses": [{"type": "knowledge-distillation", "steps": 2, "distance": "lpips",
-                   "lpips": {"net": "squeeze", "weights": "lpips-squeeze.safetensors"}}],
-       "optimizer": {"type": "adam", "lr": 0.001},
-       "training": {"steps": 2, "batchSize": 2, "logEvery": 1},
-       "evaluation": {"every": 100, "samples": 4, "gridSize": 4}, "output": "run"}
-      """
-    let manifest = try Manifest.decode(
-      JSONValue.parse(Data(text.utf8), source: "m"), source: folder + "/m.json", baseDirectory: folder,
-      fallbackName: "m", registry: .standard())
-    let pipeline = try AssembledPipeline.assemble(manifest, registry: .standard())
-    let before = pipeline.generator.module.namedParameters().map { $0.parameter.value.scalars }
-    let run = RunFolder(path: manifest.output)
-    _ = try run.prepare(for: manifest.resolvedJSON, mode: .fresh)
-    let trainer = Trainer(pipeline: pipeline, folder: run, progress: ProgressReporter(style: .silent))
-    try trainer.run(resumedFrom: nil, interruptible: false)
-    let losses = try MetricsLog.read(path: run.metricsPath).compactMap { $0.values["loss/total"] }
-    #expect(!losses.isEmpty && losses.allSatisfy { $0.isFinite && $0 > 0 }, "\(losses)")
-    let after = pipeline.generator.module.namedParameters().map { $0.parameter.value.scalars }
-    #expect(zip(before, after).contains { $0 != $1 })
-  }
-
-  /// Regression on teacher pairs and consistency distillation on shapes, each trained through
-  /// LPIPS by `Trainer` as `pipeline run` trains: the LPIPS distance the term logs falls, and
-  /// every logged loss is finite. (Random-trunk weights: this tests the plumbing, not LPIPS.)
-  @Test(arguments: ["regression", "consistency-distillation"])
+  /// Knowledge distillation, regression on teacher pairs and consistency distillation on
+  /// shapes, each trained through LPIPS by `Trainer` as `pipeline run` trains: the distance
+  /// the term logs falls, and every logged loss is finite. (Random-trunk weights: this tests
+  /// the plumbing, not LPIPS.)
+  @Test(arguments: ["knowledge-distillation", "regression", "consistency-distillation"])
   func trainsThroughLPIPS(loss: String) throws {
     let folder = temporaryFolder()
     defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -154,7 +127,12 @@ import Testing
     _ = try randomLPIPSWeights(.squeeze, in: folder)
     let lpips = #""distance": "lpips", "lpips": {"net": "squeeze", "weights": "lpips-squeeze.safetensors"}"#
     let (generator, data, term, logged): (String, String, String, String)
-    if loss == "regression" {
+    if loss == "knowledge-distillation" {
+      generator = #"{"type": "denoiser", "steps": 1}"#
+      data = #"{"type": "shapes", "size": 32}"#
+      term = #"{"type": "knowledge-distillation", "steps": 2, \#(lpips)}"#
+      logged = "kd/distance"
+    } else if loss == "regression" {
       // Eight pairs from the teacher's 10-step DDIM, visited as one fixed batch.
       let text = #"{"teacher": {"type": "folder", "path": "teacher"}, "generator": {"type": "denoiser"}, "losses": [{"type": "denoising"}]}"#
       let teacherManifest = try Manifest.decode(
@@ -180,15 +158,8 @@ import Testing
        "training": {"steps": 12, "batchSize": 8, "logEvery": 1},
        "evaluation": {"every": 100, "samples": 4, "gridSize": 4}, "output": "run"}
       """
-    let manifest = try Manifest.decode(
-      JSONValue.parse(Data(text.utf8), source: "m"), source: folder + "/m.json", baseDirectory: folder,
-      fallbackName: "m", registry: .standard())
-    let pipeline = try AssembledPipeline.assemble(manifest, registry: .standard())
-    let run = RunFolder(path: manifest.output)
-    _ = try run.prepare(for: manifest.resolvedJSON, mode: .fresh)
-    try Trainer(pipeline: pipeline, folder: run, progress: ProgressReporter(style: .silent))
-      .run(resumedFrom: nil, interruptible: false)
-    let records = try MetricsLog.read(path: run.metricsPath)
+    let trainer = try train(JSONValue.parse(Data(text.utf8), source: "m"), source: folder + "/m.json", baseDirectory: folder)
+    let records = try MetricsLog.read(path: trainer.folder.metricsPath)
     let losses = records.compactMap { $0.values["loss/total"] }
     #expect(losses.count == 12 && losses.allSatisfy { $0.isFinite && $0 > 0 }, "\(losses)")
     let distances = records.compactMap { $0.values[logged] }

@@ -42,16 +42,17 @@ func writeManifest(_ json: JSONValue, in folder: String, name: String = "manifes
   return path
 }
 
-/// Validates, assembles and trains `json` in-process; returns the trainer.
+/// Validates, assembles and trains `json` in-process (relative paths against `baseDirectory`);
+/// returns the trainer.
 @discardableResult
 func train(
   _ json: JSONValue, registry: ComponentRegistry = .standard(), mode: RunFolder.Mode = .fresh,
-  overrides: [String] = [], source: String = "manifest.json"
+  overrides: [String] = [], source: String = "manifest.json", baseDirectory: String = NSTemporaryDirectory()
 ) throws -> Trainer {
   var json = json
   for text in overrides { try ManifestOverride(parsing: text).apply(to: &json) }
   let manifest = try Manifest.decode(
-    json, source: source, baseDirectory: NSTemporaryDirectory(), fallbackName: "test", registry: registry)
+    json, source: source, baseDirectory: baseDirectory, fallbackName: "test", registry: registry)
   let pipeline = try AssembledPipeline.assemble(manifest, registry: registry)
   let folder = RunFolder(path: manifest.output)
   let resume = try folder.prepare(for: manifest.resolvedJSON, mode: mode)

@@ -66,16 +66,14 @@ void distill_sgemm(long threads, long m, long n, long k, float alpha, const floa
 /* dst[c * dst_stride + r] = src[r * src_stride + c] for r < rows, c < cols, in 8 x 8 blocks. */
 void distill_transpose(const float *src, long src_stride, float *dst, long dst_stride, long rows, long cols);
 
-/* Convolutions of a batch as implicit products on the AVX-512 kernel (same condition as
- * distill_sgemm): out [n, o, ho, wo] = conv(x [n, c, h, w], weight [o, c, kh, kw]), without
- * bias; the forward needs ho * wo to be a multiple of 32. weight_grad [o, c, kh, kw] is the
- * gradient of the weight from the output gradient grad [n, o, ho, wo]. */
-void distill_conv2d_forward(long threads, const float *x, const float *weight, long o, float *out,
-                            distill_conv_geometry g);
-/* out [n, o, ho, wo] = conv(x [n, c, h, w], W'), W'[oc, ci, ky, kx] = weight[ci, oc, kh-1-ky, kw-1-kx]
- * for a weight [c, o, kh, kw]: with x an output gradient and g the adjoint geometry, the input
- * gradient of a stride-1 convolution by that weight, without a flipped copy of it. */
-void distill_conv2d_adjoint(long threads, const float *x, const float *weight, long o, float *out,
+/* Convolutions of a batch on the AVX-512 kernel (same condition as distill_sgemm), direct or
+ * as implicit products (conv.c): out [n, o, ho, wo] = conv(x [n, c, h, w], weight [o, c, kh, kw]),
+ * without bias. With `flipped`, weight is [c, o, kh, kw] and is read as
+ * W'[oc, ci, ky, kx] = weight[ci, oc, kh-1-ky, kw-1-kx]: with x an output gradient and g the
+ * adjoint geometry, the input gradient of a stride-1 convolution by that weight, without a
+ * flipped copy of it. weight_grad [o, c, kh, kw] is the gradient of the weight from the output
+ * gradient grad [n, o, ho, wo]. */
+void distill_conv2d_forward(long threads, const float *x, const float *weight, int flipped, long o, float *out,
                             distill_conv_geometry g);
 void distill_conv2d_weight_gradient(long threads, const float *x, const float *grad, long o, float *weight_grad,
                                     distill_conv_geometry g);
