@@ -204,22 +204,6 @@ static inline int gather_mode(const distill_conv_geometry *g) {
   return GATHER_ROWS;
 }
 
-/* The lanes of one vector of a piece spanning rows (lane u: output pixel (oy, ox) + u in
- * row-major order, `length` lanes) whose output row lies in lo_y..<hi_y (by_row) or whose
- * output column lies in lo_x..<hi_x. */
-static __mmask16 plane_lanes(long oy, long ox, long wo, long length, long lo_y, long hi_y, long lo_x, long hi_x, int by_row) {
-  unsigned bits = 0;
-  for (long u = 0; u < length && u < 16; u++) {
-    const int inside = by_row ? (oy >= lo_y && oy < hi_y) : (ox >= lo_x && ox < hi_x);
-    if (inside) bits |= 1u << u;
-    if (++ox == wo) {
-      ox = 0;
-      oy++;
-    }
-  }
-  return (__mmask16)bits;
-}
-
 /* Cuts pixels q..<q+count into pieces within one output row (within one sample for
  * GATHER_PLANES, at most 32 pixels) and, with `split`, within one split-wide segment of the
  * span; offsets are positions in the span, mapped by `panel_kc` (> 0) to packed-block offsets
@@ -241,15 +225,20 @@ static long pixel_pieces(const distill_conv_geometry *g, long q, long count, lon
     p->store[0] = lanes(0, length);
     p->store[1] = lanes(0, length - 16);
     if (mode == GATHER_PLANES) {
-      /* Lane u is output pixel (oy, ox) + u in row-major order; the second vector starts 16 on. */
-      const long oy1 = oy + (ox + 16) / g->wo, ox1 = (ox + 16) % g->wo;
-      for (long k = 0; k < g->kw; k++) {
-        p->valid[k][0] = plane_lanes(oy, ox, g->wo, length, 0, 0, g->pw - k, g->w + g->pw - k, 0);
-        p->valid[k][1] = length > 16 ? plane_lanes(oy1, ox1, g->wo, length - 16, 0, 0, g->pw - k, g->w + g->pw - k, 0) : 0;
-      }
-      for (long k = 0; k < g->kh; k++) {
-        p->rows[k][0] = plane_lanes(oy, ox, g->wo, length, g->ph - k, g->h + g->ph - k, 0, 0, 1);
-        p->rows[k][1] = length > 16 ? plane_lanes(oy1, ox1, g->wo, length - 16, g->ph - k, g->h + g->ph - k, 0, 0, 1) : 0;
+      /* Lane u (of vector u / 16) is output pixel (oy, ox) + u in row-major order; its input
+       * for tap (ky, kx) is inside when its row is inside for ky and its column for kx. */
+      memset(p->valid, 0, sizeof p->valid);
+      memset(p->rows, 0, sizeof p->rows);
+      for (long u = 0, y = oy, x = ox; u < length; u++) {
+        const __mmask16 bit = (__mmask16)(1u << (u % 16));
+        for (long k = 0; k < g->kw; k++)
+          if (x >= g->pw - k && x < g->w + g->pw - k) p->valid[k][u / 16] |= bit;
+        for (long k = 0; k < g->kh; k++)
+          if (y >= g->ph - k && y < g->h + g->ph - k) p->rows[k][u / 16] |= bit;
+        if (++x == g->wo) {
+          x = 0;
+          y++;
+        }
       }
     } else {
       for (long kx = 0; kx < g->kw && kx < MAX_TAPS; kx++) {
