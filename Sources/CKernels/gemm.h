@@ -43,7 +43,8 @@ typedef struct {
 } gemm_view;
 
 /* Where the product goes: element (i, j) of C at p[i * rs + j * cs], or with group > 0 at
- * p[i * rs + (j / group) * group_stride + (j % group) * cs]; group must be a multiple of NR. */
+ * p[i * rs + (j / group) * group_stride + (j % group) * cs]; a panel may span groups (stored through
+ * a tile, gemm.c). */
 typedef struct {
   float *p;
   long rs, cs, group, group_stride;

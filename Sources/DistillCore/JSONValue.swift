@@ -101,6 +101,19 @@ public struct JSONObjectReader {
     self.location = location
   }
 
+  /// Checks a file's `format` and `version` fields, read beforehand (so that unknown keys are
+  /// rejected first and a misspelt key is named rather than reported missing).
+  public func requireFormat(_ format: String?, _ expected: String, version: Int?, _ expectedVersion: Int) throws {
+    guard format == expected else {
+      throw DistillError.invalidValue(
+        location: "\(location): format", expected: "\"\(expected)\"", found: format.map { "\"\($0)\"" } ?? "nothing")
+    }
+    guard version == expectedVersion else {
+      throw DistillError.invalidValue(
+        location: "\(location): version", expected: String(expectedVersion), found: version.map(String.init) ?? "nothing")
+    }
+  }
+
   private func fail(_ key: String, _ expected: String, _ found: JSONValue) -> DistillError {
     .invalidValue(location: "\(location): \(key)", expected: expected, found: found.summary)
   }

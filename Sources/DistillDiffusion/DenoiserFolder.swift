@@ -110,14 +110,7 @@ public enum DenoiserFolder {
     let networkValue = r.value("network")
     // Unknown keys first, so that a misspelt key is named rather than reported missing.
     try r.rejectUnknownKeys()
-    guard format == Self.format else {
-      throw DistillError.invalidValue(
-        location: "\(path): format", expected: "\"\(Self.format)\"", found: format.map { "\"\($0)\"" } ?? "nothing")
-    }
-    guard version == Self.version else {
-      throw DistillError.invalidValue(
-        location: "\(path): version", expected: String(Self.version), found: version.map(String.init) ?? "nothing")
-    }
+    try r.requireFormat(format, Self.format, version: version, Self.version)
     let predictions = Prediction.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
     guard let predictionName else {
       throw DistillError.invalidValue(

@@ -18,15 +18,16 @@ enum PipelineRun {
     return root.appendingPathComponent("Templates/manifests/\(name)").path
   }
 
-  /// The energy distance of `name`'s generator before any training: 1024 samples of the
-  /// evaluation's fixed noise against the 1024 reference samples the metric uses.
+  /// The energy distance of `name`'s generator before any training: the evaluation's sample
+  /// count from its fixed noise against as many reference samples, as the metric measures it.
   static func untrainedEnergyDistance(_ name: String, overrides: [String] = []) throws -> Double {
     let manifest = try Manifest.load(path: templatePath(name), overrides: overrides, registry: registry)
     let untrained = try AssembledPipeline.assemble(manifest, registry: registry)
     let trainer = Trainer(pipeline: untrained, folder: RunFolder(path: "/nonexistent"), progress: ProgressReporter(style: .silent))
-    let reference = try #require(try trainer.evaluationContext.referenceSamples(1024))
+    let evaluation = manifest.evaluation
+    let reference = try #require(try trainer.evaluationContext.referenceSamples(evaluation.samples))
     return EnergyDistanceMetric.energyDistance(
-      Trainer.generate(untrained.generator, count: 1024, seed: manifest.evaluation.seed, batchSize: 1024), reference)
+      Trainer.generate(untrained.generator, count: evaluation.samples, seed: evaluation.seed, batchSize: 1024), reference)
   }
 
   /// Loads `name` with `overrides`, trains it to the end in a fresh temporary folder, and

@@ -171,7 +171,7 @@ func consistencyManifestJSON(steps: Int = 30, output: String, data: Bool = true)
   /// The example manifest's one-step consistency model ends far closer to the teacher's
   /// distribution than the untrained generator, and covers every mode of the ring.
   @Test func studentBeatsTheUntrainedGenerator() throws {
-    let before = try untrainedEnergyDistance("consistency-distillation.json")
+    let before = try PipelineRun.untrainedEnergyDistance("consistency-distillation.json")
     let (pipeline, final, samples) = try PipelineRun.train("consistency-distillation.json")
     let after = try #require(final["eval/energy-distance"])
     let mixture = try #require(pipeline.teacher as? GaussianMixtureDenoiser)

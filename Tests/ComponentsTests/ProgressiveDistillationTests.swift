@@ -70,18 +70,6 @@ func trainInterrupted(_ json: JSONValue, stoppingAt stop: Int) throws {
   }
 }
 
-/// The energy distance of `generator`'s samples on the evaluation noise, before any training.
-func untrainedEnergyDistance(_ template: String) throws -> Double {
-  let manifest = try Manifest.load(path: PipelineRun.templatePath(template), registry: PipelineRun.registry)
-  let untrained = try AssembledPipeline.assemble(manifest, registry: PipelineRun.registry)
-  let trainer = Trainer(
-    pipeline: untrained, folder: RunFolder(path: "/nonexistent"), progress: ProgressReporter(style: .silent))
-  let reference = try #require(try trainer.evaluationContext.referenceSamples(manifest.evaluation.samples))
-  let samples = Trainer.generate(
-    untrained.generator, count: manifest.evaluation.samples, seed: manifest.evaluation.seed, batchSize: 1024)
-  return EnergyDistanceMetric.energyDistance(samples, reference)
-}
-
 /// The energy distance of the mixture teacher's own `steps`-step DDIM sampler (trailing, no
 /// clipping) on the evaluation noise of `pipeline`.
 func teacherDDIMEnergyDistance(_ pipeline: AssembledPipeline, steps: Int) throws -> Double {
@@ -204,7 +192,7 @@ func teacherDDIMEnergyDistance(_ pipeline: AssembledPipeline, steps: Int) throws
   /// The example manifest's one-step student ends far closer to the teacher's distribution
   /// than the untrained generator, and covers every mode of the ring.
   @Test func studentBeatsTheUntrainedGenerator() throws {
-    let before = try untrainedEnergyDistance("progressive-distillation.json")
+    let before = try PipelineRun.untrainedEnergyDistance("progressive-distillation.json")
     let (pipeline, final, samples) = try PipelineRun.train("progressive-distillation.json")
     let after = try #require(final["eval/energy-distance"])
     let mixture = try #require(pipeline.teacher as? GaussianMixtureDenoiser)

@@ -147,14 +147,7 @@ public final class TrainedClassifier {
     let heldOut = try r.int("heldOutSamples")
     let training = r.value("training") ?? .object([:])
     try r.rejectUnknownKeys()
-    guard format == Self.format else {
-      throw DistillError.invalidValue(
-        location: "\(configPath): format", expected: "\"\(Self.format)\"", found: format.map { "\"\($0)\"" } ?? "nothing")
-    }
-    guard version == Self.version else {
-      throw DistillError.invalidValue(
-        location: "\(configPath): version", expected: String(Self.version), found: version.map(String.init) ?? "nothing")
-    }
+    try r.requireFormat(format, Self.format, version: version, Self.version)
     let shape = try required("inputShape", inputShape, "[C, H, W]")
     guard shape.count == 3, shape.allSatisfy({ (1...4096).contains($0) }) else {
       throw DistillError.invalidValue(location: "\(configPath): inputShape", expected: "[C, H, W] of sides in 1...4096", found: "\(shape)")
