@@ -171,8 +171,9 @@ int distill_png_read(const char *path, distill_image *out, char *errbuf, size_t 
   return DISTILL_IMAGE_OK;
 }
 
-int distill_png_write(const char *path, const unsigned char *pixels, uint32_t width, uint32_t height,
-                      uint32_t channels, uint32_t bit_depth, char *errbuf, size_t errlen) {
+/* Writes a PNG of `pixels` to `fp`, which stays open. */
+static int write_png_stream(FILE *fp, const unsigned char *pixels, uint32_t width, uint32_t height, uint32_t channels,
+                            uint32_t bit_depth, char *errbuf, size_t errlen) {
   static const int color_types[] = {PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
                                     PNG_COLOR_TYPE_RGB_ALPHA};
   if (channels < 1 || channels > 4 || (bit_depth != 8 && bit_depth != 16) || width == 0 || height == 0) {
@@ -182,31 +183,19 @@ int distill_png_write(const char *path, const unsigned char *pixels, uint32_t wi
   }
   size_t row_bytes = (size_t)width * channels * (bit_depth / 8);
   png_bytep *rows = malloc(sizeof(png_bytep) * height);
-  if (rows == NULL) {
+  message_sink sink = {errbuf, errlen, {0}};
+  png_structp png =
+      rows == NULL ? NULL : png_create_write_struct(PNG_LIBPNG_VER_STRING, &sink, png_error_handler, png_warning_handler);
+  png_infop info = png == NULL ? NULL : png_create_info_struct(png);
+  if (info == NULL) {
+    png_destroy_write_struct(&png, NULL);
+    free(rows);
     set_message(errbuf, errlen, "out of memory");
     return DISTILL_IMAGE_IO_ERROR;
   }
   for (uint32_t y = 0; y < height; y++) rows[y] = (png_bytep)(pixels + (size_t)y * row_bytes);
-
-  FILE *fp = fopen(path, "wb");
-  if (fp == NULL) {
-    set_message(errbuf, errlen, "cannot create: %s", strerror(errno));
-    free(rows);
-    return DISTILL_IMAGE_IO_ERROR;
-  }
-  message_sink sink = {errbuf, errlen, {0}};
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &sink, png_error_handler, png_warning_handler);
-  png_infop info = png == NULL ? NULL : png_create_info_struct(png);
-  if (info == NULL) {
-    png_destroy_write_struct(&png, NULL);
-    fclose(fp);
-    free(rows);
-    set_message(errbuf, errlen, "out of memory");
-    return DISTILL_IMAGE_IO_ERROR;
-  }
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_write_struct(&png, &info);
-    fclose(fp);
     free(rows);
     return DISTILL_IMAGE_IO_ERROR;
   }
@@ -218,7 +207,45 @@ int distill_png_write(const char *path, const unsigned char *pixels, uint32_t wi
   png_write_end(png, NULL);
   png_destroy_write_struct(&png, &info);
   free(rows);
+  return 0;
+}
+
+int distill_png_write(const char *path, const unsigned char *pixels, uint32_t width, uint32_t height,
+                      uint32_t channels, uint32_t bit_depth, char *errbuf, size_t errlen) {
+  FILE *fp = fopen(path, "wb");
+  if (fp == NULL) {
+    set_message(errbuf, errlen, "cannot create: %s", strerror(errno));
+    return DISTILL_IMAGE_IO_ERROR;
+  }
+  int result = write_png_stream(fp, pixels, width, height, channels, bit_depth, errbuf, errlen);
+  if (result != 0) {
+    fclose(fp);
+    return result;
+  }
   return finish_file(fp, errbuf, errlen);
+}
+
+int distill_png_encode(const unsigned char *pixels, uint32_t width, uint32_t height, uint32_t channels,
+                       uint32_t bit_depth, unsigned char **out, size_t *out_length, char *errbuf, size_t errlen) {
+  char *buffer = NULL;
+  size_t length = 0;
+  FILE *fp = open_memstream(&buffer, &length);
+  if (fp == NULL) {
+    set_message(errbuf, errlen, "out of memory");
+    return DISTILL_IMAGE_IO_ERROR;
+  }
+  int result = write_png_stream(fp, pixels, width, height, channels, bit_depth, errbuf, errlen);
+  if (fclose(fp) != 0 && result == 0) {
+    set_message(errbuf, errlen, "out of memory");
+    result = DISTILL_IMAGE_IO_ERROR;
+  }
+  if (result != 0) {
+    free(buffer);
+    return result;
+  }
+  *out = (unsigned char *)buffer;
+  *out_length = length;
+  return 0;
 }
 
 /* MARK: JPEG */

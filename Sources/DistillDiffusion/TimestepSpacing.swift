@@ -42,6 +42,12 @@ public enum TimestepSpacing: String, Sendable, CaseIterable {
   }
 }
 
+/// `steps` timesteps from `T − 1` down in equal strides of `T/steps`, rounded (the sampling
+/// timesteps of a few-step denoiser generator, and of progressive distillation's rounds).
+public func trailingTimesteps(steps: Int, trainSteps: Int) -> [Int] {
+  (0..<steps).map { i in trainSteps - 1 - Int((Double(i) * Double(trainSteps) / Double(steps)).rounded()) }
+}
+
 /// `np.linspace(start, stop, n)`: `start + i·step`, with the last value exactly `stop`.
 func numpyLinspace(_ start: Double, _ stop: Double, _ n: Int) -> [Double] {
   guard n > 1 else { return n == 1 ? [start] : [] }

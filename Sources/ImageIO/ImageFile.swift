@@ -120,6 +120,27 @@ public enum ImageFile {
     }
   }
 
+  /// The bytes of the PNG ``writePNG(_:to:bitDepth:)`` would write, without a file (for
+  /// TensorBoard image summaries).
+  public static func encodePNG(_ image: Tensor, bitDepth: Int = 8) throws -> [UInt8] {
+    let (channels, height, width) = try imageShape(image, location: "image")
+    guard bitDepth == 8 || bitDepth == 16 else {
+      throw DistillError.invalidValue(location: "bitDepth", expected: "8 or 16", found: "\(bitDepth)")
+    }
+    let bytes = interleave(image, channels: channels, plane: height * width, bitDepth: bitDepth)
+    var message = [CChar](repeating: 0, count: 256)
+    var out: UnsafeMutablePointer<UInt8>?
+    var length = 0
+    let status = distill_png_encode(
+      bytes, UInt32(width), UInt32(height), UInt32(channels), UInt32(bitDepth), &out, &length, &message, message.count)
+    guard status == 0, let out else {
+      throw DistillError.invalidValue(
+        location: "image", expected: "an image PNG can hold", found: String(cString: message))
+    }
+    defer { free(out) }
+    return Array(UnsafeBufferPointer(start: out, count: length))
+  }
+
   /// Writes a `[C, H, W]` image in `[0, 1]` (`C` = 1 gray or 3 RGB) as a baseline JPEG of
   /// `quality` 1...100 without chroma subsampling (4:4:4). Values are clamped and rounded to
   /// 8 bits as in ``writePNG(_:to:bitDepth:)``, and the write is atomic in the same way.

@@ -174,7 +174,6 @@ private final class ZeroTerm: LossTerm {
 
 private enum ZeroLoss: LossComponent {
   static let id = "test-zero-loss-classifier"
-  static let kind = ComponentKind.loss
   static let summary = "zero"
   static let parameters: [ParameterSpec] = []
   static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm { ZeroTerm() }

@@ -25,9 +25,9 @@ enum PipelineRun {
     let untrained = try AssembledPipeline.assemble(manifest, registry: registry)
     let trainer = Trainer(pipeline: untrained, folder: RunFolder(path: "/nonexistent"), progress: ProgressReporter(style: .silent))
     let evaluation = manifest.evaluation
-    let reference = try #require(try trainer.evaluationContext.referenceSamples(evaluation.samples))
+    let reference = try #require(try trainer.recorder.evaluationContext.referenceSamples(evaluation.samples))
     return EnergyDistanceMetric.energyDistance(
-      Trainer.generate(untrained.generator, count: evaluation.samples, seed: evaluation.seed, batchSize: 1024), reference)
+      RunRecorder.generate(untrained.generator, count: evaluation.samples, seed: evaluation.seed, batchSize: 1024), reference)
   }
 
   /// Loads `name` with `overrides`, trains it to the end in a fresh temporary folder, and
@@ -48,8 +48,8 @@ enum PipelineRun {
     let final = records.last { $0.values["eval/energy-distance"] != nil }?.values ?? [:]
     // The samples the final evaluation saw (EMA weights when the manifest keeps them).
     let evaluation = manifest.evaluation
-    let samples = try trainer.withEvaluationWeights {
-      Trainer.generate(pipeline.generator, count: evaluation.samples, seed: evaluation.seed, batchSize: 1024)
+    let samples = try trainer.recorder.withEvaluationWeights {
+      RunRecorder.generate(pipeline.generator, count: evaluation.samples, seed: evaluation.seed, batchSize: 1024)
     }
     return (pipeline, final, samples)
   }

@@ -126,7 +126,6 @@ import Testing
 /// A loss for tests: a constant value (NaN from `nanAtStep` on) that still depends on the generator.
 enum ConstantLoss: LossComponent {
   static let id = "constant-test-loss"
-  static let kind = ComponentKind.loss
   static let summary = "a test loss"
   static let parameters: [ParameterSpec] = [
     ParameterSpec("value", .number(-1e9...1e9), default: .number(1), "the value"),

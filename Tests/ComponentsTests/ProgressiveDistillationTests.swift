@@ -58,7 +58,7 @@ func trainInterrupted(_ json: JSONValue, stoppingAt stop: Int) throws {
   let folder = RunFolder(path: manifest.output)
   _ = try folder.prepare(for: manifest.resolvedJSON, mode: .fresh)
   let trainer = Trainer(pipeline: pipeline, folder: folder, progress: ProgressReporter(style: .silent))
-  trainer.checkpointWriter = { store, step, tensors, keep in
+  trainer.checkpoints.writer = { store, step, tensors, keep in
     try store.write(step: step, tensors: tensors, keep: keep)
     if step == stop { throw DistillError.io(path: store.path(step: step), reason: "stopped by the test") }
   }
@@ -82,7 +82,7 @@ func teacherDDIMEnergyDistance(_ pipeline: AssembledPipeline, steps: Int) throws
   let samples = try withoutGradients { try sampler.sample(model: mixture.model, initialNoise: noise, steps: steps) }
   let trainer = Trainer(
     pipeline: pipeline, folder: RunFolder(path: "/nonexistent"), progress: ProgressReporter(style: .silent))
-  let reference = try #require(try trainer.evaluationContext.referenceSamples(evaluation.samples))
+  let reference = try #require(try trainer.recorder.evaluationContext.referenceSamples(evaluation.samples))
   return EnergyDistanceMetric.energyDistance(samples, reference)
 }
 

@@ -69,8 +69,8 @@ func randomLPIPSWeights(_ network: LPIPS.Network, in folder: String) throws -> S
     _ = try run.prepare(for: manifest.resolvedJSON, mode: .fresh)
     let trainer = Trainer(pipeline: pipeline, folder: run, progress: ProgressReporter(style: .silent))
     let log = try MetricsLog(path: run.metricsPath, resumingAt: nil)
-    trainer.sinks = [log]
-    try trainer.evaluate()
+    trainer.recorder.sinks = [log]
+    try trainer.recorder.evaluate(at: trainer.step)
     try log.finish()
     let records = try MetricsLog.read(path: run.metricsPath)
     return (trainer, try #require(records.last).values)
@@ -100,9 +100,9 @@ func randomLPIPSWeights(_ network: LPIPS.Network, in folder: String) throws -> S
     // rows of the evaluation noise, and their distances.
     let pipeline = trainer.pipeline
     let evaluation = pipeline.manifest.evaluation
-    let noise = Trainer.evaluationNoise(pipeline.generator, count: evaluation.samples, seed: evaluation.seed)
+    let noise = RunRecorder.evaluationNoise(pipeline.generator, count: evaluation.samples, seed: evaluation.seed)
       .sliced(axis: 0, 0..<6)
-    let student = try trainer.withEvaluationWeights { withoutGradients { pipeline.generator(noise) } }
+    let student = try trainer.recorder.withEvaluationWeights { withoutGradients { pipeline.generator(noise) } }
     let teacher = try #require(pipeline.teacher)
     let reference = try withoutGradients {
       try deterministicSample(

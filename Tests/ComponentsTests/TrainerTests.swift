@@ -169,7 +169,7 @@ enum TrainingSettingsProbe {
       pipeline: try AssembledPipeline.assemble(manifest, registry: registry), folder: folder,
       progress: ProgressReporter(style: .silent))
     // The second checkpoint hits a full disk half way: a partial file, then ENOSPC.
-    trainer.checkpointWriter = { store, step, tensors, keep in
+    trainer.checkpoints.writer = { store, step, tensors, keep in
       if step < 20 { return try store.write(step: step, tensors: tensors, keep: keep) }
       let partial = store.folder + "/.step-00000020.partial"
       try FileManager.default.createDirectory(atPath: partial, withIntermediateDirectories: true)

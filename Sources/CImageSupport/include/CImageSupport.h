@@ -62,6 +62,10 @@ int distill_jpeg_read(const char *path, distill_image *out, char *errbuf, size_t
 int distill_png_write(const char *path, const unsigned char *pixels, uint32_t width, uint32_t height,
                       uint32_t channels, uint32_t bit_depth, char *errbuf, size_t errlen);
 
+/* Encodes a PNG like distill_png_write into a buffer the caller frees with free(). */
+int distill_png_encode(const unsigned char *pixels, uint32_t width, uint32_t height, uint32_t channels,
+                       uint32_t bit_depth, unsigned char **out, size_t *out_length, char *errbuf, size_t errlen);
+
 /* Writes 8-bit `pixels` (channels 1 or 3) as a baseline JPEG with 4:4:4 chroma at `path`,
    flushed and synced. quality 1...100. */
 int distill_jpeg_write(const char *path, const unsigned char *pixels, uint32_t width, uint32_t height,

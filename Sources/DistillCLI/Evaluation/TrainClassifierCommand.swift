@@ -63,7 +63,7 @@ struct TrainClassifierCommand: ParsableCommand {
     try runReportingErrors {
       let registry = RegistryHolder.shared.registry
       let (json, source, base) = try Self.readData(data)
-      let (entry, dataSource) = try AssembledPipeline.makeData(
+      let (entry, dataSource) = try AssembledPipeline.buildData(
         json, source: source, baseDirectory: base, registry: registry)
       let settings = ClassifierTraining.Settings(
         steps: steps, batchSize: batchSize, learningRate: learningRate, heldOut: heldOut, seed: seed, width: width,

@@ -199,7 +199,7 @@ struct ValidateCommand: ParsableCommand {
       print("\(options.manifest): valid")
       if let teacher = pipeline.teacher { print("  teacher:   \(teacher.summary)") }
       print(
-        "  generator: \(manifest.generator.type), \(pipeline.generator.module.parameterCount) parameters, samples \(pipeline.generator.sampleShape)"
+        "  generator: \(pipeline.generatorEntry.type), \(pipeline.generator.module.parameterCount) parameters, samples \(pipeline.generator.sampleShape)"
       )
       print("  losses:    \(manifest.losses.map(\.type).joined(separator: ", "))")
       for network in pipeline.networks.dropFirst() {

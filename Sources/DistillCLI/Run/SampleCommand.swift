@@ -63,7 +63,7 @@ struct SampleCommand: ParsableCommand {
         }
       }
       module.eval()
-      let samples = Trainer.generate(pipeline.generator, count: count, seed: seed, batchSize: 256)
+      let samples = RunRecorder.generate(pipeline.generator, count: count, seed: seed, batchSize: 256)
       let shape = pipeline.generator.sampleShape
       if (out as NSString).pathExtension.lowercased() == "safetensors" {
         try SafetensorsFile.write(

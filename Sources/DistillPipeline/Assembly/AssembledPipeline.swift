@@ -1,6 +1,23 @@
 import DistillCore
 import DistillDiffusion
 
+/// A loss term as the trainer runs it: its manifest path, the name its values are logged
+/// under, and the weight the manifest gave it.
+public struct AssembledLoss {
+  /// The entry's JSON path (`losses[1]`).
+  public let path: String
+  /// The metric name: the type, with the index when the type appears twice (`loss/<name>`).
+  public let name: String
+  public let weight: Double
+  public let term: any LossTerm
+}
+
+/// An evaluation metric with the manifest path it was built from.
+public struct AssembledMetric {
+  public let path: String
+  public let metric: any Metric
+}
+
 /// Everything a manifest describes, built and ready to train: the teacher, the generator
 /// and its optimizer, the score estimators, the loss terms with their auxiliary phases, the
 /// data source and the metrics.
@@ -8,10 +25,12 @@ public final class AssembledPipeline {
   public let manifest: Manifest
   public let context: BuildContext
   public let generator: any Generator
+  /// The generator's entry (`generator` of the manifest).
+  public let generatorEntry: ComponentEntry
   /// The generator's network, optimizer, schedule and clipping (named `generator`).
   public let generatorNetwork: TrainedNetwork
-  public let losses: [(entry: ComponentEntry, term: any LossTerm)]
-  public let metrics: [(entry: ComponentEntry, metric: any Metric)]
+  public let losses: [AssembledLoss]
+  public let metrics: [AssembledMetric]
 
   public var teacher: (any Denoiser)? { context.teacher }
   public var data: (any DataSource)? { context.data }
@@ -24,80 +43,129 @@ public final class AssembledPipeline {
     manifest.scores.flatMap { context.scores[$0.name]?.trainingPhases ?? [] } + losses.flatMap { $0.term.auxiliaryPhases }
   }
 
-  /// Builds every component of `manifest`.
+  /// Builds every component of `manifest` (``BuildContext/assemble(_:registry:through:)`` to
+  /// ``AssemblyStage/all``).
   ///
   /// - Throws: ``ManifestError`` naming the entry whose build failed (a missing teacher
   ///   folder, weights that do not fit, an incompatible combination) and why.
   public static func assemble(_ manifest: Manifest, registry: ComponentRegistry) throws -> AssembledPipeline {
-    func building<T>(_ entry: ComponentEntry, _ body: () throws -> T) throws -> T {
-      do {
-        return try body()
-      } catch let error as DistillError {
-        // Components usually name their entry (or a key of it) already: keep that path, once.
-        let message = error.description
-        if message.hasPrefix(entry.path), let colon = message.range(of: ": ") {
-          let path = String(message[..<colon.lowerBound])
-          let rest = String(message[colon.upperBound...])
-          throw ManifestError(source: manifest.source, problems: [ManifestProblem(path, rest)])
-        }
-        throw ManifestError(source: manifest.source, problems: [ManifestProblem(entry.path, message)])
-      }
-    }
-    let scheduleType = registry.component(.schedule, manifest.schedule.type) as! any ScheduleComponent.Type
-    let (scheduleConfig, prediction) = try building(manifest.schedule) { try scheduleType.make(manifest.schedule) }
-    let context = BuildContext(
-      manifest: manifest, registry: registry, scheduleConfig: scheduleConfig, prediction: prediction)
-
-    if let entry = manifest.teacher {
-      let type = registry.component(.teacher, entry.type) as! any TeacherComponent.Type
-      let teacher = try building(entry) { try type.make(entry, context) }
-      context.teacher = teacher
-      // A teacher brings its own schedule; new networks (generator, fake score) follow it.
-      context.schedule = teacher.schedule
-      context.prediction = teacher.prediction
-      if let savable = teacher as? any SavableDenoiser, let config = savable.scheduleConfig {
-        context.scheduleConfig = config
-      }
-    }
-    if let entry = manifest.data {
-      let type = registry.component(.data, entry.type) as! any DataComponent.Type
-      context.data = try building(entry) { try type.make(entry, context) }
-    }
-    let generatorType = registry.component(.generator, manifest.generator.type) as! any GeneratorComponent.Type
-    let generator = try building(manifest.generator) { try generatorType.make(manifest.generator, context) }
-    context.generator = generator
-    let (optimizer, schedule, clip) = context.makeOptimizer(nil, parameters: generator.module.namedParameters())
-    let generatorNetwork = TrainedNetwork(
-      name: "generator", module: generator.module, optimizer: optimizer, schedule: schedule, clipGradientNorm: clip)
-
-    for (name, entry) in manifest.scores {
-      let type = registry.component(.score, entry.type) as! any ScoreComponent.Type
-      context.scores[name] = try building(entry) { try type.make(entry, context) }
-    }
-    var losses: [(ComponentEntry, any LossTerm)] = []
-    for entry in manifest.losses {
-      let type = registry.component(.loss, entry.type) as! any LossComponent.Type
-      losses.append((entry, try building(entry) { try type.make(entry, context) }))
-    }
-    var metrics: [(ComponentEntry, any Metric)] = []
-    for entry in manifest.metrics {
-      let type = registry.component(.metric, entry.type) as! any MetricComponent.Type
-      metrics.append((entry, try building(entry) { try type.make(entry, context) }))
-    }
+    let context = try BuildContext.assemble(manifest, registry: registry, through: .all)
+    guard let generator = context.generator, let entry = manifest.generator, let network = context.generatorNetwork
+    else { preconditionFailure("an assembly through .all builds the generator") }
     return AssembledPipeline(
-      manifest: manifest, context: context, generator: generator, generatorNetwork: generatorNetwork, losses: losses,
-      metrics: metrics)
+      manifest: manifest, context: context, generator: generator, generatorEntry: entry, generatorNetwork: network,
+      losses: context.losses, metrics: context.metrics)
+  }
+
+  /// Builds only the teacher of `manifest` (with its schedule), for tools that sample it
+  /// without training (`pipeline precompute`).
+  ///
+  /// - Throws: ``ManifestError`` when the manifest has no teacher or the teacher's build fails.
+  public static func buildTeacher(_ manifest: Manifest, registry: ComponentRegistry) throws -> any Denoiser {
+    guard let teacher = try BuildContext.assemble(manifest, registry: registry, through: .teacher).teacher else {
+      throw ManifestError(source: manifest.source, problems: [ManifestProblem("teacher", "missing: this needs a teacher")])
+    }
+    return teacher
+  }
+
+  /// Builds only the data source of a data entry or of a manifest's `data` (with its schedule,
+  /// without a teacher), for commands that need data but no pipeline (`pipeline
+  /// train-classifier`).
+  ///
+  /// - Throws: ``ManifestError`` listing the entry's problems or naming the entry whose build
+  ///   failed; a manifest without `data` is refused.
+  public static func buildData(
+    _ json: JSONValue, source: String, baseDirectory: String, registry: ComponentRegistry
+  ) throws -> (entry: ComponentEntry, data: any DataSource) {
+    let manifest = try Manifest.dataOnly(json, source: source, baseDirectory: baseDirectory, registry: registry)
+    let context = try BuildContext.assemble(manifest, registry: registry, through: .data)
+    guard let entry = manifest.data, let data = context.data else { preconditionFailure("a data manifest has data") }
+    return (entry, data)
   }
 
   private init(
-    manifest: Manifest, context: BuildContext, generator: any Generator, generatorNetwork: TrainedNetwork,
-    losses: [(ComponentEntry, any LossTerm)], metrics: [(ComponentEntry, any Metric)]
+    manifest: Manifest, context: BuildContext, generator: any Generator, generatorEntry: ComponentEntry,
+    generatorNetwork: TrainedNetwork, losses: [AssembledLoss], metrics: [AssembledMetric]
   ) {
     self.manifest = manifest
     self.context = context
     self.generator = generator
+    self.generatorEntry = generatorEntry
     self.generatorNetwork = generatorNetwork
-    self.losses = losses.map { (entry: $0.0, term: $0.1) }
-    self.metrics = metrics.map { (entry: $0.0, metric: $0.1) }
+    self.losses = losses
+    self.metrics = metrics
+  }
+}
+
+/// How far ``BuildContext/assemble(_:registry:through:)`` builds a manifest.
+public enum AssemblyStage: Sendable {
+  /// The schedule and the teacher (`pipeline precompute`).
+  case teacher
+  /// The schedule and the data source, without a teacher (`pipeline train-classifier`: the
+  /// teacher may be what the classifier's run is followed by).
+  case data
+  /// Everything, in manifest order: schedule, teacher, data, generator, scores, losses,
+  /// metrics (`pipeline run`, `pipeline sample`).
+  case all
+
+  var buildsTeacher: Bool { self != .data }
+  var buildsData: Bool { self != .teacher }
+}
+
+extension BuildContext {
+  /// The one build order of a manifest, stopping where `stage` says.
+  ///
+  /// - Throws: ``ManifestError`` naming the entry whose build failed.
+  public static func assemble(_ manifest: Manifest, registry: ComponentRegistry, through stage: AssemblyStage) throws
+    -> BuildContext
+  {
+    let context = try BuildContext(manifest: manifest, registry: registry)
+    if stage.buildsTeacher, let entry = manifest.teacher {
+      let teacher = try context.building(entry) { try registry.factory(\.teachers, for: entry).make(entry, context) }
+      context.adopt(teacher)
+    }
+    if stage.buildsData, let entry = manifest.data {
+      context.data = try context.building(entry) { try registry.factory(\.data, for: entry).make(entry, context) }
+    }
+    guard stage == .all, let entry = manifest.generator else { return context }
+    let generator = try context.building(entry) { try registry.factory(\.generators, for: entry).make(entry, context) }
+    context.generator = generator
+    context.generatorNetwork = context.makeNetwork(name: "generator", module: generator.module, optimizer: nil)
+    for (name, entry) in manifest.scores {
+      context.scores[name] = try context.building(entry) { try registry.factory(\.scores, for: entry).make(entry, context) }
+    }
+    for entry in manifest.losses {
+      let term = try context.building(entry) { try registry.factory(\.losses, for: entry).make(entry, context) }
+      let sameType = manifest.losses.filter { $0.type == entry.type }.count
+      context.losses.append(
+        AssembledLoss(
+          path: entry.path, name: sameType > 1 ? "\(entry.type)-\(context.losses.count)" : entry.type,
+          weight: entry.double("weight"), term: term))
+    }
+    for entry in manifest.metrics {
+      let metric = try context.building(entry) { try registry.factory(\.metrics, for: entry).make(entry, context) }
+      context.metrics.append(AssembledMetric(path: entry.path, metric: metric))
+    }
+    return context
+  }
+
+  func building<T>(_ entry: ComponentEntry, _ body: () throws -> T) throws -> T {
+    try Self.building(entry, in: manifest, body)
+  }
+
+  /// Runs the build of `entry`, mapping a failure to a ``ManifestError`` at the entry's path
+  /// (or at the key of it the component named): the one place a build failure gets its path.
+  static func building<T>(_ entry: ComponentEntry, in manifest: Manifest, _ body: () throws -> T) throws -> T {
+    do {
+      return try body()
+    } catch let error as DistillError {
+      let message = error.description
+      if message.hasPrefix(entry.path), let colon = message.range(of: ": ") {
+        let path = String(message[..<colon.lowerBound])
+        throw ManifestError(
+          source: manifest.source, problems: [ManifestProblem(path, String(message[colon.upperBound...]))])
+      }
+      throw ManifestError(source: manifest.source, problems: [ManifestProblem(entry.path, message)])
+    }
   }
 }

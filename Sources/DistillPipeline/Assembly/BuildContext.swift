@@ -15,19 +15,42 @@ public final class BuildContext {
   public internal(set) var teacher: (any Denoiser)?
   public internal(set) var data: (any DataSource)?
   public internal(set) var generator: (any Generator)?
+  /// The generator's network (named `generator`), once the generator is built.
+  public internal(set) var generatorNetwork: TrainedNetwork?
   public internal(set) var scores: [String: ScoreEstimator] = [:]
+  public internal(set) var losses: [AssembledLoss] = []
+  public internal(set) var metrics: [AssembledMetric] = []
   /// Networks trained beside the generator, in the order they were added.
   public private(set) var networks: [TrainedNetwork] = []
   /// Extra checkpoint state by key prefix.
   public private(set) var checkpointables: [(prefix: String, state: any Checkpointable)] = []
 
-  init(manifest: Manifest, registry: ComponentRegistry, scheduleConfig: ScheduleConfig, prediction: Prediction) {
+  /// A context with the manifest's schedule built.
+  init(manifest: Manifest, registry: ComponentRegistry) throws {
     self.manifest = manifest
     self.registry = registry
-    self.scheduleConfig = scheduleConfig
-    self.schedule = scheduleConfig.schedule
+    let entry = manifest.schedule
+    let (config, prediction) = try Self.building(entry, in: manifest) {
+      try registry.factory(\.schedules, for: entry).make(entry)
+    }
+    self.scheduleConfig = config
+    self.schedule = config.schedule
     self.prediction = prediction
   }
+
+  /// Makes `teacher` the context's teacher: it brings its own schedule, which new networks
+  /// (generator, fake score) then follow.
+  func adopt(_ teacher: any Denoiser) {
+    self.teacher = teacher
+    schedule = teacher.schedule
+    prediction = teacher.prediction
+    if let savable = teacher as? any SavableDenoiser, let config = savable.scheduleConfig {
+      scheduleConfig = config
+    }
+  }
+
+  /// The generator's `type` id, for messages ("none" in an assembly without a generator).
+  public var generatorType: String { manifest.generator?.type ?? "none" }
 
   /// The shape of one sample: the data's, else the teacher's.
   public var sampleShape: [Int]? { data?.sampleShape ?? teacher?.sampleShape }
@@ -47,23 +70,24 @@ public final class BuildContext {
     return RandomGenerator(seed: manifest.seed).fork(hash)
   }
 
-  /// An optimizer from an optimizer entry (the manifest's `optimizer` when `nil`).
-  public func makeOptimizer(
-    _ entry: ComponentEntry?, parameters: [(name: String, parameter: Parameter)]
-  ) -> (any Optimizer, LearningRateSchedule, Float?) {
+  /// A network trained with an optimizer from `entry` (an optimizer entry; the manifest's
+  /// `optimizer` when `nil`), its learning-rate schedule and clipping; the network keeps the
+  /// entry.
+  func makeNetwork(name: String, module: Module, optimizer entry: ComponentEntry?) -> TrainedNetwork {
     let entry = entry ?? manifest.optimizer
-    let type = registry.component(.optimizer, entry.type) as! any OptimizerComponent.Type
-    let optimizer = type.make(entry, parameters: parameters)
+    let optimizer = registry.factory(\.optimizers, for: entry).make(entry, parameters: module.namedParameters())
     let warmup = entry.int("warmupSteps")
     let schedule: LearningRateSchedule
-    switch entry.string("schedule") {
-    case "warmup": schedule = .linearWarmup(steps: warmup)
-    case "cosine":
+    switch entry.choice("schedule") as LearningRateScheduleKind {
+    case .constant: schedule = .constant
+    case .warmup: schedule = .linearWarmup(steps: warmup)
+    case .cosine:
       schedule = .cosine(
         totalSteps: manifest.training.steps, warmupSteps: warmup, minimumFactor: entry.float("minimumFactor"))
-    default: schedule = .constant
     }
-    return (optimizer, schedule, entry.optionalDouble("clipGradientNorm").map(Float.init))
+    return TrainedNetwork(
+      name: name, module: module, optimizer: optimizer, optimizerEntry: entry, schedule: schedule,
+      clipGradientNorm: entry.optionalDouble("clipGradientNorm").map(Float.init))
   }
 
   /// Registers a network trained beside the generator, with an optimizer from `optimizer`
@@ -74,9 +98,7 @@ public final class BuildContext {
       throw DistillError.invalidValue(
         location: manifest.source, expected: "one trained network named \"\(name)\"", found: "two")
     }
-    let (optimizer, schedule, clip) = makeOptimizer(entry, parameters: module.namedParameters())
-    let network = TrainedNetwork(
-      name: name, module: module, optimizer: optimizer, schedule: schedule, clipGradientNorm: clip)
+    let network = makeNetwork(name: name, module: module, optimizer: entry)
     networks.append(network)
     return network
   }

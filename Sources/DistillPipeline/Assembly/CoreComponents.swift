@@ -14,24 +14,19 @@ public protocol OptimizerComponent: ComponentDescribing {
 /// The DDPM family of schedules, as diffusers' `DDPMScheduler` computes them.
 public enum DDPMSchedule: ScheduleComponent {
   public static let id = "ddpm"
-  public static let kind = ComponentKind.schedule
   public static let summary = "a DDPM noise schedule (betas linear, scaled_linear or squaredcos_cap_v2), as diffusers computes it"
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec(
-      "betas", .string(choices: NoiseSchedule.BetaSchedule.allCases.map(\.rawValue)), default: .string("linear"),
-      "how betas grow"),
+    .choice("betas", NoiseSchedule.BetaSchedule.self, default: .linear, "how betas grow"),
     ParameterSpec("betaStart", .number(1e-8...0.5), default: .number(0.0001), "the first beta"),
     ParameterSpec("betaEnd", .number(1e-8...0.999), default: .number(0.02), "the last beta"),
     ParameterSpec("steps", .integer(2...100_000), default: .number(1000), "training timesteps T"),
-    ParameterSpec(
-      "prediction", .string(choices: Prediction.allCases.map(\.rawValue)), default: .string("epsilon"),
-      "what a network trained on this schedule predicts"),
+    .choice("prediction", Prediction.self, default: .epsilon, "what a network trained on this schedule predicts"),
     ParameterSpec("rescaleZeroTerminalSNR", .bool, default: .bool(false), "rescale betas to zero terminal SNR"),
   ]
 
   public static func make(_ entry: ComponentEntry) throws -> (config: ScheduleConfig, prediction: Prediction) {
     let config = ScheduleConfig(
-      trainSteps: entry.int("steps"), betaSchedule: NoiseSchedule.BetaSchedule(rawValue: entry.string("betas"))!,
+      trainSteps: entry.int("steps"), betaSchedule: entry.choice("betas"),
       betaStart: entry.double("betaStart"), betaEnd: entry.double("betaEnd"),
       rescaleZeroTerminalSNR: entry.bool("rescaleZeroTerminalSNR"))
     guard config.betaStart < config.betaEnd || config.betaSchedule == .squaredCosCapV2 else {
@@ -39,16 +34,21 @@ public enum DDPMSchedule: ScheduleComponent {
         location: "\(entry.path).betaEnd", expected: "a number above betaStart (\(config.betaStart))",
         found: String(config.betaEnd))
     }
-    return (config, Prediction(rawValue: entry.string("prediction"))!)
+    return (config, entry.choice("prediction"))
   }
+}
+
+/// The learning-rate schedules an optimizer entry can name.
+public enum LearningRateScheduleKind: String, CaseIterable, Sendable {
+  case constant, warmup, cosine
 }
 
 /// Parameters every optimizer entry shares: learning rate, its schedule, gradient clipping.
 let commonOptimizerParameters: [ParameterSpec] = [
   ParameterSpec("lr", .number(0...10), default: .number(1e-4), "the base learning rate"),
   ParameterSpec("weightDecay", .number(0...10), default: .number(0), "weight decay"),
-  ParameterSpec(
-    "schedule", .string(choices: ["constant", "warmup", "cosine"]), default: .string("constant"),
+  .choice(
+    "schedule", LearningRateScheduleKind.self, default: .constant,
     "the learning-rate schedule: constant, linear warm-up, or warm-up then cosine decay to minimumFactor at the last step"),
   ParameterSpec("warmupSteps", .integer(0...Int.max), default: .number(0), "steps of linear warm-up"),
   ParameterSpec("minimumFactor", .number(0...1), default: .number(0), "the cosine schedule's final factor"),
@@ -58,7 +58,6 @@ let commonOptimizerParameters: [ParameterSpec] = [
 /// Adam (L2 weight decay), as torch.optim.Adam.
 public enum AdamComponent: OptimizerComponent {
   public static let id = "adam"
-  public static let kind = ComponentKind.optimizer
   public static let summary = "Adam, as torch.optim.Adam"
   public static let parameters: [ParameterSpec] =
     commonOptimizerParameters + [
@@ -77,7 +76,6 @@ public enum AdamComponent: OptimizerComponent {
 /// AdamW (decoupled weight decay), as torch.optim.AdamW.
 public enum AdamWComponent: OptimizerComponent {
   public static let id = "adamw"
-  public static let kind = ComponentKind.optimizer
   public static let summary = "AdamW (decoupled weight decay), as torch.optim.AdamW"
   public static let parameters: [ParameterSpec] = AdamComponent.parameters
 
@@ -92,7 +90,6 @@ public enum AdamWComponent: OptimizerComponent {
 /// SGD with momentum, as torch.optim.SGD.
 public enum SGDComponent: OptimizerComponent {
   public static let id = "sgd"
-  public static let kind = ComponentKind.optimizer
   public static let summary = "SGD with optional (Nesterov) momentum, as torch.optim.SGD"
   public static let parameters: [ParameterSpec] =
     commonOptimizerParameters + [

@@ -1,15 +1,23 @@
 import DistillCore
 import DistillDiffusion
 
+/// Where a trained denoiser network starts.
+public enum DenoiserStart: String, CaseIterable, Sendable {
+  /// A copy of the teacher.
+  case teacher
+  /// A new network described by the entry's `network`.
+  case new
+}
+
 /// The parameters of a component that trains a denoiser network (a denoiser generator, a
 /// trained score): where it starts, and for a new network its architecture and prediction.
 public let trainableDenoiserParameters: [ParameterSpec] = [
-  ParameterSpec(
-    "init", .string(choices: ["teacher", "new"]), default: .string("teacher"),
+  .choice(
+    "init", DenoiserStart.self, default: .teacher,
     "start from a copy of the teacher, or from a new network described by `network`"),
   .optional("network", .object, "for init \"new\": the network object of denoiser.json (docs/teachers.md)"),
-  .optional(
-    "prediction", .string(choices: Prediction.allCases.map(\.rawValue)),
+  .optionalChoice(
+    "prediction", Prediction.self,
     "for init \"new\": what the network predicts (default: the schedule's); \"sample\" keeps x̂₀ bounded at high noise"),
 ]
 
@@ -22,7 +30,7 @@ extension BuildContext {
   ///   teacher network to copy, no `network` for init "new", or an analytic network.
   public func makeTrainableDenoiser(_ entry: ComponentEntry) throws -> (denoiser: any SavableDenoiser, module: Module) {
     let denoiser: any SavableDenoiser
-    if entry.string("init") == "teacher" {
+    if entry.choice("init") as DenoiserStart == .teacher {
       guard let teacher = teacher as? any SavableDenoiser, teacher.weightsModule != nil else {
         throw DistillError.invalidValue(
           location: "\(entry.path).init",
@@ -38,7 +46,7 @@ extension BuildContext {
       var rng = initialisationRNG(for: entry.path)
       denoiser = try DenoiserFolder.makeDenoiser(
         network: network, schedule: schedule, scheduleConfig: scheduleConfig,
-        prediction: entry.optionalString("prediction").flatMap(Prediction.init(rawValue:)) ?? prediction,
+        prediction: entry.optionalChoice("prediction") ?? prediction,
         location: "\(entry.path).network", using: &rng)
     }
     guard let module = denoiser.weightsModule else {

@@ -65,6 +65,22 @@ public protocol DenoiserGenerator: Generator {
   var denoiser: any SavableDenoiser { get }
 }
 
+/// A denoiser generator sampled at explicit timesteps that a loss may change: progressive
+/// distillation trains it for halved step counts round by round, and sets them so that
+/// evaluation samples as the generator is being trained.
+public protocol SteppedDenoiserGenerator: DenoiserGenerator {
+  /// The sampling timesteps, descending in `[0, T)`.
+  var timesteps: [Int] { get set }
+}
+
+/// A consistency model as the student: f(x, σ) of a trainable denoiser under
+/// ``ConsistencyParameterisation`` (consistency distillation trains it).
+public protocol ConsistencyModelGenerator: DenoiserGenerator {
+  var parameterisation: ConsistencyParameterisation { get }
+  /// f(x, σ) for VE states `x`, one σ per sample (recording gradients when they are enabled).
+  func consistency(_ x: Tensor, sigmas: [Double]) -> Tensor
+}
+
 /// A network trained by the trainer beside the generator (a fake score, a discriminator):
 /// its optimizer, learning-rate schedule and gradient clipping come from its entry.
 public final class TrainedNetwork {
@@ -72,18 +88,22 @@ public final class TrainedNetwork {
   public let name: String
   public let module: Module
   public let optimizer: any Optimizer
+  /// The optimizer entry the optimizer, schedule and clipping came from (for a network that
+  /// trains beside this one with the same settings: a discriminator head).
+  public let optimizerEntry: ComponentEntry?
   public let baseLearningRate: Float
   public let schedule: LearningRateSchedule
   public let clipGradientNorm: Float?
 
   public init(
-    name: String, module: Module, optimizer: any Optimizer,
+    name: String, module: Module, optimizer: any Optimizer, optimizerEntry: ComponentEntry? = nil,
     schedule: LearningRateSchedule = .constant,
     clipGradientNorm: Float? = nil
   ) {
     self.name = name
     self.module = module
     self.optimizer = optimizer
+    self.optimizerEntry = optimizerEntry
     self.baseLearningRate = optimizer.learningRate
     self.schedule = schedule
     self.clipGradientNorm = clipGradientNorm

@@ -11,8 +11,7 @@ import DistillNN
 public enum LPIPSOptions {
   /// The keys of the `lpips` object.
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec(
-      "net", .string(choices: LPIPS.Network.allCases.map(\.rawValue)), default: .string("alex"),
+    .choice("net", LPIPS.Network.self, default: .alex,
       "the trunk whose features LPIPS compares"),
     ParameterSpec("weights", .path(mustExist: true), "the LPIPS weights, a safetensors state dict (docs/lpips.md)"),
   ]
@@ -43,7 +42,7 @@ public enum LPIPSOptions {
     else {
       throw ManifestError(source: context.manifest.source, problems: problems)
     }
-    let network = LPIPS.Network(rawValue: options.string("net"))!
+    let network: LPIPS.Network = options.choice("net")
     guard let shape = imageShape, shape.count == 3, shape[0] == 3, min(shape[1], shape[2]) >= network.minimumSide else {
       let sides = LPIPS.Network.allCases.map { "\($0.rawValue) \($0.minimumSide)" }.joined(separator: ", ")
       throw DistillError.invalidValue(

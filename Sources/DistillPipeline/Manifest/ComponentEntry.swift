@@ -53,6 +53,18 @@ public struct ComponentEntry: Sendable {
 
   public func optionalString(_ key: String) -> String? { has(key) ? string(key) : nil }
 
+  /// A ``ParameterSpec/choice(_:_:default:_:)`` parameter as its enum case.
+  public func choice<E: RawRepresentable>(_ key: String) -> E where E.RawValue == String {
+    guard let value = E(rawValue: string(key)) else {
+      preconditionFailure("\(path).\(key) was not validated as a choice of \(E.self)")
+    }
+    return value
+  }
+
+  public func optionalChoice<E: RawRepresentable>(_ key: String) -> E? where E.RawValue == String {
+    has(key) ? choice(key) : nil
+  }
+
   /// A path parameter resolved against the manifest's folder.
   public func path(_ key: String) -> String { resolve(string(key), against: baseDirectory) }
   public func optionalPath(_ key: String) -> String? { has(key) ? path(key) : nil }
@@ -122,7 +134,7 @@ extension ComponentRegistry {
       return nil
     }
     var entry = validateParameters(
-      object, specs: type.parameters, owner: "\"\(id)\"", type: id, path: path, baseDirectory: baseDirectory,
+      object, specs: type.allParameters, owner: "\"\(id)\"", type: id, path: path, baseDirectory: baseDirectory,
       problems: &problems)
     entry?.kind = kind
     return entry
@@ -192,10 +204,13 @@ extension ComponentRegistry {
     case .bool:
       if case .bool = value { return nil }
       return fail
-    case .string(let choices):
+    case .string:
+      if case .string = value { return nil }
+      return fail
+    case .choice(let choices):
       guard case .string(let s) = value else { return fail }
-      if let choices, !choices.contains(s) {
-        let suggestion = closestMatch(to: s, among: choices).map { " (did you mean \"\($0)\"?)" } ?? ""
+      if !choices.values.contains(s) {
+        let suggestion = closestMatch(to: s, among: choices.values).map { " (did you mean \"\($0)\"?)" } ?? ""
         return ManifestProblem(path, "expected \(spec.expected), found \(value.summary)\(suggestion)")
       }
       return nil

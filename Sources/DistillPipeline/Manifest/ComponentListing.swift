@@ -14,7 +14,7 @@ public enum ComponentListing {
       out += markdown ? "### \(kind.rawValue) (`\(kind.manifestLocation)`)\n\n" : "\(kind.rawValue) (\(kind.manifestLocation))\n"
       for type in types {
         out += markdown ? "- **`\(type.id)`**: \(type.summary)\n" : "  \(type.id): \(type.summary)\n"
-        for spec in type.parameters {
+        for spec in type.allParameters {
           let value =
             spec.isRequired
             ? "required" : spec.defaultValue == .null ? "optional" : "default \(spec.defaultValue!.text(pretty: false))"

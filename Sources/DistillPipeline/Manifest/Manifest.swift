@@ -22,7 +22,8 @@ public struct Manifest {
   public let seed: UInt64
   public let teacher: ComponentEntry?
   public let schedule: ComponentEntry
-  public let generator: ComponentEntry
+  /// The student; absent only in a manifest read for its data alone (``dataOnly(_:source:baseDirectory:registry:)``).
+  public let generator: ComponentEntry?
   /// Score estimators by name, in name order.
   public let scores: [(name: String, entry: ComponentEntry)]
   public let losses: [ComponentEntry]
@@ -62,8 +63,8 @@ public struct TrainingSettings: Equatable, Sendable {
     ParameterSpec(
       "generatorEvery", .integer(1...Int.max), default: .number(1),
       "k: the generator updates once per k steps (see updateOrder)"),
-    ParameterSpec(
-      "updateOrder", .string(choices: UpdateOrder.allCases.map(\.rawValue)), default: .string("auxiliary-every-step"),
+    .choice(
+      "updateOrder", UpdateOrder.self, default: .auxiliaryEveryStep,
       "\"auxiliary-every-step\": auxiliary phases every step, the generator on every k-th; \"alternate\": k auxiliary steps, then one generator step"
     ),
     .optional("ema", .number(0...0.999999), "decay of an exponential moving average of the generator's weights"),
@@ -76,7 +77,7 @@ public struct TrainingSettings: Equatable, Sendable {
     steps = entry.int("steps")
     batchSize = entry.int("batchSize")
     generatorEvery = entry.int("generatorEvery")
-    updateOrder = UpdateOrder(rawValue: entry.string("updateOrder"))!
+    updateOrder = entry.choice("updateOrder")
     ema = entry.optionalDouble("ema")
     checkpointEvery = entry.int("checkpointEvery")
     keepCheckpoints = entry.int("keepCheckpoints")
@@ -143,7 +144,7 @@ extension Manifest {
   /// The top-level keys, their meaning and defaults (components' own parameters come from
   /// the registry).
   public static let topLevelSpecs: [ParameterSpec] = [
-    .optional("name", .string(choices: nil), "the run's name (default: the manifest's file name)"),
+    .optional("name", .string, "the run's name (default: the manifest's file name)"),
     ParameterSpec("seed", .integer(0...Int.max), default: .number(0), "seed of every random draw of the run"),
     .optional("teacher", .component(.teacher), "the teacher to distil (absent when a teacher is being trained)"),
     ParameterSpec(
@@ -160,6 +161,36 @@ extension Manifest {
     ParameterSpec("evaluation", .object, default: .object([:]), "evaluation (see below)"),
     .optional("output", .path(mustExist: false), "the run folder (default: runs/<name> beside the manifest)"),
   ]
+
+  /// ``topLevelSpecs`` with the generator and the losses optional: a manifest read for its
+  /// data alone.
+  static let dataOnlySpecs: [ParameterSpec] = topLevelSpecs.map { spec in
+    ["generator", "losses"].contains(spec.name) ? .optional(spec.name, spec.kind, spec.summary) : spec
+  }
+
+  /// The manifest of a data entry alone, or of a manifest's `data` entry alone (its other
+  /// sections are not read: the classifier `pipeline train-classifier` writes may be what
+  /// they name), every other section at its default.
+  ///
+  /// - Throws: ``ManifestError`` listing the entry's problems; a manifest without `data`.
+  public static func dataOnly(
+    _ json: JSONValue, source: String, baseDirectory: String, registry: ComponentRegistry
+  ) throws -> Manifest {
+    guard case .object(let object) = json else {
+      throw ManifestError(
+        source: source, problems: [.expected("", "a data entry {\"type\": ...} or a manifest", found: json)])
+    }
+    var entry = json
+    if object["type"] == nil {
+      guard let data = object["data"] else {
+        throw ManifestError(source: source, problems: [ManifestProblem("data", "the manifest has no data entry")])
+      }
+      entry = data
+    }
+    return try decode(
+      .object(["data": entry]), source: source, baseDirectory: baseDirectory, fallbackName: "data", registry: registry,
+      specs: dataOnlySpecs)
+  }
 
   /// Reads, overrides and validates the manifest at `path`.
   ///
@@ -188,6 +219,15 @@ extension Manifest {
   public static func decode(
     _ json: JSONValue, source: String, baseDirectory: String, fallbackName: String, registry: ComponentRegistry
   ) throws -> Manifest {
+    try decode(
+      json, source: source, baseDirectory: baseDirectory, fallbackName: fallbackName, registry: registry,
+      specs: topLevelSpecs)
+  }
+
+  private static func decode(
+    _ json: JSONValue, source: String, baseDirectory: String, fallbackName: String, registry: ComponentRegistry,
+    specs: [ParameterSpec]
+  ) throws -> Manifest {
     var problems: [ManifestProblem] = []
     guard case .object(let object) = json else {
       throw ManifestError(source: source, problems: [.expected("", "a JSON object", found: json)])
@@ -195,7 +235,7 @@ extension Manifest {
     // Partial: a bad section is reported and the others are still checked, so one run of
     // `pipeline validate` lists every problem.
     let top = registry.validateParameters(
-      object, specs: topLevelSpecs, owner: "the manifest", type: "manifest", path: "", baseDirectory: baseDirectory,
+      object, specs: specs, owner: "the manifest", type: "manifest", path: "", baseDirectory: baseDirectory,
       problems: &problems, partial: true)!
 
     let name = top.optionalString("name") ?? fallbackName
@@ -226,7 +266,7 @@ extension Manifest {
           losses.append(entry)
         }
       }
-    } else if let value = top.values["losses"] {
+    } else if let value = top.values["losses"], value != .null {
       problems.append(.expected("losses", "an array of loss entries", found: value))
     }
 
@@ -254,7 +294,7 @@ extension Manifest {
     referencing += [teacher, generator, data].compactMap { $0 }
     for entry in referencing {
       guard let type = registry.component(kindOf: entry) else { continue }
-      for spec in type.parameters {
+      for spec in type.allParameters {
         guard case .reference(let section) = spec.kind, entry.has(spec.name) else { continue }
         let target = entry.string(spec.name)
         let known = sections[section] ?? []
@@ -267,20 +307,21 @@ extension Manifest {
       }
     }
 
-    guard problems.isEmpty, let schedule, let generator, let optimizer, let training, let evaluation else {
+    guard problems.isEmpty, let schedule, let optimizer, let training, let evaluation else {
       throw ManifestError(source: source, problems: problems.map(Self.strippingLeadingDot))
     }
     let output = top.optionalPath("output") ?? resolve("runs/\(name)", against: baseDirectory)
 
     var resolved: [String: JSONValue] = [
       "name": .string(name), "seed": .number(Double(top.int("seed"))),  // valid: problems is empty
-      "schedule": schedule.resolvedJSON, "generator": generator.resolvedJSON,
+      "schedule": schedule.resolvedJSON,
       "losses": .array(losses.map(\.resolvedJSON)), "optimizer": optimizer.resolvedJSON,
       "training": training.resolvedJSON.removingType,
       "evaluation": evaluation.resolvedJSON.removingType.setting("metrics", .array(metrics.map(\.resolvedJSON))),
       "output": .string(output),
     ]
     if let teacher { resolved["teacher"] = teacher.resolvedJSON }
+    if let generator { resolved["generator"] = generator.resolvedJSON }
     if let data { resolved["data"] = data.resolvedJSON }
     if !scores.isEmpty { resolved["scores"] = .object(Dictionary(uniqueKeysWithValues: scores.map { ($0.0, $0.1.resolvedJSON) })) }
 

@@ -55,7 +55,7 @@ public enum ManifestSchema {
   static func ref(_ kind: ComponentKind) -> JSONValue { .object(["$ref": .string("#/$defs/\(kind.rawValue)")]) }
 
   static func entrySchema(_ type: any ComponentDescribing.Type) -> JSONValue {
-    var schema = objectSchema(type.parameters, description: type.summary)
+    var schema = objectSchema(type.allParameters, description: type.summary)
     guard case .object(var object) = schema, case .object(var properties)? = object["properties"],
       case .array(var required)? = object["required"]
     else { return schema }
@@ -94,8 +94,8 @@ public enum ManifestSchema {
     case .number(let r): return bounded("number", r.lowerBound, r.upperBound)
     case .integer(let r): return bounded("integer", Double(r.lowerBound), Double(r.upperBound))
     case .bool: return .object(["type": "boolean"])
-    case .string(let choices):
-      return choices.map { .object(["enum": .array($0.map(JSONValue.string))]) } ?? .object(["type": "string"])
+    case .string: return .object(["type": "string"])
+    case .choice(let choices): return .object(["enum": .array(choices.values.map(JSONValue.string))])
     case .path: return .object(["type": "string", "minLength": 1])
     case .numbers(let count):
       var object: [String: JSONValue] = ["type": "array", "items": .object(["type": "number"])]

@@ -9,8 +9,11 @@ public struct ParameterSpec: Sendable {
     /// An integer within `range`.
     case integer(ClosedRange<Int>)
     case bool
-    /// A string; one of `choices` when given.
-    case string(choices: [String]?)
+    /// A free string.
+    case string
+    /// One of an enum's raw values (``ParameterSpec/choice(_:_:default:_:)``): a component
+    /// reads it back as the enum with ``ComponentEntry/choice(_:)``.
+    case choice(Choices)
     /// A file or folder path, relative to the manifest; `mustExist` checks it before training.
     case path(mustExist: Bool)
     /// An array of numbers, of `count` elements when given.
@@ -27,6 +30,16 @@ public struct ParameterSpec: Sendable {
     case reference(section: String)
     /// An array whose items are checked by the section that holds it (`what` describes them).
     case list(of: String)
+  }
+
+  /// The raw values of an enum, in declaration order; made only from the enum, so that a
+  /// validated value always reads back as a case.
+  public struct Choices: Sendable {
+    public let values: [String]
+
+    public init<E: CaseIterable & RawRepresentable>(_ type: E.Type) where E.RawValue == String {
+      values = type.allCases.map(\.rawValue)
+    }
   }
 
   public let name: String
@@ -47,6 +60,21 @@ public struct ParameterSpec: Sendable {
     ParameterSpec(name, kind, default: .null, summary)
   }
 
+  /// A parameter whose value is one case of `type` (`default` when omitted, required when
+  /// `nil`): listings and the schema name every case, and validation refuses any other string.
+  public static func choice<E: CaseIterable & RawRepresentable>(
+    _ name: String, _ type: E.Type, default value: E?, _ summary: String
+  ) -> ParameterSpec where E.RawValue == String {
+    ParameterSpec(name, .choice(Choices(type)), default: value.map { .string($0.rawValue) }, summary)
+  }
+
+  /// An optional ``choice(_:_:default:_:)`` without a default (absent means "not used").
+  public static func optionalChoice<E: CaseIterable & RawRepresentable>(
+    _ name: String, _ type: E.Type, _ summary: String
+  ) -> ParameterSpec where E.RawValue == String {
+    ParameterSpec(name, .choice(Choices(type)), default: .null, summary)
+  }
+
   public var isRequired: Bool { defaultValue == nil }
 
   /// A short description of the expected value, for errors and listings.
@@ -57,8 +85,8 @@ public struct ParameterSpec: Sendable {
     case .integer(let r):
       return r == Int.min...Int.max ? "an integer" : "an integer in [\(r.lowerBound), \(r.upperBound == Int.max ? "inf" : String(r.upperBound))]"
     case .bool: return "true or false"
-    case .string(let choices):
-      return choices.map { "one of " + $0.map { "\"\($0)\"" }.joined(separator: ", ") } ?? "a string"
+    case .string: return "a string"
+    case .choice(let choices): return "one of " + choices.values.map { "\"\($0)\"" }.joined(separator: ", ")
     case .path: return "a path (string)"
     case .numbers(let count): return count.map { "an array of \($0) numbers" } ?? "an array of numbers"
     case .matrix: return "an array of equal-length arrays of numbers"
@@ -96,11 +124,27 @@ public enum ComponentKind: String, Sendable, CaseIterable {
 }
 
 /// What a component type states about itself for the registry.
+///
+/// A component conforms to the factory protocol of its kind (``TeacherComponent``,
+/// ``LossComponent``, ...), which supplies ``kind`` and ``file(in:)``.
 public protocol ComponentDescribing {
   /// The manifest `type` id, lowercase with dashes, declared once.
   static var id: String { get }
-  static var kind: ComponentKind { get }
   /// One line on what it does.
   static var summary: String { get }
+  /// The component's own parameters.
   static var parameters: [ParameterSpec] { get }
+  /// The kind, from the factory protocol.
+  static var kind: ComponentKind { get }
+  /// Parameters every component of the kind has, validated by the manifest layer and applied
+  /// by the trainer (a loss's `weight`); none by default.
+  static var structuralParameters: [ParameterSpec] { get }
+  /// Files the type in the registry's table of its kind (from the factory protocol).
+  static func file(in registry: inout ComponentRegistry)
+}
+
+extension ComponentDescribing {
+  public static var structuralParameters: [ParameterSpec] { [] }
+  /// What an entry of this type accepts: the structural parameters, then its own.
+  public static var allParameters: [ParameterSpec] { structuralParameters + parameters }
 }

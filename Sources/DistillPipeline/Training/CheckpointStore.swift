@@ -101,16 +101,3 @@ public struct CheckpointStore {
     return try file.tensors()
   }
 }
-
-/// Splits `tensors` by `prefix` + `.`, dropping the prefix.
-func tensors(_ tensors: [String: Tensor], under prefix: String) -> [String: Tensor] {
-  let head = prefix + "."
-  var out: [String: Tensor] = [:]
-  for (key, value) in tensors where key.hasPrefix(head) { out[String(key.dropFirst(head.count))] = value }
-  return out
-}
-
-/// `tensors` with every key prefixed by `prefix` + `.`.
-func prefixed(_ tensors: [String: Tensor], _ prefix: String) -> [String: Tensor] {
-  Dictionary(uniqueKeysWithValues: tensors.map { (prefix + "." + $0.key, $0.value) })
-}

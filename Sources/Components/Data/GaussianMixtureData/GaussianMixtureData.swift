@@ -18,7 +18,6 @@ public final class GaussianMixtureSource: DataSource {
 
 public enum GaussianMixtureData: DataComponent {
   public static let id = "gaussian-mixture"
-  public static let kind = ComponentKind.data
   public static let summary = "samples of a Gaussian mixture (means, std, weights), drawn fresh every step"
   public static let parameters: [ParameterSpec] = mixtureParameters
 

@@ -184,9 +184,16 @@ public enum ImageResizing {
   }
 }
 
+/// What an image-folder source does with a file it cannot read.
+public enum UnreadableImagePolicy: String, CaseIterable, Sendable {
+  /// Stop with the file's path.
+  case stop
+  /// Skip it (the count and the first path are printed).
+  case skip
+}
+
 public enum ImageFolderData: DataComponent {
   public static let id = "image-folder"
-  public static let kind = ComponentKind.data
   public static let summary =
     "PNG/JPEG images of a folder (recursive), resized and centre-cropped to [3, size, size] in [-1, 1]; classes from subfolders"
   public static let parameters: [ParameterSpec] = [
@@ -194,15 +201,15 @@ public enum ImageFolderData: DataComponent {
     ParameterSpec("size", .integer(8...1024), "the side the images are resized (shorter side) and centre-cropped to"),
     ParameterSpec("labels", .bool, default: .bool(false), "take class labels from the top-level subfolders"),
     ParameterSpec("flip", .bool, default: .bool(false), "flip each drawn image left to right with probability 1/2"),
-    ParameterSpec(
-      "onError", .string(choices: ["stop", "skip"]), default: .string("stop"),
+    .choice(
+      "onError", UnreadableImagePolicy.self, default: .stop,
       "an unreadable image: stop with its path, or skip it (the count and the first path are printed)"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any DataSource {
     let source = try ImageFolderSource(
       folder: entry.path("path"), size: entry.int("size"), labels: entry.bool("labels"), flip: entry.bool("flip"),
-      skipUnreadable: entry.string("onError") == "skip", location: entry.path)
+      skipUnreadable: entry.choice("onError") as UnreadableImagePolicy == .skip, location: entry.path)
     if let first = source.skipped.first {
       FileHandle.standardError.write(
         Data(

@@ -25,7 +25,6 @@ public final class PairsSource: DataSource {
 
 public enum PairsData: DataComponent {
   public static let id = "pairs"
-  public static let kind = ComponentKind.data
   public static let summary = "noise-sample pairs written by `pipeline precompute` (docs/precompute.md): samples and their noise"
   public static let parameters: [ParameterSpec] = [
     ParameterSpec("path", .path(mustExist: true), "the pairs folder (holding pairs.json), relative to the manifest"),

@@ -90,7 +90,6 @@ public final class ShapesSource: DataSource {
 
 public enum ShapesData: DataComponent {
   public static let id = "shapes"
-  public static let kind = ComponentKind.data
   public static let summary =
     "synthetic coloured shapes on black, [3, size, size] in [-1, 1], K classes (known modes), drawn fresh every step"
   public static let parameters: [ParameterSpec] = [

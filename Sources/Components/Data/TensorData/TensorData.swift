@@ -80,12 +80,11 @@ public final class TensorSource: FiniteDataSource {
 
 public enum TensorData: DataComponent {
   public static let id = "tensors"
-  public static let kind = ComponentKind.data
   public static let summary = "samples [N, ...] (and optional class labels) from one safetensors file, drawn uniformly"
   public static let parameters: [ParameterSpec] = [
     ParameterSpec("path", .path(mustExist: true), "the safetensors file, relative to the manifest"),
-    .optional("key", .string(choices: nil), "the samples tensor (default: the first key in sorted order)"),
-    .optional("labels", .string(choices: nil), "a tensor of N class indices"),
+    .optional("key", .string, "the samples tensor (default: the first key in sorted order)"),
+    .optional("labels", .string, "a tensor of N class indices"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any DataSource {

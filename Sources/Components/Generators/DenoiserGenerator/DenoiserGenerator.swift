@@ -11,7 +11,7 @@ import DistillPipeline
 /// With backward simulation (DMD2 §4.5) the losses train it on what sampling feeds each step:
 /// a step index k is drawn per sample, the generator runs from pure noise through steps
 /// 0..<k without gradients, and its x̂₀ at t_k (with gradients) is the training sample.
-public final class DenoiserSampleGenerator: DenoiserGenerator, TrainingSampleGenerator {
+public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSampleGenerator {
   public enum Stepping: String, CaseIterable, Sendable {
     case ddim
     case renoise
@@ -121,21 +121,17 @@ public final class DenoiserSampleGenerator: DenoiserGenerator, TrainingSampleGen
   }
 
   /// `steps` timesteps from T−1 down, evenly spaced ("trailing" spacing).
-  public static func trailingTimesteps(steps: Int, trainSteps: Int) -> [Int] {
-    (0..<steps).map { i in trainSteps - 1 - Int((Double(i) * Double(trainSteps) / Double(steps)).rounded()) }
-  }
+
 }
 
 public enum DenoiserGeneratorComponent: GeneratorComponent {
   public static let id = "denoiser"
-  public static let kind = ComponentKind.generator
   public static let summary = "a denoiser network (a copy of the teacher, or a new one) sampled in `steps` deterministic steps from pure noise"
   public static let parameters: [ParameterSpec] =
     trainableDenoiserParameters + [
     ParameterSpec("steps", .integer(1...1000), default: .number(1), "sampling steps, evenly spaced from T-1"),
     .optional("timesteps", .numbers(count: nil), "explicit integer timesteps, descending (replaces steps)"),
-    ParameterSpec(
-      "stepping", .string(choices: DenoiserSampleGenerator.Stepping.allCases.map(\.rawValue)), default: .string("ddim"),
+    .choice("stepping", DenoiserSampleGenerator.Stepping.self, default: .ddim,
       "between steps: the DDIM move with the implied noise (deterministic), or x̂₀ noised afresh (DMD2)"),
     ParameterSpec(
       "backwardSimulation", .bool, default: .bool(false),
@@ -156,7 +152,7 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
           found: "\(timesteps)")
       }
     } else {
-      timesteps = DenoiserSampleGenerator.trailingTimesteps(steps: entry.int("steps"), trainSteps: trainSteps)
+      timesteps = trailingTimesteps(steps: entry.int("steps"), trainSteps: trainSteps)
     }
     guard let sampleShape = denoiser.sampleShape ?? context.sampleShape else {
       throw DistillError.invalidValue(
@@ -169,7 +165,7 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
     }
     return DenoiserSampleGenerator(
       denoiser: denoiser, timesteps: timesteps,
-      stepping: DenoiserSampleGenerator.Stepping(rawValue: entry.string("stepping"))!,
+      stepping: entry.choice("stepping"),
       backwardSimulation: entry.bool("backwardSimulation"), sampleShape: sampleShape, config: config)
   }
 }

@@ -31,13 +31,11 @@ public final class MLPSampleGenerator: Generator {
 
 public enum MLPGenerator: GeneratorComponent {
   public static let id = "mlp"
-  public static let kind = ComponentKind.generator
   public static let summary = "an MLP from noise to a sample (vector data); starts near `offset` when initialScale is small"
   public static let parameters: [ParameterSpec] = [
     ParameterSpec("width", .integer(1...65536), default: .number(128), "hidden width"),
     ParameterSpec("depth", .integer(1...64), default: .number(3), "hidden layers"),
-    ParameterSpec(
-      "activation", .string(choices: Activation.allCases.map(\.rawValue)), default: .string("silu"), "hidden activation"),
+    .choice("activation", Activation.self, default: .silu, "hidden activation"),
     .optional("noiseDimension", .integer(1...1_000_000), "values of noise per sample (default: the sample's)"),
     ParameterSpec("initialScale", .number(0...100), default: .number(1), "factor on the last layer's initial weights"),
     .optional("offset", .numbers(count: nil), "added to every output (default: none)"),
@@ -58,7 +56,7 @@ public enum MLPGenerator: GeneratorComponent {
     var rng = context.initialisationRNG(for: entry.path)
     let mlp = MLP(
       inputSize: noiseSize, width: entry.int("width"), depth: entry.int("depth"), outputSize: size,
-      activation: Activation(rawValue: entry.string("activation"))!, using: &rng)
+      activation: entry.choice("activation"), using: &rng)
     let scale = entry.float("initialScale")
     if scale != 1, let last = mlp.namedParameters().last(where: { $0.name.hasSuffix("weight") }) {
       last.parameter.assign(last.parameter.value * scale)

@@ -161,26 +161,22 @@ final class AdversarialDiscriminatorPhase: AuxiliaryPhase {
 
 public enum AdversarialDistillation: LossComponent {
   public static let id = "adversarial-distillation"
-  public static let kind = ComponentKind.loss
   public static let summary =
     "ADD: hinge adversarial loss from trainable heads on frozen encoder features, plus score distillation weighted by c(t)"
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec("weight", .number(0...1e6), default: .number(1), "the term's weight"),
     ParameterSpec(
       "adversarialWeight", .number(0...1e6), default: .number(1), "the adversarial loss's factor"),
     ParameterSpec(
       "distillationWeight", .number(0...1e6), default: .number(2.5),
       "λ, the score-distillation loss's factor (2.5 in ADD)"),
-    ParameterSpec(
-      "weighting", .string(choices: ScoreDistillationWeighting.allCases.map(\.rawValue)),
-      default: .string("exponential"),
+    .choice("weighting", ScoreDistillationWeighting.self, default: .exponential,
       "c(t): exponential α_t, sds α_t·σ_t/2, or nfsd (sds with NFSD's noise-free target below 0.2·T)"
     ),
     ParameterSpec(
       "timestepRange", .numbers(count: 2), default: .array([.number(0.02), .number(0.98)]),
       "the fractions [low, high] of T the distillation timestep is drawn from (both ends included)"),
     ParameterSpec(
-      "features", .string(choices: nil), default: .string("teacher"),
+      "features", .string, default: .string("teacher"),
       "the frozen feature network: \"teacher\" (its encoder), or the name of a score in `scores`"),
     ParameterSpec(
       "featureTimestep", .number(0...1e6), default: .number(0),
@@ -245,7 +241,7 @@ public enum AdversarialDistillation: LossComponent {
       network: network,
       adversarialWeight: entry.float("adversarialWeight"),
       distillationWeight: entry.float("distillationWeight"),
-      weighting: ScoreDistillationWeighting(rawValue: entry.string("weighting"))!,
+      weighting: entry.choice("weighting"),
       timesteps: range,
       r1Weight: entry.float("r1Weight"), r1Sigma: entry.float("r1Sigma"),
       updatesPerStep: entry.int("updatesPerStep"))

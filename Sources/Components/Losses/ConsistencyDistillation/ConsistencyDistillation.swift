@@ -1,4 +1,3 @@
-import ConsistencyGenerator
 import DistillCore
 import DistillDiffusion
 import DistillNN
@@ -45,7 +44,7 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
     }
   }
 
-  let generator: ConsistencySampleGenerator
+  let generator: any ConsistencyModelGenerator
   /// D(x; σ) of the teacher in VE form.
   let teacher: DenoisingModel
   /// σ₀ > … > σ_{N−1}.
@@ -65,7 +64,7 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
   var lastStep: Int?
 
   init(
-    generator: ConsistencySampleGenerator, teacher: any Denoiser, gridPoints: Int, rho: Double, solver: Solver,
+    generator: any ConsistencyModelGenerator, teacher: any Denoiser, gridPoints: Int, rho: Double, solver: Solver,
     distance: Distance, lpips: LPIPS? = nil, huberC: Double, weighting: Weighting, decay: Double
   ) throws {
     precondition((distance == .lpips) == (lpips != nil), "the lpips distance needs its network")
@@ -217,45 +216,38 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
 
 public enum ConsistencyDistillation: LossComponent {
   public static let id = "consistency-distillation"
-  public static let kind = ComponentKind.loss
   public static let summary =
     "consistency distillation (Song et al. 2023): f_θ at σ_n against the EMA target at the teacher's ODE step to σ_{n+1}"
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec("weight", .number(0...1e6), default: .number(1), "the term's weight"),
     ParameterSpec("gridPoints", .integer(2...100_000), default: .number(18), "N: points of the Karras grid"),
     ParameterSpec("rho", .number(1...100), default: .number(7), "ρ of the Karras grid"),
-    ParameterSpec(
-      "solver", .string(choices: ConsistencyDistillationTerm.Solver.allCases.map(\.rawValue)), default: .string("heun"),
+    .choice("solver", ConsistencyDistillationTerm.Solver.self, default: .heun,
       "the teacher's ODE step between adjacent grid points"),
     ParameterSpec(
       "targetDecay", .number(0...1), default: .number(0.95),
       "μ of the target network's EMA, θ⁻ ← μθ⁻ + (1 − μ)θ after every generator update (0: θ⁻ = θ)"),
-    ParameterSpec(
-      "distance", .string(choices: ConsistencyDistillationTerm.Distance.allCases.map(\.rawValue)),
-      default: .string("l2"),
+    .choice("distance", ConsistencyDistillationTerm.Distance.self, default: .l2,
       "d: mean squared (l2) or absolute (l1) difference, pseudo-Huber √(‖a−b‖² + c²) − c per sample, or LPIPS (lpips, with the lpips object)"),
     .optional("huberC", .number(0...1e6), "c of the pseudo-Huber distance (default: 0.00054·√(values per sample))"),
-    ParameterSpec(
-      "weighting", .string(choices: ConsistencyDistillationTerm.Weighting.allCases.map(\.rawValue)),
-      default: .string("uniform"), "λ(σ) with SNR = 1/σ²: 1, SNR, SNR+1, SNR+1/σ_d² (karras) or max(SNR, 1)"),
+    .choice("weighting", ConsistencyDistillationTerm.Weighting.self, default: .uniform, "λ(σ) with SNR = 1/σ²: 1, SNR, SNR+1, SNR+1/σ_d² (karras) or max(SNR, 1)"),
     LPIPSOptions.spec("the LPIPS network of the lpips distance"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
     let teacher = try context.requireTeacher(for: entry)
-    guard let generator = context.generator as? ConsistencySampleGenerator else {
+    guard let generator = context.generator as? any ConsistencyModelGenerator else {
       throw DistillError.invalidValue(
         location: "generator.type", expected: "\"consistency\" (the student must be a consistency model)",
-        found: "\"\(context.manifest.generator.type)\"")
+        found: "\"\(context.generatorType)\"")
     }
     try context.requireData(for: entry, shape: generator.sampleShape)
     let values = Double(generator.sampleShape.reduce(1, *))
     let lpips = try LPIPSOptions.load(entry, context, distance: entry.string("distance"), imageShape: generator.sampleShape)
     let term = try ConsistencyDistillationTerm(
       generator: generator, teacher: teacher, gridPoints: entry.int("gridPoints"), rho: entry.double("rho"),
-      solver: .init(rawValue: entry.string("solver"))!, distance: .init(rawValue: entry.string("distance"))!, lpips: lpips,
+      solver: entry.choice("solver"), distance: entry.choice("distance"), lpips: lpips,
       huberC: entry.optionalDouble("huberC") ?? 0.00054 * values.squareRoot(),
-      weighting: .init(rawValue: entry.string("weighting"))!, decay: entry.double("targetDecay"))
+      weighting: entry.choice("weighting"), decay: entry.double("targetDecay"))
     context.addCheckpointState(prefix: entry.path, term)
     return term
   }

@@ -97,13 +97,11 @@ final class DMD2Discriminator: JoinedLoss {
 
 public enum DMD2GAN: LossComponent {
   public static let id = "dmd2-gan"
-  public static let kind = ComponentKind.loss
   public static let summary =
     "DMD2's GAN loss: a classifier head on the fake score's bottleneck, non-saturating, on noised data and samples"
+  /// DMD2's gen_cls_loss_weight for ImageNet.
+  public static let defaultWeight = 3e-3
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec(
-      "weight", .number(0...1e6), default: .number(3e-3),
-      "the generator's GAN weight (DMD2's gen_cls_loss_weight; 3e-3 for ImageNet)"),
     ParameterSpec(
       "fake", .reference(section: "scores"), default: .string("fake"),
       "the trained score whose network's encoder feeds the head, and whose update the discriminator loss joins"
@@ -146,11 +144,8 @@ public enum DMD2GAN: LossComponent {
     }
     var rng = context.initialisationRNG(for: entry.path)
     let head = DiscriminatorHead(featureShape: featureShape, using: &rng)
-    let optimizer =
-      entry.component("optimizer")
-      ?? context.manifest.scores.first { $0.name == fakeName }?.entry.component("optimizer")
     let headNetwork = try context.addNetwork(
-      name: "\(network.name)-gan-head", module: head, optimizer: optimizer)
+      name: "\(network.name)-gan-head", module: head, optimizer: entry.component("optimizer") ?? network.optimizerEntry)
     let term = DMD2GANTerm(
       features: features, head: head, headNetwork: headNetwork, timesteps: range,
       discriminatorWeight: entry.float("discriminatorWeight"))

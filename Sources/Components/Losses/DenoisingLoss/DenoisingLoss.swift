@@ -24,16 +24,13 @@ public final class DenoisingLossTerm: LossTerm {
 
 public enum DenoisingLoss: LossComponent {
   public static let id = "denoising"
-  public static let kind = ComponentKind.loss
   public static let summary = "the diffusion training loss on data (trains a denoiser generator as a teacher)"
-  public static let parameters: [ParameterSpec] = [
-    ParameterSpec("weight", .number(0...1e6), default: .number(1), "the term's weight")
-  ]
+  public static let parameters: [ParameterSpec] = []
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
     guard context.generator is any DenoiserGenerator else {
       throw DistillError.invalidValue(
-        location: entry.path, expected: "a \"denoiser\" generator to train", found: "generator \"\(context.manifest.generator.type)\"")
+        location: entry.path, expected: "a \"denoiser\" generator to train", found: "generator \"\(context.generatorType)\"")
     }
     try context.requireData(for: entry)
     return DenoisingLossTerm(timesteps: 0..<context.schedule.trainSteps)

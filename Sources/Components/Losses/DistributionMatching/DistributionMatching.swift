@@ -49,18 +49,14 @@ public final class DistributionMatchingTerm: LossTerm {
 
 public enum DistributionMatching: LossComponent {
   public static let id = "distribution-matching"
-  public static let kind = ComponentKind.loss
   public static let summary = "DMD's distribution-matching (KL) gradient from a real and a fake score"
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec("weight", .number(0...1e6), default: .number(1), "the term's weight"),
     ParameterSpec("real", .reference(section: "scores"), default: .string("real"), "the real score's name in `scores`"),
     ParameterSpec("fake", .reference(section: "scores"), default: .string("fake"), "the fake score's name in `scores`"),
     ParameterSpec(
       "timestepRange", .numbers(count: 2), default: .array([.number(0.02), .number(0.98)]),
       "the fractions [low, high] of T the DM timestep is drawn from (both ends included)"),
-    ParameterSpec(
-      "normalisation", .string(choices: DistributionMatchingNormalisation.allCases.map(\.rawValue)),
-      default: .string("reference"),
+    .choice("normalisation", DistributionMatchingNormalisation.self, default: .reference,
       "divide g by mean|x − x̂₀_real| per sample (reference code), also multiply by α_t = √ᾱ_t (paper, Eq. 7–8), or neither"),
   ]
 
@@ -81,6 +77,6 @@ public enum DistributionMatching: LossComponent {
     let range = try entry.timestepRange("timestepRange", trainSteps: context.schedule.trainSteps)
     return DistributionMatchingTerm(
       real: real, fake: fake, timesteps: range,
-      normalisation: DistributionMatchingNormalisation(rawValue: entry.string("normalisation"))!)
+      normalisation: entry.choice("normalisation"))
   }
 }

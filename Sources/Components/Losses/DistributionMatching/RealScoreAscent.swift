@@ -38,17 +38,13 @@ public final class RealScoreAscentTerm: LossTerm {
 
 public enum RealScoreAscent: LossComponent {
   public static let id = "real-score-ascent"
-  public static let kind = ComponentKind.loss
   public static let summary = "the real score alone (DMD Fig. 3a): the DM update without the fake score; collapses to the nearest mode"
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec("weight", .number(0...1e6), default: .number(1), "the term's weight"),
     ParameterSpec("real", .reference(section: "scores"), default: .string("real"), "the real score's name in `scores`"),
     ParameterSpec(
       "timestepRange", .numbers(count: 2), default: .array([.number(0.02), .number(0.98)]),
       "the fractions [low, high] of T the timestep is drawn from (both ends included)"),
-    ParameterSpec(
-      "normalisation", .string(choices: DistributionMatchingNormalisation.allCases.map(\.rawValue)),
-      default: .string("reference"), "as distribution-matching's"),
+    .choice("normalisation", DistributionMatchingNormalisation.self, default: .reference, "as distribution-matching's"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
@@ -57,6 +53,6 @@ public enum RealScoreAscent: LossComponent {
     }
     let range = try entry.timestepRange("timestepRange", trainSteps: context.schedule.trainSteps)
     return RealScoreAscentTerm(
-      real: real, timesteps: range, normalisation: DistributionMatchingNormalisation(rawValue: entry.string("normalisation"))!)
+      real: real, timesteps: range, normalisation: entry.choice("normalisation"))
   }
 }

@@ -82,16 +82,12 @@ public final class KnowledgeDistillationTerm: LossTerm {
 
 public enum KnowledgeDistillation: LossComponent {
   public static let id = "knowledge-distillation"
-  public static let kind = ComponentKind.loss
   public static let summary = "regress G(z) on the teacher's deterministic DDIM output for the same noise z (Luhman & Luhman 2021)"
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec("weight", .number(0...1e6), default: .number(1), "the term's weight"),
     ParameterSpec("steps", .integer(1...10_000), default: .number(50), "the teacher's DDIM steps"),
-    ParameterSpec(
-      "spacing", .string(choices: TimestepSpacing.allCases.map(\.rawValue)), default: .string("trailing"),
+    .choice("spacing", TimestepSpacing.self, default: .trailing,
       "the DDIM timestep spacing (trailing starts at T−1, where the noise is pure)"),
-    ParameterSpec(
-      "distance", .string(choices: KnowledgeDistillationTerm.Distance.allCases.map(\.rawValue)), default: .string("l2"),
+    .choice("distance", KnowledgeDistillationTerm.Distance.self, default: .l2,
       "squared (l2) or absolute (l1) difference, averaged over values, or LPIPS (lpips, with the lpips object)"),
     LPIPSOptions.spec("the LPIPS network of the lpips distance"),
     .optional(
@@ -110,11 +106,11 @@ public enum KnowledgeDistillation: LossComponent {
     let lpips = try LPIPSOptions.load(entry, context, distance: entry.string("distance"), imageShape: generator.sampleShape)
     let sampler = DDIMSampler(
       schedule: teacher.schedule, prediction: teacher.prediction, clipSample: false,
-      spacing: TimestepSpacing(rawValue: entry.string("spacing"))!)
+      spacing: entry.choice("spacing"))
     var rng = context.initialisationRNG(for: entry.path)
     return KnowledgeDistillationTerm(
       teacher: teacher, sampler: sampler, steps: steps,
-      distance: KnowledgeDistillationTerm.Distance(rawValue: entry.string("distance"))!, lpips: lpips,
+      distance: entry.choice("distance"), lpips: lpips,
       pairCount: entry.optionalInt("pairs"), rng: &rng)
   }
 }

@@ -1,4 +1,3 @@
-import DenoiserGenerator
 import DistillCore
 import DistillDiffusion
 import DistillPipeline
@@ -47,7 +46,7 @@ public final class ProgressiveDistillationTerm: LossTerm, Checkpointable {
     }
   }
 
-  let generator: DenoiserSampleGenerator
+  let generator: any SteppedDenoiserGenerator
   let original: any Denoiser
   /// The frozen teacher of rounds after the first: the previous round's student.
   let snapshot: any SavableDenoiser
@@ -61,7 +60,7 @@ public final class ProgressiveDistillationTerm: LossTerm, Checkpointable {
   public private(set) var teacherRound = 0
 
   init(
-    generator: DenoiserSampleGenerator, teacher: any Denoiser, startSteps: Int, rounds: Int, roundStarts: [Int],
+    generator: any SteppedDenoiserGenerator, teacher: any Denoiser, startSteps: Int, rounds: Int, roundStarts: [Int],
     weighting: Weighting
   ) throws {
     self.generator = generator
@@ -140,7 +139,7 @@ public final class ProgressiveDistillationTerm: LossTerm, Checkpointable {
       try snapshot.weightsModule!.load(generator.module.stateDict(), strict: true)
       teacherRound = current
     }
-    let timesteps = DenoiserSampleGenerator.trailingTimesteps(
+    let timesteps = trailingTimesteps(
       steps: studentSteps(round: current), trainSteps: schedule.trainSteps)
     if generator.timesteps != timesteps { generator.timesteps = timesteps }
   }
@@ -201,11 +200,9 @@ public final class ProgressiveDistillationTerm: LossTerm, Checkpointable {
 
 public enum ProgressiveDistillation: LossComponent {
   public static let id = "progressive-distillation"
-  public static let kind = ComponentKind.loss
   public static let summary =
     "progressive distillation (Salimans & Ho 2022): one student DDIM step regresses two teacher steps, in rounds that halve the steps"
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec("weight", .number(0...1e6), default: .number(1), "the term's weight"),
     ParameterSpec(
       "startSteps", .integer(2...100_000), default: .number(64),
       "the manifest teacher's DDIM steps in the first round; the generator's `steps` times a power of two (2^rounds)"),
@@ -213,23 +210,21 @@ public enum ProgressiveDistillation: LossComponent {
       "roundSteps", .numbers(count: nil),
       "training steps of each round, in order; a shorter list repeats its last length, and the last round runs "
         + "to the end (default: training.steps split evenly)"),
-    ParameterSpec(
-      "weighting", .string(choices: ProgressiveDistillationTerm.Weighting.allCases.map(\.rawValue)),
-      default: .string("truncated-snr"),
+    .choice("weighting", ProgressiveDistillationTerm.Weighting.self, default: .truncatedSNR,
       "w(t) with SNR = ᾱ/(1−ᾱ): max(SNR, 1), SNR (ε-MSE), SNR+1 (v-MSE) or 1 (x-MSE)"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
     let teacher = try context.requireTeacher(for: entry)
-    guard let generator = context.generator as? DenoiserSampleGenerator else {
+    guard let generator = context.generator as? any SteppedDenoiserGenerator else {
       throw DistillError.invalidValue(
         location: "generator.type", expected: "\"denoiser\" (the student is sampled in DDIM steps)",
-        found: "\"\(context.manifest.generator.type)\"")
+        found: "\"\(context.generatorType)\"")
     }
     try context.requireData(for: entry, shape: generator.sampleShape)
     let trainSteps = generator.denoiser.schedule.trainSteps
     let finalSteps = generator.timesteps.count
-    guard generator.timesteps == DenoiserSampleGenerator.trailingTimesteps(steps: finalSteps, trainSteps: trainSteps)
+    guard generator.timesteps == trailingTimesteps(steps: finalSteps, trainSteps: trainSteps)
     else {
       throw DistillError.invalidValue(
         location: "generator.timesteps",
@@ -267,7 +262,7 @@ public enum ProgressiveDistillation: LossComponent {
     }
     let term = try ProgressiveDistillationTerm(
       generator: generator, teacher: teacher, startSteps: startSteps, rounds: rounds, roundStarts: roundStarts,
-      weighting: .init(rawValue: entry.string("weighting"))!)
+      weighting: entry.choice("weighting"))
     // The generator keeps the final round's grid until training starts (`pipeline sample`
     // rebuilds the pipeline and samples the finished student).
     context.addCheckpointState(prefix: entry.path, term)

@@ -56,12 +56,10 @@ public final class RegressionTerm: LossTerm {
 
 public enum Regression: LossComponent {
   public static let id = "regression"
-  public static let kind = ComponentKind.loss
   public static let summary = "regress generator(noise) on the teacher's samples for the same noise, from a pairs folder"
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec("weight", .number(0...1e6), default: .number(1), "the term's weight"),
-    ParameterSpec(
-      "distance", .string(choices: ["l2", "l1", "lpips"]), default: .string("l2"),
+    .choice(
+      "distance", RegressionTerm.Distance.self, default: .l2,
       "mean squared error (l2), mean absolute error (l1), or LPIPS (lpips, with the lpips object)"),
     ParameterSpec("pairs", .path(mustExist: true), "the pairs folder written by `pipeline precompute`"),
     ParameterSpec("shuffle", .bool, default: .bool(true), "visit the pairs in a new permutation each epoch"),
@@ -69,16 +67,16 @@ public enum Regression: LossComponent {
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
-    let distance = RegressionTerm.Distance(rawValue: entry.string("distance"))!
+    let distance: RegressionTerm.Distance = entry.choice("distance")
     let generator = try context.requireGenerator(for: entry)
     let store = try PairsStore(
       folder: entry.path("pairs"), expectedShape: generator.sampleShape,
-      location: "the generator (\(context.manifest.generator.type))")
+      location: "the generator (\(context.generatorType))")
     guard generator.noiseShape == store.sampleShape else {
       throw DistillError.invalidValue(
         location: "\(entry.path).pairs",
         expected: "a generator whose noise has the pairs' shape \(store.sampleShape)",
-        found: "noise of shape \(generator.noiseShape) (generator \"\(context.manifest.generator.type)\")")
+        found: "noise of shape \(generator.noiseShape) (generator \"\(context.generatorType)\")")
     }
     let cursor = PairsCursor(
       store: store, shuffle: entry.bool("shuffle"), seed: context.initialisationRNG(for: entry.path))

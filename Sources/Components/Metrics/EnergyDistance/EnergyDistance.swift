@@ -51,7 +51,6 @@ public final class EnergyDistanceMetric: Metric {
 
 public enum EnergyDistance: MetricComponent {
   public static let id = "energy-distance"
-  public static let kind = ComponentKind.metric
   public static let summary = "energy distance between generated and reference samples (0 when they match)"
   public static let parameters: [ParameterSpec] = [
     ParameterSpec("samples", .integer(2...8192), default: .number(1024), "samples of each side compared")

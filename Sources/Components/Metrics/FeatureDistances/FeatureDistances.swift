@@ -78,14 +78,21 @@ public final class FeatureDistancesMetric: Metric {
   }
 }
 
+/// Where the features of ``FeatureDistancesMetric`` come from.
+public enum FeatureExtractor: String, CaseIterable, Sendable {
+  /// The samples' values.
+  case pixels
+  /// The penultimate layer of a classifier trained on the data.
+  case classifier
+}
+
 public enum FeatureDistances: MetricComponent {
   public static let id = "feature-distances"
-  public static let kind = ComponentKind.metric
   public static let summary =
     "FD_<extractor> (Fréchet distance), KID_<extractor>, precision_ and recall_<extractor> (k-NN) against the reference samples"
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec(
-      "extractor", .string(choices: ["pixels", "classifier"]), default: .string("pixels"),
+    .choice(
+      "extractor", FeatureExtractor.self, default: .pixels,
       "the features: raw pixels (values), or the penultimate layer of a classifier trained on the data (`classifier`)"),
     .optional(
       "classifier", .path(mustExist: true),
@@ -99,14 +106,14 @@ public enum FeatureDistances: MetricComponent {
       throw DistillError.invalidValue(
         location: "\(entry.path).k", expected: "fewer than samples (\(entry.int("samples")))", found: "\(entry.int("k"))")
     }
-    let extractor = entry.string("extractor")
-    guard extractor == "classifier" else {
+    let extractor: FeatureExtractor = entry.choice("extractor")
+    guard extractor == .classifier else {
       guard !entry.has("classifier") else {
         throw DistillError.invalidValue(
           location: "\(entry.path).classifier", expected: "no classifier unless \"extractor\": \"classifier\"",
           found: "a classifier with extractor \"\(extractor)\"")
       }
-      return FeatureDistancesMetric(extractor: extractor, count: entry.int("samples"), k: entry.int("k"))
+      return FeatureDistancesMetric(extractor: extractor.rawValue, count: entry.int("samples"), k: entry.int("k"))
     }
     guard let path = entry.optionalPath("classifier") else {
       throw DistillError.invalidValue(
@@ -116,6 +123,7 @@ public enum FeatureDistances: MetricComponent {
     }
     let classifier = try TrainedClassifier.load(path: path)
     try classifier.requireInput(context.generator?.sampleShape ?? context.sampleShape, location: "\(entry.path).classifier")
-    return FeatureDistancesMetric(extractor: extractor, count: entry.int("samples"), k: entry.int("k"), classifier: classifier)
+    return FeatureDistancesMetric(
+      extractor: extractor.rawValue, count: entry.int("samples"), k: entry.int("k"), classifier: classifier)
   }
 }

@@ -49,7 +49,6 @@ public final class ModeCoverageMetric: Metric {
 
 public enum ModeCoverage: MetricComponent {
   public static let id = "mode-coverage"
-  public static let kind = ComponentKind.metric
   public static let summary =
     "fraction of modes holding at least `threshold` of their mass: a Gaussian-mixture teacher's, or the classes of a trained classifier"
   public static let parameters: [ParameterSpec] = [

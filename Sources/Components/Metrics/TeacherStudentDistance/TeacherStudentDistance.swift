@@ -76,19 +76,30 @@ public final class TeacherStudentDistanceMetric: Metric {
   }
 }
 
+/// The teacher samplers without noise of their own, which map the same noise to the same sample.
+public enum DeterministicSampler: String, CaseIterable, Sendable {
+  case ddim, euler, heun
+
+  var kind: TeacherSamplerKind {
+    switch self {
+    case .ddim: return .ddim
+    case .euler: return .euler
+    case .heun: return .heun
+    }
+  }
+}
+
 public enum TeacherStudentDistance: MetricComponent {
   public static let id = "teacher-student-distance"
-  public static let kind = ComponentKind.metric
   public static let summary =
     "the student's samples against the teacher's deterministic samples (DDIM 50 by default) from the same fixed noise: mean L2, MSE, and LPIPS with its weights"
   public static let parameters: [ParameterSpec] = [
     ParameterSpec("samples", .integer(1...8192), default: .number(64), "noise rows compared (at most evaluation.samples)"),
-    ParameterSpec(
-      "sampler", .string(choices: ["ddim", "euler", "heun"]), default: .string("ddim"),
+    .choice(
+      "sampler", DeterministicSampler.self, default: .ddim,
       "the teacher's deterministic sampler (DDIM with eta 0, Euler, EDM's Heun)"),
     ParameterSpec("steps", .integer(1...10_000), default: .number(50), "the teacher's sampling steps"),
-    ParameterSpec(
-      "spacing", .string(choices: TimestepSpacing.allCases.map(\.rawValue)), default: .string("trailing"),
+    .choice("spacing", TimestepSpacing.self, default: .trailing,
       "the DDIM timestep spacing (trailing starts at T−1, where the noise is pure)"),
     ParameterSpec("clipSample", .bool, default: .bool(false), "clamp x̂₀ to [-1, 1] in DDIM steps (diffusers' clip_sample)"),
     LPIPSOptions.spec("also report the mean LPIPS distance"),
@@ -108,14 +119,14 @@ public enum TeacherStudentDistance: MetricComponent {
       throw DistillError.invalidValue(
         location: "\(entry.path).steps", expected: "at most the schedule's \(trainSteps) steps", found: String(steps))
     }
-    let sampler = TeacherSamplerKind(rawValue: entry.string("sampler"))!
+    let sampler = (entry.choice("sampler") as DeterministicSampler).kind
     if sampler == .heun, teacher.schedule.alphaBar(trainSteps - 1) <= 0 {
       throw DistillError.invalidValue(
         location: "\(entry.path).sampler", expected: "a sampler other than heun (σ_max is infinite on a zero-terminal-SNR schedule)",
         found: "\"heun\"")
     }
     let lpips = try LPIPSOptions.load(entry, context, imageShape: generator.sampleShape)
-    let spacing = TimestepSpacing(rawValue: entry.string("spacing"))!
+    let spacing: TimestepSpacing = entry.choice("spacing")
     let clip = entry.bool("clipSample")
     let sampleShape = generator.sampleShape
     return TeacherStudentDistanceMetric(count: count, lpips: lpips) { noise in

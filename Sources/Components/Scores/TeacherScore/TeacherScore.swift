@@ -10,7 +10,6 @@ import DistillPipeline
 /// other than 1 is refused rather than silently ignored.
 public enum TeacherScore: ScoreComponent {
   public static let id = "teacher"
-  public static let kind = ComponentKind.score
   public static let summary = "the frozen teacher as a score estimator (DMD's real score)"
   public static let parameters: [ParameterSpec] = [
     ParameterSpec(

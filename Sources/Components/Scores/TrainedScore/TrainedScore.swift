@@ -6,7 +6,6 @@ import DistillPipeline
 /// detached generator samples, so that it tracks the generator's distribution.
 public enum TrainedScore: ScoreComponent {
   public static let id = "trained"
-  public static let kind = ComponentKind.score
   public static let summary = "a denoiser trained on the generator's samples (DMD's fake score), from a copy of the teacher or a new network"
   public static let parameters: [ParameterSpec] =
     trainableDenoiserParameters + [

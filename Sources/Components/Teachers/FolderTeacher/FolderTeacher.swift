@@ -8,7 +8,6 @@ import DistillPipeline
 /// `runs/NAME/denoiser`). Weights are checked against the architecture when loading.
 public enum FolderTeacher: TeacherComponent {
   public static let id = "folder"
-  public static let kind = ComponentKind.teacher
   public static let summary = "a teacher folder: diffusers UNet2DModel, diffusers pipeline, or Distillery denoiser (docs/teachers.md)"
   public static let parameters: [ParameterSpec] = [
     ParameterSpec("path", .path(mustExist: true), "the folder, relative to the manifest")

@@ -6,7 +6,6 @@ import DistillPipeline
 /// noise level, on the manifest's schedule (the DMD paper's toy experiment).
 public enum GaussianMixtureTeacher: TeacherComponent {
   public static let id = "gaussian-mixture"
-  public static let kind = ComponentKind.teacher
   public static let summary = "an exact Gaussian-mixture denoiser (means, std, weights) on the manifest's schedule"
   public static let parameters: [ParameterSpec] = [
     ParameterSpec("means", .matrix, "the component means, one row each"),

@@ -35,13 +35,12 @@ public final class MomentMatchingTerm: LossTerm {
   }
 }
 
-/// The manifest entry `{"type": "moment-matching", "weight": 1}`.
+/// The manifest entry `{"type": "moment-matching", "epsilon": 1e-6}` (every loss entry also takes
+/// `weight`, which the trainer applies).
 public enum MomentMatching: LossComponent {
   public static let id = "moment-matching"
-  public static let kind = ComponentKind.loss
   public static let summary = "match the generated batch's per-dimension mean and std to the data batch's (template example)"
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec("weight", .number(0...1e6), default: .number(1), "the term's weight"),
     ParameterSpec("epsilon", .number(0...1), default: .number(1e-6), "added to the variance before the square root"),
   ]
 

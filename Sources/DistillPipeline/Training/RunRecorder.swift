@@ -3,17 +3,63 @@ import DistillDiffusion
 import Foundation
 import ImageIO
 
-extension Trainer {
+/// What a run leaves for people to read: every logged value in the metric sinks
+/// (metrics.jsonl and TensorBoard), evaluation on fixed noise, sample grids, report.html, and
+/// the final outputs (`generator.safetensors`, `generator.json`, `denoiser/`). Only the main
+/// rank records; every failed write goes through ``RunCheckpoints/guardingWrites(at:_:)``.
+public final class RunRecorder {
+  let pipeline: AssembledPipeline
+  let folder: RunFolder
+  let ema: ExponentialMovingAverage?
+  let checkpoints: RunCheckpoints
+  /// Where logged values and images go; metrics.jsonl and TensorBoard once ``open(resumingAt:)`` ran.
+  public var sinks: [any MetricSink] = []
+  var grids: [(step: Int, relativePath: String)] = []
+  private var cachedEvaluationContext: EvaluationContext?
+
+  init(pipeline: AssembledPipeline, folder: RunFolder, ema: ExponentialMovingAverage?, checkpoints: RunCheckpoints) {
+    self.pipeline = pipeline
+    self.folder = folder
+    self.ema = ema
+    self.checkpoints = checkpoints
+  }
+
+  /// Opens metrics.jsonl (cut back to `resumeStep` when resuming) and the TensorBoard events.
+  func open(resumingAt resumeStep: Int?) throws {
+    sinks = [try MetricsLog(path: folder.metricsPath, resumingAt: resumeStep), try TensorBoardWriter(directory: folder.eventsFolder)]
+  }
+
+  func close() {
+    for sink in sinks { try? sink.finish() }
+  }
+
+  /// The grids an earlier run of this folder wrote up to `step`, for the report.
+  func findGrids(upTo step: Int) {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.samplesFolder)) ?? []
+    grids = names.compactMap { name -> (Int, String)? in
+      guard name.hasPrefix("step-"), name.hasSuffix(".png"), let s = Int(name.dropFirst(5).dropLast(4)), s <= step
+      else { return nil }
+      return (s, "samples/\(name)")
+    }.sorted { $0.0 < $1.0 }
+  }
+
+  /// Sends `values` to every sink.
+  func record(_ step: Int, _ values: [String: Double]) throws {
+    try checkpoints.guardingWrites(at: step) {
+      for sink in sinks { try sink.record(step: step, values: values) }
+    }
+  }
+
+  // MARK: Evaluation
+
   /// Runs `body` with the weights evaluation uses (the EMA's when configured and asked
   /// for) in eval mode, restoring the trained weights after.
-  func withEvaluationWeights<T>(_ body: () throws -> T) throws -> T {
+  public func withEvaluationWeights<T>(_ body: () throws -> T) throws -> T {
     let module = pipeline.generator.module
     module.eval()
     defer { module.train() }
     guard let ema, pipeline.manifest.evaluation.useEMA else { return try body() }
-    let live = module.namedParameters().map {
-      Tensor(shape: $0.parameter.shape, scalars: $0.parameter.value.scalars)
-    }
+    let live = module.namedParameters().map { Tensor(shape: $0.parameter.shape, scalars: $0.parameter.value.scalars) }
     try ema.copy(to: module.namedParameters())
     defer {
       for (entry, value) in zip(module.namedParameters(), live) { entry.parameter.assign(value) }
@@ -22,9 +68,7 @@ extension Trainer {
   }
 
   /// Generates `count` samples from the fixed evaluation noise of `seed`, in batches.
-  public static func generate(_ generator: any Generator, count: Int, seed: UInt64, batchSize: Int)
-    -> Tensor
-  {
+  public static func generate(_ generator: any Generator, count: Int, seed: UInt64, batchSize: Int) -> Tensor {
     let noise = evaluationNoise(generator, count: count, seed: seed)
     var parts: [Tensor] = []
     var start = 0
@@ -42,40 +86,37 @@ extension Trainer {
     return Tensor.normal([count] + generator.noiseShape, using: &rng)
   }
 
-  /// Metrics and a sample grid on the fixed evaluation noise; logged at the current step.
-  func evaluate() throws {
+  /// Metrics and a sample grid on the fixed evaluation noise, logged at `step`, and the report.
+  public func evaluate(at step: Int) throws {
     let evaluation = pipeline.manifest.evaluation
-    let batch = max(settings.batchSize, 64)
+    let batch = max(pipeline.manifest.training.batchSize, 64)
     let (samples, grid) = try withEvaluationWeights {
-      let samples = Self.generate(
-        pipeline.generator, count: evaluation.samples, seed: evaluation.seed, batchSize: batch)
+      let samples = Self.generate(pipeline.generator, count: evaluation.samples, seed: evaluation.seed, batchSize: batch)
       let grid =
         evaluation.gridSize <= evaluation.samples
         ? samples.sliced(axis: 0, 0..<evaluation.gridSize)
-        : Self.generate(
-          pipeline.generator, count: evaluation.gridSize, seed: evaluation.seed, batchSize: batch)
+        : Self.generate(pipeline.generator, count: evaluation.gridSize, seed: evaluation.seed, batchSize: batch)
       return (samples, grid)
     }
     var values: [String: Double] = [:]
     let context = evaluationContext
-    for (entry, metric) in pipeline.metrics {
+    for metric in pipeline.metrics {
       do {
-        for (key, value) in try metric.evaluate(samples, context) { values["eval/\(key)"] = value }
+        for (key, value) in try metric.metric.evaluate(samples, context) { values["eval/\(key)"] = value }
       } catch let error as DistillError {
-        throw DistillError.invalidValue(
-          location: entry.path, expected: "a metric that fits the samples", found: "\(error)")
+        throw DistillError.invalidValue(location: metric.path, expected: "a metric that fits the samples", found: "\(error)")
       }
     }
     values["eval/sample-mean"] = Double(samples.mean().item)
     values["eval/sample-std"] = Double(samples.variance().sqrt().item)
     try record(step, values)
-    try writeGrid(grid, reference: try context.referenceSamples(min(evaluation.samples, 2048)))
-    try writeReport()
+    try writeGrid(grid, reference: try context.referenceSamples(min(evaluation.samples, 2048)), at: step)
+    try writeReport(at: step)
   }
 
   /// The reference distribution metrics compare with: the data source's samples, else
   /// exact draws from an analytic teacher.
-  var evaluationContext: EvaluationContext {
+  public var evaluationContext: EvaluationContext {
     if let cached = cachedEvaluationContext { return cached }
     let seed = pipeline.manifest.evaluation.seed &+ 1
     let data = pipeline.data
@@ -104,87 +145,72 @@ extension Trainer {
     return context
   }
 
-  /// `samples/step-N.png`: an image grid for image samples, a scatter plot for 2-D points.
-  func writeGrid(_ grid: Tensor, reference: Tensor?) throws {
+  // MARK: Files
+
+  /// `samples/step-N.png`: an image grid for image samples, a scatter plot for 2-D points;
+  /// the same picture goes to every sink.
+  func writeGrid(_ grid: Tensor, reference: Tensor?, at step: Int) throws {
     let shape = Array(grid.shape.dropFirst())
+    let image: Tensor
+    if shape.count == 3, shape[0] == 1 || shape[0] == 3 {
+      image = try imageGrid(ImageFile.fromSignedUnit(grid))
+    } else if shape == [2] {
+      let points = Tensor.concat([reference, grid].compactMap { $0 }, axis: 0)
+      image = ScatterPlot.render(samples: grid, reference: reference, bounds: ScatterPlot.bounds(points))
+    } else {
+      return
+    }
     let relative = String(format: "samples/step-%08d.png", step)
-    let path = folder.file(relative)
-    do {
-      if shape.count == 3, shape[0] == 1 || shape[0] == 3 {
-        try ImageFile.writeGridPNG(signedUnit: grid, to: path)
-      } else if shape == [2] {
-        let points = Tensor.concat([reference, grid].compactMap { $0 }, axis: 0)
-        try ImageFile.writePNG(
-          ScatterPlot.render(
-            samples: grid, reference: reference, bounds: ScatterPlot.bounds(points)), to: path)
-      } else {
-        return
-      }
-    } catch let error as DistillError {
-      throw RunFailure.writeFailed(error, step: step, lastCheckpoint: lastCheckpoint)
+    try checkpoints.guardingWrites(at: step) {
+      try ImageFile.writePNG(image, to: folder.file(relative))
+      for sink in sinks { try sink.image(step: step, tag: "samples", image) }
     }
     grids.removeAll { $0.step == step }
     grids.append((step, relative))
-    if let data = FileManager.default.contents(atPath: path), let image = try? ImageFile.read(path)
-    {
-      let s = image.shape
-      (sinks.compactMap { $0 as? TensorBoardWriter }.first)?.addImage(
-        "samples", pngData: data, height: s[1], width: s[2], channels: s[0], step: step)
-    }
   }
 
-  func writeReport() throws {
+  func writeReport(at step: Int) throws {
     let records = (try? MetricsLog.read(path: folder.metricsPath)) ?? []
     let manifest = pipeline.manifest
     var summary: [(String, String)] = [
-      ("manifest", manifest.source), ("step", "\(step) of \(settings.steps)"),
-      (
-        "generator",
-        "\(manifest.generator.type), \(pipeline.generator.module.parameterCount) parameters"
-      ),
+      ("manifest", manifest.source), ("step", "\(step) of \(manifest.training.steps)"),
+      ("generator", "\(pipeline.generatorEntry.type), \(pipeline.generator.module.parameterCount) parameters"),
       ("losses", manifest.losses.map(\.type).joined(separator: ", ")),
     ]
     if let teacher = pipeline.teacher { summary.insert(("teacher", teacher.summary), at: 1) }
-    if let last = lastCheckpoint { summary.append(("last checkpoint", "step \(last)")) }
-    do {
+    if let last = checkpoints.last { summary.append(("last checkpoint", "step \(last)")) }
+    try checkpoints.guardingWrites(at: step) {
       try RunReport.write(
-        to: folder.reportPath, title: "Distillery run \(manifest.name)", records: records,
-        grids: grids,
+        to: folder.reportPath, title: "Distillery run \(manifest.name)", records: records, grids: grids,
         summary: summary, manifestJSON: manifest.resolvedJSON.text())
-    } catch let error as DistillError {
-      throw RunFailure.writeFailed(error, step: step, lastCheckpoint: lastCheckpoint)
     }
   }
 
   /// `generator.safetensors` (EMA weights where configured), `generator.json`, and for a
-  /// denoiser generator a teacher folder `denoiser/`.
-  func writeOutputs() throws {
-    do {
+  /// denoiser generator a teacher folder `denoiser/`; then the report.
+  func writeOutputs(at step: Int) throws {
+    try checkpoints.guardingWrites(at: step) {
       try withEvaluationWeights {
         let module = pipeline.generator.module
         try SafetensorsFile.write(
-          module.stateDict(),
-          metadata: ["format": "pt", "distillery": "generator", "step": String(step)],
+          module.stateDict(), metadata: ["format": "pt", "distillery": "generator", "step": String(step)],
           to: folder.generatorWeightsPath)
         let config: JSONValue = .object([
           "format": .string("distillery-generator"), "version": .number(1),
-          "type": .string(pipeline.manifest.generator.type),
+          "type": .string(pipeline.generatorEntry.type),
           "generator": pipeline.generator.configJSON,
           "noiseShape": .array(pipeline.generator.noiseShape.map { .number(Double($0)) }),
           "sampleShape": .array(pipeline.generator.sampleShape.map { .number(Double($0)) }),
           "step": .number(Double(step)),
           "ema": .bool(ema != nil && pipeline.manifest.evaluation.useEMA),
         ])
-        try AtomicFileWriter.write(
-          Array((config.text() + "\n").utf8), to: folder.generatorConfigPath)
+        try AtomicFileWriter.write(Array((config.text() + "\n").utf8), to: folder.generatorConfigPath)
         if let denoising = pipeline.generator as? any DenoiserGenerator {
           try denoising.denoiser.save(folder: folder.denoiserFolder)
         }
       }
-      try writeReport()
-    } catch let error as DistillError {
-      throw RunFailure.writeFailed(error, step: step, lastCheckpoint: lastCheckpoint)
     }
+    try writeReport(at: step)
   }
 }
 
@@ -204,6 +230,14 @@ extension TensorBoardWriter: MetricSink {
     flush()
     if let error = lastError { throw error }
   }
-  public func image(step: Int, tag: String, _ image: Tensor) throws {}
+
+  /// The image on TensorBoard's Images tab, as a PNG.
+  public func image(step: Int, tag: String, _ image: Tensor) throws {
+    let shape = image.shape
+    addImage(
+      tag, pngData: Data(try ImageFile.encodePNG(image)), height: shape[1], width: shape[2], channels: shape[0],
+      step: step)
+  }
+
   public func finish() throws { close() }
 }
