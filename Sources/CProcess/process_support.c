@@ -38,11 +38,3 @@ void distill_install_interrupt_handlers(void) {
 int distill_interrupt_signal(void) { return interrupt_signal; }
 
 int distill_stderr_is_terminal(void) { return isatty(STDERR_FILENO); }
-
-int distill_fsync_path(const char *path) {
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) return errno;
-  int result = fsync(fd) == 0 ? 0 : errno;
-  close(fd);
-  return result;
-}

@@ -88,12 +88,16 @@ public final class AtomicFileWriter {
 
   private static func moveIntoPlace(_ temporary: String, _ path: String) throws {
     guard rename(temporary, path) == 0 else { throw failure(path, "cannot move \(temporary) into place") }
-    let folder = path.lastIndex(of: "/").map { String(path[..<$0]) }.map { $0.isEmpty ? "/" : $0 } ?? "."
-    let folderDescriptor = open(folder, O_RDONLY | O_CLOEXEC)
-    if folderDescriptor >= 0 {
-      _ = fsync(folderDescriptor)
-      close(folderDescriptor)
-    }
+    syncFolder(path.lastIndex(of: "/").map { String(path[..<$0]) }.map { $0.isEmpty ? "/" : $0 } ?? ".")
+  }
+
+  /// Syncs the folder at `path`, so that renames and new entries in it survive a crash (best
+  /// effort: some file systems refuse to sync a directory).
+  public static func syncFolder(_ path: String) {
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { return }
+    _ = fsync(descriptor)
+    close(descriptor)
   }
 
   /// A hidden, unique name beside `path`: `.<name>.tmp-<pid>-<random>`.

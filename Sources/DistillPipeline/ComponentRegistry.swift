@@ -79,7 +79,6 @@ extension ScoreComponent {
 extension LossComponent {
   public static var kind: ComponentKind { .loss }
   public static func file(in registry: inout ComponentRegistry) { registry.losses[id] = self }
-  /// The `weight` of an entry that gives none.
   public static var defaultWeight: Double { 1 }
   /// `weight`, which every loss entry has and the trainer applies.
   public static var structuralParameters: [ParameterSpec] {

@@ -138,7 +138,7 @@ import Testing
       let teacherManifest = try Manifest.decode(
         JSONValue.parse(Data(text.utf8), source: "t"), source: folder + "/t.json", baseDirectory: folder,
         fallbackName: "t", registry: .standard())
-      let teacher = try AssembledPipeline.buildTeacher(teacherManifest, registry: .standard())
+      let teacher = try AssembledPipeline.buildTeacher(teacherManifest, registry: .standard(), for: "precomputing pairs")
       try writePairs(
         teacher: teacher, options: PairsOptions(count: 8, sampler: .ddim, steps: 10, seed: 3, shardSize: 8, clipSample: true),
         folder: folder + "/pairs")

@@ -22,7 +22,7 @@ private func mixtureTeacher(dimension: Int = 2) throws -> any Denoiser {
   let manifest = try Manifest.decode(
     JSONValue.parse(Data(text.utf8), source: "teacher"), source: "teacher", baseDirectory: "/", fallbackName: "t",
     registry: .standard())
-  return try AssembledPipeline.buildTeacher(manifest, registry: .standard())
+  return try AssembledPipeline.buildTeacher(manifest, registry: .standard(), for: "precomputing pairs")
 }
 
 private func bits(_ t: Tensor) -> [UInt32] { t.scalars.map(\.bitPattern) }

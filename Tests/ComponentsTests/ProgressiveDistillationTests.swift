@@ -182,7 +182,7 @@ func teacherDDIMEnergyDistance(_ pipeline: AssembledPipeline, steps: Int) throws
       let fine = (0...n).map { Term.gridTimestep($0, steps: n, trainSteps: 1000) }
       let coarse = (0...(n / 2)).map { Term.gridTimestep($0, steps: n / 2, trainSteps: 1000) }
       #expect(coarse == stride(from: 0, through: n, by: 2).map { fine[$0] })
-      #expect(Array(fine.dropLast()) == DenoiserSampleGenerator.trailingTimesteps(steps: n, trainSteps: 1000))
+      #expect(Array(fine.dropLast()) == trailingTimesteps(steps: n, trainSteps: 1000))
       #expect(fine.last == -1)
     }
     try term.enterRound(atStep: 5500)

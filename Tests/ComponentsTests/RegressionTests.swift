@@ -20,7 +20,7 @@ private func writeMixturePairs(_ folder: String, count: Int) throws {
   let manifest = try Manifest.decode(
     JSONValue.parse(Data(text.utf8), source: "t"), source: "t", baseDirectory: "/", fallbackName: "t",
     registry: .standard())
-  let teacher = try AssembledPipeline.buildTeacher(manifest, registry: .standard())
+  let teacher = try AssembledPipeline.buildTeacher(manifest, registry: .standard(), for: "precomputing pairs")
   try writePairs(
     teacher: teacher, options: PairsOptions(count: count, sampler: .ddim, steps: 25, seed: 11, shardSize: 100),
     folder: folder)

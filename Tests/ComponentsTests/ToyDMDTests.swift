@@ -21,7 +21,7 @@ import Testing
     let sampler = DDIMSampler(
       schedule: mixture.schedule, prediction: mixture.prediction, clipSample: false, spacing: .trailing)
     let samples = withoutGradients { sampler.sample(model: { x, t in mixture(x, timesteps: t) }, initialNoise: noise, steps: 50) }
-    let reference = try #require(try Trainer(pipeline: pipeline, folder: RunFolder(path: "/nonexistent"), progress: ProgressReporter(style: .silent)).evaluationContext.referenceSamples(1024))
+    let reference = try #require(try Trainer(pipeline: pipeline, folder: RunFolder(path: "/nonexistent"), progress: ProgressReporter(style: .silent)).recorder.evaluationContext.referenceSamples(1024))
     return EnergyDistanceMetric.energyDistance(samples, reference, limit: 1024)
   }
 

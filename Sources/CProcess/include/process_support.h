@@ -13,7 +13,4 @@ int distill_interrupt_signal(void);
 /// Whether standard error is a terminal.
 int distill_stderr_is_terminal(void);
 
-/// Flushes a file's data and metadata to storage; `path` may be a folder. Returns 0 or errno.
-int distill_fsync_path(const char *path);
-
 #endif

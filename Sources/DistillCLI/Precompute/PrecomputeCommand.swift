@@ -59,7 +59,7 @@ struct PrecomputeCommand: ParsableCommand {
       let folder = URL(fileURLWithPath: out).standardized.path
       // The manifest may be the student's, whose regression loss names this very folder.
       let manifest = try ManifestValidation.$pathsBeingWritten.withValue([folder]) { try options.load() }
-      let teacher = try AssembledPipeline.buildTeacher(manifest, registry: registry)
+      let teacher = try AssembledPipeline.buildTeacher(manifest, registry: registry, for: "precomputing pairs")
       let pairsOptions = PairsOptions(
         count: count, sampler: kind, steps: steps, seed: seed ?? manifest.seed, shardSize: shardSize,
         batchSize: batchSize, clipSample: clipSample)

@@ -60,10 +60,15 @@ public final class AssembledPipeline {
   /// Builds only the teacher of `manifest` (with its schedule), for tools that sample it
   /// without training (`pipeline precompute`).
   ///
+  /// - Parameter purpose: what needs the teacher, for the message when there is none
+  ///   ("precomputing pairs").
   /// - Throws: ``ManifestError`` when the manifest has no teacher or the teacher's build fails.
-  public static func buildTeacher(_ manifest: Manifest, registry: ComponentRegistry) throws -> any Denoiser {
+  public static func buildTeacher(_ manifest: Manifest, registry: ComponentRegistry, for purpose: String) throws
+    -> any Denoiser
+  {
     guard let teacher = try BuildContext.assemble(manifest, registry: registry, through: .teacher).teacher else {
-      throw ManifestError(source: manifest.source, problems: [ManifestProblem("teacher", "missing: this needs a teacher")])
+      throw ManifestError(
+        source: manifest.source, problems: [ManifestProblem("teacher", "missing: \(purpose) needs a teacher")])
     }
     return teacher
   }

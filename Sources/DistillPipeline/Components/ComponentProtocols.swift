@@ -22,6 +22,8 @@ public protocol ScoreComponent: ComponentDescribing {
 
 /// Builds a loss term.
 public protocol LossComponent: ComponentDescribing {
+  /// The `weight` of an entry that gives none (1 unless the component says otherwise).
+  static var defaultWeight: Double { get }
   static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm
 }
 

@@ -1,4 +1,3 @@
-import CProcess
 import DistillCore
 import Foundation
 
@@ -49,12 +48,12 @@ public struct CheckpointStore {
       try SafetensorsFile.write(
         tensors, metadata: ["format": Self.format, "step": String(step)],
         to: (temporary as NSString).appendingPathComponent(Self.stateFileName))
-      _ = distill_fsync_path(temporary)
+      AtomicFileWriter.syncFolder(temporary)
       if manager.fileExists(atPath: final) { try manager.removeItem(atPath: final) }
       guard rename(temporary, final) == 0 else {
         throw DistillError.io(path: final, reason: "cannot rename the checkpoint into place: \(String(cString: strerror(errno)))")
       }
-      _ = distill_fsync_path(folder)
+      AtomicFileWriter.syncFolder(folder)
     } catch {
       try? manager.removeItem(atPath: temporary)
       if let error = error as? DistillError { throw error }
