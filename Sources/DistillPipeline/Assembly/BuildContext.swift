@@ -127,6 +127,17 @@ public final class BuildContext {
     return generator
   }
 
+  /// The generator as a `G` that trains on data of its sample shape (the student a method
+  /// needs: a consistency model, a stepped denoiser), or an error at `generator.type` saying
+  /// what `expected` is, or naming `entry` when the data do not fit.
+  public func requireGenerator<G>(as type: G.Type, _ expected: String, for entry: ComponentEntry) throws -> G {
+    guard let generator = generator as? G, let sampleShape = (generator as? any Generator)?.sampleShape else {
+      throw DistillError.invalidValue(location: "generator.type", expected: expected, found: "\"\(generatorType)\"")
+    }
+    try requireData(for: entry, shape: sampleShape)
+    return generator
+  }
+
   /// The teacher and the generator, or an error naming `entry` unless the generator maps noise
   /// of the teacher's sample size to samples of its shape (terms that run both on the same
   /// noise: knowledge distillation, the teacher-student distance).

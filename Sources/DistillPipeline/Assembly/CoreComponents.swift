@@ -66,10 +66,14 @@ public enum AdamComponent: OptimizerComponent {
     ]
 
   public static func make(_ entry: ComponentEntry, parameters: [(name: String, parameter: Parameter)]) -> any Optimizer {
+    let (lr, betas, eps, decay) = adamSettings(entry)
+    return Adam(parameters, learningRate: lr, betas: betas, epsilon: eps, weightDecay: decay)
+  }
+
+  /// The learning rate, betas, epsilon and weight decay of an adam or adamw entry.
+  static func adamSettings(_ entry: ComponentEntry) -> (Float, (Double, Double), Double, Double) {
     let betas = entry.numbers("betas")
-    return Adam(
-      parameters, learningRate: entry.float("lr"), betas: (betas[0], betas[1]), epsilon: entry.double("eps"),
-      weightDecay: entry.double("weightDecay"))
+    return (entry.float("lr"), (betas[0], betas[1]), entry.double("eps"), entry.double("weightDecay"))
   }
 }
 
@@ -80,10 +84,8 @@ public enum AdamWComponent: OptimizerComponent {
   public static let parameters: [ParameterSpec] = AdamComponent.parameters
 
   public static func make(_ entry: ComponentEntry, parameters: [(name: String, parameter: Parameter)]) -> any Optimizer {
-    let betas = entry.numbers("betas")
-    return AdamW(
-      parameters, learningRate: entry.float("lr"), betas: (betas[0], betas[1]), epsilon: entry.double("eps"),
-      weightDecay: entry.double("weightDecay"))
+    let (lr, betas, eps, decay) = AdamComponent.adamSettings(entry)
+    return AdamW(parameters, learningRate: lr, betas: betas, epsilon: eps, weightDecay: decay)
   }
 }
 

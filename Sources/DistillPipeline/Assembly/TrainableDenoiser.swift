@@ -59,6 +59,30 @@ extension BuildContext {
   }
 }
 
+extension BuildContext {
+  /// The sample shape of a generator built on `denoiser` (its network's, else the teacher's or
+  /// the data's) and what `generator.json` records of it: the entry with the network and
+  /// `extra` keys.
+  ///
+  /// - Throws: ``DistillError/invalidValue(location:expected:found:)`` naming the entry when
+  ///   nothing fixes the sample shape.
+  public func generatorLayout(
+    _ entry: ComponentEntry, denoiser: any SavableDenoiser, adding extra: [String: JSONValue] = [:]
+  ) throws -> (sampleShape: [Int], config: JSONValue) {
+    guard let sampleShape = denoiser.sampleShape ?? self.sampleShape else {
+      throw DistillError.invalidValue(
+        location: entry.path, expected: "a network, teacher or data source that fixes the sample shape", found: "none")
+    }
+    var config = entry.resolvedJSON
+    if case .object(var object) = config {
+      object["network"] = denoiser.networkJSON
+      object.merge(extra) { _, new in new }
+      config = .object(object)
+    }
+    return (sampleShape, config)
+  }
+}
+
 extension Denoiser {
   /// The diffusion training loss at `x0`: noise it at `timesteps` with `noise` (shaped like `x0`)
   /// and regress the raw network output on its target (ε, x₀ or v, as ``prediction`` says).

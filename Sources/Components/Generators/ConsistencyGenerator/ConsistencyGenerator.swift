@@ -85,17 +85,8 @@ public enum ConsistencyGeneratorComponent: GeneratorComponent {
         location: "\(entry.path).sigmaMax", expected: "a σ above sigmaMin (\(sigmaMin)) in \(range)",
         found: "\(sigmaMax)")
     }
-    guard let sampleShape = denoiser.sampleShape ?? context.sampleShape else {
-      throw DistillError.invalidValue(
-        location: entry.path, expected: "a network, teacher or data source that fixes the sample shape", found: "none")
-    }
-    var config = entry.resolvedJSON
-    if case .object(var object) = config {
-      object["network"] = denoiser.networkJSON
-      object["sigmaMin"] = .number(sigmaMin)
-      object["sigmaMax"] = .number(sigmaMax)
-      config = .object(object)
-    }
+    let (sampleShape, config) = try context.generatorLayout(
+      entry, denoiser: denoiser, adding: ["sigmaMin": .number(sigmaMin), "sigmaMax": .number(sigmaMax)])
     return ConsistencySampleGenerator(
       denoiser: denoiser,
       parameterisation: ConsistencyParameterisation(

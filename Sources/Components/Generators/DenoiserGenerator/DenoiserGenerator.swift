@@ -154,15 +154,7 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
     } else {
       timesteps = trailingTimesteps(steps: entry.int("steps"), trainSteps: trainSteps)
     }
-    guard let sampleShape = denoiser.sampleShape ?? context.sampleShape else {
-      throw DistillError.invalidValue(
-        location: entry.path, expected: "a network, teacher or data source that fixes the sample shape", found: "none")
-    }
-    var config = entry.resolvedJSON
-    if case .object(var object) = config {
-      object["network"] = denoiser.networkJSON
-      config = .object(object)
-    }
+    let (sampleShape, config) = try context.generatorLayout(entry, denoiser: denoiser)
     return DenoiserSampleGenerator(
       denoiser: denoiser, timesteps: timesteps,
       stepping: entry.choice("stepping"),

@@ -235,12 +235,8 @@ public enum ConsistencyDistillation: LossComponent {
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
     let teacher = try context.requireTeacher(for: entry)
-    guard let generator = context.generator as? any ConsistencyModelGenerator else {
-      throw DistillError.invalidValue(
-        location: "generator.type", expected: "\"consistency\" (the student must be a consistency model)",
-        found: "\"\(context.generatorType)\"")
-    }
-    try context.requireData(for: entry, shape: generator.sampleShape)
+    let generator = try context.requireGenerator(
+      as: (any ConsistencyModelGenerator).self, "\"consistency\" (the student must be a consistency model)", for: entry)
     let values = Double(generator.sampleShape.reduce(1, *))
     let lpips = try LPIPSOptions.load(entry, context, distance: entry.string("distance"), imageShape: generator.sampleShape)
     let term = try ConsistencyDistillationTerm(

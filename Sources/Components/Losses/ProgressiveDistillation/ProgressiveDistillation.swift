@@ -216,12 +216,8 @@ public enum ProgressiveDistillation: LossComponent {
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
     let teacher = try context.requireTeacher(for: entry)
-    guard let generator = context.generator as? any SteppedDenoiserGenerator else {
-      throw DistillError.invalidValue(
-        location: "generator.type", expected: "\"denoiser\" (the student is sampled in DDIM steps)",
-        found: "\"\(context.generatorType)\"")
-    }
-    try context.requireData(for: entry, shape: generator.sampleShape)
+    let generator = try context.requireGenerator(
+      as: (any SteppedDenoiserGenerator).self, "\"denoiser\" (the student is sampled in DDIM steps)", for: entry)
     let trainSteps = generator.denoiser.schedule.trainSteps
     let finalSteps = generator.timesteps.count
     guard generator.timesteps == trailingTimesteps(steps: finalSteps, trainSteps: trainSteps)
