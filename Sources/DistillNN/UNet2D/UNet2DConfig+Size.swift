@@ -27,6 +27,11 @@ extension UNet2DConfig {
     let levels = channels.count
     let layers = Double(layersPerBlock)
     var total = conv(Double(inChannels), channels[0], 3) + linear(channels[0], embed) + linear(embed, embed)
+    switch classEmbedding {
+    case .table(let classes)?: total += Double(classes) * embed
+    case .timestep?: total += linear(channels[0], embed) + linear(embed, embed)
+    case .identity?, nil: break
+    }
     for (i, kind) in downBlocks.enumerated() {
       let (input, output) = (i == 0 ? channels[0] : channels[i - 1], channels[i])
       total += resnet(input, output) + (layers - 1) * resnet(output, output)

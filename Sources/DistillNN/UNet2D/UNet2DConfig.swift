@@ -32,6 +32,19 @@ public struct UNet2DConfig: Equatable, Sendable {
   /// `true` for `resnet_time_scale_shift = "scale_shift"` (FiLM), `false` for `"default"` (add).
   public var scaleShift = false
   public var addAttention = true
+  /// How class labels condition the network; `nil` for an unconditional one.
+  public var classEmbedding: ClassEmbedding?
+
+  /// diffusers' class conditioning (`class_embed_type` with `num_class_embeds`): the embedding
+  /// of the labels is added to the time embedding.
+  public enum ClassEmbedding: Equatable, Sendable {
+    /// A table of `classes` vectors (`class_embed_type` null): labels are class indices.
+    case table(classes: Int)
+    /// Labels through the timestep's sinusoidal projection and an MLP of their own (`"timestep"`).
+    case timestep
+    /// Labels are `[N, time_embed_dim]` vectors, added as they are (`"identity"`).
+    case identity
+  }
 
   public init(
     sampleSize: Int? = nil, inChannels: Int = 3, outChannels: Int = 3, downBlocks: [DownBlock],
@@ -120,8 +133,13 @@ public struct UNet2DConfig: Equatable, Sendable {
     _ = try r.choice("downsample_type", ["conv"], default: "conv")
     _ = try r.choice("upsample_type", ["conv"], default: "conv")
     _ = try r.double("dropout")  // identity at inference; training from this config uses none
-    for key in ["class_embed_type", "num_class_embeds"] {
-      if let v = r.value(key) { throw unsupported(key, "null (class conditioning is not supported yet)", v) }
+    let classes = try r.int("num_class_embeds")
+    switch try r.string("class_embed_type") {
+    case nil: config.classEmbedding = classes.map { .table(classes: $0) }
+    case "timestep": config.classEmbedding = .timestep
+    case "identity": config.classEmbedding = .identity
+    case let other?:
+      throw unsupported("class_embed_type", "null, \"timestep\" or \"identity\"", .string(other))
     }
     _ = r.value("num_train_timesteps")  // used by "learned" embeddings only
     try r.rejectUnknownKeys { $0.hasPrefix("_") }
@@ -158,6 +176,9 @@ public struct UNet2DConfig: Equatable, Sendable {
       }
     }
     if ![0, 1].contains(downsamplePadding) { throw fail("downsample_padding", "0 or 1", String(downsamplePadding)) }
+    if case .table(let classes) = classEmbedding, classes < 1 {
+      throw fail("num_class_embeds", "a positive integer or null", String(classes))
+    }
     if let dimension = timeEmbeddingDimension, dimension < 1 {
       throw fail("time_embedding_dim", "a positive integer or null", String(dimension))
     }

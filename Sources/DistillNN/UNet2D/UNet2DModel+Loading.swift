@@ -110,6 +110,14 @@ extension UNet2DConfig {
     func decimal(_ x: Float) -> JSONValue { .number(Double(x.description) ?? Double(x)) }
     return [
       "_class_name": .string("UNet2DModel"),
+      "class_embed_type": {
+        switch classEmbedding {
+        case .timestep?: return .string("timestep")
+        case .identity?: return .string("identity")
+        case .table?, nil: return .null
+        }
+      }(),
+      "num_class_embeds": { if case .table(let classes)? = classEmbedding { .number(Double(classes)) } else { .null } }(),
       "sample_size": sampleSize.map { .number(Double($0)) } ?? .null,
       "in_channels": .number(Double(inChannels)),
       "out_channels": .number(Double(outChannels)),
@@ -135,8 +143,6 @@ extension UNet2DConfig {
       "norm_eps": decimal(normEps),
       "resnet_time_scale_shift": .string(scaleShift ? "scale_shift" : "default"),
       "add_attention": .bool(addAttention),
-      "class_embed_type": .null,
-      "num_class_embeds": .null,
       "num_train_timesteps": .null,
     ]
   }

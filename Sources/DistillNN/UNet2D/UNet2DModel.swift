@@ -10,6 +10,10 @@ public final class UNet2DModel: Module {
   let convIn: Conv2d
   let timeLinear1: Linear
   let timeLinear2: Linear
+  /// The class embedding: an `Embedding` (a table) or a time-embedding-like MLP; none for
+  /// `identity` or an unconditional model.
+  let classTable: Embedding?
+  let classLinears: (Linear, Linear)?
   let downBlocks: [DownBlock]
   let midBlock: MidBlock?
   let upBlocks: [UpBlock]
@@ -72,6 +76,18 @@ public final class UNet2DModel: Module {
     convIn = Conv2d(inputChannels: config.inChannels, outputChannels: channels[0], kernel: 3, padding: 1, using: &rng)
     timeLinear1 = Linear(inputSize: channels[0], outputSize: embed, using: &rng)
     timeLinear2 = Linear(inputSize: embed, outputSize: embed, using: &rng)
+    switch config.classEmbedding {
+    case .table(let classes)?:
+      classTable = Embedding(count: classes, dimension: embed, using: &rng)
+      classLinears = nil
+    case .timestep?:
+      classTable = nil
+      classLinears = (
+        Linear(inputSize: channels[0], outputSize: embed, using: &rng), Linear(inputSize: embed, outputSize: embed, using: &rng)
+      )
+    case .identity?, nil:
+      (classTable, classLinears) = (nil, nil)
+    }
 
     var downs: [DownBlock] = []
     var outputChannels = channels[0]
@@ -148,6 +164,13 @@ public final class UNet2DModel: Module {
     timeEmbedding.register("linear_1", timeLinear1)
     timeEmbedding.register("linear_2", timeLinear2)
     register("time_embedding", timeEmbedding)
+    if let classTable { register("class_embedding", classTable) }
+    if let (first, second) = classLinears {
+      let classEmbedding = Module()
+      classEmbedding.register("linear_1", first)
+      classEmbedding.register("linear_2", second)
+      register("class_embedding", classEmbedding)
+    }
     register("down_blocks", indexed(downBlocks))
     if let midBlock { register("mid_block", midBlock) }
     register("up_blocks", indexed(upBlocks))
@@ -155,10 +178,12 @@ public final class UNet2DModel: Module {
     register("conv_out", convOut)
   }
 
-  /// The network's output (`UNet2DModel(x, t).sample`) for `x` of `[N, inChannels, H, W]` and
-  /// one timestep per sample (fractional timesteps are kept, as for a float tensor in diffusers).
-  public func callAsFunction(_ x: Tensor, timesteps: [Float]) -> Tensor {
-    let encoded = encode(x, timesteps: timesteps)
+  /// The network's output (`UNet2DModel(x, t, class_labels).sample`) for `x` of
+  /// `[N, inChannels, H, W]`, one timestep per sample (fractional timesteps are kept, as for a
+  /// float tensor in diffusers) and, for a class-conditional model, the labels: `[N]` class
+  /// indices (a table), `[N]` values (`timestep`) or `[N, time_embed_dim]` vectors (`identity`).
+  public func callAsFunction(_ x: Tensor, timesteps: [Float], classLabels: Tensor? = nil) -> Tensor {
+    let encoded = encode(x, timesteps: timesteps, classLabels: classLabels)
     var h = encoded.bottleneck
     var skips = encoded.skips
     for block in upBlocks {
@@ -173,7 +198,7 @@ public final class UNet2DModel: Module {
 
   /// The down and mid blocks: the time embedding, every skip connection, each down block's
   /// output and the mid block's (the last down block's output when there is no mid block).
-  func encode(_ x: Tensor, timesteps: [Float]) -> (
+  func encode(_ x: Tensor, timesteps: [Float], classLabels: Tensor? = nil) -> (
     embedding: Tensor, skips: [Tensor], blockOutputs: [Tensor], bottleneck: Tensor
   ) {
     precondition(x.rank == 4 && x.shape[1] == config.inChannels, "UNet2D input \(x.shape) does not have \(config.inChannels) channels")
@@ -184,7 +209,10 @@ public final class UNet2DModel: Module {
     let frequencies = sinusoidalEmbedding(
       timesteps, dimension: config.blockOutChannels[0], flipSinToCos: config.flipSinToCos,
       frequencyShift: config.freqShift)
-    let embedding = timeLinear2(timeLinear1(frequencies).silu())
+    var embedding = timeLinear2(timeLinear1(frequencies).silu())
+    if config.classEmbedding != nil || classLabels != nil {
+      embedding = embedding + classEmbedding(classLabels, count: x.shape[0])
+    }
 
     var h = convIn(input)
     var skips = [h]
@@ -207,6 +235,31 @@ public final class UNet2DModel: Module {
       h = midBlock.second(h, embedding)
     }
     return (embedding, skips, blockOutputs, h)
+  }
+}
+
+extension UNet2DModel {
+  /// What a class-conditional model adds to the time embedding for `labels`.
+  func classEmbedding(_ labels: Tensor?, count: Int) -> Tensor {
+    guard let kind = config.classEmbedding else { preconditionFailure("class labels given to a UNet without class embedding") }
+    guard let labels else { preconditionFailure("a class-conditional UNet needs class labels") }
+    switch kind {
+    case .table(let classes):
+      precondition(labels.shape == [count], "class labels \(labels.shape) for a batch of \(count)")
+      let indices = labels.scalars.map { Int($0) }
+      precondition(indices.allSatisfy { (0..<classes).contains($0) }, "class labels outside 0..<\(classes)")
+      return classTable!(indices)
+    case .timestep:
+      precondition(labels.shape == [count], "class labels \(labels.shape) for a batch of \(count)")
+      let frequencies = sinusoidalEmbedding(
+        labels.scalars, dimension: config.blockOutChannels[0], flipSinToCos: config.flipSinToCos,
+        frequencyShift: config.freqShift)
+      return classLinears!.1(classLinears!.0(frequencies).silu())
+    case .identity:
+      precondition(
+        labels.shape == [count, config.timeEmbedDimension], "identity class labels must be [\(count), \(config.timeEmbedDimension)]")
+      return labels
+    }
   }
 }
 
