@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <jpeglib.h>
+#include <zlib.h>
 #include <jerror.h>
 #include <png.h>
 
@@ -385,4 +386,44 @@ int distill_jpeg_write(const char *path, const unsigned char *pixels, uint32_t w
   jpeg_finish_compress(&cinfo);
   jpeg_destroy_compress(&cinfo);
   return finish_file(fp, errbuf, errlen);
+}
+
+/* MARK: Whole files, gzip or plain */
+
+int distill_read_maybe_gzip(const char *path, unsigned char **out, size_t *out_length, char *errbuf, size_t errlen) {
+  gzFile file = gzopen(path, "rb");
+  if (file == NULL) {
+    set_message(errbuf, errlen, "cannot open: %s", strerror(errno));
+    return DISTILL_IMAGE_IO_ERROR;
+  }
+  size_t capacity = 1 << 20, length = 0;
+  unsigned char *buffer = malloc(capacity);
+  for (;;) {
+    if (buffer == NULL) {
+      gzclose(file);
+      set_message(errbuf, errlen, "out of memory");
+      return DISTILL_IMAGE_IO_ERROR;
+    }
+    int n = gzread(file, buffer + length, (unsigned)(capacity - length));
+    if (n < 0) {
+      int code = 0;
+      const char *message = gzerror(file, &code);
+      set_message(errbuf, errlen, "cannot read: %s", code == Z_ERRNO ? strerror(errno) : message);
+      free(buffer);
+      gzclose(file);
+      return DISTILL_IMAGE_MALFORMED;
+    }
+    if (n == 0) break;
+    length += (size_t)n;
+    if (length == capacity) {
+      capacity *= 2;
+      unsigned char *grown = realloc(buffer, capacity);
+      if (grown == NULL) free(buffer);
+      buffer = grown;
+    }
+  }
+  gzclose(file);
+  *out = buffer;
+  *out_length = length;
+  return 0;
 }

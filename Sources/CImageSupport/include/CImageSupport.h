@@ -75,4 +75,8 @@ int distill_jpeg_write(const char *path, const unsigned char *pixels, uint32_t w
 }
 #endif
 
+/* Reads a whole file, gunzipping it when it is gzip (plain files are read as they are); the
+   caller frees *out with free(). */
+int distill_read_maybe_gzip(const char *path, unsigned char **out, size_t *out_length, char *errbuf, size_t errlen);
+
 #endif
