@@ -1,5 +1,4 @@
 import ArgumentParser
-import DistillCore
 import DistillPipeline
 
 struct ComponentsCommand: ParsableCommand {
@@ -7,8 +6,8 @@ struct ComponentsCommand: ParsableCommand {
     commandName: "components",
     abstract: "List the registered components with their parameters and defaults.")
 
-  @Option(help: "Only this kind: \(ComponentKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-  var kind: String?
+  @Option(help: "Only this kind.")
+  var kind: ComponentKind?
 
   @Flag(help: "Markdown, as in the Components section of docs/manifest.md.")
   var markdown = false
@@ -16,26 +15,8 @@ struct ComponentsCommand: ParsableCommand {
   func run() throws {
     try runReportingErrors {
       let registry = RegistryHolder.shared.registry
-      var kinds = ComponentKind.allCases
-      if let kind {
-        guard let chosen = ComponentKind(rawValue: kind) else {
-          throw DistillError.invalidValue(
-            location: "--kind", expected: "one of \(ComponentKind.allCases.map(\.rawValue).joined(separator: ", "))",
-            found: "\"\(kind)\"")
-        }
-        kinds = [chosen]
-      }
+      let kinds = kind.map { [$0] } ?? ComponentKind.allCases
       print(ComponentListing.text(registry, kinds: kinds, markdown: markdown), terminator: "")
     }
-  }
-}
-
-struct SchemaCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(
-    commandName: "schema",
-    abstract: "Print the manifest's JSON Schema, generated from the registered components.")
-
-  func run() throws {
-    print(ManifestSchema.schema(RegistryHolder.shared.registry).text())
   }
 }
