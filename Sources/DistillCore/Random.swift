@@ -190,6 +190,18 @@ enum RandomKernels {
     }
   }
 
+  /// Stores the four values of block `b` at `out[4b ..< 4b + 4]`, or those below `count`.
+  @inlinable @inline(__always)
+  static func store(_ v: (Float, Float, Float, Float), block b: Int, _ out: UnsafeMutablePointer<Float>, count: Int) {
+    let i = 4 * b
+    if i + 4 <= count {
+      (out[i], out[i + 1], out[i + 2], out[i + 3]) = v
+    } else {
+      let values = [v.0, v.1, v.2, v.3]
+      for j in 0..<(count - i) { out[i + j] = values[j] }
+    }
+  }
+
   /// Fills elements `4·blocks.lowerBound ..< min(count, 4·blocks.upperBound)` with `low + span·u`.
   @inlinable
   static func uniform(
@@ -198,16 +210,9 @@ enum RandomKernels {
   ) {
     for b in blocks {
       let w = Philox.block(start &+ UInt64(b), key: key)
-      let i = 4 * b
-      if i + 4 <= count {
-        out[i] = low + span * unit24(w.0)
-        out[i + 1] = low + span * unit24(w.1)
-        out[i + 2] = low + span * unit24(w.2)
-        out[i + 3] = low + span * unit24(w.3)
-      } else {
-        let words = [w.0, w.1, w.2, w.3]
-        for j in 0..<(count - i) { out[i + j] = low + span * unit24(words[j]) }
-      }
+      store(
+        (low + span * unit24(w.0), low + span * unit24(w.1), low + span * unit24(w.2), low + span * unit24(w.3)),
+        block: b, out, count: count)
     }
   }
 
@@ -239,16 +244,7 @@ enum RandomKernels {
       let w = Philox.block(start &+ UInt64(b), key: key)
       let (z0, z1) = boxMuller(w.0, w.1)
       let (z2, z3) = boxMuller(w.2, w.3)
-      let i = 4 * b
-      if i + 4 <= count {
-        out[i] = mean + std * z0
-        out[i + 1] = mean + std * z1
-        out[i + 2] = mean + std * z2
-        out[i + 3] = mean + std * z3
-      } else {
-        let z = [z0, z1, z2, z3]
-        for j in 0..<(count - i) { out[i + j] = mean + std * z[j] }
-      }
+      store((mean + std * z0, mean + std * z1, mean + std * z2, mean + std * z3), block: b, out, count: count)
     }
   }
 
