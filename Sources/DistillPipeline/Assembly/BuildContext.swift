@@ -49,7 +49,7 @@ public final class BuildContext {
 
   /// An optimizer from an optimizer entry (the manifest's `optimizer` when `nil`).
   public func makeOptimizer(
-    _ entry: ComponentEntry?, parameters: [(name: String, parameter: Parameter)]
+    _ entry: ComponentEntry?, parameters: [NamedParameter]
   ) -> (any Optimizer, LearningRateSchedule, Float?) {
     let entry = entry ?? manifest.optimizer
     let type = registry.component(.optimizer, entry.type) as! any OptimizerComponent.Type
