@@ -181,48 +181,63 @@ enum RandomKernels {
   @inlinable @inline(__always)
   static func unit24(_ word: UInt32) -> Float { Float(word >> 8) * 0x1p-24 }
 
+  /// Fills `out[0 ..< count]` four elements per Philox block (block `b` from `start` gives
+  /// elements `4b ..< 4b + 4`, those below `count`) with the values `values` makes of the
+  /// block's words, over every block, split across cores at `cost` per block.
+  @inlinable @inline(__always)
+  static func fill(
+    _ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, cost: Int,
+    _ values: ((UInt32, UInt32, UInt32, UInt32)) -> (Float, Float, Float, Float)
+  ) {
+    forEachChunk(blocks: (count + 3) / 4, cost: cost) { blocks in
+      fill(out, count: count, key: key, start: start, blocks: blocks, values)
+    }
+  }
+
+  /// ``fill(_:count:key:start:cost:_:)`` over `blocks` alone, on this thread.
+  @inlinable @inline(__always)
+  static func fill(
+    _ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, blocks: Range<Int>,
+    _ values: ((UInt32, UInt32, UInt32, UInt32)) -> (Float, Float, Float, Float)
+  ) {
+    for b in blocks {
+      let v = values(Philox.block(start &+ UInt64(b), key: key))
+      let i = 4 * b
+      if i + 4 <= count {
+        (out[i], out[i + 1], out[i + 2], out[i + 3]) = v
+      } else {
+        let rest = [v.0, v.1, v.2, v.3]
+        for j in 0..<(count - i) { out[i + j] = rest[j] }
+      }
+    }
+  }
+
+  /// Fills `out[0 ..< count]` with `low + span·u`.
   @inlinable
   static func uniform(
     _ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, low: Float, span: Float
   ) {
-    forEachChunk(blocks: (count + 3) / 4, cost: 8) { blocks in
-      uniform(out, count: count, key: key, start: start, low: low, span: span, blocks: blocks)
+    fill(out, count: count, key: key, start: start, cost: 8) { w in
+      (low + span * unit24(w.0), low + span * unit24(w.1), low + span * unit24(w.2), low + span * unit24(w.3))
     }
   }
 
-  /// Stores the four values of block `b` at `out[4b ..< 4b + 4]`, or those below `count`.
-  @inlinable @inline(__always)
-  static func store(_ v: (Float, Float, Float, Float), block b: Int, _ out: UnsafeMutablePointer<Float>, count: Int) {
-    let i = 4 * b
-    if i + 4 <= count {
-      (out[i], out[i + 1], out[i + 2], out[i + 3]) = v
-    } else {
-      let values = [v.0, v.1, v.2, v.3]
-      for j in 0..<(count - i) { out[i + j] = values[j] }
-    }
-  }
-
-  /// Fills elements `4·blocks.lowerBound ..< min(count, 4·blocks.upperBound)` with `low + span·u`.
-  @inlinable
-  static func uniform(
-    _ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, low: Float, span: Float,
-    blocks: Range<Int>
-  ) {
-    for b in blocks {
-      let w = Philox.block(start &+ UInt64(b), key: key)
-      store(
-        (low + span * unit24(w.0), low + span * unit24(w.1), low + span * unit24(w.2), low + span * unit24(w.3)),
-        block: b, out, count: count)
-    }
-  }
-
+  /// Fills `out[0 ..< count]` with `mean + std·z`.
   @inlinable
   static func normal(
     _ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, mean: Float, std: Float
   ) {
-    forEachChunk(blocks: (count + 3) / 4, cost: 32) { blocks in
-      normal(out, count: count, key: key, start: start, mean: mean, std: std, blocks: blocks)
-    }
+    fill(out, count: count, key: key, start: start, cost: 32) { normalValues($0, mean: mean, std: std) }
+  }
+
+  /// `mean + std·z` for the four normal draws `z` of a block's words (two Box–Muller pairs).
+  @inlinable @inline(__always)
+  static func normalValues(
+    _ w: (UInt32, UInt32, UInt32, UInt32), mean: Float, std: Float
+  ) -> (Float, Float, Float, Float) {
+    let (z0, z1) = boxMuller(w.0, w.1)
+    let (z2, z3) = boxMuller(w.2, w.3)
+    return (mean + std * z0, mean + std * z1, mean + std * z2, mean + std * z3)
   }
 
   /// The Box–Muller pair for words `(a, b)`.
@@ -232,20 +247,6 @@ enum RandomKernels {
     let theta = 2 * Float.pi * unit24(b)
     let r = (-2 * logf(u1)).squareRoot()
     return (r * cosf(theta), r * sinf(theta))
-  }
-
-  /// Fills elements `4·blocks.lowerBound ..< min(count, 4·blocks.upperBound)` with `mean + std·z`.
-  @inlinable
-  static func normal(
-    _ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, mean: Float, std: Float,
-    blocks: Range<Int>
-  ) {
-    for b in blocks {
-      let w = Philox.block(start &+ UInt64(b), key: key)
-      let (z0, z1) = boxMuller(w.0, w.1)
-      let (z2, z3) = boxMuller(w.2, w.3)
-      store((mean + std * z0, mean + std * z1, mean + std * z2, mean + std * z3), block: b, out, count: count)
-    }
   }
 
   /// Fills elements `2·blocks.lowerBound ..< min(count, 2·blocks.upperBound)` with integers
@@ -333,9 +334,9 @@ extension Tensor {
       let out = buffer.baseAddress!
       parallelFor(keys.count, cost: 8 * rowCount) { rows in
         for row in rows {
-          RandomKernels.normal(
-            out + row * rowCount, count: rowCount, key: keys[row], start: starts[row], mean: 0, std: 1,
-            blocks: 0..<((rowCount + 3) / 4))
+          RandomKernels.fill(
+            out + row * rowCount, count: rowCount, key: keys[row], start: starts[row], blocks: 0..<((rowCount + 3) / 4)
+          ) { RandomKernels.normalValues($0, mean: 0, std: 1) }
         }
       }
     }
