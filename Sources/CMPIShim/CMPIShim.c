@@ -66,27 +66,16 @@ int distill_mpi_load(const char *path, char *message, size_t capacity) {
     pthread_mutex_unlock(&lock);
     return -1;
   }
+  // MPI_<name> into mpi.<name>, then Open MPI's predefined handles.
+#define FUNCTION(name) {"MPI_" #name, (void **)&mpi.name}
   struct { const char *name; void **slot; } table[] = {
-    {"MPI_Initialized", (void **)&mpi.Initialized},
-    {"MPI_Finalized", (void **)&mpi.Finalized},
-    {"MPI_Init_thread", (void **)&mpi.Init_thread},
-    {"MPI_Comm_rank", (void **)&mpi.Comm_rank},
-    {"MPI_Comm_size", (void **)&mpi.Comm_size},
-    {"MPI_Comm_set_errhandler", (void **)&mpi.Comm_set_errhandler},
-    {"MPI_Allreduce", (void **)&mpi.Allreduce},
-    {"MPI_Bcast", (void **)&mpi.Bcast},
-    {"MPI_Barrier", (void **)&mpi.Barrier},
-    {"MPI_Finalize", (void **)&mpi.Finalize},
-    {"MPI_Abort", (void **)&mpi.Abort},
-    {"MPI_Error_string", (void **)&mpi.Error_string},
-    {"MPI_Get_library_version", (void **)&mpi.Get_library_version},
-    {"ompi_mpi_comm_world", &mpi.commWorld},
-    {"ompi_mpi_float", &mpi.typeFloat},
-    {"ompi_mpi_double", &mpi.typeDouble},
-    {"ompi_mpi_byte", &mpi.typeByte},
-    {"ompi_mpi_op_sum", &mpi.opSum},
-    {"ompi_mpi_errors_return", &mpi.errorsReturn},
+    FUNCTION(Initialized), FUNCTION(Finalized), FUNCTION(Init_thread), FUNCTION(Comm_rank), FUNCTION(Comm_size),
+    FUNCTION(Comm_set_errhandler), FUNCTION(Allreduce), FUNCTION(Bcast), FUNCTION(Barrier), FUNCTION(Finalize),
+    FUNCTION(Abort), FUNCTION(Error_string), FUNCTION(Get_library_version),
+    {"ompi_mpi_comm_world", &mpi.commWorld}, {"ompi_mpi_float", &mpi.typeFloat}, {"ompi_mpi_double", &mpi.typeDouble},
+    {"ompi_mpi_byte", &mpi.typeByte}, {"ompi_mpi_op_sum", &mpi.opSum}, {"ompi_mpi_errors_return", &mpi.errorsReturn},
   };
+#undef FUNCTION
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
     if (resolve(library, table[i].name, table[i].slot, message, capacity) != 0) {
       memset(&mpi, 0, sizeof mpi);
