@@ -25,7 +25,8 @@ static void set_message(char *buf, size_t len, const char *format, ...) {
    to write) and NULL is returned. */
 static FILE *open_file(const char *path, const char *mode, char *errbuf, size_t errlen) {
   FILE *fp = fopen(path, mode);
-  if (fp == NULL) set_message(errbuf, errlen, "%s: %s", mode[0] == 'r' ? "cannot open" : "cannot create", strerror(errno));
+  const char *verb = mode[0] == 'r' ? "cannot open" : "cannot create";
+  if (fp == NULL) set_message(errbuf, errlen, "%s: %s", verb, strerror(errno));
   return fp;
 }
 

@@ -217,9 +217,15 @@ enum RandomKernels {
   static func uniform(
     _ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, low: Float, span: Float
   ) {
-    fill(out, count: count, key: key, start: start, cost: 8) { w in
-      (low + span * unit24(w.0), low + span * unit24(w.1), low + span * unit24(w.2), low + span * unit24(w.3))
-    }
+    fill(out, count: count, key: key, start: start, cost: 8) { uniformValues($0, low: low, span: span) }
+  }
+
+  /// `low + span·u` for the four uniform draws `u` of a block's words.
+  @inlinable @inline(__always)
+  static func uniformValues(
+    _ w: (UInt32, UInt32, UInt32, UInt32), low: Float, span: Float
+  ) -> (Float, Float, Float, Float) {
+    (low + span * unit24(w.0), low + span * unit24(w.1), low + span * unit24(w.2), low + span * unit24(w.3))
   }
 
   /// Fills `out[0 ..< count]` with `mean + std·z`.

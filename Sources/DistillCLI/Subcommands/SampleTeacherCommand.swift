@@ -75,10 +75,10 @@ struct SampleTeacherCommand: ParsableCommand {
         }
       }
       if interactive { printError("") }
+      let (sampler, steps) = (sampling.sampler.rawValue, sampling.steps)
       try writeSamples(
-        samples, to: out,
-        metadata: ["teacher": teacher, "sampler": sampling.sampler.rawValue, "steps": String(sampling.steps), "seed": String(seed)])
-      print("wrote \(out): samples \(samples.shape) (\(sampling.sampler.rawValue), \(sampling.steps) steps, seed \(seed))")
+        samples, to: out, metadata: ["teacher": teacher, "sampler": sampler, "steps": String(steps), "seed": String(seed)])
+      print("wrote \(out): samples \(samples.shape) (\(sampler), \(steps) steps, seed \(seed))")
     }
   }
 }

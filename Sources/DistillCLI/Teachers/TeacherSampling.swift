@@ -4,31 +4,17 @@ import DistillDiffusion
 
 /// How to sample a teacher.
 struct TeacherSamplingOptions: Sendable {
-  var sampler: TeacherSamplerKind
-  var steps: Int
-  var count: Int
-  var seed: UInt64
-  var batchSize: Int
+  var sampler: TeacherSamplerKind = .ddim
+  var steps = 50
+  var count = 64
+  var seed: UInt64 = 0
+  var batchSize = 64
   /// The shape of one sample; `nil` takes the teacher's ``Denoiser/sampleShape``.
-  var sampleShape: [Int]?
+  var sampleShape: [Int]? = nil
   /// Clamp x̂₀ to ±1 in DDPM/DDIM steps (diffusers' `clip_sample`, for image models).
-  var clipSample: Bool
+  var clipSample = false
   /// The DDPM/DDIM timestep spacing (Euler always uses `linspace`, as diffusers does).
-  var spacing: TimestepSpacing
-
-  init(
-    sampler: TeacherSamplerKind = .ddim, steps: Int = 50, count: Int = 64, seed: UInt64 = 0, batchSize: Int = 64,
-    sampleShape: [Int]? = nil, clipSample: Bool = false, spacing: TimestepSpacing = .leading
-  ) {
-    self.sampler = sampler
-    self.steps = steps
-    self.count = count
-    self.seed = seed
-    self.batchSize = batchSize
-    self.sampleShape = sampleShape
-    self.clipSample = clipSample
-    self.spacing = spacing
-  }
+  var spacing: TimestepSpacing = .leading
 
   /// The number of network evaluations per batch.
   var evaluationsPerBatch: Int { sampler == .heun ? 2 * steps - 1 : steps }
