@@ -128,7 +128,7 @@ public struct RandomGenerator: Sendable, Codable, Hashable {
     let start = take(count, perBlock: 4)
     let key = key
     return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-      if count > 0 { RandomKernels.uniform(buffer.baseAddress!, count: count, key: key, start: start, low: 0, span: 1) }
+      if count > 0 { RandomKernels.fill(buffer.baseAddress!, count: count, key: key, start: start, .uniform(low: 0, span: 1)) }
       initialized = count
     }
   }
@@ -142,7 +142,7 @@ public struct RandomGenerator: Sendable, Codable, Hashable {
     let start = take(count, perBlock: 4)
     let key = key
     return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-      if count > 0 { RandomKernels.normal(buffer.baseAddress!, count: count, key: key, start: start, mean: 0, std: 1) }
+      if count > 0 { RandomKernels.fill(buffer.baseAddress!, count: count, key: key, start: start, .normal(mean: 0, std: 1)) }
       initialized = count
     }
   }
@@ -181,27 +181,47 @@ enum RandomKernels {
   @inlinable @inline(__always)
   static func unit24(_ word: UInt32) -> Float { Float(word >> 8) * 0x1p-24 }
 
-  /// Fills `out[0 ..< count]` four elements per Philox block (block `b` from `start` gives
-  /// elements `4b ..< 4b + 4`, those below `count`) with the values `values` makes of the
-  /// block's words, over every block, split across cores at `cost` per block.
-  @inlinable @inline(__always)
-  static func fill(
-    _ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, cost: Int,
-    _ values: ((UInt32, UInt32, UInt32, UInt32)) -> (Float, Float, Float, Float)
-  ) {
-    forEachChunk(blocks: (count + 3) / 4, cost: cost) { blocks in
-      fill(out, count: count, key: key, start: start, blocks: blocks, values)
+  /// What the four values of a Philox block are: `low + span·u` for uniform draws `u`, or
+  /// `mean + std·z` for normal draws `z` (two Box–Muller pairs).
+  @usableFromInline
+  enum Draw {
+    case uniform(low: Float, span: Float)
+    case normal(mean: Float, std: Float)
+
+    /// The work of a block, for the split across cores.
+    @inlinable var cost: Int { if case .uniform = self { 8 } else { 32 } }
+
+    @inlinable @inline(__always)
+    func values(_ w: (UInt32, UInt32, UInt32, UInt32)) -> (Float, Float, Float, Float) {
+      switch self {
+      case .uniform(let low, let span):
+        return (low + span * unit24(w.0), low + span * unit24(w.1), low + span * unit24(w.2), low + span * unit24(w.3))
+      case .normal(let mean, let std):
+        let (z0, z1) = boxMuller(w.0, w.1)
+        let (z2, z3) = boxMuller(w.2, w.3)
+        return (mean + std * z0, mean + std * z1, mean + std * z2, mean + std * z3)
+      }
     }
   }
 
-  /// ``fill(_:count:key:start:cost:_:)`` over `blocks` alone, on this thread.
-  @inlinable @inline(__always)
+  /// Fills `out[0 ..< count]` four elements per Philox block (block `b` from `start` gives
+  /// elements `4b ..< 4b + 4`, those below `count`) as `draw` says, over every block, split
+  /// across cores.
+  @inlinable
+  static func fill(_ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, _ draw: Draw) {
+    forEachChunk(blocks: (count + 3) / 4, cost: draw.cost) { blocks in
+      fill(out, count: count, key: key, start: start, blocks: blocks, draw)
+    }
+  }
+
+  /// ``fill(_:count:key:start:_:)`` over `blocks` alone, on this thread.
+  @inlinable
   static func fill(
     _ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, blocks: Range<Int>,
-    _ values: ((UInt32, UInt32, UInt32, UInt32)) -> (Float, Float, Float, Float)
+    _ draw: Draw
   ) {
     for b in blocks {
-      let v = values(Philox.block(start &+ UInt64(b), key: key))
+      let v = draw.values(Philox.block(start &+ UInt64(b), key: key))
       let i = 4 * b
       if i + 4 <= count {
         (out[i], out[i + 1], out[i + 2], out[i + 3]) = v
@@ -210,40 +230,6 @@ enum RandomKernels {
         for j in 0..<(count - i) { out[i + j] = rest[j] }
       }
     }
-  }
-
-  /// Fills `out[0 ..< count]` with `low + span·u`.
-  @inlinable
-  static func uniform(
-    _ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, low: Float, span: Float
-  ) {
-    fill(out, count: count, key: key, start: start, cost: 8) { uniformValues($0, low: low, span: span) }
-  }
-
-  /// `low + span·u` for the four uniform draws `u` of a block's words.
-  @inlinable @inline(__always)
-  static func uniformValues(
-    _ w: (UInt32, UInt32, UInt32, UInt32), low: Float, span: Float
-  ) -> (Float, Float, Float, Float) {
-    (low + span * unit24(w.0), low + span * unit24(w.1), low + span * unit24(w.2), low + span * unit24(w.3))
-  }
-
-  /// Fills `out[0 ..< count]` with `mean + std·z`.
-  @inlinable
-  static func normal(
-    _ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, mean: Float, std: Float
-  ) {
-    fill(out, count: count, key: key, start: start, cost: 32) { normalValues($0, mean: mean, std: std) }
-  }
-
-  /// `mean + std·z` for the four normal draws `z` of a block's words (two Box–Muller pairs).
-  @inlinable @inline(__always)
-  static func normalValues(
-    _ w: (UInt32, UInt32, UInt32, UInt32), mean: Float, std: Float
-  ) -> (Float, Float, Float, Float) {
-    let (z0, z1) = boxMuller(w.0, w.1)
-    let (z2, z3) = boxMuller(w.2, w.3)
-    return (mean + std * z0, mean + std * z1, mean + std * z2, mean + std * z3)
   }
 
   /// The Box–Muller pair for words `(a, b)`.
@@ -288,7 +274,7 @@ extension Tensor {
     let key = generator.key
     return Tensor(shape: shape) { buffer in
       if count > 0 {
-        RandomKernels.uniform(buffer.baseAddress!, count: count, key: key, start: start, low: low, span: high - low)
+        RandomKernels.fill(buffer.baseAddress!, count: count, key: key, start: start, .uniform(low: low, span: high - low))
       }
     }
   }
@@ -303,7 +289,7 @@ extension Tensor {
     let key = generator.key
     return Tensor(shape: shape) { buffer in
       if count > 0 {
-        RandomKernels.normal(buffer.baseAddress!, count: count, key: key, start: start, mean: mean, std: std)
+        RandomKernels.fill(buffer.baseAddress!, count: count, key: key, start: start, .normal(mean: mean, std: std))
       }
     }
   }
@@ -341,8 +327,8 @@ extension Tensor {
       parallelFor(keys.count, cost: 8 * rowCount) { rows in
         for row in rows {
           RandomKernels.fill(
-            out + row * rowCount, count: rowCount, key: keys[row], start: starts[row], blocks: 0..<((rowCount + 3) / 4)
-          ) { RandomKernels.normalValues($0, mean: 0, std: 1) }
+            out + row * rowCount, count: rowCount, key: keys[row], start: starts[row], blocks: 0..<((rowCount + 3) / 4),
+            .normal(mean: 0, std: 1))
         }
       }
     }

@@ -139,9 +139,4 @@ private func mixtureTeacher(in folder: String) throws -> (path: String, denoiser
     try runCommand(other + ["--force"])
     #expect(try PairsIndex.read(folder: out).seed == 9)
   }
-
-  @Test func componentsOfOneKind() throws {
-    try runCommand(["components", "--kind", "metric"])
-    try runCommand(["schema"])
-  }
 }

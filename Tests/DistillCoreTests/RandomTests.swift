@@ -65,16 +65,16 @@ import Testing
       var n = [Float](repeating: -1, count: count)
       u.withUnsafeMutableBufferPointer { out in
         for k in (0..<(splits.count - 1)).reversed() {
-          RandomKernels.fill(out.baseAddress!, count: count, key: key, start: start, blocks: splits[k]..<splits[k + 1]) {
-            RandomKernels.uniformValues($0, low: 0, span: 1)
-          }
+          RandomKernels.fill(
+            out.baseAddress!, count: count, key: key, start: start, blocks: splits[k]..<splits[k + 1],
+            .uniform(low: 0, span: 1))
         }
       }
       n.withUnsafeMutableBufferPointer { out in
         for k in 0..<(splits.count - 1) {
           RandomKernels.fill(
-            out.baseAddress!, count: count, key: key, start: start &+ UInt64(blocks4), blocks: splits[k]..<splits[k + 1]
-          ) { RandomKernels.normalValues($0, mean: 0, std: 1) }
+            out.baseAddress!, count: count, key: key, start: start &+ UInt64(blocks4), blocks: splits[k]..<splits[k + 1],
+            .normal(mean: 0, std: 1))
         }
       }
       #expect(u == uniform)
