@@ -158,15 +158,19 @@ void distill_mpi_error_string(int code, char *buffer, size_t capacity) {
 
 static int ready(void) { return loaded && initialized && !finished; }
 
-static int allreduce_sum(void *buffer, size_t count, size_t width, Handle type) {
+// An in-place sum over every rank (allreduce) or a copy of root's buffer to every rank
+// (broadcast), in calls of at most CHUNK elements; the first failing call's code is returned.
+static int chunked(int broadcast, void *buffer, size_t count, size_t width, Handle type, int root) {
   int code = DISTILL_MPI_NOT_READY;
   pthread_mutex_lock(&lock);
   if (ready()) {
     code = 0;
     for (size_t start = 0; start < count && code == 0; start += CHUNK) {
       size_t n = count - start < CHUNK ? count - start : CHUNK;
-      code = mpi.Allreduce((const void *)1 /* MPI_IN_PLACE */, (char *)buffer + start * width, (int)n, type,
-                           mpi.opSum, mpi.commWorld);
+      char *chunk = (char *)buffer + start * width;
+      code = broadcast ? mpi.Bcast(chunk, (int)n, type, root, mpi.commWorld)
+                       : mpi.Allreduce((const void *)1 /* MPI_IN_PLACE */, chunk, (int)n, type, mpi.opSum,
+                                       mpi.commWorld);
     }
   }
   pthread_mutex_unlock(&lock);
@@ -174,25 +178,15 @@ static int allreduce_sum(void *buffer, size_t count, size_t width, Handle type) 
 }
 
 int distill_mpi_allreduce_sum_float(float *buffer, size_t count) {
-  return allreduce_sum(buffer, count, sizeof(float), mpi.typeFloat);
+  return chunked(0, buffer, count, sizeof(float), mpi.typeFloat, 0);
 }
 
 int distill_mpi_allreduce_sum_double(double *buffer, size_t count) {
-  return allreduce_sum(buffer, count, sizeof(double), mpi.typeDouble);
+  return chunked(0, buffer, count, sizeof(double), mpi.typeDouble, 0);
 }
 
 int distill_mpi_broadcast_bytes(void *buffer, size_t count, int root) {
-  int code = DISTILL_MPI_NOT_READY;
-  pthread_mutex_lock(&lock);
-  if (ready()) {
-    code = 0;
-    for (size_t start = 0; start < count && code == 0; start += CHUNK) {
-      size_t n = count - start < CHUNK ? count - start : CHUNK;
-      code = mpi.Bcast((char *)buffer + start, (int)n, mpi.typeByte, root, mpi.commWorld);
-    }
-  }
-  pthread_mutex_unlock(&lock);
-  return code;
+  return chunked(1, buffer, count, 1, mpi.typeByte, root);
 }
 
 int distill_mpi_barrier(void) {
