@@ -124,25 +124,21 @@ public struct RandomGenerator: Sendable, Codable, Hashable {
   // MARK: Draws
 
   /// `count` floats uniform in [0, 1): the high 24 bits of each 32-bit word times 2⁻²⁴.
-  public mutating func uniform(count: Int) -> [Float] {
-    let start = take(count, perBlock: 4)
-    let key = key
-    return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-      if count > 0 { RandomKernels.fill(buffer.baseAddress!, count: count, key: key, start: start, .uniform(low: 0, span: 1)) }
-      initialized = count
-    }
-  }
+  public mutating func uniform(count: Int) -> [Float] { draws(count, .uniform(low: 0, span: 1)) }
 
   /// `count` standard normal floats by Box–Muller, both outputs of each pair used.
   ///
   /// Words `(a, b)` of a block give `u1 = (a >> 8 + 1) / 2²⁴` in (0, 1] and `u2 = (b >> 8) / 2²⁴`;
   /// the pair is `r cos θ, r sin θ` with `r = sqrt(-2 ln u1)`, `θ = 2π u2`. Words 0–1 give
   /// elements 4k, 4k+1 and words 2–3 give 4k+2, 4k+3 of block k.
-  public mutating func normal(count: Int) -> [Float] {
+  public mutating func normal(count: Int) -> [Float] { draws(count, .normal(mean: 0, std: 1)) }
+
+  /// `count` floats drawn as `draw` says, four per block of the stream.
+  mutating func draws(_ count: Int, _ draw: RandomKernels.Draw) -> [Float] {
     let start = take(count, perBlock: 4)
     let key = key
     return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-      if count > 0 { RandomKernels.fill(buffer.baseAddress!, count: count, key: key, start: start, .normal(mean: 0, std: 1)) }
+      if count > 0 { RandomKernels.fill(buffer.baseAddress!, count: count, key: key, start: start, draw) }
       initialized = count
     }
   }
@@ -269,14 +265,7 @@ extension Tensor {
   public static func uniform(
     _ shape: [Int], low: Float = 0, high: Float = 1, using generator: inout RandomGenerator
   ) -> Tensor {
-    let count = shape.reduce(1, *)
-    let start = generator.take(count, perBlock: 4)
-    let key = generator.key
-    return Tensor(shape: shape) { buffer in
-      if count > 0 {
-        RandomKernels.fill(buffer.baseAddress!, count: count, key: key, start: start, .uniform(low: low, span: high - low))
-      }
-    }
+    random(shape, .uniform(low: low, span: high - low), using: &generator)
   }
 
   /// A tensor of `shape` with elements `mean + std·z`, `z` standard normal as in
@@ -284,13 +273,16 @@ extension Tensor {
   public static func normal(
     _ shape: [Int], mean: Float = 0, std: Float = 1, using generator: inout RandomGenerator
   ) -> Tensor {
+    random(shape, .normal(mean: mean, std: std), using: &generator)
+  }
+
+  /// A tensor of `shape` drawn from `generator`'s stream as `draw` says, four values per block.
+  static func random(_ shape: [Int], _ draw: RandomKernels.Draw, using generator: inout RandomGenerator) -> Tensor {
     let count = shape.reduce(1, *)
     let start = generator.take(count, perBlock: 4)
     let key = generator.key
     return Tensor(shape: shape) { buffer in
-      if count > 0 {
-        RandomKernels.fill(buffer.baseAddress!, count: count, key: key, start: start, .normal(mean: mean, std: std))
-      }
+      if count > 0 { RandomKernels.fill(buffer.baseAddress!, count: count, key: key, start: start, draw) }
     }
   }
 
