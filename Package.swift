@@ -4,7 +4,42 @@ import PackageDescription
 // Formatting style:
 //  - One section for each target and its test target
 //  - Sections are sorted by layer, lowest first
-//  - Dependencies are listed on separate lines
+//  - Dependencies are listed on separate lines, but for the one-line built-in components
+
+/// A built-in component: the target `name` in Sources/Components/`kind`/`name`, which imports
+/// DistillCore, DistillPipeline and `dependencies`.
+func component(_ name: String, in kind: String, _ dependencies: [Target.Dependency]) -> Target {
+  .target(
+    name: name, dependencies: ["DistillCore", "DistillPipeline"] + dependencies, path: "Sources/Components/\(kind)/\(name)")
+}
+
+/// The built-in components, one target each (`component(_:in:_:)`); BuiltInComponents lists them.
+let builtInComponents: [Target.Dependency] = [
+  "AdversarialDistillation",
+  "ConsistencyDistillation",
+  "ConsistencyGenerator",
+  "DenoiserGenerator",
+  "DenoisingLoss",
+  "DistributionMatching",
+  "DMD2GAN",
+  "EnergyDistance",
+  "FeatureDistances",
+  "FolderTeacher",
+  "GaussianMixtureData",
+  "GaussianMixtureTeacher",
+  "ImageFolderData",
+  "KnowledgeDistillation",
+  "MLPGenerator",
+  "ModeCoverage",
+  "PairsData",
+  "ProgressiveDistillation",
+  "Regression",
+  "ShapesData",
+  "TensorData",
+  "TeacherScore",
+  "TeacherStudentDistance",
+  "TrainedScore",
+]
 
 let package = Package(
   name: "Distillery",
@@ -47,7 +82,11 @@ let package = Package(
     ),
     .testTarget(
       name: "DistillCoreTests",
-      dependencies: ["DistillCore", "DistillTestSupport"],
+      dependencies: [
+        .target(name: "CBLAS", condition: .when(platforms: [.linux])),
+        "DistillCore",
+        "DistillTestSupport",
+      ],
       resources: [.copy("Fixtures")]
     ),
 
@@ -61,10 +100,7 @@ let package = Package(
     // MARK: DistillNN
     .target(
       name: "DistillNN",
-      dependencies: [
-        "CKernels",
-        "DistillCore",
-      ]
+      dependencies: ["DistillCore"]
     ),
     .testTarget(
       name: "DistillNNTests",
@@ -75,11 +111,50 @@ let package = Package(
     // MARK: DistillDiffusion
     .target(
       name: "DistillDiffusion",
-      dependencies: ["DistillNN"]
+      dependencies: [
+        "DistillCore",
+        "DistillNN",
+      ]
     ),
     .testTarget(
       name: "DistillDiffusionTests",
-      dependencies: ["DistillDiffusion", "DistillTestSupport"],
+      dependencies: ["DistillDiffusion", "DistillNN", "DistillTestSupport"],
+      resources: [.copy("Fixtures")]
+    ),
+
+    // MARK: ImageIO
+    .systemLibrary(
+      name: "CPNG",
+      pkgConfig: "libpng",
+      providers: [.apt(["libpng-dev"])]
+    ),
+    .systemLibrary(
+      name: "CJPEG",
+      pkgConfig: "libjpeg",
+      providers: [.apt(["libjpeg-dev"])]
+    ),
+    // libpng and libjpeg report errors by longjmp, which must never cross Swift frames:
+    // CImageSupport holds every setjmp and hands ImageIO plain status codes. zlib (libpng's
+    // own dependency) reads the gzip-compressed IDX files of the MNIST family.
+    .target(
+      name: "CImageSupport",
+      dependencies: [
+        "CJPEG",
+        "CPNG",
+      ],
+      linkerSettings: [.linkedLibrary("z")]
+    ),
+    .target(
+      name: "ImageIO",
+      dependencies: [
+        "CImageSupport",
+        "DistillCore",
+      ]
+    ),
+    .testTarget(
+      name: "ImageIOTests",
+      dependencies: ["DistillCore", "ImageIO"],
+      exclude: ["make_image_fixtures.py"],
       resources: [.copy("Fixtures")]
     ),
 
@@ -102,6 +177,7 @@ let package = Package(
     .testTarget(
       name: "DistillDistributedTests",
       dependencies: [
+        "DistillCore",
         "DistillDistributed",
         "DistillTestSupport",
       ]
@@ -125,269 +201,48 @@ let package = Package(
     ),
     .testTarget(
       name: "DistillPipelineTests",
-      dependencies: ["DistillPipeline", "DistillTestSupport"]
+      dependencies: ["DistillCore", "DistillPipeline", "DistillTestSupport", "ImageIO"]
     ),
 
     // MARK: Components (one target each; BuiltInComponents lists them)
-    .target(
-      name: "FolderTeacher",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Teachers/FolderTeacher"
-    ),
-    .target(
-      name: "GaussianMixtureTeacher",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Teachers/GaussianMixtureTeacher"
-    ),
-    .target(
-      name: "ConsistencyGenerator",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Generators/ConsistencyGenerator"
-    ),
-    .target(
-      name: "DenoiserGenerator",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Generators/DenoiserGenerator"
-    ),
-    .target(
-      name: "MLPGenerator",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillNN",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Generators/MLPGenerator"
-    ),
-    .target(
-      name: "TeacherScore",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Scores/TeacherScore"
-    ),
-    .target(
-      name: "TrainedScore",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Scores/TrainedScore"
-    ),
-    .target(
-      name: "ConsistencyDistillation",
-      dependencies: [
-        "ConsistencyGenerator",
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillNN",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Losses/ConsistencyDistillation"
-    ),
-    .target(
-      name: "DenoisingLoss",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Losses/DenoisingLoss"
-    ),
-    .target(
-      name: "AdversarialDistillation",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillNN",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Losses/AdversarialDistillation"
-    ),
-    .target(
-      name: "DMD2GAN",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillNN",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Losses/DMD2GAN"
-    ),
-    .target(
-      name: "DistributionMatching",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Losses/DistributionMatching"
-    ),
-    .target(
-      name: "KnowledgeDistillation",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillNN",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Losses/KnowledgeDistillation"
-    ),
-    .target(
-      name: "ProgressiveDistillation",
-      dependencies: [
-        "DenoiserGenerator",
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Losses/ProgressiveDistillation"
-    ),
-    .target(
-      name: "Regression",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillNN",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Losses/Regression"
-    ),
-    .target(
-      name: "GaussianMixtureData",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Data/GaussianMixtureData"
-    ),
-    .target(
-      name: "ImageFolderData",
-      dependencies: [
-        "DistillCore",
-        "DistillPipeline",
-        "ImageIO",
-      ],
-      path: "Sources/Components/Data/ImageFolderData"
-    ),
-    .target(
-      name: "TensorData",
-      dependencies: [
-        "DistillCore",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Data/TensorData"
-    ),
-    .target(
-      name: "ShapesData",
-      dependencies: [
-        "DistillCore",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Data/ShapesData"
-    ),
-    .target(
-      name: "PairsData",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Data/PairsData"
-    ),
-    .target(
-      name: "FeatureDistances",
-      dependencies: [
-        "DistillCore",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Metrics/FeatureDistances"
-    ),
-    .target(
-      name: "EnergyDistance",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Metrics/EnergyDistance"
-    ),
-    .target(
-      name: "ModeCoverage",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Metrics/ModeCoverage"
-    ),
-    .target(
-      name: "TeacherStudentDistance",
-      dependencies: [
-        "DistillCore",
-        "DistillDiffusion",
-        "DistillNN",
-        "DistillPipeline",
-      ],
-      path: "Sources/Components/Metrics/TeacherStudentDistance"
-    ),
+    component("FolderTeacher", in: "Teachers", ["DistillDiffusion"]),
+    component("GaussianMixtureTeacher", in: "Teachers", ["DistillDiffusion"]),
+    component("ConsistencyGenerator", in: "Generators", ["DistillDiffusion"]),
+    component("DenoiserGenerator", in: "Generators", ["DistillDiffusion"]),
+    component("MLPGenerator", in: "Generators", ["DistillNN"]),
+    component("TeacherScore", in: "Scores", ["DistillDiffusion"]),
+    component("TrainedScore", in: "Scores", ["DistillDiffusion"]),
+    component("ConsistencyDistillation", in: "Losses", ["DistillDiffusion", "DistillNN"]),
+    component("DenoisingLoss", in: "Losses", ["DistillDiffusion"]),
+    component("AdversarialDistillation", in: "Losses", ["DistillDiffusion", "DistillNN"]),
+    component("DMD2GAN", in: "Losses", ["DistillDiffusion", "DistillNN"]),
+    component("DistributionMatching", in: "Losses", ["DistillDiffusion"]),
+    component("KnowledgeDistillation", in: "Losses", ["DistillDiffusion", "DistillNN"]),
+    component("ProgressiveDistillation", in: "Losses", ["DistillDiffusion"]),
+    component("Regression", in: "Losses", ["DistillDiffusion", "DistillNN"]),
+    component("GaussianMixtureData", in: "Data", ["DistillDiffusion"]),
+    component("ImageFolderData", in: "Data", ["ImageIO"]),
+    component("TensorData", in: "Data", []),
+    component("ShapesData", in: "Data", []),
+    component("PairsData", in: "Data", ["DistillDiffusion"]),
+    component("FeatureDistances", in: "Metrics", []),
+    component("EnergyDistance", in: "Metrics", []),
+    component("ModeCoverage", in: "Metrics", ["DistillDiffusion"]),
+    component("TeacherStudentDistance", in: "Metrics", ["DistillDiffusion", "DistillNN"]),
     .target(
       name: "BuiltInComponents",
-      dependencies: [
-        "AdversarialDistillation",
-        "ConsistencyDistillation",
-        "ConsistencyGenerator",
-        "DenoiserGenerator",
-        "DenoisingLoss",
-        "DistillPipeline",
-        "DistributionMatching",
-        "DMD2GAN",
-        "EnergyDistance",
-        "FeatureDistances",
-        "FolderTeacher",
-        "GaussianMixtureData",
-        "GaussianMixtureTeacher",
-        "ImageFolderData",
-        "KnowledgeDistillation",
-        "MLPGenerator",
-        "ModeCoverage",
-        "PairsData",
-        "ProgressiveDistillation",
-        "Regression",
-        "ShapesData",
-        "TensorData",
-        "TeacherScore",
-        "TeacherStudentDistance",
-        "TrainedScore",
-      ],
+      dependencies: ["DistillPipeline"] + builtInComponents,
       path: "Sources/Components/BuiltIn"
     ),
     .testTarget(
       name: "ComponentsTests",
       dependencies: [
         "BuiltInComponents",
+        "DistillDiffusion",
+        "DistillNN",
         "DistillTestSupport",
-      ],
+        "ImageIO",
+      ] + builtInComponents,
       exclude: ["Fixtures"]
     ),
 
@@ -396,6 +251,8 @@ let package = Package(
       name: "DistillCLI",
       dependencies: [
         "BuiltInComponents",
+        .target(name: "CBLAS", condition: .when(platforms: [.linux])),
+        "CProcess",
         "DistillCore",
         "DistillDiffusion",
         "DistillDistributed",
@@ -405,39 +262,17 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]
     ),
-
-    // MARK: ImageIO
-    .systemLibrary(
-      name: "CPNG",
-      pkgConfig: "libpng",
-      providers: [.apt(["libpng-dev"])]
-    ),
-    .systemLibrary(
-      name: "CJPEG",
-      pkgConfig: "libjpeg",
-      providers: [.apt(["libjpeg-dev"])]
-    ),
-    // libpng and libjpeg report errors by longjmp, which must never cross Swift frames:
-    // CImageSupport holds every setjmp and hands ImageIO plain status codes.
-    .target(
-      name: "CImageSupport",
-      dependencies: [
-        "CJPEG",
-        "CPNG",
-      ]
-    ),
-    .target(
-      name: "ImageIO",
-      dependencies: [
-        "CImageSupport",
-        "DistillCore",
-      ]
-    ),
     .testTarget(
-      name: "ImageIOTests",
-      dependencies: ["ImageIO"],
-      exclude: ["make_image_fixtures.py"],
-      resources: [.copy("Fixtures")]
+      name: "DistillCLITests",
+      dependencies: [
+        "DistillCLI",
+        "DistillCore",
+        "DistillDiffusion",
+        "DistillPipeline",
+        "DistillTestSupport",
+        "ImageIO",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]
     ),
 
     // MARK: pipeline

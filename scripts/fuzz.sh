@@ -12,7 +12,7 @@
 # timeouts and out-of-memory inputs to .build-fuzz/findings/<target>/, logs to
 # .build-fuzz/logs/<target>.log. The script ends with one summary line per target and exits
 # nonzero if any target left a finding. A finding reproduces with
-#   .build-fuzz/release/fuzz-<target> <file>
+#   .build-fuzz/release/fuzz-<target> <file>      (fuzz-image for png and jpeg)
 # Environment: FUZZ_JOBS (build jobs, default 2), FUZZ_FLAGS (extra libFuzzer flags).
 set -euo pipefail
 
@@ -30,10 +30,18 @@ else
 fi
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "SECONDS must be a whole number, got '$seconds'" >&2; exit 2; }
 
+# The harness of a target: png and jpeg run one harness with their own seeds and dictionary.
+harness() {
+  case "$1" in
+    png | jpeg) echo "fuzz-image" ;;
+    *) echo "fuzz-$1" ;;
+  esac
+}
+
 scratch="$root/.build-fuzz"
 build=(swift build -c release --package-path "$root/Tests/Fuzz" --scratch-path "$scratch" -j "${FUZZ_JOBS:-2}"
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -g -Xcc -fsanitize=fuzzer-no-link,address -Xcc -g)
-[ "$target" = all ] || build+=(--product "fuzz-$target")
+[ "$target" = all ] || build+=(--product "$(harness "$target")")
 echo "building ${targets[*]} (release, -sanitize=fuzzer,address) in $scratch"
 # ld.gold warns once per ASan symbol it cannot export; the warnings are harmless noise.
 mkdir -p "$scratch/logs"
@@ -76,7 +84,7 @@ for t in "${targets[@]}"; do
   # would report accepted sizes as out-of-memory findings.
   set +e
   # shellcheck disable=SC2086
-  "$scratch/release/fuzz-$t" "$corpus" "$root/Tests/Fuzz/Corpus/$t" \
+  "$scratch/release/$(harness "$t")" "$corpus" "$root/Tests/Fuzz/Corpus/$t" \
     -dict="$(dictionary "$t")" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=3072 \
     -max_len=16384 -artifact_prefix="$findings/" -print_final_stats=1 ${FUZZ_FLAGS:-} >"$log" 2>&1
   rc=$?

@@ -22,6 +22,15 @@ static void set_message(char *buf, size_t len, const char *format, ...) {
   va_end(args);
 }
 
+/* fopen(path, mode); when it fails, errbuf says why ("cannot open" to read, "cannot create"
+   to write) and NULL is returned. */
+static FILE *open_file(const char *path, const char *mode, char *errbuf, size_t errlen) {
+  FILE *fp = fopen(path, mode);
+  const char *verb = mode[0] == 'r' ? "cannot open" : "cannot create";
+  if (fp == NULL) set_message(errbuf, errlen, "%s: %s", verb, strerror(errno));
+  return fp;
+}
+
 void distill_image_free(distill_image *image) {
   if (image == NULL) return;
   free(image->pixels);
@@ -96,11 +105,8 @@ static void png_warning_handler(png_structp png, png_const_charp message) {
 
 int distill_png_read(const char *path, distill_image *out, char *errbuf, size_t errlen) {
   memset(out, 0, sizeof *out);
-  FILE *fp = fopen(path, "rb");
-  if (fp == NULL) {
-    set_message(errbuf, errlen, "cannot open: %s", strerror(errno));
-    return DISTILL_IMAGE_IO_ERROR;
-  }
+  FILE *fp = open_file(path, "rb", errbuf, errlen);
+  if (fp == NULL) return DISTILL_IMAGE_IO_ERROR;
   unsigned char signature[8];
   size_t got = fread(signature, 1, sizeof signature, fp);
   if (got != sizeof signature || png_sig_cmp(signature, 0, sizeof signature) != 0) {
@@ -213,11 +219,8 @@ static int write_png_stream(FILE *fp, const unsigned char *pixels, uint32_t widt
 
 int distill_png_write(const char *path, const unsigned char *pixels, uint32_t width, uint32_t height,
                       uint32_t channels, uint32_t bit_depth, char *errbuf, size_t errlen) {
-  FILE *fp = fopen(path, "wb");
-  if (fp == NULL) {
-    set_message(errbuf, errlen, "cannot create: %s", strerror(errno));
-    return DISTILL_IMAGE_IO_ERROR;
-  }
+  FILE *fp = open_file(path, "wb", errbuf, errlen);
+  if (fp == NULL) return DISTILL_IMAGE_IO_ERROR;
   int result = write_png_stream(fp, pixels, width, height, channels, bit_depth, errbuf, errlen);
   if (result != 0) {
     fclose(fp);
@@ -266,6 +269,16 @@ static void jpeg_error_exit_handler(j_common_ptr cinfo) {
   longjmp(context->jump, 1);
 }
 
+/* libjpeg's standard error manager in `error`, whose fatal errors longjmp to error->jump with
+   the message in errbuf. */
+static struct jpeg_error_mgr *jpeg_error_setup(jpeg_error_context *error, char *errbuf, size_t errlen) {
+  struct jpeg_error_mgr *manager = jpeg_std_error(&error->manager);
+  error->manager.error_exit = jpeg_error_exit_handler;
+  error->buf = errbuf;
+  error->len = errlen;
+  return manager;
+}
+
 static void jpeg_emit_message_handler(j_common_ptr cinfo, int level) {
   if (level >= 0) return; /* trace messages */
   int code = cinfo->err->msg_code;
@@ -276,18 +289,12 @@ static void jpeg_emit_message_handler(j_common_ptr cinfo, int level) {
 
 int distill_jpeg_read(const char *path, distill_image *out, char *errbuf, size_t errlen) {
   memset(out, 0, sizeof *out);
-  FILE *fp = fopen(path, "rb");
-  if (fp == NULL) {
-    set_message(errbuf, errlen, "cannot open: %s", strerror(errno));
-    return DISTILL_IMAGE_IO_ERROR;
-  }
+  FILE *fp = open_file(path, "rb", errbuf, errlen);
+  if (fp == NULL) return DISTILL_IMAGE_IO_ERROR;
   struct jpeg_decompress_struct cinfo;
   jpeg_error_context error;
-  cinfo.err = jpeg_std_error(&error.manager);
-  error.manager.error_exit = jpeg_error_exit_handler;
+  cinfo.err = jpeg_error_setup(&error, errbuf, errlen);
   error.manager.emit_message = jpeg_emit_message_handler;
-  error.buf = errbuf;
-  error.len = errlen;
 
   unsigned char *volatile pixels = NULL;
   if (setjmp(error.jump)) {
@@ -349,17 +356,11 @@ int distill_jpeg_write(const char *path, const unsigned char *pixels, uint32_t w
                 quality);
     return DISTILL_IMAGE_MALFORMED;
   }
-  FILE *fp = fopen(path, "wb");
-  if (fp == NULL) {
-    set_message(errbuf, errlen, "cannot create: %s", strerror(errno));
-    return DISTILL_IMAGE_IO_ERROR;
-  }
+  FILE *fp = open_file(path, "wb", errbuf, errlen);
+  if (fp == NULL) return DISTILL_IMAGE_IO_ERROR;
   struct jpeg_compress_struct cinfo;
   jpeg_error_context error;
-  cinfo.err = jpeg_std_error(&error.manager);
-  error.manager.error_exit = jpeg_error_exit_handler;
-  error.buf = errbuf;
-  error.len = errlen;
+  cinfo.err = jpeg_error_setup(&error, errbuf, errlen);
   if (setjmp(error.jump)) {
     jpeg_destroy_compress(&cinfo);
     fclose(fp);

@@ -66,27 +66,16 @@ int distill_mpi_load(const char *path, char *message, size_t capacity) {
     pthread_mutex_unlock(&lock);
     return -1;
   }
+  // MPI_<name> into mpi.<name>, then Open MPI's predefined handles.
+#define FUNCTION(name) {"MPI_" #name, (void **)&mpi.name}
   struct { const char *name; void **slot; } table[] = {
-    {"MPI_Initialized", (void **)&mpi.Initialized},
-    {"MPI_Finalized", (void **)&mpi.Finalized},
-    {"MPI_Init_thread", (void **)&mpi.Init_thread},
-    {"MPI_Comm_rank", (void **)&mpi.Comm_rank},
-    {"MPI_Comm_size", (void **)&mpi.Comm_size},
-    {"MPI_Comm_set_errhandler", (void **)&mpi.Comm_set_errhandler},
-    {"MPI_Allreduce", (void **)&mpi.Allreduce},
-    {"MPI_Bcast", (void **)&mpi.Bcast},
-    {"MPI_Barrier", (void **)&mpi.Barrier},
-    {"MPI_Finalize", (void **)&mpi.Finalize},
-    {"MPI_Abort", (void **)&mpi.Abort},
-    {"MPI_Error_string", (void **)&mpi.Error_string},
-    {"MPI_Get_library_version", (void **)&mpi.Get_library_version},
-    {"ompi_mpi_comm_world", &mpi.commWorld},
-    {"ompi_mpi_float", &mpi.typeFloat},
-    {"ompi_mpi_double", &mpi.typeDouble},
-    {"ompi_mpi_byte", &mpi.typeByte},
-    {"ompi_mpi_op_sum", &mpi.opSum},
-    {"ompi_mpi_errors_return", &mpi.errorsReturn},
+    FUNCTION(Initialized), FUNCTION(Finalized), FUNCTION(Init_thread), FUNCTION(Comm_rank), FUNCTION(Comm_size),
+    FUNCTION(Comm_set_errhandler), FUNCTION(Allreduce), FUNCTION(Bcast), FUNCTION(Barrier), FUNCTION(Finalize),
+    FUNCTION(Abort), FUNCTION(Error_string), FUNCTION(Get_library_version),
+    {"ompi_mpi_comm_world", &mpi.commWorld}, {"ompi_mpi_float", &mpi.typeFloat}, {"ompi_mpi_double", &mpi.typeDouble},
+    {"ompi_mpi_byte", &mpi.typeByte}, {"ompi_mpi_op_sum", &mpi.opSum}, {"ompi_mpi_errors_return", &mpi.errorsReturn},
   };
+#undef FUNCTION
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
     if (resolve(library, table[i].name, table[i].slot, message, capacity) != 0) {
       memset(&mpi, 0, sizeof mpi);
@@ -169,15 +158,19 @@ void distill_mpi_error_string(int code, char *buffer, size_t capacity) {
 
 static int ready(void) { return loaded && initialized && !finished; }
 
-static int allreduce_sum(void *buffer, size_t count, size_t width, Handle type) {
+// An in-place sum over every rank (allreduce) or a copy of root's buffer to every rank
+// (broadcast), in calls of at most CHUNK elements; the first failing call's code is returned.
+static int chunked(int broadcast, void *buffer, size_t count, size_t width, Handle type, int root) {
   int code = DISTILL_MPI_NOT_READY;
   pthread_mutex_lock(&lock);
   if (ready()) {
     code = 0;
     for (size_t start = 0; start < count && code == 0; start += CHUNK) {
       size_t n = count - start < CHUNK ? count - start : CHUNK;
-      code = mpi.Allreduce((const void *)1 /* MPI_IN_PLACE */, (char *)buffer + start * width, (int)n, type,
-                           mpi.opSum, mpi.commWorld);
+      char *chunk = (char *)buffer + start * width;
+      code = broadcast ? mpi.Bcast(chunk, (int)n, type, root, mpi.commWorld)
+                       : mpi.Allreduce((const void *)1 /* MPI_IN_PLACE */, chunk, (int)n, type, mpi.opSum,
+                                       mpi.commWorld);
     }
   }
   pthread_mutex_unlock(&lock);
@@ -185,25 +178,15 @@ static int allreduce_sum(void *buffer, size_t count, size_t width, Handle type) 
 }
 
 int distill_mpi_allreduce_sum_float(float *buffer, size_t count) {
-  return allreduce_sum(buffer, count, sizeof(float), mpi.typeFloat);
+  return chunked(0, buffer, count, sizeof(float), mpi.typeFloat, 0);
 }
 
 int distill_mpi_allreduce_sum_double(double *buffer, size_t count) {
-  return allreduce_sum(buffer, count, sizeof(double), mpi.typeDouble);
+  return chunked(0, buffer, count, sizeof(double), mpi.typeDouble, 0);
 }
 
 int distill_mpi_broadcast_bytes(void *buffer, size_t count, int root) {
-  int code = DISTILL_MPI_NOT_READY;
-  pthread_mutex_lock(&lock);
-  if (ready()) {
-    code = 0;
-    for (size_t start = 0; start < count && code == 0; start += CHUNK) {
-      size_t n = count - start < CHUNK ? count - start : CHUNK;
-      code = mpi.Bcast((char *)buffer + start, (int)n, mpi.typeByte, root, mpi.commWorld);
-    }
-  }
-  pthread_mutex_unlock(&lock);
-  return code;
+  return chunked(1, buffer, count, 1, mpi.typeByte, root);
 }
 
 int distill_mpi_barrier(void) {

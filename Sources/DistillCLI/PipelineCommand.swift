@@ -20,31 +20,13 @@ public enum PipelineCLI {
       var command = try PipelineCommand.parseAsRoot()
       try command.run()
     } catch {
-      // ArgumentParser gives a bad flag or argument EX_USAGE (64); a bad flag is bad input
-      // like any other, so it gets the CLI's 2 (docs/running.md), with the parser's message.
-      if PipelineCommand.exitCode(for: error) == .validationFailure {
-        printError(PipelineCommand.fullMessage(for: error))
-        exit(2)
-      }
-      PipelineCommand.exit(withError: error)
+      let code = exitCode(for: error)
+      // --help and --version print to standard output; ArgumentParser words its own errors.
+      if code == .success { PipelineCommand.exit(withError: error) }
+      if !(error is ExitCode) { printError(PipelineCommand.fullMessage(for: error)) }
+      exit(code.rawValue)
     }
     exit(0)
-  }
-}
-
-/// The registry the commands use: set once at start-up, read-only afterwards.
-final class RegistryHolder: @unchecked Sendable {
-  static let shared = RegistryHolder()
-  private let lock = NSLock()
-  private var value: ComponentRegistry?
-
-  func set(_ registry: ComponentRegistry) { lock.withLock { value = registry } }
-
-  var registry: ComponentRegistry {
-    lock.withLock {
-      if value == nil { value = ComponentRegistry.standard() }
-      return value!
-    }
   }
 }
 

@@ -27,7 +27,7 @@ import CKernels
 /// State keys: `"step"`, `"<name>.step"` and, once the parameter has stepped,
 /// `"<name>.exp_avg"` and `"<name>.exp_avg_sq"`.
 public class Adam: Optimizer {
-  public let parameters: [(name: String, parameter: Parameter)]
+  public let parameters: [NamedParameter]
   public var learningRate: Float
   public let betas: (Double, Double)
   public let epsilon: Double
@@ -46,7 +46,7 @@ public class Adam: Optimizer {
 
   /// Adam with L2 weight decay (`weightDecay · p` added to the gradient).
   public convenience init(
-    _ parameters: [(name: String, parameter: Parameter)], learningRate: Float = 1e-3,
+    _ parameters: [NamedParameter], learningRate: Float = 1e-3,
     betas: (Double, Double) = (0.9, 0.999), epsilon: Double = 1e-8, weightDecay: Double = 0
   ) {
     self.init(
@@ -55,7 +55,7 @@ public class Adam: Optimizer {
   }
 
   init(
-    _ parameters: [(name: String, parameter: Parameter)], learningRate: Float, betas: (Double, Double),
+    _ parameters: [NamedParameter], learningRate: Float, betas: (Double, Double),
     epsilon: Double, weightDecay: Double, decoupledWeightDecay: Bool
   ) {
     let kind = decoupledWeightDecay ? "AdamW" : "Adam"
@@ -170,7 +170,7 @@ public class Adam: Optimizer {
 /// then applies the Adam update to the raw gradient. See ``Adam`` for the formulas and keys.
 public final class AdamW: Adam {
   public init(
-    _ parameters: [(name: String, parameter: Parameter)], learningRate: Float = 1e-3,
+    _ parameters: [NamedParameter], learningRate: Float = 1e-3,
     betas: (Double, Double) = (0.9, 0.999), epsilon: Double = 1e-8, weightDecay: Double = 1e-2
   ) {
     super.init(

@@ -17,7 +17,7 @@
 /// ```
 public final class ExponentialMovingAverage {
   /// The tracked parameters, in order.
-  public let parameters: [(name: String, parameter: Parameter)]
+  public let parameters: [NamedParameter]
   /// The weight of the old average in ``update()``, in [0, 1].
   public var decay: Double {
     didSet { precondition((0...1).contains(decay), "EMA decay \(decay) is not in [0, 1]") }
@@ -26,7 +26,7 @@ public final class ExponentialMovingAverage {
   private let indexByName: [String: Int]
 
   /// Tracks `parameters`, starting from copies of their current values.
-  public init(_ parameters: [(name: String, parameter: Parameter)], decay: Double) {
+  public init(_ parameters: [NamedParameter], decay: Double) {
     precondition((0...1).contains(decay), "EMA decay \(decay) is not in [0, 1]")
     checkUniqueNames(parameters, "ExponentialMovingAverage")
     self.parameters = parameters
@@ -73,7 +73,7 @@ public final class ExponentialMovingAverage {
   ///
   /// Throws ``DistillError/stateDictMismatch(problems:)`` naming every target without a
   /// shadow or of another shape, and writes nothing then.
-  public func copy(to targets: [(name: String, parameter: Parameter)]) throws {
+  public func copy(to targets: [NamedParameter]) throws {
     var problems: [String] = []
     for target in targets {
       guard let index = indexByName[target.name] else {

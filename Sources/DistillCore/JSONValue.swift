@@ -172,23 +172,28 @@ public struct JSONObjectReader {
   }
 
   public mutating func intArray(_ key: String) throws -> [Int]? {
-    guard let v = value(key) else { return nil }
-    guard case .array(let items) = v else { throw fail(key, "an array of integers", v) }
-    return try items.map { item in
-      // The same bound as `int`: `Int(n)` traps beyond 2^63 (`[1e300]` crashed a config reader).
-      guard case .number(let n) = item, n == n.rounded(), Swift.abs(n) < 1e15 else {
-        throw fail(key, "an array of integers", v)
-      }
-      return Int(n)
+    // The same bound as `int`: `Int(n)` traps beyond 2^63 (`[1e300]` crashed a config reader).
+    try array(key, "an array of integers") {
+      if case .number(let n) = $0, n == n.rounded(), Swift.abs(n) < 1e15 { Int(n) } else { nil }
     }
   }
 
+  public mutating func doubleArray(_ key: String) throws -> [Double]? {
+    try array(key, "an array of numbers") { if case .number(let n) = $0 { n } else { nil } }
+  }
+
   public mutating func stringArray(_ key: String) throws -> [String]? {
+    try array(key, "an array of strings") { if case .string(let s) = $0 { s } else { nil } }
+  }
+
+  /// The array at `key` with each item converted by `element`; an item it refuses (`nil`) is an
+  /// error, naming the key and `expected`.
+  private mutating func array<T>(_ key: String, _ expected: String, _ element: (JSONValue) -> T?) throws -> [T]? {
     guard let v = value(key) else { return nil }
-    guard case .array(let items) = v else { throw fail(key, "an array of strings", v) }
+    guard case .array(let items) = v else { throw fail(key, expected, v) }
     return try items.map { item in
-      guard case .string(let s) = item else { throw fail(key, "an array of strings", v) }
-      return s
+      guard let converted = element(item) else { throw fail(key, expected, v) }
+      return converted
     }
   }
 

@@ -16,7 +16,7 @@
 /// Block(rng: &rng).namedParameters().map(\.name)  // ["proj.weight", "proj.bias"]
 /// ```
 open class Module {
-  public private(set) var localParameters: [(name: String, parameter: Parameter)] = []
+  public private(set) var localParameters: [NamedParameter] = []
   public private(set) var children: [(name: String, module: Module)] = []
   /// Training or evaluation mode; layers whose behaviour differs read it.
   public private(set) var isTraining = true
@@ -44,13 +44,13 @@ open class Module {
   }
 
   /// Every parameter with its dotted state-dict key, depth first in registration order.
-  public func namedParameters() -> [(name: String, parameter: Parameter)] {
-    var result: [(name: String, parameter: Parameter)] = []
+  public func namedParameters() -> [NamedParameter] {
+    var result: [NamedParameter] = []
     collect(prefix: "", into: &result)
     return result
   }
 
-  private func collect(prefix: String, into result: inout [(name: String, parameter: Parameter)]) {
+  private func collect(prefix: String, into result: inout [NamedParameter]) {
     for (name, parameter) in localParameters { result.append((prefix + name, parameter)) }
     for (name, child) in children { child.collect(prefix: prefix + name + ".", into: &result) }
   }

@@ -122,6 +122,21 @@ extension ConvGeometry {
     let size = Swift.max(1, Swift.min(n, convChunkColumns / Swift.max(pixels, 1)))
     return stride(from: 0, to: n, by: size).map { $0..<Swift.min(n, $0 + size) }
   }
+
+  /// Calls `body(index, chunk, part, col, product)` for each of ``chunks`` in order, with `part`
+  /// the chunk's geometry and scratch for its patch columns (`col`) and, when chunks hold
+  /// several samples, for their product (`product`).
+  func forEachChunk(
+    _ body: (Int, Range<Int>, ConvGeometry, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+  ) {
+    let chunks = self.chunks
+    let most = chunks.map(\.count).max()!
+    withScratch(patch * most * pixels) { col in
+      withScratch(most > 1 ? o * most * pixels : 0) { product in
+        for (index, chunk) in chunks.enumerated() { body(index, chunk, with(samples: chunk.count), col, product) }
+      }
+    }
+  }
 }
 
 /// `[n, o, ho, wo]` convolution of `x` (`[n, c, h, w]`) with `weight` (`[o, c, kh, kw]`),
@@ -142,22 +157,15 @@ func convForward(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> Tensor {
           }
           return
         }
-        let chunks = g.chunks
-        let most = chunks.map(\.count).max()!
-        withScratch(g.patch * most * g.pixels) { col in
-          withScratch(most > 1 ? g.o * most * g.pixels : 0) { product in
-            for chunk in chunks {
-              let part = g.with(samples: chunk.count)
-              let xp = xb.baseAddress! + chunk.lowerBound * g.c * g.h * g.w
-              let op = out.baseAddress! + chunk.lowerBound * g.o * g.pixels
-              im2col(xp, col, part)
-              if chunk.count == 1 {
-                sgemm(wp, transposeA: false, col, transposeB: false, op, m: g.o, n: g.pixels, k: g.patch)
-              } else {
-                sgemm(wp, transposeA: false, col, transposeB: false, product, m: g.o, n: part.n * g.pixels, k: g.patch)
-                swapLeadingAxes(product, op, a: g.o, b: part.n, inner: g.pixels)
-              }
-            }
+        g.forEachChunk { _, chunk, part, col, product in
+          let xp = xb.baseAddress! + chunk.lowerBound * g.c * g.h * g.w
+          let op = out.baseAddress! + chunk.lowerBound * g.o * g.pixels
+          im2col(xp, col, part)
+          if chunk.count == 1 {
+            sgemm(wp, transposeA: false, col, transposeB: false, op, m: g.o, n: g.pixels, k: g.patch)
+          } else {
+            sgemm(wp, transposeA: false, col, transposeB: false, product, m: g.o, n: part.n * g.pixels, k: g.patch)
+            swapLeadingAxes(product, op, a: g.o, b: part.n, inner: g.pixels)
           }
         }
       }
@@ -189,22 +197,15 @@ func convInputGradient(_ grad: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> T
           }
           return
         }
-        let chunks = g.chunks
-        let most = chunks.map(\.count).max()!
-        withScratch(g.patch * most * g.pixels) { col in
-          withScratch(most > 1 ? g.o * most * g.pixels : 0) { product in
-            for chunk in chunks {
-              let part = g.with(samples: chunk.count)
-              let gp = gb.baseAddress! + chunk.lowerBound * g.o * g.pixels
-              if chunk.count == 1 {
-                sgemm(wp, transposeA: true, gp, transposeB: false, col, m: g.patch, n: g.pixels, k: g.o)
-              } else {
-                swapLeadingAxes(gp, product, a: part.n, b: g.o, inner: g.pixels)
-                sgemm(wp, transposeA: true, product, transposeB: false, col, m: g.patch, n: part.n * g.pixels, k: g.o)
-              }
-              col2im(col, out.baseAddress! + chunk.lowerBound * g.c * g.h * g.w, part)
-            }
+        g.forEachChunk { _, chunk, part, col, product in
+          let gp = gb.baseAddress! + chunk.lowerBound * g.o * g.pixels
+          if chunk.count == 1 {
+            sgemm(wp, transposeA: true, gp, transposeB: false, col, m: g.patch, n: g.pixels, k: g.o)
+          } else {
+            swapLeadingAxes(gp, product, a: part.n, b: g.o, inner: g.pixels)
+            sgemm(wp, transposeA: true, product, transposeB: false, col, m: g.patch, n: part.n * g.pixels, k: g.o)
           }
+          col2im(col, out.baseAddress! + chunk.lowerBound * g.c * g.h * g.w, part)
         }
       }
     }
@@ -229,23 +230,16 @@ func convWeightGradient(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry) -> Tenso
           }
           return
         }
-        let chunks = g.chunks
-        let most = chunks.map(\.count).max()!
-        withScratch(g.patch * most * g.pixels) { col in
-          withScratch(most > 1 ? g.o * most * g.pixels : 0) { product in
-            for (index, chunk) in chunks.enumerated() {
-              let part = g.with(samples: chunk.count)
-              let beta: Float = index == 0 ? 0 : 1
-              im2col(xb.baseAddress! + chunk.lowerBound * g.c * g.h * g.w, col, part)
-              let gp = gb.baseAddress! + chunk.lowerBound * g.o * g.pixels
-              if chunk.count == 1 {
-                sgemm(gp, transposeA: false, col, transposeB: true, op, m: g.o, n: g.patch, k: g.pixels, beta: beta)
-              } else {
-                swapLeadingAxes(gp, product, a: part.n, b: g.o, inner: g.pixels)
-                sgemm(product, transposeA: false, col, transposeB: true, op, m: g.o, n: g.patch, k: part.n * g.pixels,
-                      beta: beta)
-              }
-            }
+        g.forEachChunk { index, chunk, part, col, product in
+          let beta: Float = index == 0 ? 0 : 1
+          im2col(xb.baseAddress! + chunk.lowerBound * g.c * g.h * g.w, col, part)
+          let gp = gb.baseAddress! + chunk.lowerBound * g.o * g.pixels
+          if chunk.count == 1 {
+            sgemm(gp, transposeA: false, col, transposeB: true, op, m: g.o, n: g.patch, k: g.pixels, beta: beta)
+          } else {
+            swapLeadingAxes(gp, product, a: part.n, b: g.o, inner: g.pixels)
+            sgemm(product, transposeA: false, col, transposeB: true, op, m: g.o, n: g.patch, k: part.n * g.pixels,
+                  beta: beta)
           }
         }
       }

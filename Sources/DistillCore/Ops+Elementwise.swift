@@ -6,6 +6,19 @@ import CKernels
   import Darwin
 #endif
 
+/// The sine and cosine of every angle, in one vectorised pass (CKernels). The kernel is exact
+/// enough only below 8192 in magnitude, so a larger angle sends all of them through libm.
+public func sinesAndCosines(_ angles: [Float]) -> (sines: [Float], cosines: [Float]) {
+  var sines = [Float](repeating: 0, count: angles.count)
+  var cosines = [Float](repeating: 0, count: angles.count)
+  if angles.allSatisfy({ Swift.abs($0) < 8192 }) {
+    distill_sincos(angles, &sines, &cosines, angles.count)
+  } else {
+    for i in angles.indices { (sines[i], cosines[i]) = (sinf(angles[i]), cosf(angles[i])) }
+  }
+  return (sines, cosines)
+}
+
 /// `kernel(input, output, count)` over a fresh tensor of `x`'s shape, split across threads:
 /// these kernels compute a polynomial per element, so a few thousand elements pay for it.
 @inline(__always)

@@ -39,21 +39,10 @@ extension Tensor {
     }
     let inputShape = shape
     return result.recorded("maxPool2d", [self]) { g in
-      [Tensor(shape: inputShape) { out in
-        out.initialize(repeating: 0)
-        g.withUnsafeBufferPointer { gb in
-          let gp = SendableConstPointer(gb.baseAddress!)
-          let o = SendablePointer(out.baseAddress!)
-          let a = SendableConstPointer(UnsafePointer(argmax.pointer))
-          parallelFor(planes, cost: h * w) { range in
-            for p in range {
-              let src = gp.base + p * ho * wo
-              let idx = a.base + p * ho * wo
-              let dst = o.base + p * h * w
-              for i in 0..<(ho * wo) { dst[Int(idx[i])] += src[i] }
-            }
-          }
-        }
+      let a = SendableConstPointer(UnsafePointer(argmax.pointer))
+      return [planewise(g, inputShape, planes: planes, zeroed: true) { p, src, dst in
+        let idx = a.base + p * ho * wo
+        for i in 0..<(ho * wo) { dst[Int(idx[i])] += src[i] }
       }]
     }
   }

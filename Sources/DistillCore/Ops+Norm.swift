@@ -74,6 +74,22 @@ func rowStatistics(_ x: UnsafePointer<Float>, rows: Int, length: Int, eps: Float
   return (mean, rstd)
 }
 
+/// `x` normalised row by row: the mean and `1 / sqrt(var + eps)` of each of its `rows` rows of
+/// `length` floats, then `write(mean, rstd, x, out)` fills the result; returned with them.
+func normalizedRows(
+  _ x: Tensor, rows: Int, length: Int, eps: Float,
+  _ write: ([Float], [Float], SendableConstPointer<Float>, SendablePointer<Float>) -> Void
+) -> (Tensor, mean: [Float], rstd: [Float]) {
+  var statistics: (mean: [Float], rstd: [Float]) = ([], [])
+  let result = Tensor(shape: x.shape) { out in
+    x.withUnsafeBufferPointer { xb in
+      statistics = rowStatistics(xb.baseAddress!, rows: rows, length: length, eps: eps)
+      write(statistics.mean, statistics.rstd, SendableConstPointer(xb.baseAddress!), SendablePointer(out.baseAddress!))
+    }
+  }
+  return (result, statistics.mean, statistics.rstd)
+}
+
 extension Tensor {
   /// Group normalisation as PyTorch's `F.group_norm`: `x` is `[N, C, ...]`; the `C / groups`
   /// channels of each group (with all their positions) are normalised together per sample,
@@ -92,31 +108,20 @@ extension Tensor {
     let rows = n * groups
     let weights = weight?.scalars ?? [Float](repeating: 1, count: c)
     let biases = bias?.scalars ?? [Float](repeating: 0, count: c)
-    var statistics: (mean: [Float], rstd: [Float]) = ([], [])
-    let result = Tensor(shape: x.shape) { out in
-      x.withUnsafeBufferPointer { xb in
-        statistics = rowStatistics(xb.baseAddress!, rows: rows, length: length, eps: eps)
-        let (mean, rstd) = statistics
-        let xs = SendableConstPointer(xb.baseAddress!)
-        let o = SendablePointer(out.baseAddress!)
-        parallelFor(n * c, cost: spatial) { range in
-          for item in range {
-            let group = item / perGroup  // sample * groups + group, as channels of a group are adjacent
-            let ch = item % c
-            let scale = rstd[group] * weights[ch]
-            let shift = biases[ch] - mean[group] * scale
-            let src = xs.base + item * spatial
-            let dst = o.base + item * spatial
-            for i in 0..<spatial { dst[i] = src[i] * scale + shift }
-          }
+    let (result, mean, rstd) = normalizedRows(x, rows: rows, length: length, eps: eps) { mean, rstd, xs, o in
+      parallelFor(n * c, cost: spatial) { range in
+        for item in range {
+          let group = item / perGroup  // sample * groups + group, as channels of a group are adjacent
+          let ch = item % c
+          let scale = rstd[group] * weights[ch]
+          let shift = biases[ch] - mean[group] * scale
+          let src = xs.base + item * spatial
+          let dst = o.base + item * spatial
+          for i in 0..<spatial { dst[i] = src[i] * scale + shift }
         }
       }
     }
-    var inputs = [x]
-    if let weight { inputs.append(weight) }
-    if let bias { inputs.append(bias) }
-    let (mean, rstd) = statistics
-    return result.recorded("groupNorm", inputs) { dy in
+    return result.recorded("groupNorm", [x] + [weight, bias].compactMap { $0 }) { dy in
       // Per (sample, channel): sum of dy and of dy * x.
       var dySum = [Float](repeating: 0, count: n * c)
       var dyxSum = [Float](repeating: 0, count: n * c)
@@ -213,34 +218,24 @@ extension Tensor {
     let rows = x.count / Swift.max(1, length)
     let weights = weight?.scalars ?? [Float](repeating: 1, count: length)
     let biases = bias?.scalars ?? [Float](repeating: 0, count: length)
-    var statistics: (mean: [Float], rstd: [Float]) = ([], [])
-    let result = Tensor(shape: x.shape) { out in
-      x.withUnsafeBufferPointer { xb in
-        statistics = rowStatistics(xb.baseAddress!, rows: rows, length: length, eps: eps)
-        let (mean, rstd) = statistics
-        let xs = SendableConstPointer(xb.baseAddress!)
-        let o = SendablePointer(out.baseAddress!)
-        weights.withUnsafeBufferPointer { wb in
-          biases.withUnsafeBufferPointer { bb in
-            let wp = SendableConstPointer(wb.baseAddress!)
-            let bp = SendableConstPointer(bb.baseAddress!)
-            parallelFor(rows, cost: length) { range in
-              for row in range {
-                let mu = mean[row]
-                let r = rstd[row]
-                let src = xs.base + row * length
-                let dst = o.base + row * length
-                for i in 0..<length { dst[i] = (src[i] - mu) * r * wp.base[i] + bp.base[i] }
-              }
+    let (result, mean, rstd) = normalizedRows(x, rows: rows, length: length, eps: eps) { mean, rstd, xs, o in
+      weights.withUnsafeBufferPointer { wb in
+        biases.withUnsafeBufferPointer { bb in
+          let wp = SendableConstPointer(wb.baseAddress!)
+          let bp = SendableConstPointer(bb.baseAddress!)
+          parallelFor(rows, cost: length) { range in
+            for row in range {
+              let mu = mean[row]
+              let r = rstd[row]
+              let src = xs.base + row * length
+              let dst = o.base + row * length
+              for i in 0..<length { dst[i] = (src[i] - mu) * r * wp.base[i] + bp.base[i] }
             }
           }
         }
       }
     }
-    var inputs = [x]
-    if let weight { inputs.append(weight) }
-    if let bias { inputs.append(bias) }
-    let (mean, rstd) = statistics
+    let inputs = [x] + [weight, bias].compactMap { $0 }
     let inputCount = inputs.count
     return result.recorded("layerNorm", inputs) { dy in
       var grads: [Tensor?] = []

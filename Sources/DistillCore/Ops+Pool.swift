@@ -22,48 +22,27 @@ extension Tensor {
     let (ho, wo) = ((h - kh) / sh + 1, (w - kw) / sw + 1)
     let planes = shape[0] * shape[1]
     let scale = 1 / Float(kh * kw)
-    let result = Tensor(shape: [shape[0], shape[1], ho, wo]) { out in
-      withUnsafeBufferPointer { input in
-        let x = SendableConstPointer(input.baseAddress!)
-        let o = SendablePointer(out.baseAddress!)
-        parallelFor(planes, cost: h * w) { range in
-          for p in range {
-            let src = x.base + p * h * w
-            let dst = o.base + p * ho * wo
-            for oy in 0..<ho {
-              for ox in 0..<wo {
-                var total: Float = 0
-                for ky in 0..<kh {
-                  let row = src + (oy * sh + ky) * w + ox * sw
-                  for kx in 0..<kw { total += row[kx] }
-                }
-                dst[oy * wo + ox] = total * scale
-              }
-            }
+    let result = planewise(self, [shape[0], shape[1], ho, wo], planes: planes) { _, src, dst in
+      for oy in 0..<ho {
+        for ox in 0..<wo {
+          var total: Float = 0
+          for ky in 0..<kh {
+            let row = src + (oy * sh + ky) * w + ox * sw
+            for kx in 0..<kw { total += row[kx] }
           }
+          dst[oy * wo + ox] = total * scale
         }
       }
     }
     let inputShape = shape
     return result.recorded("avgPool2d", [self]) { g in
-      [Tensor(shape: inputShape) { out in
-        out.initialize(repeating: 0)
-        g.withUnsafeBufferPointer { gb in
-          let gp = SendableConstPointer(gb.baseAddress!)
-          let o = SendablePointer(out.baseAddress!)
-          parallelFor(planes, cost: h * w) { range in
-            for p in range {
-              let src = gp.base + p * ho * wo
-              let dst = o.base + p * h * w
-              for oy in 0..<ho {
-                for ox in 0..<wo {
-                  let v = src[oy * wo + ox] * scale
-                  for ky in 0..<kh {
-                    let row = dst + (oy * sh + ky) * w + ox * sw
-                    for kx in 0..<kw { row[kx] += v }
-                  }
-                }
-              }
+      [planewise(g, inputShape, planes: planes, zeroed: true) { _, src, dst in
+        for oy in 0..<ho {
+          for ox in 0..<wo {
+            let v = src[oy * wo + ox] * scale
+            for ky in 0..<kh {
+              let row = dst + (oy * sh + ky) * w + ox * sw
+              for kx in 0..<kw { row[kx] += v }
             }
           }
         }
@@ -81,48 +60,49 @@ extension Tensor {
     var outShape = shape
     outShape[rank - 2] = 2 * h
     outShape[rank - 1] = 2 * w
-    let result = Tensor(shape: outShape) { out in
-      withUnsafeBufferPointer { input in
-        let x = SendableConstPointer(input.baseAddress!)
-        let o = SendablePointer(out.baseAddress!)
-        parallelFor(planes, cost: 4 * h * w) { range in
-          for p in range {
-            let src = x.base + p * h * w
-            let dst = o.base + p * 4 * h * w
-            for y in 0..<h {
-              let top = dst + 2 * y * 2 * w
-              let row = src + y * w
-              for i in 0..<w {
-                top[2 * i] = row[i]
-                top[2 * i + 1] = row[i]
-              }
-              (top + 2 * w).update(from: top, count: 2 * w)
-            }
-          }
+    let result = planewise(self, outShape, planes: planes) { _, src, dst in
+      for y in 0..<h {
+        let top = dst + 2 * y * 2 * w
+        let row = src + y * w
+        for i in 0..<w {
+          top[2 * i] = row[i]
+          top[2 * i + 1] = row[i]
         }
+        (top + 2 * w).update(from: top, count: 2 * w)
       }
     }
     let inputShape = shape
     return result.recorded("upsampleNearest2x", [self]) { g in
-      [Tensor(shape: inputShape) { out in
-        g.withUnsafeBufferPointer { gb in
-          let gp = SendableConstPointer(gb.baseAddress!)
-          let o = SendablePointer(out.baseAddress!)
-          parallelFor(planes, cost: 4 * h * w) { range in
-            for p in range {
-              let src = gp.base + p * 4 * h * w
-              let dst = o.base + p * h * w
-              for y in 0..<h {
-                let top = src + 2 * y * 2 * w
-                let bottom = top + 2 * w
-                for i in 0..<w {
-                  dst[y * w + i] = (top[2 * i] + top[2 * i + 1]) + (bottom[2 * i] + bottom[2 * i + 1])
-                }
-              }
-            }
+      [planewise(g, inputShape, planes: planes) { _, src, dst in
+        for y in 0..<h {
+          let top = src + 2 * y * 2 * w
+          let bottom = top + 2 * w
+          for i in 0..<w {
+            dst[y * w + i] = (top[2 * i] + top[2 * i + 1]) + (bottom[2 * i] + bottom[2 * i + 1])
           }
         }
       }]
+    }
+  }
+}
+
+/// A tensor of `shape` computed plane by plane from `source`, the planes split across cores:
+/// `body(p, src, dst)` for each of `planes` planes, `src` the start of plane `p` of `source` and
+/// `dst` that of the result (set to zero first when `zeroed`).
+func planewise(
+  _ source: Tensor, _ shape: [Int], planes: Int, zeroed: Bool = false,
+  _ body: (Int, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+) -> Tensor {
+  let sourcePlane = source.count / Swift.max(1, planes)
+  let resultPlane = shape.reduce(1, *) / Swift.max(1, planes)
+  return Tensor(shape: shape) { out in
+    if zeroed { out.initialize(repeating: 0) }
+    source.withUnsafeBufferPointer { input in
+      let x = SendableConstPointer(input.baseAddress!)
+      let o = SendablePointer(out.baseAddress!)
+      parallelFor(planes, cost: Swift.max(sourcePlane, resultPlane)) { range in
+        for p in range { body(p, x.base + p * sourcePlane, o.base + p * resultPlane) }
+      }
     }
   }
 }

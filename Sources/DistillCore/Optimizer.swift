@@ -11,7 +11,7 @@
 /// one-element tensors, exact up to 2²⁴ steps.
 public protocol Optimizer: AnyObject {
   /// The parameters updated by ``step()``, in order; names key the state dict.
-  var parameters: [(name: String, parameter: Parameter)] { get }
+  var parameters: [NamedParameter] { get }
   /// The learning rate used by the next ``step()`` (a schedule may change it every step).
   var learningRate: Float { get set }
   /// The number of ``step()`` calls so far, restored by ``loadStateDict(_:)``.
@@ -34,7 +34,7 @@ extension Optimizer {
 }
 
 /// Validates parameter names for an optimizer or EMA.
-func checkUniqueNames(_ parameters: [(name: String, parameter: Parameter)], _ owner: String) {
+func checkUniqueNames(_ parameters: [NamedParameter], _ owner: String) {
   var seen = Set<String>()
   for entry in parameters {
     precondition(seen.insert(entry.name).inserted, "\(owner): parameter name '\(entry.name)' appears twice")

@@ -1,3 +1,7 @@
+/// A parameter with its name in its module tree (`"encoder.0.weight"`), as modules list them
+/// and optimizers, EMA and gradient reduction take them.
+public typealias NamedParameter = (name: String, parameter: Parameter)
+
 /// A trainable tensor: a gradient-accumulating leaf that optimizers update in place.
 ///
 /// Modules hold parameters; forward passes read ``value``; ``Tensor/backward(_:)`` fills

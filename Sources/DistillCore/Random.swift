@@ -124,25 +124,21 @@ public struct RandomGenerator: Sendable, Codable, Hashable {
   // MARK: Draws
 
   /// `count` floats uniform in [0, 1): the high 24 bits of each 32-bit word times 2⁻²⁴.
-  public mutating func uniform(count: Int) -> [Float] {
-    let start = take(count, perBlock: 4)
-    let key = key
-    return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-      if count > 0 { RandomKernels.uniform(buffer.baseAddress!, count: count, key: key, start: start, low: 0, span: 1) }
-      initialized = count
-    }
-  }
+  public mutating func uniform(count: Int) -> [Float] { draws(count, .uniform(low: 0, span: 1)) }
 
   /// `count` standard normal floats by Box–Muller, both outputs of each pair used.
   ///
   /// Words `(a, b)` of a block give `u1 = (a >> 8 + 1) / 2²⁴` in (0, 1] and `u2 = (b >> 8) / 2²⁴`;
   /// the pair is `r cos θ, r sin θ` with `r = sqrt(-2 ln u1)`, `θ = 2π u2`. Words 0–1 give
   /// elements 4k, 4k+1 and words 2–3 give 4k+2, 4k+3 of block k.
-  public mutating func normal(count: Int) -> [Float] {
+  public mutating func normal(count: Int) -> [Float] { draws(count, .normal(mean: 0, std: 1)) }
+
+  /// `count` floats drawn as `draw` says, four per block of the stream.
+  mutating func draws(_ count: Int, _ draw: RandomKernels.Draw) -> [Float] {
     let start = take(count, perBlock: 4)
     let key = key
     return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-      if count > 0 { RandomKernels.normal(buffer.baseAddress!, count: count, key: key, start: start, mean: 0, std: 1) }
+      if count > 0 { RandomKernels.fill(buffer.baseAddress!, count: count, key: key, start: start, draw) }
       initialized = count
     }
   }
@@ -181,42 +177,54 @@ enum RandomKernels {
   @inlinable @inline(__always)
   static func unit24(_ word: UInt32) -> Float { Float(word >> 8) * 0x1p-24 }
 
-  @inlinable
-  static func uniform(
-    _ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, low: Float, span: Float
-  ) {
-    forEachChunk(blocks: (count + 3) / 4, cost: 8) { blocks in
-      uniform(out, count: count, key: key, start: start, low: low, span: span, blocks: blocks)
-    }
-  }
+  /// What the four values of a Philox block are: `low + span·u` for uniform draws `u`, or
+  /// `mean + std·z` for normal draws `z` (two Box–Muller pairs).
+  @usableFromInline
+  enum Draw {
+    case uniform(low: Float, span: Float)
+    case normal(mean: Float, std: Float)
 
-  /// Fills elements `4·blocks.lowerBound ..< min(count, 4·blocks.upperBound)` with `low + span·u`.
-  @inlinable
-  static func uniform(
-    _ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, low: Float, span: Float,
-    blocks: Range<Int>
-  ) {
-    for b in blocks {
-      let w = Philox.block(start &+ UInt64(b), key: key)
-      let i = 4 * b
-      if i + 4 <= count {
-        out[i] = low + span * unit24(w.0)
-        out[i + 1] = low + span * unit24(w.1)
-        out[i + 2] = low + span * unit24(w.2)
-        out[i + 3] = low + span * unit24(w.3)
-      } else {
-        let words = [w.0, w.1, w.2, w.3]
-        for j in 0..<(count - i) { out[i + j] = low + span * unit24(words[j]) }
+    /// The work of a block, for the split across cores.
+    @inlinable var cost: Int { if case .uniform = self { 8 } else { 32 } }
+
+    @inlinable @inline(__always)
+    func values(_ w: (UInt32, UInt32, UInt32, UInt32)) -> (Float, Float, Float, Float) {
+      switch self {
+      case .uniform(let low, let span):
+        return (low + span * unit24(w.0), low + span * unit24(w.1), low + span * unit24(w.2), low + span * unit24(w.3))
+      case .normal(let mean, let std):
+        let (z0, z1) = boxMuller(w.0, w.1)
+        let (z2, z3) = boxMuller(w.2, w.3)
+        return (mean + std * z0, mean + std * z1, mean + std * z2, mean + std * z3)
       }
     }
   }
 
+  /// Fills `out[0 ..< count]` four elements per Philox block (block `b` from `start` gives
+  /// elements `4b ..< 4b + 4`, those below `count`) as `draw` says, over every block, split
+  /// across cores.
   @inlinable
-  static func normal(
-    _ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, mean: Float, std: Float
+  static func fill(_ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, _ draw: Draw) {
+    forEachChunk(blocks: (count + 3) / 4, cost: draw.cost) { blocks in
+      fill(out, count: count, key: key, start: start, blocks: blocks, draw)
+    }
+  }
+
+  /// ``fill(_:count:key:start:_:)`` over `blocks` alone, on this thread.
+  @inlinable
+  static func fill(
+    _ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, blocks: Range<Int>,
+    _ draw: Draw
   ) {
-    forEachChunk(blocks: (count + 3) / 4, cost: 32) { blocks in
-      normal(out, count: count, key: key, start: start, mean: mean, std: std, blocks: blocks)
+    for b in blocks {
+      let v = draw.values(Philox.block(start &+ UInt64(b), key: key))
+      let i = 4 * b
+      if i + 4 <= count {
+        (out[i], out[i + 1], out[i + 2], out[i + 3]) = v
+      } else {
+        let rest = [v.0, v.1, v.2, v.3]
+        for j in 0..<(count - i) { out[i + j] = rest[j] }
+      }
     }
   }
 
@@ -227,29 +235,6 @@ enum RandomKernels {
     let theta = 2 * Float.pi * unit24(b)
     let r = (-2 * logf(u1)).squareRoot()
     return (r * cosf(theta), r * sinf(theta))
-  }
-
-  /// Fills elements `4·blocks.lowerBound ..< min(count, 4·blocks.upperBound)` with `mean + std·z`.
-  @inlinable
-  static func normal(
-    _ out: UnsafeMutablePointer<Float>, count: Int, key: (UInt32, UInt32), start: UInt64, mean: Float, std: Float,
-    blocks: Range<Int>
-  ) {
-    for b in blocks {
-      let w = Philox.block(start &+ UInt64(b), key: key)
-      let (z0, z1) = boxMuller(w.0, w.1)
-      let (z2, z3) = boxMuller(w.2, w.3)
-      let i = 4 * b
-      if i + 4 <= count {
-        out[i] = mean + std * z0
-        out[i + 1] = mean + std * z1
-        out[i + 2] = mean + std * z2
-        out[i + 3] = mean + std * z3
-      } else {
-        let z = [z0, z1, z2, z3]
-        for j in 0..<(count - i) { out[i + j] = mean + std * z[j] }
-      }
-    }
   }
 
   /// Fills elements `2·blocks.lowerBound ..< min(count, 2·blocks.upperBound)` with integers
@@ -280,14 +265,7 @@ extension Tensor {
   public static func uniform(
     _ shape: [Int], low: Float = 0, high: Float = 1, using generator: inout RandomGenerator
   ) -> Tensor {
-    let count = shape.reduce(1, *)
-    let start = generator.take(count, perBlock: 4)
-    let key = generator.key
-    return Tensor(shape: shape) { buffer in
-      if count > 0 {
-        RandomKernels.uniform(buffer.baseAddress!, count: count, key: key, start: start, low: low, span: high - low)
-      }
-    }
+    random(shape, .uniform(low: low, span: high - low), using: &generator)
   }
 
   /// A tensor of `shape` with elements `mean + std·z`, `z` standard normal as in
@@ -295,13 +273,16 @@ extension Tensor {
   public static func normal(
     _ shape: [Int], mean: Float = 0, std: Float = 1, using generator: inout RandomGenerator
   ) -> Tensor {
+    random(shape, .normal(mean: mean, std: std), using: &generator)
+  }
+
+  /// A tensor of `shape` drawn from `generator`'s stream as `draw` says, four values per block.
+  static func random(_ shape: [Int], _ draw: RandomKernels.Draw, using generator: inout RandomGenerator) -> Tensor {
     let count = shape.reduce(1, *)
     let start = generator.take(count, perBlock: 4)
     let key = generator.key
     return Tensor(shape: shape) { buffer in
-      if count > 0 {
-        RandomKernels.normal(buffer.baseAddress!, count: count, key: key, start: start, mean: mean, std: std)
-      }
+      if count > 0 { RandomKernels.fill(buffer.baseAddress!, count: count, key: key, start: start, draw) }
     }
   }
 
@@ -337,9 +318,9 @@ extension Tensor {
       let out = buffer.baseAddress!
       parallelFor(keys.count, cost: 8 * rowCount) { rows in
         for row in rows {
-          RandomKernels.normal(
-            out + row * rowCount, count: rowCount, key: keys[row], start: starts[row], mean: 0, std: 1,
-            blocks: 0..<((rowCount + 3) / 4))
+          RandomKernels.fill(
+            out + row * rowCount, count: rowCount, key: keys[row], start: starts[row], blocks: 0..<((rowCount + 3) / 4),
+            .normal(mean: 0, std: 1))
         }
       }
     }

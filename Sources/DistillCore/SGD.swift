@@ -12,7 +12,7 @@
 /// State keys: `"step"`, `"<name>.step"` and, when `momentum ≠ 0` and the parameter has
 /// stepped, `"<name>.momentum_buffer"`.
 public final class SGD: Optimizer {
-  public let parameters: [(name: String, parameter: Parameter)]
+  public let parameters: [NamedParameter]
   public var learningRate: Float
   public let momentum: Double
   public let dampening: Double
@@ -28,7 +28,7 @@ public final class SGD: Optimizer {
   private let slots: [Slot]
 
   public init(
-    _ parameters: [(name: String, parameter: Parameter)], learningRate: Float, momentum: Double = 0,
+    _ parameters: [NamedParameter], learningRate: Float, momentum: Double = 0,
     dampening: Double = 0, nesterov: Bool = false, weightDecay: Double = 0
   ) {
     precondition(learningRate >= 0, "SGD: invalid learning rate \(learningRate)")

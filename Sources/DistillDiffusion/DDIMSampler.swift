@@ -4,7 +4,7 @@ import Foundation
 ///
 /// The model gets integer timesteps (as `Float`) and outputs the schedule's ``Prediction``.
 /// The previous timestep is always `t − T/n`, whatever the spacing, as in diffusers.
-public struct DDIMSampler: Sendable {
+public struct DDIMSampler: SpacedTimestepSampler, Sendable {
   public var schedule: NoiseSchedule
   public var prediction: Prediction
   /// Clamp x̂₀ to `±clipSampleRange` (diffusers' `clip_sample`, default true).
@@ -26,11 +26,6 @@ public struct DDIMSampler: Sendable {
     self.setAlphaToOne = setAlphaToOne
     self.spacing = spacing
     self.stepsOffset = stepsOffset
-  }
-
-  /// The inference timesteps for `steps` steps, from most to least noisy.
-  public func timesteps(steps: Int) -> [Int] {
-    spacing.timesteps(count: steps, trainSteps: schedule.trainSteps, stepsOffset: stepsOffset)
   }
 
   /// ᾱ at the timestep a step from `t` lands on, with `steps` inference steps.

@@ -3,7 +3,7 @@ import Foundation
 /// Ancestral DDPM sampling (Ho et al. 2020), as diffusers' `DDPMScheduler`.
 ///
 /// The model gets integer timesteps (as `Float`) and outputs the schedule's ``Prediction``.
-public struct DDPMSampler: Sendable {
+public struct DDPMSampler: SpacedTimestepSampler, Sendable {
   /// The variance of the added noise (diffusers' `variance_type`).
   public enum Variance: String, Sendable {
     /// The posterior variance `(1−ᾱ_{t'})/(1−ᾱ_t)·β'_t`, clamped to ≥ 1e-20.
@@ -32,11 +32,6 @@ public struct DDPMSampler: Sendable {
     self.clipSampleRange = clipSampleRange
     self.spacing = spacing
     self.stepsOffset = stepsOffset
-  }
-
-  /// The inference timesteps for `steps` steps, from most to least noisy.
-  public func timesteps(steps: Int) -> [Int] {
-    spacing.timesteps(count: steps, trainSteps: schedule.trainSteps, stepsOffset: stepsOffset)
   }
 
   /// One reverse step from timestep `t` to `previousTimestep` (−1 after the last step; `t − 1`

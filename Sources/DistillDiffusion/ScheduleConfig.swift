@@ -108,19 +108,9 @@ public struct ScheduleConfig: Equatable, Sendable {
     config.betaEnd = try r.double("beta_end") ?? 0.02
     let kinds = NoiseSchedule.BetaSchedule.allCases.map(\.rawValue)
     config.betaSchedule = NoiseSchedule.BetaSchedule(rawValue: try r.choice("beta_schedule", kinds, default: "linear"))!
-    if let betas = r.value("trained_betas") {
-      guard case .array(let items) = betas else {
-        throw DistillError.invalidValue(
-          location: "\(source): trained_betas", expected: "null or an array of numbers", found: betas.summary)
-      }
-      config.trainedBetas = try items.map { item in
-        guard case .number(let beta) = item else {
-          throw DistillError.invalidValue(
-            location: "\(source): trained_betas", expected: "an array of numbers", found: item.summary)
-        }
-        return beta
-      }
-      config.trainSteps = items.count
+    if let betas = try r.doubleArray("trained_betas") {
+      config.trainedBetas = betas
+      config.trainSteps = betas.count
     }
     config.rescaleZeroTerminalSNR = try r.bool("rescale_betas_zero_snr", default: false)
     let predictionName = try r.choice("prediction_type", Prediction.allCases.map(\.rawValue), default: "epsilon")
@@ -185,19 +175,9 @@ public struct ScheduleConfig: Equatable, Sendable {
     config.betaSchedule = NoiseSchedule.BetaSchedule(rawValue: try r.choice("betaSchedule", kinds, default: "linear"))!
     config.betaStart = try r.double("betaStart") ?? 0.0001
     config.betaEnd = try r.double("betaEnd") ?? 0.02
-    if let betas = r.value("trainedBetas") {
-      guard case .array(let items) = betas else {
-        throw DistillError.invalidValue(
-          location: "\(location): trainedBetas", expected: "an array of numbers", found: betas.summary)
-      }
-      config.trainedBetas = try items.map { item in
-        guard case .number(let beta) = item else {
-          throw DistillError.invalidValue(
-            location: "\(location): trainedBetas", expected: "an array of numbers", found: item.summary)
-        }
-        return beta
-      }
-      config.trainSteps = items.count
+    if let betas = try r.doubleArray("trainedBetas") {
+      config.trainedBetas = betas
+      config.trainSteps = betas.count
     }
     config.rescaleZeroTerminalSNR = try r.bool("rescaleZeroTerminalSNR", default: false)
     try r.rejectUnknownKeys()

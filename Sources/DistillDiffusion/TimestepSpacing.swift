@@ -5,6 +5,21 @@ import Foundation
 /// output of the shape of `x`.
 public typealias DenoisingModel = (_ x: Tensor, _ timesteps: [Float]) throws -> Tensor
 
+/// A sampler that steps through the schedule's discrete timesteps picked by a
+/// ``TimestepSpacing`` (``DDPMSampler``, ``DDIMSampler``).
+public protocol SpacedTimestepSampler {
+  var schedule: NoiseSchedule { get }
+  var spacing: TimestepSpacing { get }
+  var stepsOffset: Int { get }
+}
+
+extension SpacedTimestepSampler {
+  /// The inference timesteps for `steps` steps, from most to least noisy.
+  public func timesteps(steps: Int) -> [Int] {
+    spacing.timesteps(count: steps, trainSteps: schedule.trainSteps, stepsOffset: stepsOffset)
+  }
+}
+
 /// How a sampler picks its inference timesteps out of `0..<T` (diffusers' `timestep_spacing`).
 public enum TimestepSpacing: String, Sendable, CaseIterable {
   /// `arange(n)·(T//n)`, reversed, plus `steps_offset` (DDPM/DDIM default; SD uses offset 1).

@@ -14,7 +14,7 @@ import DistillCore
 ///
 /// Not thread-safe: call from the training loop only.
 public final class GradientReducer {
-  public let parameters: [(name: String, parameter: Parameter)]
+  public let parameters: [NamedParameter]
   public let communicator: any Communicator
   public let plan: BucketPlan
   private var staging: [Float]
@@ -25,7 +25,7 @@ public final class GradientReducer {
   /// - Throws: ``DistributedError/layoutMismatch(detail:)`` when another rank holds a
   ///   different list; ``DistributedError/mpiCall(function:code:message:)``.
   public init(
-    _ parameters: [(name: String, parameter: Parameter)], communicator: any Communicator,
+    _ parameters: [NamedParameter], communicator: any Communicator,
     bucketBytes: Int = BucketPlan.defaultBucketBytes
   ) throws {
     self.parameters = parameters

@@ -1,4 +1,4 @@
-import CKernels
+import DistillCore
 
 #if canImport(Glibc)
   import Glibc
@@ -20,24 +20,14 @@ public func sinusoidalEmbedding(
   var frequencies = [Float](repeating: 0, count: half)
   let logPeriod = -logf(maxPeriod)
   for i in 0..<half { frequencies[i] = expf(logPeriod * Float(i) / (Float(half) - frequencyShift)) }
-  // All angles first, then sine and cosine in one vectorised pass (CKernels); glibc's scalar
-  // sinf and cosf were a few percent of the toy DMD step. The kernel is exact enough only for
-  // angles below 8192, so larger ones keep the libm path.
+  // All angles first, then sine and cosine in one vectorised pass (``sinesAndCosines(_:)``);
+  // glibc's scalar sinf and cosf were a few percent of the toy DMD step.
   let count = timesteps.count
   var angles = [Float](repeating: 0, count: count * half)
   for n in 0..<count {
     for i in 0..<half { angles[n * half + i] = scale * (timesteps[n] * frequencies[i]) }
   }
-  var sines = [Float](repeating: 0, count: angles.count)
-  var cosines = [Float](repeating: 0, count: angles.count)
-  if angles.allSatisfy({ Swift.abs($0) < 8192 }) {
-    distill_sincos(angles, &sines, &cosines, angles.count)
-  } else {
-    for i in angles.indices {
-      sines[i] = sinf(angles[i])
-      cosines[i] = cosf(angles[i])
-    }
-  }
+  let (sines, cosines) = sinesAndCosines(angles)
   return Tensor(shape: [count, dimension]) { out in
     for n in 0..<count {
       let row = out.baseAddress! + n * dimension

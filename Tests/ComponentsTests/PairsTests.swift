@@ -70,13 +70,13 @@ private func bits(_ t: Tensor) -> [UInt32] { t.scalars.map(\.bitPattern) }
     try writePairs(teacher: teacher, options: PairsOptions(count: 8, steps: 5, seed: 1, shardSize: 8), folder: folder)
     #expect(!FileManager.default.fileExists(atPath: folder + "/shard-00002.safetensors"))
     let other = PairsOptions(count: 8, steps: 5, seed: 2)
-    #expect(throws: DistillError.self) { try writePairs(teacher: teacher, options: other, folder: folder) }
+    #expect(throws: PairsFolderError.self) { try writePairs(teacher: teacher, options: other, folder: folder) }
     #expect(try PairsIndex.read(folder: folder).seed == 1)
     try writePairs(teacher: teacher, options: other, folder: folder, replace: true)
     #expect(try PairsIndex.read(folder: folder).seed == 2)
     let foreign = scratchFolder()
     FileManager.default.createFile(atPath: foreign + "/notes.txt", contents: Data("mine".utf8))
-    #expect(throws: DistillError.self) { try writePairs(teacher: teacher, options: other, folder: foreign, replace: true) }
+    #expect(throws: PairsFolderError.self) { try writePairs(teacher: teacher, options: other, folder: foreign, replace: true) }
   }
 
   @Test func badShardIsNamedWhenOpening() throws {

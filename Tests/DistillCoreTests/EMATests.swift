@@ -4,7 +4,7 @@ import Testing
 @testable import DistillCore
 
 @Suite struct EMATests {
-  private func makeParameters() -> [(name: String, parameter: Parameter)] {
+  private func makeParameters() -> [NamedParameter] {
     [("w", Parameter(Tensor([[1, -2, 3], [0.5, 0, 4]]))), ("b", Parameter(Tensor([10, -10])))]
   }
 

@@ -34,7 +34,7 @@ private func gradient(_ n: Int, step k: Int, phase: Double = 0) -> Tensor {
 }
 
 /// Two named parameters `a` [6] and `b` [4] as in the Python setup.
-private func makeParameters() -> [(name: String, parameter: Parameter)] {
+private func makeParameters() -> [NamedParameter] {
   [("a", Parameter(initialValue(6))), ("b", Parameter(initialValue(4, shift: 0.25)))]
 }
 
@@ -48,7 +48,7 @@ private func step(_ optimizer: Optimizer, _ k: Int, skip: Bool = false) {
 
 /// Runs steps 1...6 of `make` and compares with torch's `a` and `b`.
 private func checkGolden(
-  _ make: ([(name: String, parameter: Parameter)]) -> Optimizer, skip: Bool, a: [Float], b: [Float],
+  _ make: ([NamedParameter]) -> Optimizer, skip: Bool, a: [Float], b: [Float],
   sourceLocation: SourceLocation = #_sourceLocation
 ) {
   let optimizer = make(makeParameters())
@@ -146,7 +146,7 @@ private func checkGolden(
 @Suite struct OptimizerStateTests {
   /// N steps, save, fresh optimizer and parameters loaded from the saved weights and state,
   /// M steps: bit for bit the same as N + M uninterrupted steps.
-  private func checkResume(_ make: ([(name: String, parameter: Parameter)]) -> Optimizer) throws {
+  private func checkResume(_ make: ([NamedParameter]) -> Optimizer) throws {
     let reference = make(makeParameters())
     for k in 1...7 { step(reference, k, skip: true) }
 

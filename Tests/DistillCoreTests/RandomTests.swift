@@ -65,15 +65,16 @@ import Testing
       var n = [Float](repeating: -1, count: count)
       u.withUnsafeMutableBufferPointer { out in
         for k in (0..<(splits.count - 1)).reversed() {
-          RandomKernels.uniform(
-            out.baseAddress!, count: count, key: key, start: start, low: 0, span: 1, blocks: splits[k]..<splits[k + 1])
+          RandomKernels.fill(
+            out.baseAddress!, count: count, key: key, start: start, blocks: splits[k]..<splits[k + 1],
+            .uniform(low: 0, span: 1))
         }
       }
       n.withUnsafeMutableBufferPointer { out in
         for k in 0..<(splits.count - 1) {
-          RandomKernels.normal(
-            out.baseAddress!, count: count, key: key, start: start &+ UInt64(blocks4), mean: 0, std: 1,
-            blocks: splits[k]..<splits[k + 1])
+          RandomKernels.fill(
+            out.baseAddress!, count: count, key: key, start: start &+ UInt64(blocks4), blocks: splits[k]..<splits[k + 1],
+            .normal(mean: 0, std: 1))
         }
       }
       #expect(u == uniform)

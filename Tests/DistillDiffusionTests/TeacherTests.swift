@@ -154,83 +154,6 @@ private func expectError(
   }
 }
 
-// MARK: - Sampling the exact teacher
-
-@Suite struct TeacherSamplingTests {
-  static func mixture(prediction: Prediction = .epsilon) throws -> GaussianMixtureDenoiser {
-    try GaussianMixtureDenoiser(
-      means: [[-2, -2], [2, 2], [2, -2]], std: 0.3, weights: [0.5, 0.3, 0.2], schedule: .ddpm(),
-      prediction: prediction)
-  }
-
-  /// Mode fractions within 0.04 (≈ 3.5 binomial standard errors at 2000 samples), mode means
-  /// within 0.1 and mode standard deviations within 25 %.
-  static func checkMatchesMixture(
-    _ samples: Tensor, _ gmm: GaussianMixtureDenoiser, sourceLocation: SourceLocation = #_sourceLocation
-  ) {
-    let n = samples.shape[0]
-    let labels = gmm.nearestComponent(samples)
-    let values = samples.scalars
-    for (k, mean) in gmm.means.enumerated() {
-      let members = labels.indices.filter { labels[$0] == k }
-      let fraction = Double(members.count) / Double(n)
-      #expect(
-        Swift.abs(fraction - gmm.weights[k]) < 0.04, "mode \(k): fraction \(fraction)", sourceLocation: sourceLocation)
-      guard members.count > 10 else { continue }
-      for j in 0..<2 {
-        let coordinate = members.map { Double(values[$0 * 2 + j]) }
-        let m = coordinate.reduce(0, +) / Double(coordinate.count)
-        let sd = (coordinate.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(coordinate.count)).squareRoot()
-        #expect(Swift.abs(m - mean[j]) < 0.1, "mode \(k) coordinate \(j): mean \(m)", sourceLocation: sourceLocation)
-        #expect(
-          Swift.abs(sd / gmm.std - 1) < 0.25, "mode \(k) coordinate \(j): std \(sd)", sourceLocation: sourceLocation)
-      }
-    }
-  }
-
-  @Test func ddim50StepsReproducesTheMixture() throws {
-    let gmm = try Self.mixture()
-    var calls = 0
-    let samples = try sampleTeacher(
-      gmm, options: TeacherSamplingOptions(sampler: .ddim, steps: 50, count: 2000, seed: 0, batchSize: 500)
-    ) { done, total in
-      calls += 1
-      #expect(total == 200 && done == calls)
-    }
-    #expect(samples.shape == [2000, 2])
-    #expect(calls == 200)
-    Self.checkMatchesMixture(samples, gmm)
-  }
-
-  @Test(arguments: [TeacherSamplerKind.ddpm, .euler, .heun])
-  func otherSamplersReproduceTheMixture(kind: TeacherSamplerKind) throws {
-    let gmm = try Self.mixture(prediction: kind == .euler ? .vPrediction : .epsilon)
-    let samples = try sampleTeacher(
-      gmm,
-      options: TeacherSamplingOptions(
-        sampler: kind, steps: kind == .heun ? 25 : 50, count: 2000, seed: 1, batchSize: 1000))
-    Self.checkMatchesMixture(samples, gmm)
-  }
-
-  @Test func deterministicSamplesDoNotDependOnBatchSize() throws {
-    let gmm = try Self.mixture()
-    let a = try sampleTeacher(
-      gmm, options: TeacherSamplingOptions(sampler: .ddim, steps: 10, count: 7, seed: 5, batchSize: 7))
-    let b = try sampleTeacher(
-      gmm, options: TeacherSamplingOptions(sampler: .ddim, steps: 10, count: 7, seed: 5, batchSize: 3))
-    #expect(a == b)
-  }
-
-  @Test func badOptionsNameTheFlag() throws {
-    let gmm = try Self.mixture()
-    expectError(containing: ["--steps"]) { _ = try sampleTeacher(gmm, options: TeacherSamplingOptions(steps: 0)) }
-    expectError(containing: ["--count"]) { _ = try sampleTeacher(gmm, options: TeacherSamplingOptions(count: 0)) }
-    expectError(containing: ["--batch-size"]) {
-      _ = try sampleTeacher(gmm, options: TeacherSamplingOptions(batchSize: 0))
-    }
-  }
-}
-
 // MARK: - diffusers UNet teachers
 
 @Suite struct UNetDenoiserTests {
@@ -244,46 +167,6 @@ private func expectError(
     let io = try SafetensorsFile.read(contentsOf: folder + "/io.safetensors")
     let output = withoutGradients { teacher(try! io.tensor("sample"), timesteps: try! io.tensor("timestep").scalars) }
     expectClose(output, try io.tensor("output"), rtol: 0, atol: 1e-4)
-  }
-
-  @Test func predictWritesTheNetworkOutput() throws {
-    let folder = unetFixtures.appendingPathComponent("unet2d-small").path
-    let tmp = try temporaryFolder()
-    defer { try? FileManager.default.removeItem(atPath: tmp) }
-    let out = tmp + "/out.safetensors"
-    let report = try predict(teacherPath: folder, inputPath: folder + "/io.safetensors", outputPath: out)
-    #expect(report.outputShape == [2, 3, 16, 16])
-    #expect(report.maxAbsDifferenceFromReference! < 1e-4)
-    let written = try SafetensorsFile.read(contentsOf: out)
-    #expect(written.keys == ["output"])
-    let io = try SafetensorsFile.read(contentsOf: folder + "/io.safetensors")
-    expectClose(try written.tensor("output"), try io.tensor("output"), rtol: 0, atol: 1e-4)
-    // A second run replaces the file.
-    _ = try predict(teacherPath: folder, inputPath: folder + "/io.safetensors", outputPath: out)
-    #expect(try FileManager.default.contentsOfDirectory(atPath: tmp) == ["out.safetensors"])
-  }
-
-  @Test func predictErrorsNameTheFileAndKey() throws {
-    let folder = unetFixtures.appendingPathComponent("unet2d-small").path
-    let tmp = try temporaryFolder()
-    defer { try? FileManager.default.removeItem(atPath: tmp) }
-    let input = tmp + "/in.safetensors"
-    try SafetensorsFile.write(["sample": Tensor.zeros([2, 3, 16, 16])], to: input)
-    expectError(containing: [input, "timestep"]) {
-      _ = try predict(teacherPath: folder, inputPath: input, outputPath: tmp + "/o.safetensors")
-    }
-    try SafetensorsFile.write(["sample": Tensor.zeros([2, 4, 16, 16]), "timestep": Tensor([1])], to: input)
-    expectError(containing: [input, "sample", "[N, 3, H, W]"]) {
-      _ = try predict(teacherPath: folder, inputPath: input, outputPath: tmp + "/o.safetensors")
-    }
-    try SafetensorsFile.write(["sample": Tensor.zeros([2, 3, 16, 16]), "timestep": Tensor([1, 2, 3])], to: input)
-    expectError(containing: [input, "timestep"]) {
-      _ = try predict(teacherPath: folder, inputPath: input, outputPath: tmp + "/o.safetensors")
-    }
-    expectError(containing: [tmp + "/missing.safetensors"]) {
-      _ = try predict(teacherPath: folder, inputPath: tmp + "/missing.safetensors", outputPath: tmp + "/o.safetensors")
-    }
-    #expect(!FileManager.default.fileExists(atPath: tmp + "/o.safetensors"))
   }
 
   /// A diffusers pipeline folder: `unet/` and `scheduler/scheduler_config.json`.

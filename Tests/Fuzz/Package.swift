@@ -48,9 +48,9 @@ let package = Package(
       swiftSettings: harness
     ),
 
-    // MARK: fuzz-jpeg
+    // MARK: fuzz-image (targets png and jpeg of scripts/fuzz.sh)
     .executableTarget(
-      name: "fuzz-jpeg",
+      name: "fuzz-image",
       dependencies: [
         "FuzzSupport",
         .product(name: "ImageIO", package: distillery),
@@ -66,16 +66,6 @@ let package = Package(
         .product(name: "BuiltInComponents", package: distillery),
         .product(name: "DistillCore", package: distillery),
         .product(name: "DistillPipeline", package: distillery),
-      ],
-      swiftSettings: harness
-    ),
-
-    // MARK: fuzz-png
-    .executableTarget(
-      name: "fuzz-png",
-      dependencies: [
-        "FuzzSupport",
-        .product(name: "ImageIO", package: distillery),
       ],
       swiftSettings: harness
     ),

@@ -58,11 +58,7 @@ final class ToyDMDWorkload {
       let weight = (x - realX0).abs().mean(axes: [1], keepDims: true)
       return (fakeX0 - realX0) / weight
     }
-    let target = (x - direction).detached()
-    let loss = 0.5 * (x - target).square().mean()
-    generatorOptimizer.zeroGrad()
-    loss.backward()
-    generatorOptimizer.step()
+    update(generatorOptimizer, minimizing: 0.5 * (x - (x - direction).detached()).square().mean())
 
     // Fake-score update on fresh, detached generator samples.
     let sample = withoutGradients { generator(Tensor.normal([batch, 2], mean: 0, std: 1, using: &rng)) }
@@ -70,9 +66,7 @@ final class ToyDMDWorkload {
     let noise2 = Tensor.normal([batch, 2], mean: 0, std: 1, using: &rng)
     let (a, s) = coefficients(t2)
     let fakeLoss = (fake(a * sample + s * noise2, t2.map(Float.init)) - noise2).square().mean()
-    fakeOptimizer.zeroGrad()
-    fakeLoss.backward()
-    fakeOptimizer.step()
+    update(fakeOptimizer, minimizing: fakeLoss)
   }
 
   func secondsPerStep() -> Double { medianSeconds(warm: 3, reps: 15) { step() } }

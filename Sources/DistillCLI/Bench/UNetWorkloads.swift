@@ -24,10 +24,7 @@ enum UNetTrainingWorkload {
       let t = rng.integers(count: 16, in: 0..<1000)
       let noise = Tensor.normal([16, 3, 32, 32], mean: 0, std: 1, using: &rng)
       let noisy = schedule.addNoise(x0: x, noise: noise, timesteps: t)
-      let loss = Tensor.mseLoss(unet(noisy, timesteps: t.map(Float.init)), noise)
-      optimizer.zeroGrad()
-      loss.backward()
-      optimizer.step()
+      update(optimizer, minimizing: Tensor.mseLoss(unet(noisy, timesteps: t.map(Float.init)), noise))
     }
   }
 }
@@ -94,19 +91,13 @@ final class UNetDMDWorkload {
       let weight = (x.detached() - realX0).abs().mean(axes: [1, 2, 3], keepDims: true)
       return (fakeX0 - realX0) / weight
     }
-    let target = (x - direction).detached()
-    let loss = 0.5 * (x - target).square().mean()
-    generatorOptimizer.zeroGrad()
-    loss.backward()
-    generatorOptimizer.step()
+    update(generatorOptimizer, minimizing: 0.5 * (x - (x - direction).detached()).square().mean())
 
     let sample = withoutGradients { generate(Tensor.normal([batch] + shape, mean: 0, std: 1, using: &rng)) }
     let t2 = rng.integers(count: batch, in: 0..<1000)
     let noise2 = Tensor.normal([batch] + shape, mean: 0, std: 1, using: &rng)
     let fakeLoss = Tensor.mseLoss(fake(schedule.addNoise(x0: sample, noise: noise2, timesteps: t2), timesteps: t2.map(Float.init)), noise2)
-    fakeOptimizer.zeroGrad()
-    fakeLoss.backward()
-    fakeOptimizer.step()
+    update(fakeOptimizer, minimizing: fakeLoss)
   }
 
   func secondsPerStep() -> Double { medianSeconds(warm: 2, reps: 7) { step() } }

@@ -42,6 +42,13 @@ enum Workload: String, CaseIterable, ExpressibleByArgument {
   }
 }
 
+/// One update of `optimizer`'s parameters down the gradient of `loss`.
+func update(_ optimizer: some Optimizer, minimizing loss: Tensor) {
+  optimizer.zeroGrad()
+  loss.backward()
+  optimizer.step()
+}
+
 /// One 1024^3 product through `Tensor.matmul`.
 enum GemmWorkload {
   static func gflops() -> Double {

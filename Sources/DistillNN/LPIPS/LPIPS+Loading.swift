@@ -14,7 +14,7 @@ extension LPIPS {
       var detail = "not the weights of LPIPS \(network.rawValue): "
         + DistillError.stateDictMismatch(problems: problems).description
       if let other = Network.allCases.first(where: { $0 != network && mismatches(network: $0, file: file).isEmpty }) {
-        detail += "\n  these are the weights of LPIPS \(other.rawValue) (use --net \(other.rawValue))"
+        detail += "\n  these are the weights of LPIPS \(other.rawValue)"
       }
       throw DistillError.malformed(path: weightsPath, detail: detail)
     }

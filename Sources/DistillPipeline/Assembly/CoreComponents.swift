@@ -8,7 +8,7 @@ public protocol ScheduleComponent: ComponentDescribing {
 
 /// Builds an optimizer over a list of parameters.
 public protocol OptimizerComponent: ComponentDescribing {
-  static func make(_ entry: ComponentEntry, parameters: [(name: String, parameter: Parameter)]) -> any Optimizer
+  static func make(_ entry: ComponentEntry, parameters: [NamedParameter]) -> any Optimizer
 }
 
 /// The DDPM family of schedules, as diffusers' `DDPMScheduler` computes them.
@@ -65,7 +65,7 @@ public enum AdamComponent: OptimizerComponent {
       ParameterSpec("eps", .number(0...1), default: .number(1e-8), "the denominator's epsilon"),
     ]
 
-  public static func make(_ entry: ComponentEntry, parameters: [(name: String, parameter: Parameter)]) -> any Optimizer {
+  public static func make(_ entry: ComponentEntry, parameters: [NamedParameter]) -> any Optimizer {
     let (lr, betas, eps, decay) = adamSettings(entry)
     return Adam(parameters, learningRate: lr, betas: betas, epsilon: eps, weightDecay: decay)
   }
@@ -83,7 +83,7 @@ public enum AdamWComponent: OptimizerComponent {
   public static let summary = "AdamW (decoupled weight decay), as torch.optim.AdamW"
   public static let parameters: [ParameterSpec] = AdamComponent.parameters
 
-  public static func make(_ entry: ComponentEntry, parameters: [(name: String, parameter: Parameter)]) -> any Optimizer {
+  public static func make(_ entry: ComponentEntry, parameters: [NamedParameter]) -> any Optimizer {
     let (lr, betas, eps, decay) = AdamComponent.adamSettings(entry)
     return AdamW(parameters, learningRate: lr, betas: betas, epsilon: eps, weightDecay: decay)
   }
@@ -99,7 +99,7 @@ public enum SGDComponent: OptimizerComponent {
       ParameterSpec("nesterov", .bool, default: .bool(false), "Nesterov momentum (needs a momentum)"),
     ]
 
-  public static func make(_ entry: ComponentEntry, parameters: [(name: String, parameter: Parameter)]) -> any Optimizer {
+  public static func make(_ entry: ComponentEntry, parameters: [NamedParameter]) -> any Optimizer {
     SGD(
       parameters, learningRate: entry.float("lr"), momentum: entry.double("momentum"),
       nesterov: entry.bool("nesterov") && entry.double("momentum") > 0, weightDecay: entry.double("weightDecay"))

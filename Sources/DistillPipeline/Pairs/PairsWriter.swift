@@ -64,32 +64,28 @@ public func pairsFolderState(_ folder: String, for index: PairsIndex) -> PairsFo
 /// renamed; the index last, after removing an older index first, so a folder with an index
 /// always has complete shards.
 ///
-/// - Parameter replace: replace a folder holding other pairs (`--force`); without it such a
-///   folder is refused. A folder holding other files is always refused.
+/// - Parameter replace: replace a folder holding other pairs; without it such a folder is
+///   refused. A folder holding other files is always refused.
 /// - Parameter progress: called after each batch with (pairs done, total).
-/// - Throws: ``DistillError`` for bad options (named by flag), a shape the teacher cannot take,
-///   or a folder that cannot be written.
+/// - Throws: ``SamplingSettingError`` for bad options, ``PairsFolderError`` for a folder that
+///   is refused, ``DistillError`` for a shape the teacher cannot take or a folder that cannot be
+///   written.
 @discardableResult
 public func writePairs(
   teacher: any Denoiser, options: PairsOptions, folder: String, replace: Bool = false,
   progress: ((Int, Int) -> Void)? = nil
 ) throws -> PairsIndex {
-  func fail(_ flag: String, _ expected: String, _ found: String) -> DistillError {
-    .invalidValue(location: flag, expected: expected, found: found)
+  func fail(_ setting: SamplingSettingError.Setting, _ expected: String, _ found: String) -> SamplingSettingError {
+    SamplingSettingError(setting: setting, expected: expected, found: found)
   }
-  let trainSteps = teacher.schedule.trainSteps
-  guard options.count >= 1, options.count < 1 << 24 else { throw fail("--count", "1...16777215", String(options.count)) }
-  guard options.shardSize >= 1 else { throw fail("--shard-size", "at least 1", String(options.shardSize)) }
-  guard options.batchSize >= 1 else { throw fail("--batch-size", "at least 1", String(options.batchSize)) }
-  guard options.steps >= 1, options.steps <= trainSteps else {
-    throw fail("--steps", "1...\(trainSteps) (the teacher's training timesteps)", String(options.steps))
-  }
-  guard options.seed < 1 << 53 else { throw fail("--seed", "0...2^53-1 (exact in JSON)", String(options.seed)) }
-  if options.sampler == .heun, teacher.schedule.alphaBar(trainSteps - 1) <= 0 {
-    throw fail("--sampler", "a sampler other than heun (σ_max is infinite on a zero-terminal-SNR schedule)", "heun")
-  }
+  guard options.count >= 1, options.count < 1 << 24 else { throw fail(.count, "1...16777215", String(options.count)) }
+  guard options.shardSize >= 1 else { throw fail(.shardSize, "at least 1", String(options.shardSize)) }
+  try checkSampling(
+    teacher, sampler: options.sampler, steps: options.steps, count: options.count, batchSize: options.batchSize)
+  guard options.seed < 1 << 53 else { throw fail(.seed, "0...2^53-1 (exact in JSON)", String(options.seed)) }
   guard let shape = teacher.sampleShape else {
-    throw fail("teacher", "a teacher with a sample shape (a UNet config with sample_size)", "none")
+    throw DistillError.invalidValue(
+      location: "teacher", expected: "a teacher with a sample shape (a UNet config with sample_size)", found: "none")
   }
   try teacher.validateInput(shape: [1] + shape, location: "sample shape")
 
@@ -110,14 +106,9 @@ public func writePairs(
   switch pairsFolderState(folder, for: index) {
   case .absentOrEmpty, .samePairs: break
   case .otherPairs(let existing):
-    guard replace else {
-      throw DistillError.invalidValue(
-        location: folder, expected: "an empty folder, or the same pairs (use --force to replace them)",
-        found: "other pairs (\(existing.count) from \(existing.sampler), \(existing.steps) steps, seed \(existing.seed), \(existing.teacher))")
-    }
+    guard replace else { throw PairsFolderError.otherPairs(folder: folder, existing) }
   case .otherFiles:
-    throw DistillError.invalidValue(
-      location: folder, expected: "a new or empty folder, or a pairs folder", found: "a folder holding other files")
+    throw PairsFolderError.otherFiles(folder: folder)
   }
   do {
     try manager.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -182,9 +173,6 @@ private func sampleBatch(
   let prediction = teacher.prediction
   let model: DenoisingModel = { x, t in teacher(x, timesteps: t) }
   switch options.sampler {
-  case .ddim:
-    let sampler = DDIMSampler(schedule: schedule, prediction: prediction, clipSample: options.clipSample)
-    return try sampler.sample(model: model, initialNoise: noise, steps: options.steps)
   case .ddpm:
     let sampler = DDPMSampler(schedule: schedule, prediction: prediction, clipSample: options.clipSample)
     var local = streams
@@ -193,12 +181,30 @@ private func sampleBatch(
       let rowShape = [1] + shape.dropFirst()
       return Tensor.concat(local.indices.map { Tensor.normal(rowShape, using: &local[$0]) }, axis: 0)
     }
-  case .euler:
-    return try EulerSampler(schedule: schedule, prediction: prediction).sample(
-      model: model, initialNoise: noise, steps: options.steps)
-  case .heun:
-    let denoiser = HeunSampler.denoiser(vpModel: model, schedule: schedule, prediction: prediction)
-    return try HeunSampler(vpSchedule: schedule).sample(denoiser: denoiser, initialNoise: noise, steps: options.steps)
+  case .ddim, .euler, .heun:
+    return try deterministicSample(
+      model: model, schedule: schedule, prediction: prediction, sampler: options.sampler, steps: options.steps,
+      noise: noise, spacing: .leading, clipSample: options.clipSample)
+  }
+}
 
+/// A folder ``writePairs(teacher:options:folder:replace:progress:)`` refuses to write into.
+public enum PairsFolderError: Error, CustomStringConvertible {
+  /// A pairs folder of other pairs, written without `replace`.
+  case otherPairs(folder: String, PairsIndex)
+  /// A folder holding files that are not pairs.
+  case otherFiles(folder: String)
+
+  public var description: String { description(replaceHint: "") }
+
+  /// The message, with `replaceHint` (how to replace other pairs) after what was expected.
+  public func description(replaceHint: String) -> String {
+    switch self {
+    case .otherPairs(let folder, let existing):
+      "\(folder): expected an empty folder, or the same pairs\(replaceHint), found other pairs "
+        + "(\(existing.count) from \(existing.sampler), \(existing.steps) steps, seed \(existing.seed), \(existing.teacher))"
+    case .otherFiles(let folder):
+      "\(folder): expected a new or empty folder, or a pairs folder, found a folder holding other files"
+    }
   }
 }

@@ -2,30 +2,23 @@ import DistillNN
 import Foundation
 import ImageIO
 
-// The logic of `pipeline lpips`, here so that it is tested.
-
 /// LPIPS distances between the pairs of two inputs, for `pipeline lpips`.
-public enum LPIPSComparison {
+enum LPIPSComparison {
   /// The distance of each pair `(a[i], b[i])`, in order.
   ///
   /// - Parameters:
-  ///   - network: `alex`, `vgg` or `squeeze`.
+  ///   - network: the trunk.
   ///   - weightsPath: a safetensors state dict in the `lpips` package's names (docs/lpips.md).
   ///   - pathA, pathB: each a PNG or JPEG image (one pair, mapped from [0, 1] to [-1, 1]) or a
   ///     `.safetensors` batch `[N, 3, H, W]` in [-1, 1].
   ///   - keyA, keyB: the tensor to read from a safetensors input; `nil` reads the first tensor
   ///     stored in the file.
   /// - Throws: ``DistillError`` naming the file, key or flag when an input is bad: a missing or
-  ///   unreadable file, an unknown network, weights of another network, shapes that differ or
+  ///   unreadable file, weights of another network, shapes that differ or
   ///   do not fit, values outside [-1, 1].
-  public static func distances(
-    network: String, weightsPath: String, pathA: String, pathB: String, keyA: String? = nil, keyB: String? = nil
+  static func distances(
+    network net: LPIPS.Network, weightsPath: String, pathA: String, pathB: String, keyA: String? = nil, keyB: String? = nil
   ) throws -> [Float] {
-    guard let net = LPIPS.Network(rawValue: network) else {
-      throw DistillError.invalidValue(
-        location: "--net", expected: LPIPS.Network.allCases.map(\.rawValue).joined(separator: ", "),
-        found: "'\(network)'")
-    }
     let a = try batch(path: pathA, key: keyA)
     let b = try batch(path: pathB, key: keyB)
     guard a.shape == b.shape else {
@@ -50,7 +43,7 @@ public enum LPIPSComparison {
   }
 
   /// An input as `[N, 3, H, W]` in [-1, 1]: a `.safetensors` batch or one PNG/JPEG image.
-  public static func batch(path: String, key: String?) throws -> Tensor {
+  static func batch(path: String, key: String?) throws -> Tensor {
     guard FileManager.default.fileExists(atPath: path) else {
       throw DistillError.io(path: path, reason: "no such file")
     }

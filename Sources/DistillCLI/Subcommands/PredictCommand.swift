@@ -28,7 +28,7 @@ struct PredictCommand: ParsableCommand {
 
   func run() throws {
     try runReportingErrors {
-      let report = try DistillDiffusion.predict(teacherPath: teacher, inputPath: input, outputPath: output)
+      let report = try predict(teacherPath: teacher, inputPath: input, outputPath: output)
       print("teacher: \(report.teacherSummary)")
       let distinct = Array(Set(report.timesteps)).sorted()
       let timesteps = distinct.count == 1 ? "\(distinct[0])" : "\(report.timesteps)"

@@ -2,12 +2,13 @@ import DistillCore
 import FuzzSupport
 import ImageIO
 
-/// libFuzzer entry for `ImageFile.read` on PNG input (seeded with PNG files; the format is
-/// sniffed, so mutations into the other format or none are covered too).
+/// libFuzzer entry for `ImageFile.read`, run twice by scripts/fuzz.sh: target `png` seeds it with
+/// PNG files and the PNG dictionary, `jpeg` with JPEG files and the JPEG dictionary (the format
+/// is sniffed, so mutations into the other format or none are covered too).
 ///
 /// An accepted image must have a valid shape within the documented limits and samples in
 /// [0, 1], and must convert to RGB.
-let scratch = ScratchFile(name: "input.png")
+let scratch = ScratchFile(name: "input.image")
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
@@ -32,6 +33,6 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
   return 0
 }
 
-@main enum FuzzPNG {
+@main enum FuzzImage {
   static func main() { runFuzzer(fuzzOneInput) }
 }

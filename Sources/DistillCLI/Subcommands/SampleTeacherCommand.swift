@@ -18,11 +18,7 @@ struct SampleTeacherCommand: ParsableCommand {
   @Option(help: "The teacher folder (Distillery denoiser, diffusers UNet2DModel or pipeline folder).")
   var teacher: String
 
-  @Option(help: "ddpm, ddim, euler or heun.")
-  var sampler: String = "ddim"
-
-  @Option(help: "Sampling steps.")
-  var steps: Int = 50
+  @OptionGroup var sampling: SamplerOptions
 
   @Option(help: "Number of samples.")
   var count: Int = 64
@@ -30,33 +26,17 @@ struct SampleTeacherCommand: ParsableCommand {
   @Option(help: "Random seed.")
   var seed: UInt64 = 0
 
-  @Option(help: "Samples per network call.")
-  var batchSize: Int = 64
-
   @Option(help: "Image height and width, for a UNet whose config has no sample_size (or to override it).")
   var size: Int?
 
-  @Flag(help: "Clamp x̂₀ to [-1, 1] in DDPM/DDIM steps (diffusers' clip_sample; for image models).")
-  var clipSample = false
-
-  @Option(help: "DDPM/DDIM timestep spacing: leading, trailing or linspace.")
-  var spacing: String = "leading"
+  @Option(help: "DDPM/DDIM timestep spacing.")
+  var spacing: TimestepSpacing = .leading
 
   @Option(help: "Output file: .safetensors (tensor `samples`) or .png (image grid).")
   var out: String
 
   func run() throws {
     try runReportingErrors {
-      guard let kind = TeacherSamplerKind(rawValue: sampler) else {
-        throw DistillError.invalidValue(
-          location: "--sampler", expected: TeacherSamplerKind.allCases.map(\.rawValue).joined(separator: ", "),
-          found: sampler)
-      }
-      guard let spacingKind = TimestepSpacing(rawValue: spacing) else {
-        throw DistillError.invalidValue(
-          location: "--spacing", expected: TimestepSpacing.allCases.map(\.rawValue).joined(separator: ", "),
-          found: spacing)
-      }
       let ext = (out as NSString).pathExtension.lowercased()
       guard ext == "safetensors" || ext == "png" else {
         throw DistillError.invalidValue(location: "--out", expected: "a .safetensors or .png path", found: out)
@@ -75,10 +55,10 @@ struct SampleTeacherCommand: ParsableCommand {
         shape = [unet.unet.config.inChannels, size, size]
       }
       let options = TeacherSamplingOptions(
-        sampler: kind, steps: steps, count: count, seed: seed, batchSize: batchSize, sampleShape: shape,
-        clipSample: clipSample, spacing: spacingKind)
+        sampler: sampling.sampler, steps: sampling.steps, count: count, seed: seed, batchSize: sampling.batchSize,
+        sampleShape: shape, clipSample: sampling.clipSample, spacing: spacing)
       // On a terminal one line is rewritten at each percent; otherwise one line per finished batch.
-      let interactive = isatty(2) != 0
+      let interactive = standardErrorIsTerminal
       var lastReported = -1
       let samples = try sampleTeacher(denoiser, options: options) { done, total in
         let batchSteps = options.evaluationsPerBatch
@@ -95,20 +75,10 @@ struct SampleTeacherCommand: ParsableCommand {
         }
       }
       if interactive { printError("") }
-      if ext == "png" {
-        try writeImageGrid(samples, to: out)
-      } else {
-        try writeSamples(
-          samples, to: out,
-          metadata: [
-            "teacher": teacher, "sampler": kind.rawValue, "steps": String(steps), "seed": String(seed),
-          ])
-      }
-      print("wrote \(out): samples \(samples.shape) (\(kind.rawValue), \(steps) steps, seed \(seed))")
+      let (sampler, steps) = (sampling.sampler.rawValue, sampling.steps)
+      try writeSamples(
+        samples, to: out, metadata: ["teacher": teacher, "sampler": sampler, "steps": String(steps), "seed": String(seed)])
+      print("wrote \(out): samples \(samples.shape) (\(sampler), \(steps) steps, seed \(seed))")
     }
   }
-}
-
-private func printPartial(_ text: String) {
-  FileHandle.standardError.write(Data(text.utf8))
 }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import DistillPipeline
+import DistillNN
 
 /// `pipeline lpips`: LPIPS distances between pairs of images.
 struct LPIPSCommand: ParsableCommand {
@@ -14,8 +14,8 @@ struct LPIPSCommand: ParsableCommand {
       file, shape mismatch, weights of another network), 1 otherwise.
       """)
 
-  @Option(help: "The trunk: alex, vgg or squeeze.")
-  var net: String
+  @Option(help: "The trunk.")
+  var net: LPIPS.Network
 
   @Option(help: "The LPIPS weights (.safetensors, the lpips package's state-dict names).")
   var weights: String

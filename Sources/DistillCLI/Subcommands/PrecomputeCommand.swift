@@ -24,23 +24,13 @@ struct PrecomputeCommand: ParsableCommand {
   @Option(help: "Number of pairs.")
   var count: Int
 
-  @Option(help: "Sampling steps of the teacher's sampler.")
-  var steps = 50
-
-  @Option(help: "ddim, euler, heun (deterministic) or ddpm (ancestral).")
-  var sampler = "ddim"
+  @OptionGroup var sampling: SamplerOptions
 
   @Option(help: "Pairs per shard file.")
   var shardSize = 1024
 
   @Option(help: "Seed of the noise (default: the manifest's seed).")
   var seed: UInt64?
-
-  @Option(help: "Samples per network call (part of what fixes the pairs; recorded in pairs.json).")
-  var batchSize = 64
-
-  @Flag(help: "Clamp x̂₀ to [-1, 1] in DDPM/DDIM steps (diffusers' clip_sample; for image models).")
-  var clipSample = false
 
   @Flag(help: "Replace a folder holding other pairs.")
   var force = false
@@ -50,19 +40,14 @@ struct PrecomputeCommand: ParsableCommand {
 
   func run() throws {
     try runReportingErrors {
-      guard let kind = TeacherSamplerKind(rawValue: sampler) else {
-        throw DistillError.invalidValue(
-          location: "--sampler", expected: TeacherSamplerKind.allCases.map(\.rawValue).joined(separator: ", "),
-          found: "\"\(sampler)\"")
-      }
       let registry = RegistryHolder.shared.registry
       let folder = URL(fileURLWithPath: out).standardized.path
       // The manifest may be the student's, whose regression loss names this very folder.
       let manifest = try ManifestValidation.$pathsBeingWritten.withValue([folder]) { try options.load() }
       let teacher = try AssembledPipeline.buildTeacher(manifest, registry: registry, for: "precomputing pairs")
       let pairsOptions = PairsOptions(
-        count: count, sampler: kind, steps: steps, seed: seed ?? manifest.seed, shardSize: shardSize,
-        batchSize: batchSize, clipSample: clipSample)
+        count: count, sampler: sampling.sampler, steps: sampling.steps, seed: seed ?? manifest.seed,
+        shardSize: shardSize, batchSize: sampling.batchSize, clipSample: sampling.clipSample)
       let progress = PairsProgress(quiet: quiet)
       let index = try writePairs(
         teacher: teacher, options: pairsOptions, folder: folder, replace: force, progress: progress.update)
@@ -80,7 +65,7 @@ struct PrecomputeCommand: ParsableCommand {
 /// a line per tenth otherwise.
 final class PairsProgress {
   let quiet: Bool
-  let terminal = isatty(2) != 0
+  let terminal = standardErrorIsTerminal
   let started = ContinuousClock.now
   var lastTenth = -1
 

@@ -2,7 +2,6 @@ import ArgumentParser
 import DistillCore
 import DistillPipeline
 import Foundation
-import ImageIO
 
 struct SampleCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -64,19 +63,7 @@ struct SampleCommand: ParsableCommand {
       }
       module.eval()
       let samples = RunRecorder.generate(pipeline.generator, count: count, seed: seed, batchSize: 256)
-      let shape = pipeline.generator.sampleShape
-      if (out as NSString).pathExtension.lowercased() == "safetensors" {
-        try SafetensorsFile.write(
-          ["samples": samples], metadata: ["run": folder.path, "seed": String(seed)], to: out)
-      } else if shape.count == 3, shape[0] == 1 || shape[0] == 3 {
-        try ImageFile.writeGridPNG(signedUnit: samples, to: out)
-      } else if shape == [2] {
-        try ImageFile.writePNG(
-          ScatterPlot.render(samples: samples, reference: nil, bounds: ScatterPlot.bounds(samples)), to: out)
-      } else {
-        throw DistillError.invalidValue(
-          location: "--out", expected: "a .safetensors file for samples of shape \(shape)", found: out)
-      }
+      try writeSamples(samples, to: out, metadata: ["run": folder.path, "seed": String(seed)])
       print("wrote \(count) samples to \(out)")
     }
   }

@@ -1,9 +1,10 @@
+import DistillCore
 import Foundation
 import ImageIO
 import DistillTestSupport
 import Testing
 
-@testable import DistillPipeline
+@testable import DistillCLI
 
 /// The LPIPS fixtures of the network tests, reached by source path.
 private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -40,7 +41,7 @@ private func thrownMessage(_ body: () throws -> Void) -> String? {
   @Test func safetensorsBatchesGiveThePackagesDistances() throws {
     let io = try SafetensorsFile.read(contentsOf: squeezeIO)
     let d = try LPIPSComparison.distances(
-      network: "squeeze", weightsPath: squeezeWeights, pathA: squeezeIO, pathB: squeezeIO, keyA: "a", keyB: "b")
+      network: .squeeze, weightsPath: squeezeWeights, pathA: squeezeIO, pathB: squeezeIO, keyA: "a", keyB: "b")
     let expected = try io.tensor("distance").scalars
     #expect(d.count == 2)
     for (x, y) in zip(d, expected) { #expect(abs(x - y) <= 1e-5 * y, "\(x) vs \(y)") }
@@ -48,7 +49,7 @@ private func thrownMessage(_ body: () throws -> Void) -> String? {
 
   @Test func withoutAKeyTheFirstStoredTensorIsRead() throws {
     // `a` is stored first in the fixture; comparing it with itself gives zeros.
-    let d = try LPIPSComparison.distances(network: "squeeze", weightsPath: squeezeWeights, pathA: squeezeIO, pathB: squeezeIO)
+    let d = try LPIPSComparison.distances(network: .squeeze, weightsPath: squeezeWeights, pathA: squeezeIO, pathB: squeezeIO)
     #expect(d == [0, 0])
   }
 
@@ -60,36 +61,32 @@ private func thrownMessage(_ body: () throws -> Void) -> String? {
     // 16-bit PNGs keep the values to 1.5e-5, so the distance is the batch's first one.
     try ImageFile.writePNG(ImageFile.fromSignedUnit(a.sliced(axis: 0, 0..<1).reshaped([3, 32, 32])), to: pathA, bitDepth: 16)
     try ImageFile.writePNG(ImageFile.fromSignedUnit(b.sliced(axis: 0, 0..<1).reshaped([3, 32, 32])), to: pathB, bitDepth: 16)
-    let d = try LPIPSComparison.distances(network: "squeeze", weightsPath: squeezeWeights, pathA: pathA, pathB: pathB)
+    let d = try LPIPSComparison.distances(network: .squeeze, weightsPath: squeezeWeights, pathA: pathA, pathB: pathB)
     let expected = try io.tensor("distance").scalars[0]
     #expect(d.count == 1)
     #expect(abs(d[0] - expected) <= 1e-3 * expected, "\(d[0]) vs \(expected)")
   }
 
-  @Test func badInputsNameTheFileKeyOrFlag() throws {
+  @Test func badInputsNameTheFileOrKey() throws {
     let missing = thrownMessage {
-      _ = try LPIPSComparison.distances(network: "squeeze", weightsPath: squeezeWeights, pathA: "/nonexistent/a.png", pathB: squeezeIO)
+      _ = try LPIPSComparison.distances(network: .squeeze, weightsPath: squeezeWeights, pathA: "/nonexistent/a.png", pathB: squeezeIO)
     }
     #expect(missing?.contains("/nonexistent/a.png") == true)
     let unknownKey = thrownMessage {
       _ = try LPIPSComparison.distances(
-        network: "squeeze", weightsPath: squeezeWeights, pathA: squeezeIO, pathB: squeezeIO, keyA: "images", keyB: "b")
+        network: .squeeze, weightsPath: squeezeWeights, pathA: squeezeIO, pathB: squeezeIO, keyA: "images", keyB: "b")
     }
     #expect(unknownKey?.contains("'images'") == true)
     #expect(unknownKey?.contains("a, b, distance") == true)
     let wrongRank = thrownMessage {
       _ = try LPIPSComparison.distances(
-        network: "squeeze", weightsPath: squeezeWeights, pathA: squeezeIO, pathB: squeezeIO, keyA: "distance", keyB: "distance")
+        network: .squeeze, weightsPath: squeezeWeights, pathA: squeezeIO, pathB: squeezeIO, keyA: "distance", keyB: "distance")
     }
     #expect(wrongRank?.contains("tensor 'distance': expected a batch [N, 3, H, W], found shape [2]") == true)
     let wrongNet = thrownMessage {
-      _ = try LPIPSComparison.distances(network: "alex", weightsPath: squeezeWeights, pathA: squeezeIO, pathB: squeezeIO)
+      _ = try LPIPSComparison.distances(network: .alex, weightsPath: squeezeWeights, pathA: squeezeIO, pathB: squeezeIO)
     }
     #expect(wrongNet?.contains("these are the weights of LPIPS squeeze") == true)
-    let unknownNet = thrownMessage {
-      _ = try LPIPSComparison.distances(network: "resnet", weightsPath: squeezeWeights, pathA: squeezeIO, pathB: squeezeIO)
-    }
-    #expect(unknownNet?.contains("--net: expected alex, vgg, squeeze, found 'resnet'") == true)
   }
 
   @Test func shapesThatDifferAreRefused() throws {
@@ -97,14 +94,14 @@ private func thrownMessage(_ body: () throws -> Void) -> String? {
     defer { try? FileManager.default.removeItem(atPath: small) }
     try SafetensorsFile.write(["x": Tensor.zeros([3, 3, 24, 24])], to: small)
     let message = thrownMessage {
-      _ = try LPIPSComparison.distances(network: "squeeze", weightsPath: squeezeWeights, pathA: squeezeIO, pathB: small)
+      _ = try LPIPSComparison.distances(network: .squeeze, weightsPath: squeezeWeights, pathA: squeezeIO, pathB: small)
     }
     #expect(message?.contains("[2, 3, 32, 32]") == true && message?.contains("[3, 3, 24, 24]") == true)
     let outOfRange = temporaryPath("range.safetensors")
     defer { try? FileManager.default.removeItem(atPath: outOfRange) }
     try SafetensorsFile.write(["x": Tensor.full([1, 3, 32, 32], 255)], to: outOfRange)
     let range = thrownMessage {
-      _ = try LPIPSComparison.distances(network: "squeeze", weightsPath: squeezeWeights, pathA: outOfRange, pathB: outOfRange)
+      _ = try LPIPSComparison.distances(network: .squeeze, weightsPath: squeezeWeights, pathA: outOfRange, pathB: outOfRange)
     }
     #expect(range?.contains("expected values in [-1, 1]") == true)
   }
@@ -134,5 +131,8 @@ struct LPIPSCommandTests {
     let wrongNet = try run(["lpips", "--net", "vgg", "--weights", squeezeWeights, squeezeIO, squeezeIO])
     #expect(wrongNet.status == 2)
     #expect(wrongNet.error.contains("these are the weights of LPIPS squeeze"))
+    let unknownNet = try run(["lpips", "--net", "resnet", "--weights", squeezeWeights, squeezeIO, squeezeIO])
+    #expect(unknownNet.status == 2)
+    #expect(unknownNet.error.contains("The value 'resnet' is invalid for '--net <net>'"), "\(unknownNet.error)")
   }
 }
