@@ -222,7 +222,7 @@ let package = Package(
     component("Regression", in: "Losses", ["DistillDiffusion", "DistillNN"]),
     component("GaussianMixtureData", in: "Data", ["DistillDiffusion"]),
     component("ImageFolderData", in: "Data", ["ImageIO"]),
-    component("TensorData", in: "Data", []),
+    component("TensorData", in: "Data", ["ImageIO"]),
     component("ShapesData", in: "Data", []),
     component("PairsData", in: "Data", ["DistillDiffusion"]),
     component("FeatureDistances", in: "Metrics", []),

@@ -39,7 +39,7 @@ extension ComponentRegistry {
       AdversarialDistillation.self, ConsistencyDistillation.self, DenoisingLoss.self, DistributionMatching.self, DMD2GAN.self, KnowledgeDistillation.self,
       ProgressiveDistillation.self, RealScoreAscent.self, Regression.self,
       // Data
-      GaussianMixtureData.self, PairsData.self, ShapesData.self, ImageFolderData.self, TensorData.self,
+      GaussianMixtureData.self, PairsData.self, ShapesData.self, ImageFolderData.self, TensorData.self, IDXData.self,
       // Metrics
       EnergyDistance.self, FeatureDistances.self, ModeCoverage.self, TeacherStudentDistance.self,
     ]

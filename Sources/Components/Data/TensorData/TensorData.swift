@@ -7,13 +7,17 @@ import DistillPipeline
 public final class TensorSource: FiniteDataSource {
   public let samples: Tensor
   public let labels: [Int]?
+  /// The class names, when given; else ``labelNames`` counts up to the largest label.
+  let names: [String]?
   public var sampleShape: [Int] { Array(samples.shape.dropFirst()) }
 
-  /// A source of `samples` `[N, ...]` and, optionally, their `labels` (N class indices).
-  public init(samples: Tensor, labels: [Int]?) {
+  /// A source of `samples` `[N, ...]` and, optionally, their `labels` (N class indices) and the
+  /// classes' names.
+  public init(samples: Tensor, labels: [Int]?, labelNames: [String]? = nil) {
     precondition(samples.rank >= 2 && labels.map { $0.count == samples.shape[0] && $0.allSatisfy { $0 >= 0 } } ?? true)
     self.samples = samples
     self.labels = labels
+    self.names = labelNames
   }
 
   /// - Throws: ``DistillError`` naming the file and key: a missing key (listing those there),
@@ -39,6 +43,7 @@ public final class TensorSource: FiniteDataSource {
         path: path, detail: "\"\(sampleKey)\" has shape \(samples.shape); expected [N, ...] with N > 0 samples")
     }
     self.samples = samples
+    names = nil
     if let labelsKey {
       let values = try tensor(labelsKey, "labels").scalars
       guard values.count == samples.shape[0] else {
@@ -56,8 +61,8 @@ public final class TensorSource: FiniteDataSource {
     }
   }
 
-  /// `"0"`, `"1"`, ... up to the largest label.
-  public var labelNames: [String]? { labels.map { labels in (0...(labels.max() ?? 0)).map(String.init) } }
+  /// The names given, else `"0"`, `"1"`, ... up to the largest label.
+  public var labelNames: [String]? { names ?? labels.map { labels in (0...(labels.max() ?? 0)).map(String.init) } }
   public var count: Int { samples.shape[0] }
 
   public func rows(_ indices: [Int]) -> Batch {
