@@ -103,10 +103,12 @@ import Testing
     #expect(try ManifestOverride(parsing: "teacher.means=[[0,0]]").value == .array([.array([.number(0), .number(0)])]))
     var json = toyManifestJSON(output: "/tmp/x")
     try ManifestOverride(parsing: "evaluation.new.deep=1").apply(to: &json)
-    #expect(throws: DistillError.self) { try ManifestOverride(parsing: "losses[5].weight=1").apply(to: &json) }
-    #expect(throws: DistillError.self) { try ManifestOverride(parsing: "seed.x=1").apply(to: &json) }
-    #expect(throws: DistillError.self) { try ManifestOverride(parsing: "training.steps") }
-    #expect(throws: DistillError.self) { try ManifestOverride(parsing: "losses[x]=1") }
+    #expect(throws: ManifestOverrideError.self) { try ManifestOverride(parsing: "losses[5].weight=1").apply(to: &json) }
+    #expect(throws: ManifestOverrideError.self) { try ManifestOverride(parsing: "seed.x=1").apply(to: &json) }
+    #expect(
+      throws: ManifestOverrideError(text: "training.steps", expected: "PATH=VALUE, e.g. training.steps=200", found: #"no "=""#)
+    ) { try ManifestOverride(parsing: "training.steps") }
+    #expect(throws: ManifestOverrideError.self) { try ManifestOverride(parsing: "losses[x]=1") }
   }
 
   @Test func theSchemaListsEveryRegisteredComponentIncludingANewOne() {

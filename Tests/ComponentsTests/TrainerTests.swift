@@ -76,7 +76,12 @@ import Testing
     try train(toyManifestJSON(steps: 10, output: output))
     #expect {
       try train(toyManifestJSON(steps: 10, output: output))
-    } throws: { "\($0)".contains("--resume") && "\($0)".contains("--force") }
+    } throws: { error in
+      // The library names the modes; the CLI names them by their flags.
+      guard let refusal = error as? RunFolder.Refusal else { return false }
+      return "\(refusal)".contains("resume mode") && refusal.description(naming: { "<\($0)>" }).contains("pass <resume>")
+        && refusal.description(naming: { "<\($0)>" }).contains("or <force> to replace it")
+    }
     #expect {
       try train(toyManifestJSON(steps: 20, output: output), mode: .resume, overrides: ["training.batchSize=16"])
     } throws: { "\($0)".contains("training.batchSize") }
@@ -89,7 +94,7 @@ import Testing
     // A folder with someone else's files is never replaced.
     let foreign = temporaryFolder()
     try Data("keep".utf8).write(to: URL(fileURLWithPath: foreign + "/notes.txt"))
-    #expect(throws: DistillError.self) { try train(toyManifestJSON(steps: 5, output: foreign), mode: .force) }
+    #expect(throws: RunFolder.Refusal.self) { try train(toyManifestJSON(steps: 5, output: foreign), mode: .force) }
     #expect(FileManager.default.fileExists(atPath: foreign + "/notes.txt"))
   }
 
@@ -181,7 +186,8 @@ enum TrainingSettingsProbe {
       try trainer.run(resumedFrom: nil, interruptible: false)
     } throws: { error in
       guard case RunFailure.writeFailed(_, let step, let last)? = error as? RunFailure else { return false }
-      return step == 20 && last == 10 && "\(error)".contains("step 10") && "\(error)".contains("--resume")
+      return step == 20 && last == 10 && "\(error)".contains("step 10")
+        && (error as! RunFailure).description(naming: { "<\($0)>" }).contains("run again with <resume>")
     }
     #expect(folder.checkpoints.steps() == [10])
     let contents = try FileManager.default.contentsOfDirectory(atPath: folder.checkpoints.folder)

@@ -10,7 +10,9 @@ import DistillPipeline
 /// 130 for an interrupt, 1 for anything else (a ``RunFailure``, an MPI call that failed).
 func exitCode(for error: any Error) -> ExitCode {
   switch error {
-  case is ManifestError, is DistillError, is SamplingSettingError, is PairsFolderError: return ExitCode(2)
+  case is ManifestError, is DistillError, is SamplingSettingError, is PairsFolderError, is RunFolder.Refusal,
+    is ManifestOverrideError:
+    return ExitCode(2)
   case let failure as RunFailure:
     if case .interrupted = failure { return ExitCode(130) }
     return ExitCode(1)
@@ -41,6 +43,15 @@ func runReportingErrors(_ body: () throws -> Void) throws {
   }
 }
 
+/// The flag that asks `pipeline run` for a run-folder mode.
+func flag(_ mode: RunFolder.Mode) -> String {
+  switch mode {
+  case .fresh: return "neither --resume nor --force"
+  case .resume: return "--resume"
+  case .force: return "--force"
+  }
+}
+
 /// What the CLI prints for a failure: the library's own message, or, for an error about a
 /// setting the library names (it never names a flag), the message with the flag that set it.
 func message(for error: any Error) -> String {
@@ -53,6 +64,12 @@ func message(for error: any Error) -> String {
     return "\(flags[error.setting]!): expected \(error.expected), found \(error.found)"
   case let error as PairsFolderError:
     return error.description(replaceHint: " (use --force to replace them)")
+  case let error as RunFolder.Refusal:
+    return error.description(naming: flag)
+  case let error as RunFailure:
+    return error.description(naming: flag)
+  case let error as ManifestOverrideError:
+    return "--set \(error.description)"
   default:
     return "\(error)"
   }

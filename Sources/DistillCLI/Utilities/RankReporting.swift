@@ -55,7 +55,7 @@ struct RankReporting {
 
   /// Prints this rank's own failure and ends every rank of the job with its exit code.
   func abort(reporting error: any Error) -> Never {
-    printError("error: rank \(communicator.rank) of \(communicator.size): \(error)")
+    printError("error: rank \(communicator.rank) of \(communicator.size): \(message(for: error))")
     communicator.abort(exitCode: exitCode(for: error).rawValue)
   }
 

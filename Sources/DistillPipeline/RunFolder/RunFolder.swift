@@ -43,6 +43,18 @@ public struct RunFolder {
 
   public enum Mode: Sendable {
     case fresh, resume, force
+
+    /// How messages name a mode when no front end names it otherwise ("resume mode").
+    public static func described(_ mode: Mode) -> String { "\(mode) mode" }
+  }
+
+  /// A folder refused for the mode a run was started in; the message names the mode that
+  /// would proceed, as the front end asks for it (``description(naming:)``).
+  public struct Refusal: Error, CustomStringConvertible {
+    let message: @Sendable ((Mode) -> String) -> String
+
+    public func description(naming: (Mode) -> String) -> String { withoutActuallyEscaping(naming) { message($0) } }
+    public var description: String { description(naming: Mode.described) }
   }
 
   /// Makes the folder ready for a run of `manifest` and returns the checkpoint step to
@@ -50,14 +62,15 @@ public struct RunFolder {
   ///
   /// With `.resume`, a folder that holds this run's manifest but no complete checkpoint (the
   /// run was stopped or killed before its first one) starts again from step 0: what it wrote
-  /// is replaced, as `--force` would, and the same run follows. Leftovers of a killed process
+  /// is replaced, as `.force` would, and the same run follows. Leftovers of a killed process
   /// (see ``removeLeftovers()``) are removed in every mode before anything is written.
   ///
-  /// - Throws: ``DistillError/invalidValue(location:expected:found:)`` (bad input, exit 2)
-  ///   when the folder holds a run and neither `--resume` nor `--force` was given, when
-  ///   `--resume` meets a folder without a run, a different manifest (naming the first
-  ///   differing key) or a finished run without checkpoints, or when the folder holds files
-  ///   that are not a run's.
+  /// - Throws: bad input (exit 2): ``Refusal`` when the folder holds a run and the mode is
+  ///   `.fresh`, when it holds files that are not a run's under `.force`, or when `.resume`
+  ///   meets a finished run without checkpoints or a damaged newest checkpoint;
+  ///   ``DistillError/invalidValue(location:expected:found:)`` when `.resume` meets a folder
+  ///   without a run or a different manifest (naming the first differing key), or the
+  ///   folder holds files that are not a run's.
   public func prepare(for manifest: JSONValue, mode: Mode) throws -> Int? {
     let manager = FileManager.default
     var isDirectory: ObjCBool = false
@@ -92,11 +105,10 @@ public struct RunFolder {
       // Nothing after step 0 would be lost by starting again, unless the run had finished
       // and its checkpoints were removed since: that is refused rather than retrained.
       if manager.fileExists(atPath: generatorWeightsPath) {
-        throw DistillError.invalidValue(
-          location: checkpoints.folder,
-          expected:
-            "a checkpoint to resume from (the run finished and has no checkpoints left; pass --force to train it again)",
-          found: "none")
+        let folder = checkpoints.folder
+        throw Refusal { name in
+          "\(folder): expected a checkpoint to resume from (the run finished and has no checkpoints left; pass \(name(.force)) to train it again), found none"
+        }
       }
       // manifest.json stays until its replacement is renamed over it, so a kill in between
       // still leaves a folder that --resume recognises.
@@ -104,9 +116,10 @@ public struct RunFolder {
     case .fresh:
       if holdsRun {
         let step = checkpoints.steps().last.map { " (checkpoint at step \($0))" } ?? ""
-        throw DistillError.invalidValue(
-          location: path, expected: "an empty or new folder; pass --resume to continue the run there or --force to replace it",
-          found: "a run\(step)")
+        let path = path
+        throw Refusal { name in
+          "\(path): expected an empty or new folder; pass \(name(.resume)) to continue the run there or \(name(.force)) to replace it, found a run\(step)"
+        }
       }
       if !foreign.isEmpty {
         throw DistillError.invalidValue(
@@ -115,9 +128,10 @@ public struct RunFolder {
       }
     case .force:
       if !foreign.isEmpty {
-        throw DistillError.invalidValue(
-          location: path, expected: "a folder holding only a run (--force replaces a run, nothing else)",
-          found: "other files (\(foreign.prefix(3).joined(separator: ", ")))")
+        let (path, files) = (path, foreign.prefix(3).joined(separator: ", "))
+        throw Refusal { name in
+          "\(path): expected a folder holding only a run (\(name(.force)) replaces a run, nothing else), found other files (\(files))"
+        }
       }
       for name in Self.ownedNames { try? manager.removeItem(atPath: file(name)) }
     }
@@ -139,10 +153,11 @@ public struct RunFolder {
     do {
       _ = try SafetensorsFile.read(contentsOf: (folder as NSString).appendingPathComponent(CheckpointStore.stateFileName))
     } catch let error as DistillError {
-      let remedy =
-        previous.map { "remove \(folder) to resume from step \($0)" } ?? "pass --force to start the run again"
-      throw DistillError.malformed(
-        path: folder, detail: "the newest checkpoint does not read back (\(error)); \(remedy)")
+      let reason = "\(error)"
+      throw Refusal { name in
+        let remedy = previous.map { "remove \(folder) to resume from step \($0)" } ?? "pass \(name(.force)) to start the run again"
+        return "\(folder): the newest checkpoint does not read back (\(reason)); \(remedy)"
+      }
     }
   }
 

@@ -11,10 +11,13 @@ public enum RunFailure: Error, CustomStringConvertible {
   /// Data-parallel: rank 0 failed to write (it reports why); this rank stopped with it.
   case stoppedWithMainRank(step: Int)
 
-  public var description: String {
+  public var description: String { description(naming: RunFolder.Mode.described) }
+
+  /// The message, with `naming` saying how a user asks for a run-folder mode (the CLI: a flag).
+  public func description(naming: (RunFolder.Mode) -> String) -> String {
     func kept(_ step: Int?) -> String {
       step.map {
-        "the last good checkpoint (step \($0)) is kept; fix the cause and run again with --resume"
+        "the last good checkpoint (step \($0)) is kept; fix the cause and run again with \(naming(.resume))"
       }
         ?? "no checkpoint had been written yet"
     }
@@ -26,7 +29,7 @@ public enum RunFailure: Error, CustomStringConvertible {
       return "writing failed at step \(step): \(error); stopped; \(kept(last))"
     case .interrupted(let step, let written):
       return written
-        ? "interrupted after step \(step); checkpoint written; continue with --resume"
+        ? "interrupted after step \(step); checkpoint written; continue with \(naming(.resume))"
         : "interrupted after step \(step)"
     case .stoppedWithMainRank(let step):
       return "stopped at step \(step) because rank 0 failed (its message says why)"

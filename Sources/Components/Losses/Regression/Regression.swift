@@ -37,7 +37,7 @@ public final class RegressionTerm: LossTerm {
     let output = context.generator(noise)
     if distance == .lpips {
       try LPIPSOptions.checkedTarget(
-        target, what: "the pairs' samples (precompute them with --clip-sample for images)", location: "\(location).pairs")
+        target, what: "the pairs' samples (precompute them with clipped samples for images)", location: "\(location).pairs")
     }
     let axes = Array(1..<output.rank)
     let difference = (output - target).detached()
