@@ -38,6 +38,6 @@ struct PipelineCommand: ParsableCommand {
     subcommands: [
       RunCommand.self, ValidateCommand.self, ComponentsCommand.self, SchemaCommand.self, SampleCommand.self,
       LPIPSCommand.self, PrecomputeCommand.self, BenchCommand.self, PredictCommand.self, SampleTeacherCommand.self,
-      CheckpointsCommand.self, TrainClassifierCommand.self,
+      CheckpointsCommand.self, TrainClassifierCommand.self, ExportCommand.self, GenerateCommand.self,
     ])
 }

@@ -120,8 +120,6 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
     return (indices.map { timesteps[$0] }, input.detached())
   }
 
-  /// `steps` timesteps from T−1 down, evenly spaced ("trailing" spacing).
-
 }
 
 public enum DenoiserGeneratorComponent: GeneratorComponent {

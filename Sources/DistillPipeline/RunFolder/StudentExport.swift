@@ -1,0 +1,148 @@
+import DistillCore
+import DistillDiffusion
+import DistillNN
+import Foundation
+
+/// A trained student as a diffusers folder a user can take away: `config.json` and
+/// `diffusion_pytorch_model.safetensors` (the student's `UNet2DModel`), and
+/// `scheduler_config.json`, a `DDIMScheduler` that samples it in the student's steps
+/// (`timestep_spacing` "trailing", `set_alpha_to_one`, no clipping, eta 0), with the steps also
+/// under `distillery_timesteps`. ``sample(folder:count:seed:)`` samples such a folder alone.
+///
+/// Only a `denoiser` generator whose network is a UNet2D and whose steps are DDIM moves on
+/// diffusers' trailing grid can be written so (a one-step student always is).
+public enum StudentExport {
+  /// The key of `scheduler_config.json` that lists the student's timesteps.
+  public static let timestepsKey = "distillery_timesteps"
+
+  /// What ``export(run:to:)`` wrote.
+  public struct Summary: Sendable {
+    public let timesteps: [Int]
+    public let parameterCount: Int
+    public let prediction: Prediction
+  }
+
+  /// Writes the student of the run folder `run` to `out` (a new or empty folder), atomically:
+  /// the folder appears whole or not at all.
+  ///
+  /// - Throws: ``DistillError`` naming the file and key: a run without `generator.json` or
+  ///   `denoiser/`, a generator other than a UNet denoiser (an MLP, a consistency model),
+  ///   steps diffusers' DDIM cannot take, or an `out` that holds files.
+  public static func export(run: String, to out: String) throws -> Summary {
+    let configPath = (run as NSString).appendingPathComponent("generator.json")
+    guard let data = FileManager.default.contents(atPath: configPath) else {
+      throw DistillError.io(path: configPath, reason: "cannot read: not a finished run folder (no generator.json)")
+    }
+    var reader = try JSONObjectReader(JSONValue.parse(data, source: configPath), location: configPath)
+    let type = try reader.string("type") ?? ""
+    guard type == "denoiser", case .object(let generator)? = reader.value("generator") else {
+      throw DistillError.invalidValue(
+        location: "\(configPath): type", expected: "\"denoiser\" (a UNet student; diffusers has no other kind of model to load)",
+        found: "\"\(type)\"")
+    }
+    var inner = try JSONObjectReader(.object(generator), location: "\(configPath): generator")
+    let timesteps = try inner.intArray("timesteps") ?? []
+    let stepping = try inner.string("stepping") ?? "ddim"
+    let denoiser = try DenoiserFolder.load(folder: (run as NSString).appendingPathComponent("denoiser"))
+    guard let unet = denoiser as? UNetDenoiser else {
+      throw DistillError.invalidValue(
+        location: "\(configPath): generator.network.type", expected: "unet2d (diffusers loads a UNet2DModel)",
+        found: "\(denoiser.summary)")
+    }
+    let trainSteps = unet.schedule.trainSteps
+    let sampler = ddim(unet)
+    guard !timesteps.isEmpty, timesteps == sampler.timesteps(steps: timesteps.count),
+      timesteps.count == 1 || (stepping == "ddim" && trainSteps % timesteps.count == 0)
+    else {
+      throw DistillError.invalidValue(
+        location: "\(configPath): generator.timesteps",
+        expected: "DDIM steps on diffusers' trailing grid (\(sampler.timesteps(steps: max(1, timesteps.count)))) or one step",
+        found: "\(timesteps) with \(stepping) stepping")
+    }
+    let scheduler: [String: JSONValue] = [
+      "_class_name": .string("DDIMScheduler"), "num_train_timesteps": .number(Double(trainSteps)),
+      "prediction_type": .string(unet.prediction.rawValue), "timestep_spacing": .string("trailing"),
+      "clip_sample": .bool(false), "set_alpha_to_one": .bool(true), "steps_offset": .number(0),
+      timestepsKey: .array(timesteps.map { .number(Double($0)) }),
+    ].merging(diffusersBetas(unet.scheduleConfig ?? ScheduleConfig())) { a, _ in a }
+    try writeFolder(out) { temporary in
+      try unet.unet.save(folder: temporary)
+      try AtomicFileWriter.write(
+        Array((JSONValue.object(scheduler).text() + "\n").utf8),
+        to: (temporary as NSString).appendingPathComponent("scheduler_config.json"))
+    }
+    return Summary(timesteps: timesteps, parameterCount: unet.unet.parameterCount, prediction: unet.prediction)
+  }
+
+  /// Samples of an exported student folder: DDIM in the folder's steps from `noise`, or from
+  /// `count` draws of standard normal noise of `seed` (drawn as `pipeline sample` draws a run's).
+  ///
+  /// - Throws: ``DistillError`` naming the file and key: a folder without `config.json` or
+  ///   `scheduler_config.json`, without the student's steps, or noise of another shape.
+  public static func sample(folder: String, count: Int, seed: UInt64, noise given: Tensor? = nil) throws -> Tensor {
+    let denoiser = try UNetDenoiser.load(diffusersFolder: folder)
+    let path = (folder as NSString).appendingPathComponent("scheduler_config.json")
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw DistillError.io(path: path, reason: "cannot read: an exported student holds scheduler_config.json")
+    }
+    var reader = try JSONObjectReader(JSONValue.parse(data, source: path), location: path)
+    let sampler = ddim(denoiser)
+    guard let timesteps = try reader.intArray(timestepsKey), !timesteps.isEmpty,
+      timesteps == sampler.timesteps(steps: timesteps.count)
+    else {
+      throw DistillError.invalidValue(
+        location: "\(path): \(timestepsKey)", expected: "the student's timesteps on the trailing grid", found: "none that fit")
+    }
+    guard let size = denoiser.sampleShape else {
+      throw DistillError.invalidValue(
+        location: "\(folder)/config.json: sample_size", expected: "the student's sample size", found: "null")
+    }
+    var rng = RandomGenerator(seed: seed)
+    let noise = given ?? Tensor.normal([count] + size, using: &rng)
+    guard Array(noise.shape.dropFirst()) == size, noise.shape[0] > 0 else {
+      throw DistillError.invalidValue(location: "noise", expected: "[N] + \(size)", found: "\(noise.shape)")
+    }
+    return withoutGradients {
+      sampler.sample(model: { x, t in denoiser(x, timesteps: t) }, initialNoise: noise, steps: timesteps.count)
+    }
+  }
+
+  /// The sampler of an exported student: diffusers' DDIM as the folder configures it.
+  static func ddim(_ denoiser: UNetDenoiser) -> DDIMSampler {
+    DDIMSampler(
+      schedule: denoiser.schedule, prediction: denoiser.prediction, clipSample: false, setAlphaToOne: true,
+      spacing: .trailing)
+  }
+
+  /// The beta keys of a scheduler config.
+  static func diffusersBetas(_ config: ScheduleConfig) -> [String: JSONValue] {
+    [
+      "beta_schedule": .string(config.betaSchedule.rawValue), "beta_start": .number(config.betaStart),
+      "beta_end": .number(config.betaEnd), "rescale_betas_zero_snr": .bool(config.rescaleZeroTerminalSNR),
+      "trained_betas": config.trainedBetas.map { .array($0.map(JSONValue.number)) } ?? .null,
+    ]
+  }
+
+  /// Fills a hidden sibling of `out` with `body`, then renames it to `out` (which must be
+  /// missing or empty).
+  static func writeFolder(_ out: String, _ body: (String) throws -> Void) throws {
+    let manager = FileManager.default
+    if let contents = try? manager.contentsOfDirectory(atPath: out) {
+      guard contents.isEmpty else {
+        throw DistillError.invalidValue(location: out, expected: "a new or empty folder", found: "\(contents.count) entries")
+      }
+      try manager.removeItem(atPath: out)
+    }
+    let temporary = AtomicFileWriter.makeTemporaryPath(beside: out)
+    do {
+      try manager.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+      try body(temporary)
+      guard rename(temporary, out) == 0 else {
+        throw DistillError.io(path: out, reason: "cannot move \(temporary) into place")
+      }
+    } catch {
+      try? manager.removeItem(atPath: temporary)
+      throw error
+    }
+  }
+}
