@@ -63,6 +63,22 @@ public enum ImageFile {
     try rgb(read(path), alpha: alpha)
   }
 
+  /// Reads the image at `path` as a `[1, H, W]` grey tensor in `[0, 1]`: gray as it is, colour
+  /// by ITU-R 601-2 luma (`0.299 R + 0.587 G + 0.114 B`, PIL's `convert("L")`), alpha as in
+  /// ``readRGB(_:alpha:)``.
+  public static func readGrey(_ path: String, alpha: AlphaHandling = .drop) throws -> Tensor {
+    let image = try read(path)
+    let rgb = try rgb(image, alpha: alpha)
+    guard image.shape[0] > 2 else { return rgb.sliced(axis: 0, 0..<1) }
+    let (height, width) = (rgb.shape[1], rgb.shape[2])
+    let plane = height * width
+    return rgb.withUnsafeBufferPointer { source in
+      Tensor(shape: [1, height, width]) { out in
+        for i in 0..<plane { out[i] = 0.299 * source[i] + 0.587 * source[plane + i] + 0.114 * source[2 * plane + i] }
+      }
+    }
+  }
+
   /// Converts a `[C, H, W]` image with `C` in 1...4 to `[3, H, W]` RGB; see ``readRGB(_:alpha:)``.
   public static func rgb(_ image: Tensor, alpha: AlphaHandling = .drop) throws -> Tensor {
     let (channels, height, width) = try imageShape(image, location: "image")

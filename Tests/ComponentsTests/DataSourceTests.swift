@@ -121,6 +121,21 @@ private func draw(_ source: any DataSource, _ count: Int, seed: UInt64 = 1) thro
     }
   }
 
+  @Test func greyChannelsReadGreyAsItIsAndColourByLuma() throws {
+    let folder = try makeFolder()
+    let grey = Tensor(shape: [1, 12, 20], scalars: [Float](repeating: 0.2, count: 240))
+    try ImageFile.writePNG(grey, to: "\(folder)/images/b/grey.png")
+    let source = try #require(
+      try buildData(#"{"type": "image-folder", "path": "images", "size": 8, "channels": 1, "labels": true}"#, in: folder)
+        as? ImageFolderSource)
+    #expect(source.sampleShape == [1, 8, 8] && source.count == 6)
+    let firsts = (0..<6).map { source.images.scalars[$0 * 64] }
+    // Red (a) and blue (b) by luma, then the grey file: 8-bit levels mapped to [-1, 1].
+    let expected: [Float] = [0.299, 0.299, 0.299, 0.114, 0.114, Float((0.2 * 255).rounded() / 255)].map { $0 * 2 - 1 }
+    for (value, want) in zip(firsts, expected) { #expect(abs(value - want) < 1e-6, "\(firsts)") }
+    #expect(dataProblem(#"{"type": "image-folder", "path": "images", "size": 8, "channels": 2}"#, in: folder).contains("data.channels"))
+  }
+
   @Test func resizeMatchesPILBilinear() throws {
     let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/resize-pil.json")
     let fixture = try JSONValue.parse(Data(contentsOf: url), source: url.path)

@@ -4,7 +4,8 @@ import Foundation
 import ImageIO
 
 /// The images of a folder (PNG and JPEG, searched recursively), each resized so that its
-/// shorter side is `size` and centre-cropped to `[3, size, size]` in [-1, 1], held in memory.
+/// shorter side is `size` and centre-cropped to `[channels, size, size]` in [-1, 1] (3: RGB,
+/// grey repeated; 1: grey, colour by luma), held in memory.
 /// With `labels`, an image's class is the index of its top-level subfolder in sorted order.
 /// Each row of a batch is an image drawn uniformly from its row's stream (with replacement),
 /// optionally flipped left to right.
@@ -38,7 +39,10 @@ public final class ImageFolderSource: FiniteDataSource {
   /// Loads the folder. - Throws: ``DistillError`` naming the folder when it holds no images,
   /// an unreadable image's path when `skipUnreadable` is false, and an image at the top level
   /// when `labels` asks for classes from subfolders.
-  public init(folder: String, size: Int, labels: Bool, flip: Bool, skipUnreadable: Bool, location: String) throws {
+  public init(
+    folder: String, size: Int, channels: Int = 3, labels: Bool, flip: Bool, skipUnreadable: Bool, location: String
+  ) throws {
+    precondition(channels == 1 || channels == 3, "images are read as grey or RGB")
     let files = try Self.imageFiles(in: folder)
     guard !files.isEmpty else {
       throw DistillError.invalidValue(
@@ -61,7 +65,8 @@ public final class ImageFolderSource: FiniteDataSource {
     for relative in files {
       let path = (folder as NSString).appendingPathComponent(relative)
       do {
-        planes.append(try ImageResizing.squareCrop(ImageFile.readRGB(path), size: size))
+        let image = channels == 1 ? try ImageFile.readGrey(path) : try ImageFile.readRGB(path)
+        planes.append(try ImageResizing.squareCrop(image, size: size))
         if labels { classes.append(classNames.firstIndex(of: String(relative.split(separator: "/")[0]))!) }
       } catch let error as DistillError {
         guard skipUnreadable else {
@@ -195,10 +200,12 @@ public enum UnreadableImagePolicy: String, CaseIterable, Sendable {
 public enum ImageFolderData: DataComponent {
   public static let id = "image-folder"
   public static let summary =
-    "PNG/JPEG images of a folder (recursive), resized and centre-cropped to [3, size, size] in [-1, 1]; classes from subfolders"
+    "PNG/JPEG images of a folder (recursive), resized and centre-cropped to [channels, size, size] in [-1, 1]; classes from subfolders"
   public static let parameters: [ParameterSpec] = [
     ParameterSpec("path", .path(mustExist: true), "the folder, relative to the manifest"),
     ParameterSpec("size", .integer(8...1024), "the side the images are resized (shorter side) and centre-cropped to"),
+    ParameterSpec(
+      "channels", .integer(1...3), default: .number(3), "3: RGB (grey images repeated), 1: grey (colour by luma, as PIL's convert(\"L\"))"),
     ParameterSpec("labels", .bool, default: .bool(false), "take class labels from the top-level subfolders"),
     ParameterSpec("flip", .bool, default: .bool(false), "flip each drawn image left to right with probability 1/2"),
     .choice(
@@ -207,8 +214,12 @@ public enum ImageFolderData: DataComponent {
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any DataSource {
+    guard entry.int("channels") != 2 else {
+      throw DistillError.invalidValue(location: "\(entry.path).channels", expected: "1 or 3", found: "2")
+    }
     let source = try ImageFolderSource(
-      folder: entry.path("path"), size: entry.int("size"), labels: entry.bool("labels"), flip: entry.bool("flip"),
+      folder: entry.path("path"), size: entry.int("size"), channels: entry.int("channels"), labels: entry.bool("labels"),
+      flip: entry.bool("flip"),
       skipUnreadable: entry.choice("onError") as UnreadableImagePolicy == .skip, location: entry.path)
     if let first = source.skipped.first {
       FileHandle.standardError.write(
