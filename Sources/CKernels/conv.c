@@ -259,9 +259,10 @@ GEMM_TARGET static void gradient_chunk(void *context, long chunk) {
 
 #if GEMM_X86
 GEMM_TARGET static void conv_forward(long threads, const float *x, const float *weight, int flipped, long o, float *out,
-                                     const distill_conv_geometry *g) {
+                                     const distill_conv_geometry *g, int bf16) {
   const long taps = g->kh * g->kw;
-  if (g->sh == 1 && g->sw == 1 && (g->ho * g->wo) % 32 == 0 && (g->wo % 16 == 0 || g->w == g->wo) &&
+  /* bfloat16 convolutions run as implicit products (the direct kernels are float32). */
+  if (!bf16 && g->sh == 1 && g->sw == 1 && (g->ho * g->wo) % 32 == 0 && (g->wo % 16 == 0 || g->w == g->wo) &&
       taps <= DIRECT_TAPS_MAX) {
     conv_direct(threads, x, weight, flipped, o, out, g);
     return;
@@ -271,26 +272,26 @@ GEMM_TARGET static void conv_forward(long threads, const float *x, const float *
   const gemm_view A =
       flipped ? (gemm_view){.p = weight, .group_stride = o * taps, .flipped_taps = taps} : gemm_strided(weight, patch, 1);
   const gemm_view B = {.p = x, .patches = g};
-  gemm_run(threads, o, g->n * pixels, patch, 1, &A, &B, 0, (gemm_output){out, pixels, 1, pixels, o * pixels});
+  gemm_run(threads, o, g->n * pixels, patch, 1, &A, &B, 0, (gemm_output){out, pixels, 1, pixels, o * pixels}, bf16);
 }
 #endif
 
 void distill_conv2d_forward(long threads, const float *x, const float *weight, int flipped, long o, float *out,
-                            distill_conv_geometry g) {
+                            distill_conv_geometry g, int bf16) {
 #if GEMM_X86
-  conv_forward(threads, x, weight, flipped, o, out, &g);
+  conv_forward(threads, x, weight, flipped, o, out, &g, bf16);
 #else
-  (void)threads, (void)x, (void)weight, (void)flipped, (void)o, (void)out, (void)g;
+  (void)bf16, (void)threads, (void)x, (void)weight, (void)flipped, (void)o, (void)out, (void)g;
   abort(); /* callers check distill_sgemm_supported() */
 #endif
 }
 
 void distill_conv2d_weight_gradient(long threads, const float *x, const float *grad, long o, float *weight_grad,
-                                    distill_conv_geometry g) {
+                                    distill_conv_geometry g, int bf16) {
 #if GEMM_X86
   /* Direct where it was faster than the implicit product: planes of 32x32 and more, or few
    * output channels (the product fills 8-row strips); on 16x16 planes the product won. */
-  if (g.sh == 1 && g.sw == 1 && g.kh == 3 && g.kw == 3 && g.wo % 16 == 0 && (g.ho * g.wo >= 1024 || o < 8)) {
+  if (!bf16 && g.sh == 1 && g.sw == 1 && g.kh == 3 && g.kw == 3 && g.wo % 16 == 0 && (g.ho * g.wo >= 1024 || o < 8)) {
     gradient_job job = {.g = &g, .x = x, .grad = grad, .weight_grad = weight_grad, .o = o};
     const long chunks = threads * 4;
     job.unit = (g.c + chunks - 1) / chunks;
@@ -301,9 +302,9 @@ void distill_conv2d_weight_gradient(long threads, const float *x, const float *g
   const long pixels = g.ho * g.wo, patch = g.c * g.kh * g.kw;
   const gemm_view A = {.p = grad, .rs = pixels, .cs = 1, .group = pixels, .group_stride = o * pixels};
   const gemm_view B = {.p = x, .patches = &g, .transposed = 1};
-  gemm_run(threads, o, patch, g.n * pixels, 1, &A, &B, 0, (gemm_output){weight_grad, patch, 1, 0, 0});
+  gemm_run(threads, o, patch, g.n * pixels, 1, &A, &B, 0, (gemm_output){weight_grad, patch, 1, 0, 0}, bf16);
 #else
-  (void)threads, (void)x, (void)grad, (void)o, (void)weight_grad, (void)g;
+  (void)bf16, (void)threads, (void)x, (void)grad, (void)o, (void)weight_grad, (void)g;
   abort();
 #endif
 }

@@ -17,14 +17,17 @@ struct BenchCommand: ParsableCommand {
   @Flag(help: "End the output with one JSON object of the figures.")
   var json = false
 
-  @Option(name: .customLong("workload"), help: "A workload to run (repeatable): \(Workload.allCases.map(\.rawValue).joined(separator: ", ")). Default: all.")
+  @Option(name: .customLong("workload"), help: "A workload to run (repeatable): \(Workload.allCases.map(\.rawValue).joined(separator: ", ")). Default: all but w5 and w5bf16.")
   var workloads: [Workload] = []
 
   @Flag(help: .hidden)
   var inProcess = false
 
   func run() throws {
-    let selected = workloads.isEmpty ? Workload.allCases : workloads
+    let selected = workloads.isEmpty ? Workload.defaults : workloads
+    if selected.contains(.w5bf16) && !ComputePrecision.bf16Supported {
+      throw ValidationError("--workload w5bf16 needs a CPU with AVX512-BF16 (and Distillery's product kernel)")
+    }
     if inProcess {
       // A child: run the one workload and print its figures as JSON.
       precondition(selected.count == 1)
