@@ -21,16 +21,25 @@ extension Trainer {
     return try body()
   }
 
-  /// Generates `count` samples from the fixed evaluation noise of `seed`, in batches.
-  public static func generate(_ generator: any Generator, count: Int, seed: UInt64, batchSize: Int)
-    -> Tensor
-  {
+  /// Generates `count` samples from the fixed evaluation noise of `seed`, in batches;
+  /// `progress(done, total)` counts network evaluations over all batches.
+  public static func generate(
+    _ generator: any Generator, count: Int, seed: UInt64, batchSize: Int,
+    progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }
+  ) -> Tensor {
     let noise = evaluationNoise(generator, count: count, seed: seed)
+    let batches = (count + batchSize - 1) / batchSize
     var parts: [Tensor] = []
     var start = 0
     while start < count {
       let end = min(count, start + batchSize)
-      parts.append(withoutGradients { generator(noise.sliced(axis: 0, start..<end)) }.detached())
+      let batch = parts.count
+      parts.append(
+        withoutGradients {
+          generator.sample(noise.sliced(axis: 0, start..<end)) { done, steps in
+            progress(batch * steps + done, batches * steps)
+          }
+        }.detached())
       start = end
     }
     return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
@@ -48,12 +57,14 @@ extension Trainer {
     let batch = max(settings.batchSize, 64)
     let (samples, grid) = try withEvaluationWeights {
       let samples = Self.generate(
-        pipeline.generator, count: evaluation.samples, seed: evaluation.seed, batchSize: batch)
+        pipeline.generator, count: evaluation.samples, seed: evaluation.seed, batchSize: batch
+      ) { progress.phase("evaluation at step \(step): sampling", done: $0, total: $1) }
       let grid =
         evaluation.gridSize <= evaluation.samples
         ? samples.sliced(axis: 0, 0..<evaluation.gridSize)
         : Self.generate(
-          pipeline.generator, count: evaluation.gridSize, seed: evaluation.seed, batchSize: batch)
+          pipeline.generator, count: evaluation.gridSize, seed: evaluation.seed, batchSize: batch
+        ) { progress.phase("evaluation at step \(step): sampling the grid", done: $0, total: $1) }
       return (samples, grid)
     }
     var values: [String: Double] = [:]
