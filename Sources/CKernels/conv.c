@@ -81,37 +81,12 @@ GEMM_TARGET static void direct_chunk(void *context, long chunk) {
 static _Thread_local float *direct_weights;
 static _Thread_local size_t direct_weights_floats;
 
-/* Element (oc, ci, tap) of a convolution's weight: weight [o, c, taps] itself, or with `flipped`
- * the adjoint convolution's weight read from a weight [c, o, taps] (flipped in both spatial
- * axes and transposed), so that input gradients need no flipped copy. */
-static inline float weight_at(const float *weight, int flipped, long o, long c, long taps, long oc, long ci, long tap) {
-  return flipped ? weight[(ci * o + oc) * taps + taps - 1 - tap] : weight[(oc * c + ci) * taps + tap];
-}
-
-/* out = conv(x, weight), stride 1, wo a multiple of 16. */
-GEMM_TARGET static void conv_direct(long threads, const float *x, const float *weight, int flipped, long o, float *out,
-                                    const distill_conv_geometry *g) {
-  const long taps = g->kh * g->kw, strips = (o + MR - 1) / MR;
-  const size_t floats = (size_t)strips * taps * g->c * MR;
-  if (direct_weights_floats < floats) {
-    free(direct_weights);
-    direct_weights = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
-    if (!direct_weights) abort();
-    direct_weights_floats = floats;
-  }
-  float *packed = direct_weights;
-  for (long strip = 0; strip < strips; strip++)
-    for (long tap = 0; tap < taps; tap++)
-      for (long ci = 0; ci < g->c; ci++)
-        for (long i = 0; i < MR; i++) {
-          const long oc = strip * MR + i;
-          packed[((strip * taps + tap) * g->c + ci) * MR + i] =
-              oc < o ? weight_at(weight, flipped, o, g->c, taps, oc, ci, tap) : 0;
-        }
-  /* Lane u of vector v of a tile is output pixel start + 16 v + u; for tap (ky, kx) it reads
-   * input element offset + u, which is contiguous in u because the vector lies in one output
-   * row or because input rows are as wide as output rows (w == wo). Lanes whose input lies in
-   * the padding are masked off. The pattern repeats in every sample. */
+/* Lane u of vector v of a tile is output pixel start + 16 v + u; for tap (ky, kx) it reads
+ * input element offset + u, which is contiguous in u because the vector lies in one output
+ * row or because input rows are as wide as output rows (w == wo). Lanes whose input lies in
+ * the padding are masked off. The pattern repeats in every sample. */
+void conv_direct_tables(const distill_conv_geometry *g, const long **offsets_out, const __mmask16 **masks_out) {
+  const long taps = g->kh * g->kw;
   const long vectors = g->ho * g->wo / 16;
   static _Thread_local long *offsets;
   static _Thread_local __mmask16 *masks;
@@ -141,6 +116,33 @@ GEMM_TARGET static void conv_direct(long threads, const float *x, const float *w
       masks[v * taps + tap] = (__mmask16)bits;
     }
   }
+  *offsets_out = offsets;
+  *masks_out = masks;
+}
+
+/* out = conv(x, weight), stride 1, wo a multiple of 16. */
+GEMM_TARGET static void conv_direct(long threads, const float *x, const float *weight, int flipped, long o, float *out,
+                                    const distill_conv_geometry *g) {
+  const long taps = g->kh * g->kw, strips = (o + MR - 1) / MR;
+  const size_t floats = (size_t)strips * taps * g->c * MR;
+  if (direct_weights_floats < floats) {
+    free(direct_weights);
+    direct_weights = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
+    if (!direct_weights) abort();
+    direct_weights_floats = floats;
+  }
+  float *packed = direct_weights;
+  for (long strip = 0; strip < strips; strip++)
+    for (long tap = 0; tap < taps; tap++)
+      for (long ci = 0; ci < g->c; ci++)
+        for (long i = 0; i < MR; i++) {
+          const long oc = strip * MR + i;
+          packed[((strip * taps + tap) * g->c + ci) * MR + i] =
+              oc < o ? conv_weight_at(weight, flipped, o, g->c, taps, oc, ci, tap) : 0;
+        }
+  const long *offsets;
+  const __mmask16 *masks;
+  conv_direct_tables(g, &offsets, &masks);
   direct_job job = {.g = g, .x = x, .weights = packed, .out = out, .o = o, .strips = strips, .offsets = offsets, .masks = masks};
   job.tiles = g->n * g->ho * g->wo / 32;
   const long chunks = threads * 4;
@@ -261,10 +263,12 @@ GEMM_TARGET static void gradient_chunk(void *context, long chunk) {
 GEMM_TARGET static void conv_forward(long threads, const float *x, const float *weight, int flipped, long o, float *out,
                                      const distill_conv_geometry *g, int bf16) {
   const long taps = g->kh * g->kw;
-  /* bfloat16 convolutions run as implicit products (the direct kernels are float32). */
-  if (!bf16 && g->sh == 1 && g->sw == 1 && (g->ho * g->wo) % 32 == 0 && (g->wo % 16 == 0 || g->w == g->wo) &&
+  if (g->sh == 1 && g->sw == 1 && (g->ho * g->wo) % 32 == 0 && (g->wo % 16 == 0 || g->w == g->wo) &&
       taps <= DIRECT_TAPS_MAX) {
-    conv_direct(threads, x, weight, flipped, o, out, g);
+    if (bf16)
+      conv_direct_bf16(threads, x, weight, flipped, o, out, g);
+    else
+      conv_direct(threads, x, weight, flipped, o, out, g);
     return;
   }
   /* out[s, oc, p] = sum_e weight[oc, e] * patches[e, s * P + p], P = ho * wo. */

@@ -73,6 +73,31 @@ static inline __mmask16 lanes(long a, long b) {
   return (__mmask16)(((1u << b) - 1) & ~((1u << a) - 1));
 }
 
+#define BF16_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16,avx2,fma")))
+
+/* 16 float32 lanes of two rows -> 16 pairs of bfloat16 (round to nearest even), row `lo` in
+ * the low half of each 32-bit word. */
+BF16_TARGET static inline __m512i bf16_pairs16(__m512 lo, __m512 hi) {
+  const __m512i l = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(lo));
+  const __m512i h = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(hi));
+  return _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
+}
+
+/* Direct convolutions (conv.c, conv_bf16.c): per 16-pixel vector of a sample's output and
+ * tap, the offset of lane 0's input in its plane and the lanes inside the image (thread-local
+ * tables, valid until the thread's next call). */
+void conv_direct_tables(const distill_conv_geometry *g, const long **offsets, const __mmask16 **masks);
+/* out = conv(x, weight) on bfloat16 operands, stride 1, under conv.c's direct conditions. */
+void conv_direct_bf16(long threads, const float *x, const float *weight, int flipped, long o, float *out,
+                      const distill_conv_geometry *g);
+
+/* Element (oc, ci, tap) of a convolution's weight: weight [o, c, taps] itself, or with `flipped`
+ * the adjoint convolution's weight read from a weight [c, o, taps] (flipped in both spatial
+ * axes and transposed), so that input gradients need no flipped copy. */
+static inline float conv_weight_at(const float *weight, int flipped, long o, long c, long taps, long oc, long ci, long tap) {
+  return flipped ? weight[(ci * o + oc) * taps + taps - 1 - tap] : weight[(oc * c + ci) * taps + tap];
+}
+
 /* bf16 != 0: operands rounded to bfloat16 while packed, products accumulated in float32
  * (gemm_bf16.c); only when distill_bf16_supported(). */
 void gemm_run(long threads, long m, long n, long k, float alpha, const gemm_view *A, const gemm_view *B, float beta,

@@ -12,15 +12,6 @@
 
 #if GEMM_X86
 
-#define BF16_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16,avx2,fma")))
-
-/* 16 float32 rows -> bf16 words, row `lo` in the low half of each 32-bit pair. */
-BF16_TARGET static inline __m512i pair16(__m512 lo, __m512 hi) {
-  const __m512i l = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(lo));
-  const __m512i h = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(hi));
-  return _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
-}
-
 BF16_TARGET static inline __m256i pair8(__m256 lo, __m256 hi) {
   const __m256i l = _mm256_cvtepu16_epi32((__m128i)_mm256_cvtneps_pbh(lo));
   const __m256i h = _mm256_cvtepu16_epi32((__m128i)_mm256_cvtneps_pbh(hi));
@@ -35,15 +26,15 @@ BF16_TARGET void gemm_bf16_convert(float *block, long tiles, long depth, long ti
     if (tile == NR) {
       for (long p = 0; p < pairs; p++) {
         const float *r = s + 2 * p * NR;
-        const __m512i w0 = pair16(_mm512_load_ps(r), _mm512_load_ps(r + NR));
-        const __m512i w1 = pair16(_mm512_load_ps(r + 16), _mm512_load_ps(r + NR + 16));
+        const __m512i w0 = bf16_pairs16(_mm512_load_ps(r), _mm512_load_ps(r + NR));
+        const __m512i w1 = bf16_pairs16(_mm512_load_ps(r + 16), _mm512_load_ps(r + NR + 16));
         _mm512_store_si512((void *)(s + p * NR), w0);
         _mm512_store_si512((void *)(s + p * NR + 16), w1);
       }
       if (depth % 2) {
         const float *r = s + (depth - 1) * NR;
-        const __m512i w0 = pair16(_mm512_load_ps(r), _mm512_setzero_ps());
-        const __m512i w1 = pair16(_mm512_load_ps(r + 16), _mm512_setzero_ps());
+        const __m512i w0 = bf16_pairs16(_mm512_load_ps(r), _mm512_setzero_ps());
+        const __m512i w1 = bf16_pairs16(_mm512_load_ps(r + 16), _mm512_setzero_ps());
         _mm512_store_si512((void *)(s + pairs * NR), w0);
         _mm512_store_si512((void *)(s + pairs * NR + 16), w1);
       }
