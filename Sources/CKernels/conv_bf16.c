@@ -105,14 +105,25 @@ static uint32_t *grow_words(uint32_t **buffer, size_t *capacity, size_t words) {
   return *buffer;
 }
 
-/* The bfloat16 of w (round to nearest even, as vcvtneps2bf16). */
-BF16_TARGET static inline uint32_t bf16_bits(float w) {
-  return (uint32_t)(uint16_t)_mm_cvtsi128_si32((__m128i)_mm_cvtneps_pbh(_mm_set_ss(w)));
-}
+static _Thread_local uint16_t *weight_halves;
+static _Thread_local size_t weight_halves_count;
 
 BF16_TARGET void conv_direct_bf16(long threads, const float *x, const float *weight, int flipped, long o, float *out,
                                   const distill_conv_geometry *g) {
   const long taps = g->kh * g->kw, strips = (o + MR - 1) / MR, pairs = (g->c + 1) / 2, plane = g->h * g->w;
+  /* The weight in bfloat16, in its own layout, then its pairs gathered from that. */
+  const long count = o * g->c * taps;
+  if (weight_halves_count < (size_t)count) {
+    free(weight_halves);
+    weight_halves = aligned_alloc(64, ((size_t)count * sizeof(uint16_t) + 63) & ~(size_t)63);
+    if (!weight_halves) abort();
+    weight_halves_count = (size_t)count;
+  }
+  uint16_t *halves = weight_halves;
+  for (long q = 0; q < count; q += 16) {
+    const __mmask16 m = lanes(0, count - q);
+    _mm256_mask_storeu_epi16(halves + q, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, weight + q)));
+  }
   uint32_t *packed = grow_words(&weight_pairs, &weight_pairs_words, (size_t)strips * taps * pairs * MR);
   for (long strip = 0; strip < strips; strip++)
     for (long tap = 0; tap < taps; tap++)
@@ -121,8 +132,10 @@ BF16_TARGET void conv_direct_bf16(long threads, const float *x, const float *wei
           const long oc = strip * MR + i, ci = 2 * p;
           uint32_t word = 0;
           if (oc < o) {
-            word = bf16_bits(conv_weight_at(weight, flipped, o, g->c, taps, oc, ci, tap));
-            if (ci + 1 < g->c) word |= bf16_bits(conv_weight_at(weight, flipped, o, g->c, taps, oc, ci + 1, tap)) << 16;
+            /* conv_weight_at's index, on the halves. */
+            const long lo = flipped ? (ci * o + oc) * taps + taps - 1 - tap : (oc * g->c + ci) * taps + tap;
+            word = halves[lo];
+            if (ci + 1 < g->c) word |= (uint32_t)halves[lo + (flipped ? o * taps : taps)] << 16;
           }
           packed[((strip * taps + tap) * pairs + p) * MR + i] = word;
         }
