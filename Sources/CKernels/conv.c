@@ -81,37 +81,12 @@ GEMM_TARGET static void direct_chunk(void *context, long chunk) {
 static _Thread_local float *direct_weights;
 static _Thread_local size_t direct_weights_floats;
 
-/* Element (oc, ci, tap) of a convolution's weight: weight [o, c, taps] itself, or with `flipped`
- * the adjoint convolution's weight read from a weight [c, o, taps] (flipped in both spatial
- * axes and transposed), so that input gradients need no flipped copy. */
-static inline float weight_at(const float *weight, int flipped, long o, long c, long taps, long oc, long ci, long tap) {
-  return flipped ? weight[(ci * o + oc) * taps + taps - 1 - tap] : weight[(oc * c + ci) * taps + tap];
-}
-
-/* out = conv(x, weight), stride 1, wo a multiple of 16. */
-GEMM_TARGET static void conv_direct(long threads, const float *x, const float *weight, int flipped, long o, float *out,
-                                    const distill_conv_geometry *g) {
-  const long taps = g->kh * g->kw, strips = (o + MR - 1) / MR;
-  const size_t floats = (size_t)strips * taps * g->c * MR;
-  if (direct_weights_floats < floats) {
-    free(direct_weights);
-    direct_weights = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
-    if (!direct_weights) abort();
-    direct_weights_floats = floats;
-  }
-  float *packed = direct_weights;
-  for (long strip = 0; strip < strips; strip++)
-    for (long tap = 0; tap < taps; tap++)
-      for (long ci = 0; ci < g->c; ci++)
-        for (long i = 0; i < MR; i++) {
-          const long oc = strip * MR + i;
-          packed[((strip * taps + tap) * g->c + ci) * MR + i] =
-              oc < o ? weight_at(weight, flipped, o, g->c, taps, oc, ci, tap) : 0;
-        }
-  /* Lane u of vector v of a tile is output pixel start + 16 v + u; for tap (ky, kx) it reads
-   * input element offset + u, which is contiguous in u because the vector lies in one output
-   * row or because input rows are as wide as output rows (w == wo). Lanes whose input lies in
-   * the padding are masked off. The pattern repeats in every sample. */
+/* Lane u of vector v of a tile is output pixel start + 16 v + u; for tap (ky, kx) it reads
+ * input element offset + u, which is contiguous in u because the vector lies in one output
+ * row or because input rows are as wide as output rows (w == wo). Lanes whose input lies in
+ * the padding are masked off. The pattern repeats in every sample. */
+void conv_direct_tables(const distill_conv_geometry *g, const long **offsets_out, const __mmask16 **masks_out) {
+  const long taps = g->kh * g->kw;
   const long vectors = g->ho * g->wo / 16;
   static _Thread_local long *offsets;
   static _Thread_local __mmask16 *masks;
@@ -141,6 +116,33 @@ GEMM_TARGET static void conv_direct(long threads, const float *x, const float *w
       masks[v * taps + tap] = (__mmask16)bits;
     }
   }
+  *offsets_out = offsets;
+  *masks_out = masks;
+}
+
+/* out = conv(x, weight), stride 1, wo a multiple of 16. */
+GEMM_TARGET static void conv_direct(long threads, const float *x, const float *weight, int flipped, long o, float *out,
+                                    const distill_conv_geometry *g) {
+  const long taps = g->kh * g->kw, strips = (o + MR - 1) / MR;
+  const size_t floats = (size_t)strips * taps * g->c * MR;
+  if (direct_weights_floats < floats) {
+    free(direct_weights);
+    direct_weights = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
+    if (!direct_weights) abort();
+    direct_weights_floats = floats;
+  }
+  float *packed = direct_weights;
+  for (long strip = 0; strip < strips; strip++)
+    for (long tap = 0; tap < taps; tap++)
+      for (long ci = 0; ci < g->c; ci++)
+        for (long i = 0; i < MR; i++) {
+          const long oc = strip * MR + i;
+          packed[((strip * taps + tap) * g->c + ci) * MR + i] =
+              oc < o ? conv_weight_at(weight, flipped, o, g->c, taps, oc, ci, tap) : 0;
+        }
+  const long *offsets;
+  const __mmask16 *masks;
+  conv_direct_tables(g, &offsets, &masks);
   direct_job job = {.g = g, .x = x, .weights = packed, .out = out, .o = o, .strips = strips, .offsets = offsets, .masks = masks};
   job.tiles = g->n * g->ho * g->wo / 32;
   const long chunks = threads * 4;
@@ -259,11 +261,14 @@ GEMM_TARGET static void gradient_chunk(void *context, long chunk) {
 
 #if GEMM_X86
 GEMM_TARGET static void conv_forward(long threads, const float *x, const float *weight, int flipped, long o, float *out,
-                                     const distill_conv_geometry *g) {
+                                     const distill_conv_geometry *g, int bf16) {
   const long taps = g->kh * g->kw;
   if (g->sh == 1 && g->sw == 1 && (g->ho * g->wo) % 32 == 0 && (g->wo % 16 == 0 || g->w == g->wo) &&
       taps <= DIRECT_TAPS_MAX) {
-    conv_direct(threads, x, weight, flipped, o, out, g);
+    if (bf16)
+      conv_direct_bf16(threads, x, weight, flipped, o, out, g);
+    else
+      conv_direct(threads, x, weight, flipped, o, out, g);
     return;
   }
   /* out[s, oc, p] = sum_e weight[oc, e] * patches[e, s * P + p], P = ho * wo. */
@@ -271,26 +276,26 @@ GEMM_TARGET static void conv_forward(long threads, const float *x, const float *
   const gemm_view A =
       flipped ? (gemm_view){.p = weight, .group_stride = o * taps, .flipped_taps = taps} : gemm_strided(weight, patch, 1);
   const gemm_view B = {.p = x, .patches = g};
-  gemm_run(threads, o, g->n * pixels, patch, 1, &A, &B, 0, (gemm_output){out, pixels, 1, pixels, o * pixels});
+  gemm_run(threads, o, g->n * pixels, patch, 1, &A, &B, 0, (gemm_output){out, pixels, 1, pixels, o * pixels}, bf16);
 }
 #endif
 
 void distill_conv2d_forward(long threads, const float *x, const float *weight, int flipped, long o, float *out,
-                            distill_conv_geometry g) {
+                            distill_conv_geometry g, int bf16) {
 #if GEMM_X86
-  conv_forward(threads, x, weight, flipped, o, out, &g);
+  conv_forward(threads, x, weight, flipped, o, out, &g, bf16);
 #else
-  (void)threads, (void)x, (void)weight, (void)flipped, (void)o, (void)out, (void)g;
+  (void)bf16, (void)threads, (void)x, (void)weight, (void)flipped, (void)o, (void)out, (void)g;
   abort(); /* callers check distill_sgemm_supported() */
 #endif
 }
 
 void distill_conv2d_weight_gradient(long threads, const float *x, const float *grad, long o, float *weight_grad,
-                                    distill_conv_geometry g) {
+                                    distill_conv_geometry g, int bf16) {
 #if GEMM_X86
   /* Direct where it was faster than the implicit product: planes of 32x32 and more, or few
    * output channels (the product fills 8-row strips); on 16x16 planes the product won. */
-  if (g.sh == 1 && g.sw == 1 && g.kh == 3 && g.kw == 3 && g.wo % 16 == 0 && (g.ho * g.wo >= 1024 || o < 8)) {
+  if (!bf16 && g.sh == 1 && g.sw == 1 && g.kh == 3 && g.kw == 3 && g.wo % 16 == 0 && (g.ho * g.wo >= 1024 || o < 8)) {
     gradient_job job = {.g = &g, .x = x, .grad = grad, .weight_grad = weight_grad, .o = o};
     const long chunks = threads * 4;
     job.unit = (g.c + chunks - 1) / chunks;
@@ -301,9 +306,9 @@ void distill_conv2d_weight_gradient(long threads, const float *x, const float *g
   const long pixels = g.ho * g.wo, patch = g.c * g.kh * g.kw;
   const gemm_view A = {.p = grad, .rs = pixels, .cs = 1, .group = pixels, .group_stride = o * pixels};
   const gemm_view B = {.p = x, .patches = &g, .transposed = 1};
-  gemm_run(threads, o, patch, g.n * pixels, 1, &A, &B, 0, (gemm_output){weight_grad, patch, 1, 0, 0});
+  gemm_run(threads, o, patch, g.n * pixels, 1, &A, &B, 0, (gemm_output){weight_grad, patch, 1, 0, 0}, bf16);
 #else
-  (void)threads, (void)x, (void)grad, (void)o, (void)weight_grad, (void)g;
+  (void)bf16, (void)threads, (void)x, (void)grad, (void)o, (void)weight_grad, (void)g;
   abort();
 #endif
 }

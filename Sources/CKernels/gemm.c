@@ -499,34 +499,7 @@ GEMM_TARGET static void micro_kernel(
       acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
     }
   }
-  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-  if (c_cs != 1) {
-    /* A transposed result (see distill_sgemm): scatter the tile. */
-    float tile[MR][NR] __attribute__((aligned(64)));
-    for (int i = 0; i < MR; i++) {
-      _mm512_store_ps(tile[i], acc0[i]);
-      _mm512_store_ps(tile[i] + 16, acc1[i]);
-    }
-    for (long i = 0; i < mr; i++)
-      for (long j = 0; j < nr; j++) {
-        float *cij = c + i * c_rs + j * c_cs;
-        *cij = alpha * tile[i][j] + (beta != 0 ? beta * *cij : 0);
-      }
-    return;
-  }
-  const __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
-  const __mmask16 m1 = nr >= 32 ? 0xFFFF : (nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1));
-  for (int i = 0; i < mr; i++) {
-    float *ci = c + i * c_rs;
-    __m512 r0 = alpha == 1 ? acc0[i] : _mm512_mul_ps(va, acc0[i]);
-    __m512 r1 = alpha == 1 ? acc1[i] : _mm512_mul_ps(va, acc1[i]);
-    if (beta != 0) {
-      r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);
-      r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);
-    }
-    _mm512_mask_storeu_ps(ci, m0, r0);
-    _mm512_mask_storeu_ps(ci + 16, m1, r1);
-  }
+  gemm_store_tile(acc0, acc1, c, c_rs, c_cs, alpha, beta, mr, nr);
 }
 
 /* One product, read by the chunks of its parallel steps. */
@@ -539,7 +512,18 @@ typedef struct {
   long unit;    /* rows (row split), panels (panel split) or depth blocks (packing) per chunk */
   float *whole; /* the operand every chunk reads, packed: A (panel split) or B (row split) */
   long padded;  /* its rows (A, to MR) or columns (B, to NR), padded */
+  int bf16;     /* operands in bfloat16 (gemm_bf16.c) */
 } gemm_job;
+
+/* The tile's micro-kernel, float32 or bfloat16. */
+GEMM_TARGET static inline void tile_kernel(
+    const gemm_job *job, long kc, const float *a, const float *b, float *c, long c_rs, long c_cs, float beta, long mr,
+    long nr) {
+  if (job->bf16)
+    gemm_bf16_micro_kernel(kc, a, b, c, c_rs, c_cs, job->alpha, beta, mr, nr);
+  else
+    micro_kernel(kc, a, b, c, c_rs, c_cs, job->alpha, beta, mr, nr);
+}
 
 /* The address of C's element (i, j). */
 static inline float *c_at(const gemm_output *C, long i, long j) {
@@ -554,11 +538,11 @@ GEMM_TARGET static inline void kernel_into_c(
     const gemm_job *job, long kc, const float *a, const float *b, long ir, long jc, long mr, long nr, float beta) {
   const gemm_output *C = &job->C;
   if (!C->group || jc % C->group + nr <= C->group) {
-    micro_kernel(kc, a, b, c_at(C, ir, jc), C->rs, C->cs, job->alpha, beta, mr, nr);
+    tile_kernel(job, kc, a, b, c_at(C, ir, jc), C->rs, C->cs, beta, mr, nr);
     return;
   }
   float tile[MR * NR] __attribute__((aligned(64)));
-  micro_kernel(kc, a, b, tile, NR, 1, job->alpha, 0, mr, nr);
+  tile_kernel(job, kc, a, b, tile, NR, 1, 0, mr, nr);
   /* The columns in runs that lie within one group. */
   for (long j = 0, group = jc / C->group, r = jc % C->group; j < nr; group++, r = 0) {
     const long run = min_long(nr - j, C->group - r);
@@ -581,6 +565,7 @@ GEMM_TARGET static void pack_whole_a(void *context, long chunk) {
   const gemm_job *job = context;
   const long k0 = chunk * KC, kc = min_long(KC, job->k - k0);
   pack_a(job->A, 0, job->m, job->k_base + k0, kc, job->whole + k0 * job->padded);
+  if (job->bf16) gemm_bf16_convert(job->whole + k0 * job->padded, job->padded / MR, kc, MR);
 }
 
 /* Depth block chunk / unit, panels of group chunk % unit, of B into the whole-B buffer. */
@@ -592,6 +577,7 @@ GEMM_TARGET static void pack_whole_b(void *context, long chunk) {
   if (j0 >= j1) return;
   const long k0 = block * KC, kc = min_long(KC, job->k - k0);
   pack_b(job->B, job->k_base + k0, kc, j0, j1 - j0, job->whole + k0 * job->padded + j0 * kc);
+  if (job->bf16) gemm_bf16_convert(job->whole + k0 * job->padded + j0 * kc, ceil_div(j1 - j0, NR), kc, NR);
 }
 
 /* Rows i0..<i1 by all columns, against the whole packed B. */
@@ -603,6 +589,7 @@ GEMM_TARGET static void rows_chunk(void *context, long chunk) {
     const long kc = min_long(KC, job->k - k0);
     const float beta = k0 == 0 ? job->beta : 1.0f;
     pack_a(job->A, i0, i1 - i0, job->k_base + k0, kc, pa);
+    if (job->bf16) gemm_bf16_convert(pa, ceil_div(i1 - i0, MR), kc, MR);
     const float *pb = job->whole + k0 * job->padded;
     for (long jr = 0; jr < job->n; jr += NR)
       for (long ir = i0; ir < i1; ir += MR)
@@ -623,6 +610,7 @@ GEMM_TARGET static void panels_chunk(void *context, long chunk) {
       const long kc = min_long(KC, job->k - k0);
       const float beta = k0 == 0 ? job->beta : 1.0f;
       pack_b(job->B, job->k_base + k0, kc, j0, nc, pb);
+      if (job->bf16) gemm_bf16_convert(pb, ceil_div(nc, NR), kc, NR);
       const float *pa = job->whole + k0 * job->padded;
       for (long jr = 0; jr < nc; jr += NR)
         for (long ir = 0; ir < job->m; ir += MR)
@@ -642,8 +630,8 @@ GEMM_TARGET static void panels_chunk(void *context, long chunk) {
 
 GEMM_TARGET void gemm_run(
     long threads, long m, long n, long k, float alpha, const gemm_view *A, const gemm_view *B, float beta,
-    gemm_output C) {
-  gemm_job job = {.A = A, .B = B, .C = C, .alpha = alpha, .m = m, .n = n};
+    gemm_output C, int bf16) {
+  gemm_job job = {.A = A, .B = B, .C = C, .alpha = alpha, .m = m, .n = n, .bf16 = bf16};
   const long chunks = threads * CHUNKS_PER_THREAD;
   const int tall = m >= n && m >= 2 * MR * threads;
   job.padded = tall ? ceil_div(n, NR) * NR : ceil_div(m, MR) * MR;
@@ -710,7 +698,7 @@ int distill_sgemm_supported(void) {
 
 void distill_sgemm(
     long threads, long m, long n, long k, float alpha, const float *a, long a_row_stride, long a_column_stride,
-    const float *b, long b_row_stride, long b_column_stride, float beta, float *c, long ldc) {
+    const float *b, long b_row_stride, long b_column_stride, float beta, float *c, long ldc, int bf16) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
     for (long i = 0; i < m; i++)
@@ -722,14 +710,14 @@ void distill_sgemm(
     /* A few columns (an MLP's 2-D output) would fill a fraction of each 32-column tile:
      * compute C^T = B^T A^T instead, whose tiles are full, and store it transposed. */
     const gemm_view At = gemm_strided(a, a_column_stride, a_row_stride), Bt = gemm_strided(b, b_column_stride, b_row_stride);
-    gemm_run(threads, n, m, k, alpha, &Bt, &At, beta, (gemm_output){c, 1, ldc, 0, 0});
+    gemm_run(threads, n, m, k, alpha, &Bt, &At, beta, (gemm_output){c, 1, ldc, 0, 0}, bf16);
   } else {
     const gemm_view A = gemm_strided(a, a_row_stride, a_column_stride), B = gemm_strided(b, b_row_stride, b_column_stride);
-    gemm_run(threads, m, n, k, alpha, &A, &B, beta, (gemm_output){c, ldc, 1, 0, 0});
+    gemm_run(threads, m, n, k, alpha, &A, &B, beta, (gemm_output){c, ldc, 1, 0, 0}, bf16);
   }
 #else
   (void)threads, (void)alpha, (void)a, (void)a_row_stride, (void)a_column_stride, (void)b, (void)b_row_stride;
-  (void)b_column_stride;
+  (void)b_column_stride, (void)bf16;
   abort(); /* callers check distill_sgemm_supported() */
 #endif
 }

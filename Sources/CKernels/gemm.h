@@ -73,8 +73,79 @@ static inline __mmask16 lanes(long a, long b) {
   return (__mmask16)(((1u << b) - 1) & ~((1u << a) - 1));
 }
 
+#define BF16_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16,avx2,fma")))
+
+/* 16 float32 lanes of two rows -> 16 pairs of bfloat16 (round to nearest even), row `lo` in
+ * the low half of each 32-bit word. */
+BF16_TARGET static inline __m512i bf16_pairs16(__m512 lo, __m512 hi) {
+  const __m512i l = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(lo));
+  const __m512i h = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(hi));
+  return _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
+}
+
+/* Direct convolutions (conv.c, conv_bf16.c): per 16-pixel vector of a sample's output and
+ * tap, the offset of lane 0's input in its plane and the lanes inside the image (thread-local
+ * tables, valid until the thread's next call). */
+void conv_direct_tables(const distill_conv_geometry *g, const long **offsets, const __mmask16 **masks);
+/* out = conv(x, weight) on bfloat16 operands, stride 1, under conv.c's direct conditions. */
+void conv_direct_bf16(long threads, const float *x, const float *weight, int flipped, long o, float *out,
+                      const distill_conv_geometry *g);
+
+/* Element (oc, ci, tap) of a convolution's weight: weight [o, c, taps] itself, or with `flipped`
+ * the adjoint convolution's weight read from a weight [c, o, taps] (flipped in both spatial
+ * axes and transposed), so that input gradients need no flipped copy. */
+static inline float conv_weight_at(const float *weight, int flipped, long o, long c, long taps, long oc, long ci, long tap) {
+  return flipped ? weight[(ci * o + oc) * taps + taps - 1 - tap] : weight[(oc * c + ci) * taps + tap];
+}
+
+/* bf16 != 0: operands rounded to bfloat16 while packed, products accumulated in float32
+ * (gemm_bf16.c); only when distill_bf16_supported(). */
 void gemm_run(long threads, long m, long n, long k, float alpha, const gemm_view *A, const gemm_view *B, float beta,
-              gemm_output C);
+              gemm_output C, int bf16);
+
+/* Stores a micro-tile: C[0..<mr, 0..<nr] = alpha * acc + beta * C, row i from acc0[i] (columns
+ * 0..<16) and acc1[i] (16..<32); C's element (i, j) at c[i * c_rs + j * c_cs], not read when
+ * beta is 0. */
+GEMM_TARGET static inline __attribute__((always_inline)) void gemm_store_tile(
+    const __m512 *acc0, const __m512 *acc1, float *c, long c_rs, long c_cs, float alpha, float beta, long mr, long nr) {
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  if (c_cs != 1) {
+    /* A transposed result (see distill_sgemm): scatter the tile. */
+    float tile[MR][NR] __attribute__((aligned(64)));
+    for (int i = 0; i < MR; i++) {
+      _mm512_store_ps(tile[i], acc0[i]);
+      _mm512_store_ps(tile[i] + 16, acc1[i]);
+    }
+    for (long i = 0; i < mr; i++)
+      for (long j = 0; j < nr; j++) {
+        float *cij = c + i * c_rs + j * c_cs;
+        *cij = alpha * tile[i][j] + (beta != 0 ? beta * *cij : 0);
+      }
+    return;
+  }
+  const __mmask16 m0 = lanes(0, nr), m1 = lanes(0, nr - 16);
+  for (int i = 0; i < mr; i++) {
+    float *ci = c + i * c_rs;
+    __m512 r0 = alpha == 1 ? acc0[i] : _mm512_mul_ps(va, acc0[i]);
+    __m512 r1 = alpha == 1 ? acc1[i] : _mm512_mul_ps(va, acc1[i]);
+    if (beta != 0) {
+      r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, ci), r0);
+      r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, ci + 16), r1);
+    }
+    _mm512_mask_storeu_ps(ci, m0, r0);
+    _mm512_mask_storeu_ps(ci + 16, m1, r1);
+  }
+}
+
+/* bfloat16 (gemm_bf16.c). A packed block of `tiles` strips (A: tile = MR rows) or panels
+ * (B: tile = NR columns), each `depth` deep with element (t, w) at t * tile + w, rewritten in
+ * place: strip q keeps its start (q * depth * tile) and holds (depth + 1) / 2 rows of `tile`
+ * 32-bit pairs, pair (p, w) = bf16(element (2p, w)) | bf16(element (2p + 1, w)) << 16
+ * (zero past an odd depth), rounded to nearest even. */
+void gemm_bf16_convert(float *block, long tiles, long depth, long tile);
+/* The micro-kernel on converted strips and panels (vdpbf16ps), stored as gemm_store_tile. */
+void gemm_bf16_micro_kernel(long kc, const float *a, const float *b, float *c, long c_rs, long c_cs, float alpha,
+                            float beta, long mr, long nr);
 #endif
 
 #endif

@@ -147,7 +147,8 @@ func convForward(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> Tensor {
       weight.withUnsafeBufferPointer { wb in
         let wp = wb.baseAddress!
         if g.runsImplicitly {
-          distill_conv2d_forward(g.threads, xb.baseAddress!, wp, 0, g.o, out.baseAddress!, g.cGeometry)
+          distill_conv2d_forward(
+            g.threads, xb.baseAddress!, wp, 0, g.o, out.baseAddress!, g.cGeometry, ComputePrecision.current.kernelFlag)
           return
         }
         if g.isPointwise {
@@ -181,7 +182,8 @@ func convInputGradient(_ grad: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> T
       grad.withUnsafeBufferPointer { gb in
         weight.withUnsafeBufferPointer { wb in
           distill_conv2d_forward(
-            adjoint.threads, gb.baseAddress!, wb.baseAddress!, 1, adjoint.o, out.baseAddress!, adjoint.cGeometry)
+            adjoint.threads, gb.baseAddress!, wb.baseAddress!, 1, adjoint.o, out.baseAddress!, adjoint.cGeometry,
+            ComputePrecision.current.kernelFlag)
         }
       }
     }
@@ -220,7 +222,8 @@ func convWeightGradient(_ x: Tensor, _ grad: Tensor, _ g: ConvGeometry) -> Tenso
       grad.withUnsafeBufferPointer { gb in
         let op = out.baseAddress!
         if GemmKernel.isOwn {
-          distill_conv2d_weight_gradient(g.threads, xb.baseAddress!, gb.baseAddress!, g.o, op, g.cGeometry)
+          distill_conv2d_weight_gradient(
+            g.threads, xb.baseAddress!, gb.baseAddress!, g.o, op, g.cGeometry, ComputePrecision.current.kernelFlag)
           return
         }
         if g.isPointwise {

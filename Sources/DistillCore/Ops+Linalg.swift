@@ -25,12 +25,13 @@ public enum GemmKernel {
 ///
 /// With `threaded`, a large product is split across ``ComputeThreads/count`` threads (by
 /// row blocks or column panels of `c`, gemm.c); a caller that runs products in parallel
-/// passes false.
+/// passes false, and the precision it read on its own thread (the scope of
+/// ``withComputePrecision(_:_:)`` is not seen on worker threads).
 @usableFromInline
 func sgemm(
   _ a: UnsafePointer<Float>, transposeA: Bool, _ b: UnsafePointer<Float>, transposeB: Bool,
   _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0,
-  threaded: Bool = true
+  threaded: Bool = true, precision: ComputePrecision = .current
 ) {
   if m == 0 || n == 0 { return }
   if k == 0 {
@@ -38,6 +39,7 @@ func sgemm(
     return
   }
   guard GemmKernel.isOwn else {
+    precondition(precision == .fp32, "bf16 products need Distillery's product kernel")
     cblas_sgemm(
       CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
       Int32(m), Int32(n), Int32(k), alpha, a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n), beta, c,
@@ -47,7 +49,7 @@ func sgemm(
   let (aRow, aColumn) = transposeA ? (1, m) : (k, 1)
   let (bRow, bColumn) = transposeB ? (1, k) : (n, 1)
   let threads = threaded && m * n * k >= GemmKernel.threadingThreshold ? ComputeThreads.count : 1
-  distill_sgemm(threads, m, n, k, alpha, a, aRow, aColumn, b, bRow, bColumn, beta, c, n)
+  distill_sgemm(threads, m, n, k, alpha, a, aRow, aColumn, b, bRow, bColumn, beta, c, n, precision.kernelFlag)
 }
 
 /// `[batch, m, n]` product of `[batch, m, k]` and `[batch, k, n]` operands (with transposes).
@@ -63,11 +65,12 @@ func batchedProduct(
           SendableConstPointer(x.baseAddress!), SendableConstPointer(y.baseAddress!), SendablePointer(out.baseAddress!)
         )
         if batch > 1 && batch >= ComputeThreads.count && GemmKernel.isOwn {
+          let precision = ComputePrecision.current
           parallelFor(batch, cost: m * n * k / 4) { range in
             for i in range {
               sgemm(
                 xp.base + i * m * k, transposeA: transposeA, yp.base + i * k * n, transposeB: transposeB,
-                op.base + i * m * n, m: m, n: n, k: k, threaded: false)
+                op.base + i * m * n, m: m, n: n, k: k, threaded: false, precision: precision)
             }
           }
         } else {

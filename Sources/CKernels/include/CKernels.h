@@ -53,15 +53,19 @@ typedef struct {
 void distill_adam_update(float *p, const float *g, float *m, float *v, long n, distill_adam_constants k,
                          int decoupled, int l2, int lerp_low);
 
-/* Single-precision matrix product for CPUs with AVX-512 (see gemm.c):
+/* Single-precision matrix product for CPUs with AVX-512 (see gemm.c), or with bf16 != 0 a
+ * mixed-precision one (gemm_bf16.c: operands rounded to bfloat16, float32 accumulation and
+ * result; only when distill_bf16_supported() returns non-zero):
  * C = alpha * A B + beta * C for an m x k A and a k x n B, where element (i, j) of A is
  * a[i * a_row_stride + j * a_column_stride] (likewise B), so either operand may be read
  * transposed; C is row-major with row stride ldc and is not read when beta is 0. Runs on up
  * to `threads` threads (distill_parallel_run). Only call it when distill_sgemm_supported()
  * returns non-zero. */
 int distill_sgemm_supported(void);
+/* Non-zero when the CPU also has AVX512-BF16 (vdpbf16ps). */
+int distill_bf16_supported(void);
 void distill_sgemm(long threads, long m, long n, long k, float alpha, const float *a, long a_row_stride, long a_column_stride,
-                   const float *b, long b_row_stride, long b_column_stride, float beta, float *c, long ldc);
+                   const float *b, long b_row_stride, long b_column_stride, float beta, float *c, long ldc, int bf16);
 
 /* dst[c * dst_stride + r] = src[r * src_stride + c] for r < rows, c < cols, in 8 x 8 blocks. */
 void distill_transpose(const float *src, long src_stride, float *dst, long dst_stride, long rows, long cols);
@@ -74,9 +78,9 @@ void distill_transpose(const float *src, long src_stride, float *dst, long dst_s
  * flipped copy of it. weight_grad [o, c, kh, kw] is the gradient of the weight from the output
  * gradient grad [n, o, ho, wo]. */
 void distill_conv2d_forward(long threads, const float *x, const float *weight, int flipped, long o, float *out,
-                            distill_conv_geometry g);
+                            distill_conv_geometry g, int bf16);
 void distill_conv2d_weight_gradient(long threads, const float *x, const float *grad, long o, float *weight_grad,
-                                    distill_conv_geometry g);
+                                    distill_conv_geometry g, int bf16);
 
 /* Runs function(context, i) for every i in 0..<chunks on up to `threads` threads (the caller
  * and a pool of workers started on first use, see threads.c) and returns when all are done.

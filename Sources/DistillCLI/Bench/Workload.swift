@@ -26,7 +26,11 @@ func blasThreads() -> Int {
 /// The benchmark workloads of `../shared/bench/WORKLOADS.md`, with torch_ref.py's shapes, and
 /// `lpips`, with scripts/torch_lpips_ref.py's.
 enum Workload: String, CaseIterable, ExpressibleByArgument {
-  case elementwise, gemm, lpips, w1, w2, w3, w4
+  case elementwise, gemm, lpips, w1, w2, w3, w4, w5, w5bf16
+
+  /// What `pipeline bench` runs without `--workload`: all but w5 and w5bf16 (about a minute
+  /// each), as torch_ref.py does.
+  static var defaults: [Workload] { allCases.filter { $0 != .w5 && $0 != .w5bf16 } }
 
   /// Runs the workload and returns its figures under torch_ref.py's keys.
   func run() -> [String: Double] {
@@ -38,6 +42,8 @@ enum Workload: String, CaseIterable, ExpressibleByArgument {
     case .w2: return ["w2_unet32_train_step_s": UNetTrainingWorkload.secondsPerStep()]
     case .w3: return ["w3_dmd_unet32_step_s": UNetDMDWorkload().secondsPerStep()]
     case .w4: return UNetSamplingWorkload.figures()
+    case .w5: return ["w5_unet35m_train_step_s": UNet35MTrainingWorkload.secondsPerStep(precision: .fp32)]
+    case .w5bf16: return ["w5_unet35m_train_step_bf16_s": UNet35MTrainingWorkload.secondsPerStep(precision: .bf16)]
     }
   }
 }

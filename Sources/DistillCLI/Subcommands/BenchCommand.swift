@@ -17,14 +17,17 @@ struct BenchCommand: ParsableCommand {
   @Flag(help: "End the output with one JSON object of the figures.")
   var json = false
 
-  @Option(name: .customLong("workload"), help: "A workload to run (repeatable): \(Workload.allCases.map(\.rawValue).joined(separator: ", ")). Default: all.")
+  @Option(name: .customLong("workload"), help: "A workload to run (repeatable): \(Workload.allCases.map(\.rawValue).joined(separator: ", ")). Default: all but w5 and w5bf16.")
   var workloads: [Workload] = []
 
   @Flag(help: .hidden)
   var inProcess = false
 
   func run() throws {
-    let selected = workloads.isEmpty ? Workload.allCases : workloads
+    let selected = workloads.isEmpty ? Workload.defaults : workloads
+    if selected.contains(.w5bf16) && !ComputePrecision.bf16Supported {
+      throw ValidationError("--workload w5bf16 needs a CPU with AVX512-BF16 (and Distillery's product kernel)")
+    }
     if inProcess {
       // A child: run the one workload and print its figures as JSON.
       precondition(selected.count == 1)
@@ -92,14 +95,29 @@ func peakResidentMiB() -> Double {
   #endif
 }
 
-/// Median of `reps` timings of `body` after `warm` untimed runs, in seconds.
+/// Median of `reps` timings of `body` after `warm` untimed runs, in seconds: wall-clock time,
+/// or with `DISTILL_BENCH_CLOCK=cpu` the CPU time of the process (user and system, all
+/// threads), which a machine loaded by other work inflates less (compare it at one thread:
+/// idle threads that spin count too).
 func medianSeconds(warm: Int, reps: Int, _ body: () -> Void) -> Double {
+  let cpu = ProcessInfo.processInfo.environment["DISTILL_BENCH_CLOCK"] == "cpu"
+  func now() -> Double {
+    guard cpu else { return Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+    var usage = rusage()
+    #if os(Linux)
+      getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    #else
+      getrusage(RUSAGE_SELF, &usage)
+    #endif
+    let seconds = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec
+    return Double(seconds) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+  }
   for _ in 0..<warm { body() }
   var times: [Double] = []
   for _ in 0..<reps {
-    let start = DispatchTime.now().uptimeNanoseconds
+    let start = now()
     body()
-    times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    times.append(now() - start)
   }
   times.sort()
   return times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2

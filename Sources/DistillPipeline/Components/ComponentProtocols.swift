@@ -51,6 +51,18 @@ public protocol Generator: AnyObject {
   func callAsFunction(_ noise: Tensor) -> Tensor
   /// What `generator.json` records beside the weights (architecture, timesteps).
   var configJSON: JSONValue { get }
+  /// As ``callAsFunction(_:)``, calling `progress(done, total)` after each of its `total`
+  /// network evaluations (a few-step sampler's steps), so that long sampling can show progress.
+  func sample(_ noise: Tensor, progress: (_ done: Int, _ total: Int) -> Void) -> Tensor
+}
+
+extension Generator {
+  /// One network evaluation.
+  public func sample(_ noise: Tensor, progress: (_ done: Int, _ total: Int) -> Void) -> Tensor {
+    let x = self(noise)
+    progress(1, 1)
+    return x
+  }
 }
 
 /// A generator whose training samples are made otherwise than by sampling (DMD2's backward

@@ -56,6 +56,8 @@ public struct TrainingSettings: Equatable, Sendable {
   public var checkpointEvery: Int
   public var keepCheckpoints: Int
   public var logEvery: Int
+  /// The arithmetic of the training step's products and convolutions (``ComputePrecision``).
+  public var precision: ComputePrecision
 
   static let specs: [ParameterSpec] = [
     ParameterSpec("steps", .integer(1...Int.max), default: .number(1000), "training steps"),
@@ -71,6 +73,10 @@ public struct TrainingSettings: Equatable, Sendable {
     ParameterSpec("checkpointEvery", .integer(1...Int.max), default: .number(500), "steps between checkpoints"),
     ParameterSpec("keepCheckpoints", .integer(1...Int.max), default: .number(3), "checkpoints kept (the latest)"),
     ParameterSpec("logEvery", .integer(1...Int.max), default: .number(10), "steps between metrics.jsonl lines"),
+    .choice(
+      "precision", ComputePrecision.self, default: .fp32,
+      "\"bf16\": products and convolutions of the training step on bfloat16 operands with float32 accumulation (needs AVX512-BF16); weights, optimizer state, norms, losses and checkpoints stay float32"
+    ),
   ]
 
   init(_ entry: ComponentEntry) {
@@ -82,6 +88,15 @@ public struct TrainingSettings: Equatable, Sendable {
     checkpointEvery = entry.int("checkpointEvery")
     keepCheckpoints = entry.int("keepCheckpoints")
     logEvery = entry.int("logEvery")
+    precision = entry.choice("precision")
+  }
+
+  /// The problem with `precision` on this machine, if any.
+  static func precisionProblem(_ entry: ComponentEntry, bf16Supported: Bool) -> ManifestProblem? {
+    guard entry.choice("precision") as ComputePrecision == .bf16, !bf16Supported else { return nil }
+    return ManifestProblem(
+      "training.precision",
+      "\"bf16\" needs a CPU with AVX512-BF16 (vdpbf16ps) and Distillery's own product kernel (not DISTILL_GEMM=blas); this machine has neither or not both: use \"fp32\"")
   }
 
   /// Whether the generator updates at `step` (0-based).
@@ -216,17 +231,21 @@ extension Manifest {
   }
 
   /// Validates a parsed manifest; see ``load(path:overrides:registry:)``.
+  ///
+  /// `bf16Supported` says whether `training.precision: "bf16"` can run (this CPU's, unless a
+  /// test says otherwise).
   public static func decode(
-    _ json: JSONValue, source: String, baseDirectory: String, fallbackName: String, registry: ComponentRegistry
+    _ json: JSONValue, source: String, baseDirectory: String, fallbackName: String, registry: ComponentRegistry,
+    bf16Supported: Bool = ComputePrecision.bf16Supported
   ) throws -> Manifest {
     try decode(
       json, source: source, baseDirectory: baseDirectory, fallbackName: fallbackName, registry: registry,
-      specs: topLevelSpecs)
+      specs: topLevelSpecs, bf16Supported: bf16Supported)
   }
 
   private static func decode(
     _ json: JSONValue, source: String, baseDirectory: String, fallbackName: String, registry: ComponentRegistry,
-    specs: [ParameterSpec]
+    specs: [ParameterSpec], bf16Supported: Bool = ComputePrecision.bf16Supported
   ) throws -> Manifest {
     var problems: [ManifestProblem] = []
     guard case .object(let object) = json else {
@@ -271,6 +290,9 @@ extension Manifest {
     }
 
     let training = section("training", TrainingSettings.specs, top, registry, baseDirectory, &problems)
+    if let training, let problem = TrainingSettings.precisionProblem(training, bf16Supported: bf16Supported) {
+      problems.append(problem)
+    }
     let evaluation = section("evaluation", EvaluationSettings.specs, top, registry, baseDirectory, &problems)
     var metrics: [ComponentEntry] = []
     if let evaluation, case .array(let items)? = evaluation.values["metrics"] {

@@ -15,10 +15,16 @@ public final class ProgressReporter {
   private var started = ContinuousClock.now
   private var lastDraw = ContinuousClock.now
   private var lastLine = -1
+  private var phaseLabel = ""
+  private var phaseStarted = ContinuousClock.now
+  private var phaseShown = -1
+  private let phaseDelay: Double
   private let write: (String) -> Void
 
-  /// `style` defaults to `.terminal` when standard error is a terminal, `.lines` otherwise.
-  public init(style: Style? = nil, write: ((String) -> Void)? = nil) {
+  /// `style` defaults to `.terminal` when standard error is a terminal, `.lines` otherwise;
+  /// `phaseDelay` is how long a ``phase(_:done:total:)`` runs before it is shown (seconds).
+  public init(style: Style? = nil, phaseDelay: Double = 2, write: ((String) -> Void)? = nil) {
+    self.phaseDelay = phaseDelay
     self.style = style ?? (distill_stderr_is_terminal() != 0 ? .terminal : .lines)
     self.write = write ?? { FileHandle.standardError.write(Data($0.utf8)) }
   }
@@ -58,6 +64,38 @@ public final class ProgressReporter {
       guard step == total || step % tenth == 0, step != lastLine else { return }
       lastLine = step
       write("\(head): \(losses) | \(tail)\n")
+    case .silent:
+      return
+    }
+  }
+
+  /// Progress of a long phase between training steps (an evaluation's sampling): `done` of
+  /// `total` units. Nothing is shown for a phase that ends within `phaseDelay`; after that, on
+  /// a terminal one line redrawn in place, otherwise a line per tenth.
+  public func phase(_ label: String, done: Int, total: Int) {
+    guard style != .silent, total > 0 else { return }
+    let now = ContinuousClock.now
+    if label != phaseLabel {
+      phaseLabel = label
+      phaseStarted = now
+      phaseShown = -1
+    }
+    let elapsed = seconds(now - phaseStarted)
+    guard elapsed >= phaseDelay || (phaseShown >= 0 && done == total) else { return }
+    let remaining = done > 0 ? elapsed * Double(total - done) / Double(done) : 0
+    let text =
+      "\(label) \(done)/\(total) | \(duration(elapsed)) elapsed, ETA \(duration(remaining))"
+    switch style {
+    case .terminal:
+      guard done == total || seconds(now - lastDraw) >= 0.1 else { return }
+      lastDraw = now
+      write((phaseShown < 0 ? "\n" : "\r\u{1B}[K") + text + (done == total ? "\n" : ""))
+      phaseShown = done
+    case .lines:
+      let tenth = done * 10 / total
+      guard tenth != phaseShown else { return }
+      phaseShown = tenth
+      write(text + "\n")
     case .silent:
       return
     }

@@ -12,13 +12,19 @@ public final class RunRecorder {
   let folder: RunFolder
   let ema: ExponentialMovingAverage?
   let checkpoints: RunCheckpoints
+  /// Shows long phases (evaluation sampling) once they have run a while.
+  let progress: ProgressReporter
   /// Where logged values and images go; metrics.jsonl and TensorBoard once ``open(resumingAt:)`` ran.
   public var sinks: [any MetricSink] = []
   var grids: [(step: Int, relativePath: String)] = []
   private var cachedEvaluationContext: EvaluationContext?
 
-  init(pipeline: AssembledPipeline, folder: RunFolder, ema: ExponentialMovingAverage?, checkpoints: RunCheckpoints) {
+  init(
+    pipeline: AssembledPipeline, folder: RunFolder, ema: ExponentialMovingAverage?, checkpoints: RunCheckpoints,
+    progress: ProgressReporter
+  ) {
     self.pipeline = pipeline
+    self.progress = progress
     self.folder = folder
     self.ema = ema
     self.checkpoints = checkpoints
@@ -67,14 +73,25 @@ public final class RunRecorder {
     return try body()
   }
 
-  /// Generates `count` samples from the fixed evaluation noise of `seed`, in batches.
-  public static func generate(_ generator: any Generator, count: Int, seed: UInt64, batchSize: Int) -> Tensor {
+  /// Generates `count` samples from the fixed evaluation noise of `seed`, in batches;
+  /// `progress(done, total)` counts network evaluations over all batches.
+  public static func generate(
+    _ generator: any Generator, count: Int, seed: UInt64, batchSize: Int,
+    progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }
+  ) -> Tensor {
     let noise = evaluationNoise(generator, count: count, seed: seed)
+    let batches = (count + batchSize - 1) / batchSize
     var parts: [Tensor] = []
     var start = 0
     while start < count {
       let end = min(count, start + batchSize)
-      parts.append(withoutGradients { generator(noise.sliced(axis: 0, start..<end)) }.detached())
+      let batch = parts.count
+      parts.append(
+        withoutGradients {
+          generator.sample(noise.sliced(axis: 0, start..<end)) { done, steps in
+            progress(batch * steps + done, batches * steps)
+          }
+        }.detached())
       start = end
     }
     return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
@@ -91,11 +108,15 @@ public final class RunRecorder {
     let evaluation = pipeline.manifest.evaluation
     let batch = max(pipeline.manifest.training.batchSize, 64)
     let (samples, grid) = try withEvaluationWeights {
-      let samples = Self.generate(pipeline.generator, count: evaluation.samples, seed: evaluation.seed, batchSize: batch)
+      let samples = Self.generate(
+        pipeline.generator, count: evaluation.samples, seed: evaluation.seed, batchSize: batch
+      ) { progress.phase("evaluation at step \(step): sampling", done: $0, total: $1) }
       let grid =
         evaluation.gridSize <= evaluation.samples
         ? samples.sliced(axis: 0, 0..<evaluation.gridSize)
-        : Self.generate(pipeline.generator, count: evaluation.gridSize, seed: evaluation.seed, batchSize: batch)
+        : Self.generate(
+          pipeline.generator, count: evaluation.gridSize, seed: evaluation.seed, batchSize: batch
+        ) { progress.phase("evaluation at step \(step): sampling the grid", done: $0, total: $1) }
       return (samples, grid)
     }
     var values: [String: Double] = [:]

@@ -47,7 +47,8 @@ public final class Trainer {
     self.ema = ema
     checkpoints = RunCheckpoints(
       store: folder.checkpoints, pipeline: pipeline, ema: ema, keep: settings.keepCheckpoints)
-    recorder = RunRecorder(pipeline: pipeline, folder: folder, ema: ema, checkpoints: checkpoints)
+    recorder = RunRecorder(
+      pipeline: pipeline, folder: folder, ema: ema, checkpoints: checkpoints, progress: self.progress)
   }
 
   /// Restores the state of the checkpoint at `step`.
@@ -69,7 +70,7 @@ public final class Trainer {
     let total = settings.steps
     progress.begin(total: total, from: step)
     while step < total {
-      var values = try trainStep(step)
+      var values = try withComputePrecision(settings.precision) { try trainStep(step) }
       step += 1
       values["lr"] = Double(pipeline.generatorNetwork.optimizer.learningRate)
       let interrupted = try agreeOnStep(&values, interrupt: interruptible && distill_interrupt_signal() != 0)

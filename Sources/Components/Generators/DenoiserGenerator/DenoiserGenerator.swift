@@ -83,11 +83,14 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
     }
   }
 
-  public func callAsFunction(_ noise: Tensor) -> Tensor {
+  public func callAsFunction(_ noise: Tensor) -> Tensor { sample(noise) { _, _ in } }
+
+  public func sample(_ noise: Tensor, progress: (_ done: Int, _ total: Int) -> Void) -> Tensor {
     let n = noise.shape[0]
     var x = noisePart(noise, 0)
     for (index, t) in timesteps.enumerated() {
       let x0 = denoiser.x0(x, timesteps: [Float](repeating: Float(t), count: n))
+      progress(index + 1, timesteps.count)
       guard index + 1 < timesteps.count else { return x0 }
       x = move(x, x0: x0, from: index, noise: noise)
     }
