@@ -338,6 +338,7 @@ let package = Package(
         "DistillCore",
         "DistillDiffusion",
         "DistillPipeline",
+        "GaussianMixtureData",
       ],
       path: "Sources/Components/Metrics/ModeCoverage"
     ),
