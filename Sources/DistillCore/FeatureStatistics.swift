@@ -11,9 +11,7 @@
 public enum FeatureStatistics {
   /// The mean and the unbiased covariance (`[D, D]`, row-major) of the rows of `x` (`n` rows
   /// of `d` values).
-  public static func meanAndCovariance(_ x: [Double], rows n: Int, columns d: Int) -> (
-    mean: [Double], covariance: [Double]
-  ) {
+  public static func meanAndCovariance(_ x: [Double], rows n: Int, columns d: Int) -> (mean: [Double], covariance: [Double]) {
     precondition(n >= 2 && x.count == n * d, "need at least 2 rows of \(d) values")
     var mean = [Double](repeating: 0, count: d)
     for i in 0..<n { for j in 0..<d { mean[j] += x[i * d + j] } }
@@ -23,17 +21,14 @@ public enum FeatureStatistics {
     var covariance = [Double](repeating: 0, count: d * d)
     // covariance = centred^T centred / (n - 1)
     cblas_dgemm(
-      CblasRowMajor, CblasTrans, CblasNoTrans, Int32(d), Int32(d), Int32(n), 1 / Double(n - 1),
-      centred, Int32(d),
+      CblasRowMajor, CblasTrans, CblasNoTrans, Int32(d), Int32(d), Int32(n), 1 / Double(n - 1), centred, Int32(d),
       centred, Int32(d), 0, &covariance, Int32(d))
     return (mean, covariance)
   }
 
   /// The eigenvalues (ascending) and, when `vectors`, the eigenvectors (columns of a
   /// column-major `[D, D]`, i.e. rows of the returned row-major array) of the symmetric `a`.
-  public static func symmetricEigen(_ a: [Double], size d: Int, vectors: Bool) -> (
-    values: [Double], vectors: [Double]
-  ) {
+  public static func symmetricEigen(_ a: [Double], size d: Int, vectors: Bool) -> (values: [Double], vectors: [Double]) {
     var matrix = a
     var values = [Double](repeating: 0, count: d)
     var n = Int32(d)
@@ -67,18 +62,15 @@ public enum FeatureStatistics {
     var root = [Double](repeating: 0, count: d * d)
     // In column-major terms root = scaled * V^T; symmetric, so the layout does not matter.
     cblas_dgemm(
-      CblasColMajor, CblasNoTrans, CblasTrans, Int32(d), Int32(d), Int32(d), 1, scaled, Int32(d),
-      vectors, Int32(d), 0,
+      CblasColMajor, CblasNoTrans, CblasTrans, Int32(d), Int32(d), Int32(d), 1, scaled, Int32(d), vectors, Int32(d), 0,
       &root, Int32(d))
     var rb = [Double](repeating: 0, count: d * d)
     cblas_dgemm(
-      CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(d), Int32(d), Int32(d), 1, root, Int32(d), b,
-      Int32(d), 0, &rb,
+      CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(d), Int32(d), Int32(d), 1, root, Int32(d), b, Int32(d), 0, &rb,
       Int32(d))
     var rbr = [Double](repeating: 0, count: d * d)
     cblas_dgemm(
-      CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(d), Int32(d), Int32(d), 1, rb, Int32(d),
-      root, Int32(d), 0, &rbr,
+      CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(d), Int32(d), Int32(d), 1, rb, Int32(d), root, Int32(d), 0, &rbr,
       Int32(d))
     // Symmetrise against rounding before the eigenvalues.
     for i in 0..<d {
@@ -88,16 +80,12 @@ public enum FeatureStatistics {
         rbr[j * d + i] = m
       }
     }
-    return symmetricEigen(rbr, size: d, vectors: false).values.reduce(0) {
-      $0 + max($1, 0).squareRoot()
-    }
+    return symmetricEigen(rbr, size: d, vectors: false).values.reduce(0) { $0 + max($1, 0).squareRoot() }
   }
 
   /// The Fréchet distance between Gaussian fits of `x` and `y`:
   /// `|μx − μy|² + tr(Σx) + tr(Σy) − 2 tr(sqrtm(Σx Σy))`.
-  public static func frechetDistance(
-    _ x: [Double], rows n: Int, _ y: [Double], rows m: Int, columns d: Int
-  ) -> Double {
+  public static func frechetDistance(_ x: [Double], rows n: Int, _ y: [Double], rows m: Int, columns d: Int) -> Double {
     let (mx, cx) = meanAndCovariance(x, rows: n, columns: d)
     let (my, cy) = meanAndCovariance(y, rows: m, columns: d)
     var distance = 0.0
@@ -107,15 +95,12 @@ public enum FeatureStatistics {
 
   /// The unbiased MMD² with the cubic polynomial kernel `k(a, b) = (a·b / d + 1)³` (the
   /// kernel inception distance's, on whatever features are given).
-  public static func kernelDistance(
-    _ x: [Double], rows n: Int, _ y: [Double], rows m: Int, columns d: Int
-  ) -> Double {
+  public static func kernelDistance(_ x: [Double], rows n: Int, _ y: [Double], rows m: Int, columns d: Int) -> Double {
     precondition(n >= 2 && m >= 2)
     func gram(_ a: [Double], _ p: Int, _ b: [Double], _ q: Int) -> [Double] {
       var g = [Double](repeating: 0, count: p * q)
       cblas_dgemm(
-        CblasRowMajor, CblasNoTrans, CblasTrans, Int32(p), Int32(q), Int32(d), 1 / Double(d), a,
-        Int32(d), b, Int32(d),
+        CblasRowMajor, CblasNoTrans, CblasTrans, Int32(p), Int32(q), Int32(d), 1 / Double(d), a, Int32(d), b, Int32(d),
         0, &g, Int32(q))
       return g.map { ($0 + 1) * ($0 + 1) * ($0 + 1) }
     }
@@ -140,8 +125,7 @@ public enum FeatureStatistics {
     func coverage(_ balls: [Double], _ centres: Int, _ cross: [Double], points: Int) -> Double {
       // cross[c * points + j]: squared distance of centre c to point j.
       var inside = 0
-      for j in 0..<points
-      where (0..<centres).contains(where: { cross[$0 * points + j] <= balls[$0] }) { inside += 1 }
+      for j in 0..<points where (0..<centres).contains(where: { cross[$0 * points + j] <= balls[$0] }) { inside += 1 }
       return Double(inside) / Double(points)
     }
     let realRadii = radii(real, n, columns: d, k: k)
@@ -149,8 +133,7 @@ public enum FeatureStatistics {
     let realToGenerated = squaredDistances(real, n, generated, m, columns: d)
     let generatedToReal = squaredDistances(generated, m, real, n, columns: d)
     return (
-      coverage(realRadii, n, realToGenerated, points: m),
-      coverage(generatedRadii, m, generatedToReal, points: n)
+      coverage(realRadii, n, realToGenerated, points: m), coverage(generatedRadii, m, generatedToReal, points: n)
     )
   }
 
@@ -161,8 +144,7 @@ public enum FeatureStatistics {
   public static func densityCoverage(
     real: [Double], rows n: Int, generated: [Double], rows m: Int, columns d: Int, k: Int
   ) -> (density: Double, coverage: Double) {
-    precondition(
-      k >= 1 && k < n && m >= 1, "k = \(k) needs more than k real rows and a generated one")
+    precondition(k >= 1 && k < n && m >= 1, "k = \(k) needs more than k real rows and a generated one")
     let balls = radii(real, n, columns: d, k: k)
     let cross = squaredDistances(real, n, generated, m, columns: d)
     var held = 0
@@ -177,13 +159,10 @@ public enum FeatureStatistics {
 
   /// Squared Euclidean distances between the rows of `a` (`p × d`) and of `b` (`q × d`),
   /// row-major `p × q`.
-  static func squaredDistances(_ a: [Double], _ p: Int, _ b: [Double], _ q: Int, columns d: Int)
-    -> [Double]
-  {
+  static func squaredDistances(_ a: [Double], _ p: Int, _ b: [Double], _ q: Int, columns d: Int) -> [Double] {
     var g = [Double](repeating: 0, count: p * q)
     cblas_dgemm(
-      CblasRowMajor, CblasNoTrans, CblasTrans, Int32(p), Int32(q), Int32(d), -2, a, Int32(d), b,
-      Int32(d), 0, &g,
+      CblasRowMajor, CblasNoTrans, CblasTrans, Int32(p), Int32(q), Int32(d), -2, a, Int32(d), b, Int32(d), 0, &g,
       Int32(q))
     let na = (0..<p).map { i in (0..<d).reduce(0.0) { $0 + a[i * d + $1] * a[i * d + $1] } }
     let nb = (0..<q).map { i in (0..<d).reduce(0.0) { $0 + b[i * d + $1] * b[i * d + $1] } }

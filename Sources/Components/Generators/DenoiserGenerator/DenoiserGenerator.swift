@@ -41,8 +41,7 @@ public final class DenoiserSampleGenerator: DenoiserGenerator, TrainingSampleGen
       precondition(
         !timesteps.isEmpty && zip(timesteps, timesteps.dropFirst()).allSatisfy { $0 > $1 }
           && timesteps.allSatisfy { (0..<denoiser.schedule.trainSteps).contains($0) },
-        "sampling timesteps \(timesteps) are not descending in [0, \(denoiser.schedule.trainSteps))"
-      )
+        "sampling timesteps \(timesteps) are not descending in [0, \(denoiser.schedule.trainSteps))")
     }
   }
   public let stepping: Stepping
@@ -52,16 +51,14 @@ public final class DenoiserSampleGenerator: DenoiserGenerator, TrainingSampleGen
   public var backwardSimulation: Bool { trainingInput == .backwardSimulation }
   public let sampleShape: [Int]
   public var noiseShape: [Int] {
-    stepping == .renoise
-      ? [timesteps.count * sampleShape[0]] + sampleShape.dropFirst() : sampleShape
+    stepping == .renoise ? [timesteps.count * sampleShape[0]] + sampleShape.dropFirst() : sampleShape
   }
   /// The generator's entry with its network; ``configJSON`` adds the timesteps.
   let baseConfig: JSONValue
   public var module: Module { denoiser.weightsModule! }
 
   init(
-    denoiser: any SavableDenoiser, timesteps: [Int], stepping: Stepping = .ddim,
-    trainingInput: TrainingInput = .sampling,
+    denoiser: any SavableDenoiser, timesteps: [Int], stepping: Stepping = .ddim, trainingInput: TrainingInput = .sampling,
     sampleShape: [Int], config: JSONValue
   ) {
     self.denoiser = denoiser
@@ -121,14 +118,12 @@ public final class DenoiserSampleGenerator: DenoiserGenerator, TrainingSampleGen
       return self(noise)
     case .backwardSimulation:
       guard timesteps.count > 1 else { return self(noise) }
-      let (steps, input) = simulateBackward(
-        noise, indices: context.integers(in: 0..<timesteps.count))
+      let (steps, input) = simulateBackward(noise, indices: context.integers(in: 0..<timesteps.count))
       return denoiser.x0(input, timesteps: steps.map(Float.init))
     case .noisedData:
       // The build checked that a data source of the sample shape exists.
       guard let data = try? context.batch().samples else {
-        preconditionFailure(
-          "noised-data training input without a data batch of shape \(sampleShape)")
+        preconditionFailure("noised-data training input without a data batch of shape \(sampleShape)")
       }
       let indices = context.integers(in: 0..<timesteps.count)
       let input = noisedData(data, noise: noisePart(noise, 0), indices: indices)
@@ -147,8 +142,7 @@ public final class DenoiserSampleGenerator: DenoiserGenerator, TrainingSampleGen
 
   /// The inputs at each sample's step `indices[i]` and those steps' timesteps, made without
   /// gradients from `noise` by the steps before.
-  public func simulateBackward(_ noise: Tensor, indices: [Int]) -> (timesteps: [Int], input: Tensor)
-  {
+  public func simulateBackward(_ noise: Tensor, indices: [Int]) -> (timesteps: [Int], input: Tensor) {
     let n = noise.shape[0]
     let input = withoutGradients {
       var x = noisePart(noise, 0)
@@ -166,42 +160,30 @@ public final class DenoiserSampleGenerator: DenoiserGenerator, TrainingSampleGen
 
   /// `steps` timesteps from T−1 down, evenly spaced ("trailing" spacing).
   public static func trailingTimesteps(steps: Int, trainSteps: Int) -> [Int] {
-    (0..<steps).map { i in
-      trainSteps - 1 - Int((Double(i) * Double(trainSteps) / Double(steps)).rounded())
-    }
+    (0..<steps).map { i in trainSteps - 1 - Int((Double(i) * Double(trainSteps) / Double(steps)).rounded()) }
   }
 }
 
 public enum DenoiserGeneratorComponent: GeneratorComponent {
   public static let id = "denoiser"
   public static let kind = ComponentKind.generator
-  public static let summary =
-    "a denoiser network (a copy of the teacher, or a new one) sampled in `steps` deterministic steps from pure noise"
+  public static let summary = "a denoiser network (a copy of the teacher, or a new one) sampled in `steps` deterministic steps from pure noise"
   public static let parameters: [ParameterSpec] =
     trainableDenoiserParameters + [
-      ParameterSpec(
-        "steps", .integer(1...1000), default: .number(1), "sampling steps, evenly spaced from T-1"),
-      .optional(
-        "timesteps", .numbers(count: nil), "explicit integer timesteps, descending (replaces steps)"
-      ),
-      ParameterSpec(
-        "stepping", .string(choices: DenoiserSampleGenerator.Stepping.allCases.map(\.rawValue)),
-        default: .string("ddim"),
-        "between steps: the DDIM move with the implied noise (deterministic), or x̂₀ noised afresh (DMD2)"
-      ),
-      ParameterSpec(
-        "backwardSimulation", .bool, default: .bool(false),
-        "train on one random step per sample, its input made by the earlier steps without gradients (DMD2 §4.5); the same as trainingInput \"backward-simulation\""
-      ),
-      .optional(
-        "trainingInput",
-        .string(choices: DenoiserSampleGenerator.TrainingInput.allCases.map(\.rawValue)),
-        "what the losses train on: full sampling from noise, backward simulation, or the data batch noised to a random step, pure noise at T−1 (ADD §3.1); default from backwardSimulation"
-      ),
-    ]
+    ParameterSpec("steps", .integer(1...1000), default: .number(1), "sampling steps, evenly spaced from T-1"),
+    .optional("timesteps", .numbers(count: nil), "explicit integer timesteps, descending (replaces steps)"),
+    ParameterSpec(
+      "stepping", .string(choices: DenoiserSampleGenerator.Stepping.allCases.map(\.rawValue)), default: .string("ddim"),
+      "between steps: the DDIM move with the implied noise (deterministic), or x̂₀ noised afresh (DMD2)"),
+    ParameterSpec(
+      "backwardSimulation", .bool, default: .bool(false),
+      "train on one random step per sample, its input made by the earlier steps without gradients (DMD2 §4.5); the same as trainingInput \"backward-simulation\""),
+    .optional(
+      "trainingInput", .string(choices: DenoiserSampleGenerator.TrainingInput.allCases.map(\.rawValue)),
+      "what the losses train on: full sampling from noise, backward simulation, or the data batch noised to a random step, pure noise at T−1 (ADD §3.1); default from backwardSimulation"),
+  ]
 
-  public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Generator
-  {
+  public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Generator {
     let (denoiser, _) = try context.makeTrainableDenoiser(entry)
     let trainSteps = denoiser.schedule.trainSteps
     let timesteps: [Int]
@@ -211,18 +193,15 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
         zip(timesteps, timesteps.dropFirst()).allSatisfy({ $0 > $1 })
       else {
         throw DistillError.invalidValue(
-          location: "\(entry.path).timesteps",
-          expected: "descending integers in [0, \(trainSteps - 1)]",
+          location: "\(entry.path).timesteps", expected: "descending integers in [0, \(trainSteps - 1)]",
           found: "\(timesteps)")
       }
     } else {
-      timesteps = DenoiserSampleGenerator.trailingTimesteps(
-        steps: entry.int("steps"), trainSteps: trainSteps)
+      timesteps = DenoiserSampleGenerator.trailingTimesteps(steps: entry.int("steps"), trainSteps: trainSteps)
     }
     guard let sampleShape = denoiser.sampleShape ?? context.sampleShape else {
       throw DistillError.invalidValue(
-        location: entry.path,
-        expected: "a network, teacher or data source that fixes the sample shape", found: "none")
+        location: entry.path, expected: "a network, teacher or data source that fixes the sample shape", found: "none")
     }
     var config = entry.resolvedJSON
     if case .object(var object) = config {
@@ -243,30 +222,25 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
   ) throws -> DenoiserSampleGenerator.TrainingInput {
     typealias Input = DenoiserSampleGenerator.TrainingInput
     let backward = entry.bool("backwardSimulation")
-    guard let name = entry.optionalString("trainingInput") else {
-      return backward ? .backwardSimulation : .sampling
-    }
+    guard let name = entry.optionalString("trainingInput") else { return backward ? .backwardSimulation : .sampling }
     let input = Input(rawValue: name)!
     guard !backward || input == .backwardSimulation else {
       throw DistillError.invalidValue(
-        location: "\(entry.path).backwardSimulation",
-        expected: "false (or absent) with trainingInput \"\(name)\"",
+        location: "\(entry.path).backwardSimulation", expected: "false (or absent) with trainingInput \"\(name)\"",
         found: "true")
     }
     guard input == .noisedData else { return input }
     guard let data = context.data, data.sampleShape == sampleShape else {
       throw DistillError.invalidValue(
         location: "\(entry.path).trainingInput",
-        expected:
-          "a data source of the generator's sample shape \(sampleShape) to noise (\"noised-data\")",
+        expected: "a data source of the generator's sample shape \(sampleShape) to noise (\"noised-data\")",
         found: context.data.map { "data of sample shape \($0.sampleShape)" } ?? "no data")
     }
     let last = context.schedule.trainSteps - 1
     guard timesteps.first == last else {
       throw DistillError.invalidValue(
         location: "\(entry.path).timesteps",
-        expected:
-          "a first step at T−1 = \(last) for \"noised-data\" (its input is pure noise, as at sampling)",
+        expected: "a first step at T−1 = \(last) for \"noised-data\" (its input is pure noise, as at sampling)",
         found: "\(timesteps)")
     }
     return input

@@ -41,8 +41,7 @@ public final class AdversarialDistillationTerm: LossTerm {
     teacher: any Denoiser, features: any FeatureTapping, featureTimestep: Float,
     heads: [DiscriminatorHead],
     network: TrainedNetwork, adversarialWeight: Float, distillationWeight: Float,
-    weighting: ScoreDistillationWeighting, timesteps: Range<Int>, reduction: Reduction = .mean,
-    r1Weight: Float,
+    weighting: ScoreDistillationWeighting, timesteps: Range<Int>, reduction: Reduction = .mean, r1Weight: Float,
     r1Sigma: Float, updatesPerStep: Int
   ) {
     self.teacher = teacher
@@ -87,8 +86,7 @@ public final class AdversarialDistillationTerm: LossTerm {
     let target = distillationTarget(clean, t: t, noise: noise, schedule: context.schedule)
     let (distillation, distillationNorm) = lossWithSampleGradient(x) { x in
       Self.distillationLoss(
-        x, target: target, weights: t.map { weighting.weight($0, schedule: context.schedule) },
-        reduction: reduction)
+        x, target: target, weights: t.map { weighting.weight($0, schedule: context.schedule) }, reduction: reduction)
     }
     context.log("add/adversarial-loss", Double(adversarial.item))
     context.log("add/distillation-loss", Double(distillation.item))
@@ -113,9 +111,7 @@ public final class AdversarialDistillationTerm: LossTerm {
   }
 
   /// `mean_n c_n · mean_values (x − target)²`, or with `sum` the sum over values.
-  static func distillationLoss(
-    _ x: Tensor, target: Tensor, weights: [Double], reduction: Reduction = .mean
-  ) -> Tensor {
+  static func distillationLoss(_ x: Tensor, target: Tensor, weights: [Double], reduction: Reduction = .mean) -> Tensor {
     let axes = Array(1..<x.rank)
     let squared = (x - target).square()
     let perSample = reduction == .mean ? squared.mean(axes: axes) : squared.sum(axes: axes)
@@ -187,8 +183,7 @@ public enum AdversarialDistillation: LossComponent {
       "distillationWeight", .number(0...1e6), default: .number(2.5),
       "λ, the score-distillation loss's factor (2.5 in ADD, with the sum over values)"),
     ParameterSpec(
-      "distillationReduction",
-      .string(choices: AdversarialDistillationTerm.Reduction.allCases.map(\.rawValue)),
+      "distillationReduction", .string(choices: AdversarialDistillationTerm.Reduction.allCases.map(\.rawValue)),
       default: .string("mean"),
       "a sample's squared error over its values: mean, or sum (the paper's ‖·‖², D times the mean)"),
     ParameterSpec(
@@ -267,8 +262,7 @@ public enum AdversarialDistillation: LossComponent {
       distillationWeight: entry.float("distillationWeight"),
       weighting: ScoreDistillationWeighting(rawValue: entry.string("weighting"))!,
       timesteps: range,
-      reduction: AdversarialDistillationTerm.Reduction(
-        rawValue: entry.string("distillationReduction"))!,
+      reduction: AdversarialDistillationTerm.Reduction(rawValue: entry.string("distillationReduction"))!,
       r1Weight: entry.float("r1Weight"), r1Sigma: entry.float("r1Sigma"),
       updatesPerStep: entry.int("updatesPerStep"))
   }

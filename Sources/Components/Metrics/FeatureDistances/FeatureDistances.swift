@@ -19,13 +19,10 @@ public final class FeatureDistancesMetric: Metric {
   let classifier: TrainedClassifier?
   /// The reference's features, computed once per evaluation context (whose reference
   /// samples are fixed).
-  private var referenceFeatures:
-    (context: ObjectIdentifier, values: [Double], rows: Int, columns: Int)?
+  private var referenceFeatures: (context: ObjectIdentifier, values: [Double], rows: Int, columns: Int)?
 
   public init(extractor: String, count: Int, k: Int, classifier: TrainedClassifier? = nil) {
-    precondition(
-      (extractor == "classifier") == (classifier != nil),
-      "the classifier extractor needs its classifier")
+    precondition((extractor == "classifier") == (classifier != nil), "the classifier extractor needs its classifier")
     self.extractor = extractor
     self.count = count
     self.k = k
@@ -45,12 +42,10 @@ public final class FeatureDistancesMetric: Metric {
   public func evaluate(_ samples: Tensor, _ context: EvaluationContext) throws -> [String: Double] {
     guard let reference = try context.referenceSamples(count) else {
       throw DistillError.invalidValue(
-        location: "feature-distances",
-        expected: "a data source or analytic teacher to compare with", found: "neither")
+        location: "feature-distances", expected: "a data source or analytic teacher to compare with", found: "neither")
     }
     if let classifier {
-      try classifier.requireInput(
-        Array(samples.shape.dropFirst()), location: "feature-distances (generated samples)")
+      try classifier.requireInput(Array(samples.shape.dropFirst()), location: "feature-distances (generated samples)")
     }
     let x = features(samples, limit: count)
     let y: (values: [Double], rows: Int, columns: Int)
@@ -58,16 +53,14 @@ public final class FeatureDistancesMetric: Metric {
       y = (cached.values, cached.rows, cached.columns)
     } else {
       if let classifier {
-        try classifier.requireInput(
-          Array(reference.shape.dropFirst()), location: "feature-distances (reference samples)")
+        try classifier.requireInput(Array(reference.shape.dropFirst()), location: "feature-distances (reference samples)")
       }
       y = features(reference, limit: count)
       referenceFeatures = (ObjectIdentifier(context), y.values, y.rows, y.columns)
     }
     guard x.columns == y.columns else {
       throw DistillError.invalidValue(
-        location: "feature-distances",
-        expected: "generated samples of the reference's size (\(y.columns) values)",
+        location: "feature-distances", expected: "generated samples of the reference's size (\(y.columns) values)",
         found: "\(x.columns) values")
     }
     guard x.rows > k && y.rows > k else {
@@ -80,10 +73,8 @@ public final class FeatureDistancesMetric: Metric {
     let (density, coverage) = FeatureStatistics.densityCoverage(
       real: y.values, rows: y.rows, generated: x.values, rows: x.rows, columns: x.columns, k: k)
     return [
-      "FD_\(extractor)": FeatureStatistics.frechetDistance(
-        x.values, rows: x.rows, y.values, rows: y.rows, columns: x.columns),
-      "KID_\(extractor)": FeatureStatistics.kernelDistance(
-        x.values, rows: x.rows, y.values, rows: y.rows, columns: x.columns),
+      "FD_\(extractor)": FeatureStatistics.frechetDistance(x.values, rows: x.rows, y.values, rows: y.rows, columns: x.columns),
+      "KID_\(extractor)": FeatureStatistics.kernelDistance(x.values, rows: x.rows, y.values, rows: y.rows, columns: x.columns),
       "precision_\(extractor)": precision,
       "recall_\(extractor)": recall,
       "density_\(extractor)": density,
@@ -100,47 +91,36 @@ public enum FeatureDistances: MetricComponent {
   public static let parameters: [ParameterSpec] = [
     ParameterSpec(
       "extractor", .string(choices: ["pixels", "classifier"]), default: .string("pixels"),
-      "the features: raw pixels (values), or the penultimate layer of a classifier trained on the data (`classifier`)"
-    ),
+      "the features: raw pixels (values), or the penultimate layer of a classifier trained on the data (`classifier`)"),
     .optional(
       "classifier", .path(mustExist: true),
-      "the classifier folder written by `pipeline train-classifier` (needed by the classifier extractor)"
-    ),
-    ParameterSpec(
-      "samples", .integer(8...8192), default: .number(1000), "samples of each side compared"),
-    ParameterSpec(
-      "k", .integer(1...100), default: .number(3),
-      "the neighbour whose distance sets each ball (precision, recall, density, coverage)"),
+      "the classifier folder written by `pipeline train-classifier` (needed by the classifier extractor)"),
+    ParameterSpec("samples", .integer(8...8192), default: .number(1000), "samples of each side compared"),
+    ParameterSpec("k", .integer(1...100), default: .number(3), "the neighbour whose distance sets each ball (precision, recall, density, coverage)"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Metric {
     guard entry.int("k") < entry.int("samples") else {
       throw DistillError.invalidValue(
-        location: "\(entry.path).k", expected: "fewer than samples (\(entry.int("samples")))",
-        found: "\(entry.int("k"))")
+        location: "\(entry.path).k", expected: "fewer than samples (\(entry.int("samples")))", found: "\(entry.int("k"))")
     }
     let extractor = entry.string("extractor")
     guard extractor == "classifier" else {
       guard !entry.has("classifier") else {
         throw DistillError.invalidValue(
-          location: "\(entry.path).classifier",
-          expected: "no classifier unless \"extractor\": \"classifier\"",
+          location: "\(entry.path).classifier", expected: "no classifier unless \"extractor\": \"classifier\"",
           found: "a classifier with extractor \"\(extractor)\"")
       }
-      return FeatureDistancesMetric(
-        extractor: extractor, count: entry.int("samples"), k: entry.int("k"))
+      return FeatureDistancesMetric(extractor: extractor, count: entry.int("samples"), k: entry.int("k"))
     }
     guard let path = entry.optionalPath("classifier") else {
       throw DistillError.invalidValue(
         location: "\(entry.path).classifier",
-        expected:
-          "the classifier folder for \"extractor\": \"classifier\" (train one with `pipeline train-classifier`)",
+        expected: "the classifier folder for \"extractor\": \"classifier\" (train one with `pipeline train-classifier`)",
         found: "nothing")
     }
     let classifier = try TrainedClassifier.load(path: path)
-    try classifier.requireInput(
-      context.generator?.sampleShape ?? context.sampleShape, location: "\(entry.path).classifier")
-    return FeatureDistancesMetric(
-      extractor: extractor, count: entry.int("samples"), k: entry.int("k"), classifier: classifier)
+    try classifier.requireInput(context.generator?.sampleShape ?? context.sampleShape, location: "\(entry.path).classifier")
+    return FeatureDistancesMetric(extractor: extractor, count: entry.int("samples"), k: entry.int("k"), classifier: classifier)
   }
 }

@@ -29,8 +29,7 @@ public final class ModeCoverageMetric: Metric {
     let mass = Self.modeMass(samples, mixture: mixture, radius: radius)
     let covered = mass.filter { $0 >= threshold }.count
     var values: [String: Double] = [
-      "mode-coverage": Double(covered) / Double(mixture.means.count),
-      "modes-covered": Double(covered),
+      "mode-coverage": Double(covered) / Double(mixture.means.count), "modes-covered": Double(covered),
       "within-\(Self.label(radius))std": Self.withinFraction(mass, weights: mixture.weights),
       "min-mode-mass": mass.min() ?? 0,
       "modes-at-0.5": Double(mass.filter { $0 >= 0.5 }.count),
@@ -61,9 +60,7 @@ public final class ModeCoverageMetric: Metric {
   /// Each mode's mass over its weight: `count_k / (N · w_k)`, counting the samples whose most
   /// probable component is k and that lie within `radius` standard deviations of its mean
   /// (scaled by √(d/2) in d dimensions).
-  public static func modeMass(
-    _ samples: Tensor, mixture: GaussianMixtureDenoiser, radius: Double = 3
-  ) -> [Double] {
+  public static func modeMass(_ samples: Tensor, mixture: GaussianMixtureDenoiser, radius: Double = 3) -> [Double] {
     let assigned = mixture.nearestComponent(samples)
     let d = mixture.dimension
     let limit = radius * mixture.std * max(1, (Double(d) / 2).squareRoot())
@@ -88,35 +85,27 @@ public enum ModeCoverage: MetricComponent {
   public static let summary =
     "fraction of modes holding at least `threshold` of their mass (a Gaussian-mixture teacher's, with within-3std and each mode's mass over its weight; or a classifier's classes)"
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec(
-      "threshold", .number(0...1), default: .number(0.5),
-      "the share of a mode's true mass that counts as covered"),
+    ParameterSpec("threshold", .number(0...1), default: .number(0.5), "the share of a mode's true mass that counts as covered"),
     ParameterSpec(
       "radius", .number(0.1...100), default: .number(3),
-      "how far from a mean, in standard deviations, a sample counts for it (Gaussian-mixture teacher)"
-    ),
+      "how far from a mean, in standard deviations, a sample counts for it (Gaussian-mixture teacher)"),
     .optional(
       "classifier", .path(mustExist: true),
-      "a classifier folder from `pipeline train-classifier`: its classes are the modes (for images)"
-    ),
+      "a classifier folder from `pipeline train-classifier`: its classes are the modes (for images)"),
     ParameterSpec(
       "confidence", .number(0...1), default: .number(0.5),
-      "the classifier probability at which an image counts for its most probable class (with classifier)"
-    ),
+      "the classifier probability at which an image counts for its most probable class (with classifier)"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Metric {
     if let path = entry.optionalPath("classifier") {
       let classifier = try TrainedClassifier.load(path: path)
-      try classifier.requireInput(
-        context.generator?.sampleShape ?? context.sampleShape, location: "\(entry.path).classifier")
+      try classifier.requireInput(context.generator?.sampleShape ?? context.sampleShape, location: "\(entry.path).classifier")
       return ClassifierModeCoverageMetric(
-        classifier: classifier, threshold: entry.double("threshold"),
-        confidence: entry.double("confidence"))
+        classifier: classifier, threshold: entry.double("threshold"), confidence: entry.double("confidence"))
     }
     guard
-      let mixture = context.teacher as? GaussianMixtureDenoiser
-        ?? (context.data as? GaussianMixtureSource)?.mixture
+      let mixture = context.teacher as? GaussianMixtureDenoiser ?? (context.data as? GaussianMixtureSource)?.mixture
     else {
       throw DistillError.invalidValue(
         location: entry.path,
@@ -124,7 +113,6 @@ public enum ModeCoverage: MetricComponent {
           "a gaussian-mixture teacher or data source (mode-coverage knows its modes) or a \"classifier\" whose classes are the modes",
         found: context.teacher.map { "\"\($0.summary)\"" } ?? "no teacher")
     }
-    return ModeCoverageMetric(
-      mixture: mixture, threshold: entry.double("threshold"), radius: entry.double("radius"))
+    return ModeCoverageMetric(mixture: mixture, threshold: entry.double("threshold"), radius: entry.double("radius"))
   }
 }
