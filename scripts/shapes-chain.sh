@@ -51,7 +51,8 @@ stage "done"
 # The last evaluation of each run (metrics.jsonl holds one JSON object per line).
 figure() { grep '"eval/' "$1/metrics.jsonl" | tail -1 | grep -o "\"eval/$2\": [-0-9.eE+]*" | sed 's/.*: //' || true; }
 printf '%-26s %14s %14s\n' "" "teacher" "student"
-for key in FD_classifier KID_classifier precision_classifier recall_classifier FD_pixels mode-coverage modes-covered \
+for key in FD_classifier KID_classifier precision_classifier recall_classifier density_classifier \
+  coverage_classifier FD_pixels mode-coverage modes-covered \
   teacher-student-l2 sample-mean sample-std; do
   printf '%-26s %14s %14s\n' "$key" "$(figure "$out/teacher" "$key")" "$(figure "$out/student" "$key")"
 done

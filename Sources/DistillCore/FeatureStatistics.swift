@@ -122,38 +122,62 @@ public enum FeatureStatistics {
     real: [Double], rows n: Int, generated: [Double], rows m: Int, columns d: Int, k: Int
   ) -> (precision: Double, recall: Double) {
     precondition(k >= 1 && k < min(n, m), "k = \(k) needs more than k rows on each side")
-    func squaredDistances(_ a: [Double], _ p: Int, _ b: [Double], _ q: Int) -> [Double] {
-      var g = [Double](repeating: 0, count: p * q)
-      cblas_dgemm(
-        CblasRowMajor, CblasNoTrans, CblasTrans, Int32(p), Int32(q), Int32(d), -2, a, Int32(d), b, Int32(d), 0, &g,
-        Int32(q))
-      let na = (0..<p).map { i in (0..<d).reduce(0.0) { $0 + a[i * d + $1] * a[i * d + $1] } }
-      let nb = (0..<q).map { i in (0..<d).reduce(0.0) { $0 + b[i * d + $1] * b[i * d + $1] } }
-      for i in 0..<p { for j in 0..<q { g[i * q + j] = max(0, g[i * q + j] + na[i] + nb[j]) } }
-      return g
-    }
-    /// The squared distance of each row to its k-th nearest other row of the same set.
-    func radii(_ a: [Double], _ p: Int) -> [Double] {
-      let g = squaredDistances(a, p, a, p)
-      return (0..<p).map { i in
-        var row = Array(g[(i * p)..<((i + 1) * p)])
-        row.remove(at: i)
-        row.sort()
-        return row[k - 1]
-      }
-    }
     func coverage(_ balls: [Double], _ centres: Int, _ cross: [Double], points: Int) -> Double {
       // cross[c * points + j]: squared distance of centre c to point j.
       var inside = 0
       for j in 0..<points where (0..<centres).contains(where: { cross[$0 * points + j] <= balls[$0] }) { inside += 1 }
       return Double(inside) / Double(points)
     }
-    let realRadii = radii(real, n)
-    let generatedRadii = radii(generated, m)
-    let realToGenerated = squaredDistances(real, n, generated, m)
-    let generatedToReal = squaredDistances(generated, m, real, n)
+    let realRadii = radii(real, n, columns: d, k: k)
+    let generatedRadii = radii(generated, m, columns: d, k: k)
+    let realToGenerated = squaredDistances(real, n, generated, m, columns: d)
+    let generatedToReal = squaredDistances(generated, m, real, n, columns: d)
     return (
       coverage(realRadii, n, realToGenerated, points: m), coverage(generatedRadii, m, generatedToReal, points: n)
     )
+  }
+
+  /// Density and coverage (Naeem et al. 2020), on the real rows' balls reaching their k-th
+  /// nearest real neighbour: density = (1/(k·M)) Σ_j #{real balls holding generated row j}
+  /// (1 on average for matching distributions, above 1 where generated rows crowd the real
+  /// modes), coverage = the fraction of real rows whose ball holds some generated row.
+  public static func densityCoverage(
+    real: [Double], rows n: Int, generated: [Double], rows m: Int, columns d: Int, k: Int
+  ) -> (density: Double, coverage: Double) {
+    precondition(k >= 1 && k < n && m >= 1, "k = \(k) needs more than k real rows and a generated one")
+    let balls = radii(real, n, columns: d, k: k)
+    let cross = squaredDistances(real, n, generated, m, columns: d)
+    var held = 0
+    var covered = 0
+    for i in 0..<n {
+      let inside = (0..<m).reduce(0) { $0 + (cross[i * m + $1] <= balls[i] ? 1 : 0) }
+      held += inside
+      if inside > 0 { covered += 1 }
+    }
+    return (Double(held) / Double(k * m), Double(covered) / Double(n))
+  }
+
+  /// Squared Euclidean distances between the rows of `a` (`p × d`) and of `b` (`q × d`),
+  /// row-major `p × q`.
+  static func squaredDistances(_ a: [Double], _ p: Int, _ b: [Double], _ q: Int, columns d: Int) -> [Double] {
+    var g = [Double](repeating: 0, count: p * q)
+    cblas_dgemm(
+      CblasRowMajor, CblasNoTrans, CblasTrans, Int32(p), Int32(q), Int32(d), -2, a, Int32(d), b, Int32(d), 0, &g,
+      Int32(q))
+    let na = (0..<p).map { i in (0..<d).reduce(0.0) { $0 + a[i * d + $1] * a[i * d + $1] } }
+    let nb = (0..<q).map { i in (0..<d).reduce(0.0) { $0 + b[i * d + $1] * b[i * d + $1] } }
+    for i in 0..<p { for j in 0..<q { g[i * q + j] = max(0, g[i * q + j] + na[i] + nb[j]) } }
+    return g
+  }
+
+  /// The squared distance of each row to its k-th nearest other row of the same set.
+  static func radii(_ a: [Double], _ p: Int, columns d: Int, k: Int) -> [Double] {
+    let g = squaredDistances(a, p, a, p, columns: d)
+    return (0..<p).map { i in
+      var row = Array(g[(i * p)..<((i + 1) * p)])
+      row.remove(at: i)
+      row.sort()
+      return row[k - 1]
+    }
   }
 }

@@ -71,7 +71,10 @@ import Testing
     let reference = Tensor(shape: [n, d], scalars: x.map(Float.init))
     let context = EvaluationContext(teacher: nil, data: nil) { _ in reference }
     let values = try metric.evaluate(Tensor(shape: [m, d], scalars: y.map(Float.init)), context)
-    #expect(Set(values.keys) == ["FD_pixels", "KID_pixels", "precision_pixels", "recall_pixels"])
+    #expect(
+      Set(values.keys) == [
+        "FD_pixels", "KID_pixels", "precision_pixels", "recall_pixels", "density_pixels", "coverage_pixels",
+      ])
     #expect(values.values.allSatisfy { $0.isFinite } && values["FD_pixels"]! > 0)
     let none = EvaluationContext(teacher: nil, data: nil) { _ in nil }
     #expect(throws: DistillError.self) { try metric.evaluate(reference, none) }

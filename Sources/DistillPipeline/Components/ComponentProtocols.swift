@@ -271,6 +271,11 @@ public protocol DataSource: AnyObject {
   var labelNames: [String]? { get }
 }
 
+/// A data source that draws from a known Gaussian mixture, so that metrics can read its modes.
+public protocol GaussianMixtureDataSource: DataSource {
+  var mixture: GaussianMixtureDenoiser { get }
+}
+
 /// A data source whose samples are a fixed, finite set (an image folder, a tensor file), so
 /// that a classifier trained on it can hold some of them out.
 public protocol FiniteDataSource: DataSource {

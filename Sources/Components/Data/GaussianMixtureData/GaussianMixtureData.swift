@@ -4,8 +4,9 @@ import DistillPipeline
 
 /// Samples drawn fresh each step from a Gaussian mixture: data for training a toy teacher,
 /// and the reference distribution for metrics.
-public final class GaussianMixtureSource: DataSource {
-  let mixture: GaussianMixtureDenoiser
+public final class GaussianMixtureSource: GaussianMixtureDataSource {
+  /// The mixture the samples are drawn from (metrics read its modes).
+  public let mixture: GaussianMixtureDenoiser
   public var sampleShape: [Int] { mixture.sampleShape ?? [mixture.dimension] }
 
   init(mixture: GaussianMixtureDenoiser) { self.mixture = mixture }

@@ -11,10 +11,25 @@ import DistillPipeline
 /// With backward simulation (DMD2 §4.5) the losses train it on what sampling feeds each step:
 /// a step index k is drawn per sample, the generator runs from pure noise through steps
 /// 0..<k without gradients, and its x̂₀ at t_k (with gradients) is the training sample.
+///
+/// With noised data (ADD §3.1) the input of a step is real data instead: per sample a step
+/// index k, the data batch noised to t_k, x_k = α_k·x₀ + σ_k·ε, and the x̂₀ there. The first
+/// step must be at T−1 and its input is pure noise (zero terminal SNR, enforced whatever the
+/// schedule's α at T−1), as sampling starts from pure noise.
 public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSampleGenerator {
   public enum Stepping: String, CaseIterable, Sendable {
     case ddim
     case renoise
+  }
+
+  /// What the losses train the generator on.
+  public enum TrainingInput: String, CaseIterable, Sendable {
+    /// Full sampling from noise, with gradients through every step.
+    case sampling
+    /// One random step per sample, its input made by the earlier steps without gradients (DMD2 §4.5).
+    case backwardSimulation = "backward-simulation"
+    /// One random step per sample, its input the data batch noised to that step (ADD §3.1).
+    case noisedData = "noised-data"
   }
 
   public let denoiser: any SavableDenoiser
@@ -30,9 +45,10 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
     }
   }
   public let stepping: Stepping
-  /// Whether training samples come from backward simulation (else from full sampling, with
-  /// gradients through every step).
-  public let backwardSimulation: Bool
+  /// Where training samples come from.
+  public let trainingInput: TrainingInput
+  /// Whether training samples come from backward simulation.
+  public var backwardSimulation: Bool { trainingInput == .backwardSimulation }
   public let sampleShape: [Int]
   public var noiseShape: [Int] {
     stepping == .renoise ? [timesteps.count * sampleShape[0]] + sampleShape.dropFirst() : sampleShape
@@ -42,13 +58,13 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
   public var module: Module { denoiser.weightsModule! }
 
   init(
-    denoiser: any SavableDenoiser, timesteps: [Int], stepping: Stepping = .ddim, backwardSimulation: Bool = false,
+    denoiser: any SavableDenoiser, timesteps: [Int], stepping: Stepping = .ddim, trainingInput: TrainingInput = .sampling,
     sampleShape: [Int], config: JSONValue
   ) {
     self.denoiser = denoiser
     self.timesteps = timesteps
     self.stepping = stepping
-    self.backwardSimulation = backwardSimulation
+    self.trainingInput = trainingInput
     self.sampleShape = sampleShape
     self.baseConfig = config
   }
@@ -100,9 +116,31 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
   /// Backward simulation when it is on (else sampling): per sample a step index k uniform in
   /// `0..<steps`; steps before k run without gradients; the x̂₀ at t_k records gradients.
   public func trainingSample(_ noise: Tensor, context: StepContext) -> Tensor {
-    guard backwardSimulation, timesteps.count > 1 else { return self(noise) }
-    let (steps, input) = simulateBackward(noise, indices: context.integers(in: 0..<timesteps.count))
-    return denoiser.x0(input, timesteps: steps.map(Float.init))
+    switch trainingInput {
+    case .sampling:
+      return self(noise)
+    case .backwardSimulation:
+      guard timesteps.count > 1 else { return self(noise) }
+      let (steps, input) = simulateBackward(noise, indices: context.integers(in: 0..<timesteps.count))
+      return denoiser.x0(input, timesteps: steps.map(Float.init))
+    case .noisedData:
+      // The build checked that a data source of the sample shape exists.
+      guard let data = try? context.batch().samples else {
+        preconditionFailure("noised-data training input without a data batch of shape \(sampleShape)")
+      }
+      let indices = context.integers(in: 0..<timesteps.count)
+      let input = noisedData(data, noise: noisePart(noise, 0), indices: indices)
+      return denoiser.x0(input, timesteps: indices.map { Float(timesteps[$0]) })
+    }
+  }
+
+  /// Data `x0` noised to each sample's step `indices[i]` with `noise`: α·x₀ + σ·ε at the
+  /// step's timestep, and pure noise at step 0 (t = T−1, zero terminal SNR).
+  public func noisedData(_ x0: Tensor, noise: Tensor, indices: [Int]) -> Tensor {
+    let schedule = denoiser.schedule
+    let a = indices.map { $0 == 0 ? 0 : schedule.signalScale(timesteps[$0]) }
+    let s = indices.map { $0 == 0 ? 1 : schedule.noiseScale(timesteps[$0]) }
+    return (x0 * perSample(a, like: x0) + noise * perSample(s, like: x0)).detached()
   }
 
   /// The inputs at each sample's step `indices[i]` and those steps' timesteps, made without
@@ -136,7 +174,10 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
       "between steps: the DDIM move with the implied noise (deterministic), or x̂₀ noised afresh (DMD2)"),
     ParameterSpec(
       "backwardSimulation", .bool, default: .bool(false),
-      "train on one random step per sample, its input made by the earlier steps without gradients (DMD2 §4.5)"),
+      "train on one random step per sample, its input made by the earlier steps without gradients (DMD2 §4.5); the same as trainingInput \"backward-simulation\""),
+    .optionalChoice(
+      "trainingInput", DenoiserSampleGenerator.TrainingInput.self,
+      "what the losses train on: full sampling from noise, backward simulation, or the data batch noised to a random step, pure noise at T−1 (ADD §3.1); default from backwardSimulation"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Generator {
@@ -156,9 +197,41 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
       timesteps = trailingTimesteps(steps: entry.int("steps"), trainSteps: trainSteps)
     }
     let (sampleShape, config) = try context.generatorLayout(entry, denoiser: denoiser)
+    let input = try trainingInput(entry, context, timesteps: timesteps, sampleShape: sampleShape)
     return DenoiserSampleGenerator(
       denoiser: denoiser, timesteps: timesteps,
       stepping: entry.choice("stepping"),
-      backwardSimulation: entry.bool("backwardSimulation"), sampleShape: sampleShape, config: config)
+      trainingInput: input, sampleShape: sampleShape, config: config)
+  }
+
+  /// The entry's training input, checked: `backwardSimulation: true` agrees with it, and
+  /// noised data has a data source of the sample shape and a first step at T−1.
+  static func trainingInput(
+    _ entry: ComponentEntry, _ context: BuildContext, timesteps: [Int], sampleShape: [Int]
+  ) throws -> DenoiserSampleGenerator.TrainingInput {
+    typealias Input = DenoiserSampleGenerator.TrainingInput
+    let backward = entry.bool("backwardSimulation")
+    guard let input: Input = entry.optionalChoice("trainingInput") else { return backward ? .backwardSimulation : .sampling }
+    let name = input.rawValue
+    guard !backward || input == .backwardSimulation else {
+      throw DistillError.invalidValue(
+        location: "\(entry.path).backwardSimulation", expected: "false (or absent) with trainingInput \"\(name)\"",
+        found: "true")
+    }
+    guard input == .noisedData else { return input }
+    guard let data = context.data, data.sampleShape == sampleShape else {
+      throw DistillError.invalidValue(
+        location: "\(entry.path).trainingInput",
+        expected: "a data source of the generator's sample shape \(sampleShape) to noise (\"noised-data\")",
+        found: context.data.map { "data of sample shape \($0.sampleShape)" } ?? "no data")
+    }
+    let last = context.schedule.trainSteps - 1
+    guard timesteps.first == last else {
+      throw DistillError.invalidValue(
+        location: "\(entry.path).timesteps",
+        expected: "a first step at T−1 = \(last) for \"noised-data\" (its input is pure noise, as at sampling)",
+        found: "\(timesteps)")
+    }
+    return input
   }
 }

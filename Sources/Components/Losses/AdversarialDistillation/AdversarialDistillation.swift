@@ -12,13 +12,20 @@ import DistillPipeline
 ///   `featureTimestep`; the heads' update (an auxiliary phase) minimises
 ///   Σ_k mean max(0, 1 − D_k(F_k(x₀))) + mean max(0, 1 + D_k(F_k(x̂))) + γ·R1 on data x₀.
 /// - x̂_t = α_t·x̂ + σ_t·ε with t ~ U{tmin·T, …, tmax·T}; x̂_ψ is the teacher's x̂₀ there
-///   without gradients; c(t) is ``ScoreDistillationWeighting``; ‖·‖² is a mean over values.
+///   without gradients; c(t) is ``ScoreDistillationWeighting``; ‖·‖² is a mean over a
+///   sample's values (`distillationReduction: "mean"`, the default) or their sum (`"sum"`, the
+///   paper's squared L2 norm, D times larger for D values per sample).
 ///
 /// Logs `add/sample-mean`, `add/sample-std`, `add/adversarial-loss`, `add/distillation-loss`,
 /// their gradients in the samples `add/adversarial-sample-gradient-norm` and
 /// `add/distillation-sample-gradient-norm`, `add/generator-logit`; from the heads' update
 /// `add/discriminator-loss`, `add/real-logit`, `add/fake-logit` and (γ > 0) `add/r1`.
 public final class AdversarialDistillationTerm: LossTerm {
+  /// How the squared error of a sample is reduced over its values.
+  public enum Reduction: String, CaseIterable, Sendable {
+    case mean, sum
+  }
+
   let teacher: any Denoiser
   let features: any FeatureTapping
   let featureTimestep: Float
@@ -27,14 +34,15 @@ public final class AdversarialDistillationTerm: LossTerm {
   let distillationWeight: Float
   let weighting: ScoreDistillationWeighting
   let timesteps: Range<Int>
+  let reduction: Reduction
   let discriminator: AdversarialDiscriminatorPhase
 
   init(
     teacher: any Denoiser, features: any FeatureTapping, featureTimestep: Float,
     heads: [DiscriminatorHead],
     network: TrainedNetwork, adversarialWeight: Float, distillationWeight: Float,
-    weighting: ScoreDistillationWeighting, timesteps: Range<Int>, r1Weight: Float, r1Sigma: Float,
-    updatesPerStep: Int
+    weighting: ScoreDistillationWeighting, timesteps: Range<Int>, reduction: Reduction = .mean, r1Weight: Float,
+    r1Sigma: Float, updatesPerStep: Int
   ) {
     self.teacher = teacher
     self.features = features
@@ -44,6 +52,7 @@ public final class AdversarialDistillationTerm: LossTerm {
     self.distillationWeight = distillationWeight
     self.weighting = weighting
     self.timesteps = timesteps
+    self.reduction = reduction
     self.discriminator = AdversarialDiscriminatorPhase(
       network: network, updatesPerStep: updatesPerStep, r1Weight: r1Weight, r1Sigma: r1Sigma)
     discriminator.term = self
@@ -77,7 +86,7 @@ public final class AdversarialDistillationTerm: LossTerm {
     let target = distillationTarget(clean, t: t, noise: noise, schedule: context.schedule)
     let (distillation, distillationNorm) = lossWithSampleGradient(x) { x in
       Self.distillationLoss(
-        x, target: target, weights: t.map { weighting.weight($0, schedule: context.schedule) })
+        x, target: target, weights: t.map { weighting.weight($0, schedule: context.schedule) }, reduction: reduction)
     }
     context.log("add/adversarial-loss", Double(adversarial.item))
     context.log("add/distillation-loss", Double(distillation.item))
@@ -101,10 +110,12 @@ public final class AdversarialDistillationTerm: LossTerm {
     }.detached()
   }
 
-  /// `mean_n c_n · mean_values (x − target)²`.
-  static func distillationLoss(_ x: Tensor, target: Tensor, weights: [Double]) -> Tensor {
+  /// `mean_n c_n · mean_values (x − target)²`, or with `sum` the sum over values.
+  static func distillationLoss(_ x: Tensor, target: Tensor, weights: [Double], reduction: Reduction = .mean) -> Tensor {
     let axes = Array(1..<x.rank)
-    return ((x - target).square().mean(axes: axes) * Tensor(weights.map(Float.init))).mean()
+    let squared = (x - target).square()
+    let perSample = reduction == .mean ? squared.mean(axes: axes) : squared.sum(axes: axes)
+    return (perSample * Tensor(weights.map(Float.init))).mean()
   }
 }
 
@@ -168,7 +179,10 @@ public enum AdversarialDistillation: LossComponent {
       "adversarialWeight", .number(0...1e6), default: .number(1), "the adversarial loss's factor"),
     ParameterSpec(
       "distillationWeight", .number(0...1e6), default: .number(2.5),
-      "λ, the score-distillation loss's factor (2.5 in ADD)"),
+      "λ, the score-distillation loss's factor (2.5 in ADD, with the sum over values)"),
+    .choice(
+      "distillationReduction", AdversarialDistillationTerm.Reduction.self, default: .mean,
+      "a sample's squared error over its values: mean, or sum (the paper's ‖·‖², D times the mean)"),
     .choice("weighting", ScoreDistillationWeighting.self, default: .exponential,
       "c(t): exponential α_t, sds α_t·σ_t/2, or nfsd (sds with NFSD's noise-free target below 0.2·T)"
     ),
@@ -243,6 +257,7 @@ public enum AdversarialDistillation: LossComponent {
       distillationWeight: entry.float("distillationWeight"),
       weighting: entry.choice("weighting"),
       timesteps: range,
+      reduction: entry.choice("distillationReduction"),
       r1Weight: entry.float("r1Weight"), r1Sigma: entry.float("r1Sigma"),
       updatesPerStep: entry.int("updatesPerStep"))
   }

@@ -5,7 +5,8 @@ import DistillPipeline
 /// each reported under a name that says what it measures: `FD_<extractor>` (the Fréchet
 /// distance of Gaussian fits, computed as pytorch-fid computes FID, but not on Inception
 /// features, so not called FID), `KID_<extractor>` (unbiased MMD² with the cubic polynomial
-/// kernel), and `precision_<extractor>` / `recall_<extractor>` (k-NN manifolds). The
+/// kernel), `precision_<extractor>` / `recall_<extractor>` (k-NN manifolds, Kynkäänniemi et
+/// al. 2019) and `density_<extractor>` / `coverage_<extractor>` (Naeem et al. 2020). The
 /// reference is the data source's samples (or an analytic teacher's), drawn once with the
 /// evaluation seed; the generated samples come from the evaluation's fixed noise. The
 /// `classifier` extractor takes the penultimate features of a classifier trained on the data
@@ -69,11 +70,15 @@ public final class FeatureDistancesMetric: Metric {
     }
     let (precision, recall) = FeatureStatistics.precisionRecall(
       real: y.values, rows: y.rows, generated: x.values, rows: x.rows, columns: x.columns, k: k)
+    let (density, coverage) = FeatureStatistics.densityCoverage(
+      real: y.values, rows: y.rows, generated: x.values, rows: x.rows, columns: x.columns, k: k)
     return [
       "FD_\(extractor)": FeatureStatistics.frechetDistance(x.values, rows: x.rows, y.values, rows: y.rows, columns: x.columns),
       "KID_\(extractor)": FeatureStatistics.kernelDistance(x.values, rows: x.rows, y.values, rows: y.rows, columns: x.columns),
       "precision_\(extractor)": precision,
       "recall_\(extractor)": recall,
+      "density_\(extractor)": density,
+      "coverage_\(extractor)": coverage,
     ]
   }
 }
@@ -89,7 +94,7 @@ public enum FeatureExtractor: String, CaseIterable, Sendable {
 public enum FeatureDistances: MetricComponent {
   public static let id = "feature-distances"
   public static let summary =
-    "FD_<extractor> (Fréchet distance), KID_<extractor>, precision_ and recall_<extractor> (k-NN) against the reference samples"
+    "FD_<extractor> (Fréchet distance), KID_<extractor>, precision_, recall_, density_ and coverage_<extractor> (k-NN) against the reference samples"
   public static let parameters: [ParameterSpec] = [
     .choice(
       "extractor", FeatureExtractor.self, default: .pixels,
@@ -98,7 +103,7 @@ public enum FeatureDistances: MetricComponent {
       "classifier", .path(mustExist: true),
       "the classifier folder written by `pipeline train-classifier` (needed by the classifier extractor)"),
     ParameterSpec("samples", .integer(8...8192), default: .number(1000), "samples of each side compared"),
-    ParameterSpec("k", .integer(1...100), default: .number(3), "the neighbour whose distance sets each ball (precision/recall)"),
+    ParameterSpec("k", .integer(1...100), default: .number(3), "the neighbour whose distance sets each ball (precision, recall, density, coverage)"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Metric {
