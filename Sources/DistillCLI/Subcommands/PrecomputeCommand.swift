@@ -48,46 +48,15 @@ struct PrecomputeCommand: ParsableCommand {
       let pairsOptions = PairsOptions(
         count: count, sampler: sampling.sampler, steps: sampling.steps, seed: seed ?? manifest.seed,
         shardSize: shardSize, batchSize: sampling.batchSize, clipSample: sampling.clipSample)
-      let progress = PairsProgress(quiet: quiet)
+      let progress = ProgressReporter(style: quiet ? .silent : nil, phaseDelay: 0)
       let index = try writePairs(
-        teacher: teacher, options: pairsOptions, folder: folder, replace: force, progress: progress.update)
-      progress.finish()
+        teacher: teacher, options: pairsOptions, folder: folder, replace: force
+      ) { progress.phase("precompute: pairs", done: $0, total: $1) }
       if !quiet {
         print("\(index.count) pairs of \(index.sampleShape) in \(index.shards.count) shard(s): \(folder)")
         print("  teacher: \(index.teacher)")
         print("  sampler: \(index.sampler), \(index.steps) steps, seed \(index.seed)")
       }
     }
-  }
-}
-
-/// Progress of `pipeline precompute` on standard error: one rewritten line on a terminal,
-/// a line per tenth otherwise.
-final class PairsProgress {
-  let quiet: Bool
-  let terminal = standardErrorIsTerminal
-  let started = ContinuousClock.now
-  var lastTenth = -1
-
-  init(quiet: Bool) { self.quiet = quiet }
-
-  func update(_ done: Int, _ total: Int) {
-    guard !quiet else { return }
-    let time = (ContinuousClock.now - started).components
-    let elapsed = Double(time.seconds) + Double(time.attoseconds) / 1e18
-    let rate = elapsed > 0 ? Double(done) / elapsed : 0
-    let eta = rate > 0 ? Double(total - done) / rate : 0
-    let line = String(
-      format: "precompute: %d/%d pairs (%d%%), %.1f pairs/s, ETA %.0fs", done, total, done * 100 / total, rate, eta)
-    if terminal {
-      FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K").utf8))
-    } else if done * 10 / total != lastTenth || done == total {
-      lastTenth = done * 10 / total
-      printError(line)
-    }
-  }
-
-  func finish() {
-    if !quiet && terminal { FileHandle.standardError.write(Data("\n".utf8)) }
   }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DistillDiffusion
+import DistillPipeline
 import Foundation
 
 /// `pipeline sample-teacher`: samples drawn from a teacher with a reference sampler.
@@ -57,24 +58,9 @@ struct SampleTeacherCommand: ParsableCommand {
       let options = TeacherSamplingOptions(
         sampler: sampling.sampler, steps: sampling.steps, count: count, seed: seed, batchSize: sampling.batchSize,
         sampleShape: shape, clipSample: sampling.clipSample, spacing: spacing)
-      // On a terminal one line is rewritten at each percent; otherwise one line per finished batch.
-      let interactive = standardErrorIsTerminal
-      var lastReported = -1
-      let samples = try sampleTeacher(denoiser, options: options) { done, total in
-        let batchSteps = options.evaluationsPerBatch
-        let batch = (done - 1) / batchSteps + 1
-        let step = (done - 1) % batchSteps + 1
-        let line = "sampling: batch \(batch)/\(total / batchSteps), step \(step)/\(batchSteps) (\(done * 100 / total)%)"
-        if interactive {
-          if done * 100 / total != lastReported || done == total {
-            lastReported = done * 100 / total
-            printPartial("\r" + line)
-          }
-        } else if step == batchSteps {
-          printError(line)
-        }
-      }
-      if interactive { printError("") }
+      // Network evaluations over all batches: on a terminal one line rewritten in place, else a line per tenth.
+      let progress = ProgressReporter(phaseDelay: 0)
+      let samples = try sampleTeacher(denoiser, options: options) { progress.phase("sampling", done: $0, total: $1) }
       let (sampler, steps) = (sampling.sampler.rawValue, sampling.steps)
       try writeSamples(
         samples, to: out, metadata: ["teacher": teacher, "sampler": sampler, "steps": String(steps), "seed": String(seed)])
