@@ -8,29 +8,13 @@ import Testing
 
 // The logic of `pipeline sample-teacher` and `pipeline predict`.
 
-/// The diffusers UNet fixtures live with the core's safetensors tests; reached by source path.
-private let unetFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-  .deletingLastPathComponent().appendingPathComponent("DistillCoreTests/Fixtures")
+private let unetFixtures = coreFixtures
 
-/// A fresh temporary folder, removed by the caller's `defer`.
-private func temporaryFolder() throws -> String {
-  let url = FileManager.default.temporaryDirectory.appendingPathComponent("distillery-cli-\(UUID().uuidString)")
-  try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-  return url.path
-}
+private func temporaryFolder() throws -> String { try makeTemporaryFolder("distillery-cli") }
 
 private func expectError(
   containing parts: [String], sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
-) {
-  do {
-    try body()
-    Issue.record("no error thrown", sourceLocation: sourceLocation)
-  } catch {
-    let text = "\(error)"
-    #expect(error is DistillError, "\(type(of: error)): \(text)", sourceLocation: sourceLocation)
-    for part in parts { #expect(text.contains(part), "\"\(part)\" not in: \(text)", sourceLocation: sourceLocation) }
-  }
-}
+) { expectDistillError(containing: parts, sourceLocation: sourceLocation, body) }
 
 // MARK: - Sampling the exact teacher
 
