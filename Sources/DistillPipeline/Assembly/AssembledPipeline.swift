@@ -21,17 +21,17 @@ public struct AssembledMetric {
 /// Everything a manifest describes, built and ready to train: the teacher, the generator
 /// and its optimizer, the score estimators, the loss terms with their auxiliary phases, the
 /// data source and the metrics.
-public final class AssembledPipeline {
-  public let manifest: Manifest
+public struct AssembledPipeline {
   public let context: BuildContext
   public let generator: any Generator
   /// The generator's entry (`generator` of the manifest).
   public let generatorEntry: ComponentEntry
   /// The generator's network, optimizer, schedule and clipping (named `generator`).
   public let generatorNetwork: TrainedNetwork
-  public let losses: [AssembledLoss]
-  public let metrics: [AssembledMetric]
 
+  public var manifest: Manifest { context.manifest }
+  public var losses: [AssembledLoss] { context.losses }
+  public var metrics: [AssembledMetric] { context.metrics }
   public var teacher: (any Denoiser)? { context.teacher }
   public var data: (any DataSource)? { context.data }
   public var scores: [String: ScoreEstimator] { context.scores }
@@ -52,9 +52,7 @@ public final class AssembledPipeline {
     let context = try BuildContext.assemble(manifest, registry: registry, through: .all)
     guard let generator = context.generator, let entry = manifest.generator, let network = context.generatorNetwork
     else { preconditionFailure("an assembly through .all builds the generator") }
-    return AssembledPipeline(
-      manifest: manifest, context: context, generator: generator, generatorEntry: entry, generatorNetwork: network,
-      losses: context.losses, metrics: context.metrics)
+    return AssembledPipeline(context: context, generator: generator, generatorEntry: entry, generatorNetwork: network)
   }
 
   /// Builds only the teacher of `manifest` (with its schedule), for tools that sample it
@@ -86,19 +84,6 @@ public final class AssembledPipeline {
     let context = try BuildContext.assemble(manifest, registry: registry, through: .data)
     guard let entry = manifest.data, let data = context.data else { preconditionFailure("a data manifest has data") }
     return (entry, data)
-  }
-
-  private init(
-    manifest: Manifest, context: BuildContext, generator: any Generator, generatorEntry: ComponentEntry,
-    generatorNetwork: TrainedNetwork, losses: [AssembledLoss], metrics: [AssembledMetric]
-  ) {
-    self.manifest = manifest
-    self.context = context
-    self.generator = generator
-    self.generatorEntry = generatorEntry
-    self.generatorNetwork = generatorNetwork
-    self.losses = losses
-    self.metrics = metrics
   }
 }
 
