@@ -149,6 +149,30 @@ struct AssemblyTests {
     #expect(try BuildContext.assemble(manifest, registry: Self.registry, through: .data).data != nil)
   }
 
+  @Test func dataOfAnotherShapeThanTheTeachersIsRefusedBeforeTraining() throws {
+    let json = try JSONValue.parse(
+      Data(
+        #"""
+        {"teacher": {"type": "gaussian-mixture", "means": [[0, 0]], "std": 1},
+         "generator": {"type": "mlp"}, "losses": [{"type": "distribution-matching"}],
+         "scores": {"real": {"type": "teacher"}, "fake": {"type": "teacher"}},
+         "data": {"type": "gaussian-mixture", "means": [[1, 2, 3]], "std": 0.5}}
+        """#.utf8), source: "m.json")
+    let manifest = try Manifest.decode(json, source: "m.json", baseDirectory: "/tmp", fallbackName: "m", registry: Self.registry)
+    for stage in [AssemblyStage.all, .data] {
+      if stage == .data {
+        let built = try BuildContext.assemble(manifest, registry: Self.registry, through: stage)
+        #expect(built.data?.sampleShape == [3], "the data stage builds no teacher to compare with")
+        continue
+      }
+      let refusal = try #require(throws: ManifestError.self) {
+        try BuildContext.assemble(manifest, registry: Self.registry, through: stage)
+      }
+      #expect(refusal.problems.map(\.path) == ["data"])
+      #expect(refusal.problems[0].message.contains("expected samples of the teacher's shape [2]") && refusal.problems[0].message.contains("found [3]"))
+    }
+  }
+
   @Test func aTrainedNetworkKeepsItsOptimizerEntry() throws {
     let manifest = try Manifest.decode(
       toyManifestJSON(output: temporaryFolder()), source: "m.json", baseDirectory: "/tmp", fallbackName: "m",

@@ -115,7 +115,21 @@ extension BuildContext {
       context.adopt(teacher)
     }
     if stage.buildsData, let entry = manifest.data {
-      context.data = try context.building(entry) { try registry.factory(\.data, for: entry).make(entry, context) }
+      let data = try context.building(entry) { try registry.factory(\.data, for: entry).make(entry, context) }
+      // Caught here rather than at the first evaluation: grey files read as RGB for a
+      // one-channel teacher, images of another size.
+      if let teacher = context.teacher, let shape = teacher.sampleShape, data.sampleShape != shape {
+        throw ManifestError(
+          source: manifest.source,
+          problems: [
+            ManifestProblem(
+              entry.path,
+              "expected samples of the teacher's shape \(shape) (\(teacher.summary)), found \(data.sampleShape)"
+                + (data.sampleShape.count == 3 && shape.count == 3 && data.sampleShape[0] != shape[0]
+                  ? "; image folders take \"channels\": 1 for grey" : ""))
+          ])
+      }
+      context.data = data
     }
     guard stage == .all, let entry = manifest.generator else { return context }
     let generator = try context.building(entry) { try registry.factory(\.generators, for: entry).make(entry, context) }
