@@ -79,7 +79,7 @@ GEMM_TARGET static void direct_chunk(void *context, long chunk) {
 }
 
 static _Thread_local float *direct_weights;
-static _Thread_local size_t direct_weights_floats;
+static _Thread_local size_t direct_weights_bytes;
 
 /* Lane u of vector v of a tile is output pixel start + 16 v + u; for tap (ky, kx) it reads
  * input element offset + u, which is contiguous in u because the vector lies in one output
@@ -125,13 +125,7 @@ GEMM_TARGET static void conv_direct(long threads, const float *x, const float *w
                                     const distill_conv_geometry *g) {
   const long taps = g->kh * g->kw, strips = (o + MR - 1) / MR;
   const size_t floats = (size_t)strips * taps * g->c * MR;
-  if (direct_weights_floats < floats) {
-    free(direct_weights);
-    direct_weights = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
-    if (!direct_weights) abort();
-    direct_weights_floats = floats;
-  }
-  float *packed = direct_weights;
+  float *packed = grow_scratch((void **)&direct_weights, &direct_weights_bytes, floats * sizeof(float));
   for (long strip = 0; strip < strips; strip++)
     for (long tap = 0; tap < taps; tap++)
       for (long ci = 0; ci < g->c; ci++)
@@ -169,17 +163,7 @@ typedef struct {
 } gradient_job;
 
 static _Thread_local float *gradient_sums, *padded_planes;
-static _Thread_local size_t gradient_sums_floats, padded_planes_floats;
-
-static float *grow_buffer(float **buffer, size_t *capacity, size_t floats) {
-  if (*capacity < floats) {
-    free(*buffer);
-    *buffer = aligned_alloc(64, (floats * sizeof(float) + 63) & ~(size_t)63);
-    if (!*buffer) abort();
-    *capacity = floats;
-  }
-  return *buffer;
-}
+static _Thread_local size_t gradient_sums_bytes, padded_planes_bytes;
 
 GEMM_TARGET static void gradient_chunk(void *context, long chunk) {
   const gradient_job *job = context;
@@ -189,8 +173,9 @@ GEMM_TARGET static void gradient_chunk(void *context, long chunk) {
   const long padded_plane = padded_w * padded_h;
   const long c0 = chunk * job->unit, c1 = c0 + job->unit < g->c ? c0 + job->unit : g->c;
   const size_t sum_floats = (size_t)pairs * WG_CHANNELS * 2 * WG_TAPS * 16;
-  float *sums_all = grow_buffer(&gradient_sums, &gradient_sums_floats, sum_floats);
-  float *padded = grow_buffer(&padded_planes, &padded_planes_floats, (size_t)WG_CHANNELS * padded_plane + 16);
+  float *sums_all = grow_scratch((void **)&gradient_sums, &gradient_sums_bytes, sum_floats * sizeof(float));
+  float *padded = grow_scratch(
+      (void **)&padded_planes, &padded_planes_bytes, ((size_t)WG_CHANNELS * padded_plane + 16) * sizeof(float));
   memset(padded, 0, ((size_t)WG_CHANNELS * padded_plane + 16) * sizeof(float));
   for (long group = c0; group < c1; group += WG_CHANNELS) {
     const long channels = c1 - group < WG_CHANNELS ? c1 - group : WG_CHANNELS;

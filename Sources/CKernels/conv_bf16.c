@@ -93,38 +93,23 @@ BF16_TARGET static void direct_bf16_chunk(void *context, long chunk) {
 }
 
 static _Thread_local uint32_t *image_pairs, *weight_pairs;
-static _Thread_local size_t image_pairs_words, weight_pairs_words;
-
-static uint32_t *grow_words(uint32_t **buffer, size_t *capacity, size_t words) {
-  if (*capacity < words) {
-    free(*buffer);
-    *buffer = aligned_alloc(64, (words * sizeof(uint32_t) + 63) & ~(size_t)63);
-    if (!*buffer) abort();
-    *capacity = words;
-  }
-  return *buffer;
-}
+static _Thread_local size_t image_pairs_bytes, weight_pairs_bytes;
 
 static _Thread_local uint16_t *weight_halves;
-static _Thread_local size_t weight_halves_count;
+static _Thread_local size_t weight_halves_bytes;
 
 BF16_TARGET void conv_direct_bf16(long threads, const float *x, const float *weight, int flipped, long o, float *out,
                                   const distill_conv_geometry *g) {
   const long taps = g->kh * g->kw, strips = (o + MR - 1) / MR, pairs = (g->c + 1) / 2, plane = g->h * g->w;
   /* The weight in bfloat16, in its own layout, then its pairs gathered from that. */
   const long count = o * g->c * taps;
-  if (weight_halves_count < (size_t)count) {
-    free(weight_halves);
-    weight_halves = aligned_alloc(64, ((size_t)count * sizeof(uint16_t) + 63) & ~(size_t)63);
-    if (!weight_halves) abort();
-    weight_halves_count = (size_t)count;
-  }
-  uint16_t *halves = weight_halves;
+  uint16_t *halves = grow_scratch((void **)&weight_halves, &weight_halves_bytes, (size_t)count * sizeof(uint16_t));
   for (long q = 0; q < count; q += 16) {
     const __mmask16 m = lanes(0, count - q);
     _mm256_mask_storeu_epi16(halves + q, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, weight + q)));
   }
-  uint32_t *packed = grow_words(&weight_pairs, &weight_pairs_words, (size_t)strips * taps * pairs * MR);
+  uint32_t *packed =
+      grow_scratch((void **)&weight_pairs, &weight_pairs_bytes, (size_t)strips * taps * pairs * MR * sizeof(uint32_t));
   for (long strip = 0; strip < strips; strip++)
     for (long tap = 0; tap < taps; tap++)
       for (long p = 0; p < pairs; p++)
@@ -140,7 +125,8 @@ BF16_TARGET void conv_direct_bf16(long threads, const float *x, const float *wei
           packed[((strip * taps + tap) * pairs + p) * MR + i] = word;
         }
   convert_job convert = {.g = g, .x = x, .pair_planes = pairs};
-  convert.pairs = grow_words(&image_pairs, &image_pairs_words, (size_t)g->n * pairs * plane);
+  convert.pairs =
+      grow_scratch((void **)&image_pairs, &image_pairs_bytes, (size_t)g->n * pairs * plane * sizeof(uint32_t));
   distill_parallel_run(threads, g->n * pairs, convert_chunk, &convert);
   direct_bf16_job job = {.g = g, .x = convert.pairs, .weights = packed, .out = out, .o = o, .strips = strips,
                          .pair_planes = pairs};

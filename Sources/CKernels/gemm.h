@@ -4,6 +4,7 @@
 
 #include "CKernels.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
@@ -147,5 +148,17 @@ void gemm_bf16_convert(float *block, long tiles, long depth, long tile);
 void gemm_bf16_micro_kernel(long kc, const float *a, const float *b, float *c, long c_rs, long c_cs, float alpha,
                             float beta, long mr, long nr);
 #endif
+
+/* A thread's scratch buffer of at least `bytes`, 64-byte aligned: *buffer, replaced (contents
+   lost) when *capacity (in bytes) is too small. */
+static inline void *grow_scratch(void **buffer, size_t *capacity, size_t bytes) {
+  if (*capacity < bytes) {
+    free(*buffer);
+    *buffer = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!*buffer) abort();
+    *capacity = bytes;
+  }
+  return *buffer;
+}
 
 #endif

@@ -226,10 +226,7 @@ import Testing
     let after = try #require(final["eval/energy-distance"])
     #expect(after < 0.35 * before, "energy distance \(after) after training, \(before) untrained")
     // As sharp as its teacher's 50-step DDIM (the teacher run's last evaluation), within 0.05.
-    let teacherRun = (ToyTeacher.folder as NSString).deletingLastPathComponent
-    let teacher = try #require(
-      try MetricsLog.read(path: teacherRun + "/metrics.jsonl").last { $0.values["eval/within-3std"] != nil }?
-        .values["eval/within-3std"])
+    let teacher = try ToyTeacher.within3Std()
     let within = try #require(final["eval/within-3std"])
     #expect(within >= teacher - 0.05, "within 3 std: student \(within), teacher's DDIM-50 \(teacher)")
     print("add: energy distance untrained \(before), trained \(after); within 3 std \(within), teacher \(teacher)")

@@ -14,6 +14,14 @@ import Testing
 /// A toy teacher network (an MLP predicting x₀, trained by `train-teacher-toy-x0.json`), made
 /// once for the tests that need a teacher with weights.
 enum ToyTeacher {
+  /// The teacher run's last within-3-std figure (its 50-step DDIM samples).
+  static func within3Std() throws -> Double {
+    let run = (folder as NSString).deletingLastPathComponent
+    return try #require(
+      try MetricsLog.read(path: run + "/metrics.jsonl").last { $0.values["eval/within-3std"] != nil }?
+        .values["eval/within-3std"])
+  }
+
   static let folder: String = {
     let output = NSTemporaryDirectory() + "distillery-toy-teacher-\(UUID().uuidString)"
     let manifest = try! Manifest.load(
@@ -277,10 +285,7 @@ func assemble(_ text: String) throws -> AssembledPipeline {
     let (_, final, _) = try PipelineRun.train("dmd2.json", overrides: overrides)
     let after = try #require(final["eval/energy-distance"])
     #expect(after < 0.35 * before, "energy distance \(after) after training, \(before) untrained")
-    let teacherRun = (ToyTeacher.folder as NSString).deletingLastPathComponent
-    let teacher = try #require(
-      try MetricsLog.read(path: teacherRun + "/metrics.jsonl").last { $0.values["eval/within-3std"] != nil }?
-        .values["eval/within-3std"])
+    let teacher = try ToyTeacher.within3Std()
     let within = try #require(final["eval/within-3std"])
     #expect(within >= teacher - 0.05, "within 3 std: student \(within), teacher's DDIM-50 \(teacher)")
     print("dmd2: energy distance untrained \(before), trained \(after); within 3 std \(within), teacher \(teacher)")
