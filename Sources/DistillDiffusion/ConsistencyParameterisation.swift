@@ -48,8 +48,8 @@ public struct ConsistencyParameterisation: Sendable, Equatable {
     return perSample(factors.map(\.x), like: x) * x + perSample(factors.map(\.denoised), like: x) * denoised
   }
 
-  /// D(x; σ) of `denoiser` in VE form (a VP network driven at the timestep of each σ).
-  public static func edmDenoiser(_ denoiser: any Denoiser) -> DenoisingModel {
-    HeunSampler.denoiser(vpModel: denoiser.model, schedule: denoiser.schedule, prediction: denoiser.prediction)
+  /// D(x; σ) of `denoiser` in VE form (a VP network driven at the timestep of each σ), for `condition`.
+  public static func edmDenoiser(_ denoiser: any Denoiser, _ condition: Condition = .none) -> DenoisingModel {
+    HeunSampler.denoiser(vpModel: denoiser.model(condition), schedule: denoiser.schedule, prediction: denoiser.prediction)
   }
 }

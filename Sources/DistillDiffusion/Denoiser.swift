@@ -3,7 +3,8 @@ import Foundation
 /// A denoising network together with the noise schedule it was trained on and the quantity it
 /// predicts: a teacher to distil from, or a student being trained.
 ///
-/// ``callAsFunction(_:timesteps:)`` is the raw network: its output is of type ``prediction``.
+/// ``callAsFunction(_:timesteps:condition:)`` is the raw network: its output is of type ``prediction``.
+/// A class-conditional denoiser states its ``classes``; an unconditional one ignores the condition.
 /// The extension converts it to x̂₀, ε̂, v̂ or the score with the schedule's ᾱ at each
 /// sample's timestep. Timesteps may be fractional (Euler samplers condition on fractional
 /// timesteps); the network gets them as they are, and the conversions evaluate the schedule
@@ -21,15 +22,24 @@ public protocol Denoiser: AnyObject {
   /// One line saying what this denoiser is, for command-line output.
   var summary: String { get }
 
-  /// The raw network output (of type ``prediction``) for `x` of `[N, ...]` and one timestep per sample.
-  func callAsFunction(_ x: Tensor, timesteps: [Float]) -> Tensor
+  /// The classes a conditional denoiser takes; `nil` for an unconditional one (the default).
+  var classes: ClassConditioning? { get }
+
+  /// The raw network output (of type ``prediction``) for `x` of `[N, ...]`, one timestep per
+  /// sample and the condition (``Condition/none`` for an unconditional call).
+  func callAsFunction(_ x: Tensor, timesteps: [Float], condition: Condition) -> Tensor
 
   /// Throws ``DistillError/invalidValue(location:expected:found:)`` at `location` when a batch
-  /// of `shape` cannot be passed to ``callAsFunction(_:timesteps:)``.
+  /// of `shape` cannot be passed to ``callAsFunction(_:timesteps:condition:)``.
   func validateInput(shape: [Int], location: String) throws
 }
 
 extension Denoiser {
+  public var classes: ClassConditioning? { nil }
+
+  /// The unconditional raw output.
+  public func callAsFunction(_ x: Tensor, timesteps: [Float]) -> Tensor { self(x, timesteps: timesteps, condition: .none) }
+
   /// `(√ᾱ, √(1−ᾱ))` at each (possibly fractional) timestep.
   public func scales(_ timesteps: [Float]) -> (alpha: [Double], sigma: [Double]) {
     let alphaBars = timesteps.map { schedule.alphaBar(at: Double($0)) }
@@ -37,33 +47,33 @@ extension Denoiser {
   }
 
   /// The clean-sample estimate x̂₀ (no clipping).
-  public func x0(_ x: Tensor, timesteps: [Float]) -> Tensor {
+  public func x0(_ x: Tensor, timesteps: [Float], condition: Condition = .none) -> Tensor {
     let (alpha, sigma) = scales(timesteps)
     return NoiseSchedule.x0(
-      from: self(x, timesteps: timesteps), prediction: prediction, xt: x, alpha: alpha, sigma: sigma)
+      from: self(x, timesteps: timesteps, condition: condition), prediction: prediction, xt: x, alpha: alpha, sigma: sigma)
   }
 
   /// The noise estimate ε̂.
-  public func epsilon(_ x: Tensor, timesteps: [Float]) -> Tensor {
+  public func epsilon(_ x: Tensor, timesteps: [Float], condition: Condition = .none) -> Tensor {
     let (alpha, sigma) = scales(timesteps)
     return NoiseSchedule.epsilon(
-      from: self(x, timesteps: timesteps), prediction: prediction, xt: x, alpha: alpha, sigma: sigma)
+      from: self(x, timesteps: timesteps, condition: condition), prediction: prediction, xt: x, alpha: alpha, sigma: sigma)
   }
 
   /// The velocity estimate v̂ = √ᾱ·ε̂ − √(1−ᾱ)·x̂₀.
-  public func velocity(_ x: Tensor, timesteps: [Float]) -> Tensor {
-    output(as: .vPrediction, x, timesteps: timesteps)
+  public func velocity(_ x: Tensor, timesteps: [Float], condition: Condition = .none) -> Tensor {
+    output(as: .vPrediction, x, timesteps: timesteps, condition: condition)
   }
 
   /// The score ∇ log p_t(x) ≈ −ε̂/√(1−ᾱ).
-  public func score(_ x: Tensor, timesteps: [Float]) -> Tensor {
+  public func score(_ x: Tensor, timesteps: [Float], condition: Condition = .none) -> Tensor {
     let (_, sigma) = scales(timesteps)
-    return epsilon(x, timesteps: timesteps) * perSample(sigma.map { -1 / $0 }, like: x)
+    return epsilon(x, timesteps: timesteps, condition: condition) * perSample(sigma.map { -1 / $0 }, like: x)
   }
 
   /// The estimate of type `target` (one network call).
-  public func output(as target: Prediction, _ x: Tensor, timesteps: [Float]) -> Tensor {
-    let raw = self(x, timesteps: timesteps)
+  public func output(as target: Prediction, _ x: Tensor, timesteps: [Float], condition: Condition = .none) -> Tensor {
+    let raw = self(x, timesteps: timesteps, condition: condition)
     if target == prediction { return raw }
     let (alpha, sigma) = scales(timesteps)
     switch target {
@@ -76,8 +86,8 @@ extension Denoiser {
     }
   }
 
-  /// The raw network as the samplers call it.
-  public var model: DenoisingModel { { x, t in self(x, timesteps: t) } }
+  /// The raw network as the samplers call it, for `condition` (its rows those of the batch sampled).
+  public func model(_ condition: Condition = .none) -> DenoisingModel { { x, t in self(x, timesteps: t, condition: condition) } }
 }
 
 extension NoiseSchedule {

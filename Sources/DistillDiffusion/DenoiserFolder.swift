@@ -13,9 +13,10 @@ import Foundation
 ///  "prediction": "epsilon"}
 /// ```
 ///
-/// `network` is also `{"type": "unet2d", "config": {<diffusers UNet2DModel config keys>}}` or
-/// `{"type": "gaussian-mixture", "means": [[...]], "std": s, "weights": [...], "sampleShape": [...]}`
-/// (no weights file). See docs/teachers.md.
+/// `network` is also `{"type": "unet2d", "config": {<diffusers UNet2DModel config keys>},
+/// "nullClass": k}` (`nullClass` for a class-conditional network trained with label dropout) or
+/// `{"type": "gaussian-mixture", "means": [[...]], "std": s, "weights": [...], "sampleShape": [...],
+/// "classes": [...]}` (no weights file). See docs/teachers.md.
 public protocol SavableDenoiser: Denoiser {
   /// The `network` object of `denoiser.json`.
   var networkJSON: JSONValue { get }
@@ -64,7 +65,9 @@ extension MLPDenoiser: SavableDenoiser {
 
 extension UNetDenoiser: SavableDenoiser {
   public var networkJSON: JSONValue {
-    .object(["type": .string("unet2d"), "config": .object(unet.config.diffusersJSON())])
+    var object: [String: JSONValue] = ["type": .string("unet2d"), "config": .object(unet.config.diffusersJSON())]
+    if let nullClass { object["nullClass"] = .number(Double(nullClass)) }
+    return .object(object)
   }
   public var weightsModule: Module? { unet }
 }
@@ -80,6 +83,7 @@ extension GaussianMixtureDenoiser: SavableDenoiser {
     if let sampleShape, sampleShape != [dimension] {
       object["sampleShape"] = .array(sampleShape.map { .number(Double($0)) })
     }
+    if let componentClasses { object["classes"] = .array(componentClasses.map { .number(Double($0)) }) }
     return .object(object)
   }
   public var weightsModule: Module? { nil }
@@ -181,6 +185,7 @@ public enum DenoiserFolder {
       guard let configValue = n.value("config") else {
         throw DistillError.invalidValue(location: "\(location): config", expected: "an object", found: "nothing")
       }
+      let nullClass = try n.int("nullClass")
       try n.rejectUnknownKeys()
       let config = try UNet2DConfig.decode(JSONEncoder().encode(configValue), source: "\(location).config")
       if let weightsPath {
@@ -191,12 +196,14 @@ public enum DenoiserFolder {
       let unet = UNet2DModel(config: config, using: &rng)
       let denoiser = UNetDenoiser(unet: unet, schedule: schedule, prediction: prediction)
       denoiser.scheduleConfig = scheduleConfig
+      try denoiser.setNullClass(nullClass, location: "\(location): nullClass")
       return denoiser
     case "gaussian-mixture":
       let meansValue = n.value("means")
       let std = try n.double("std")
       let weightsValue = n.value("weights")
       let sampleShape = try n.intArray("sampleShape")
+      let componentClasses = try n.intArray("classes")
       try n.rejectUnknownKeys()
       func numbers(_ value: JSONValue, _ key: String) throws -> [Double] {
         guard case .array(let items) = value else {
@@ -222,7 +229,7 @@ public enum DenoiserFolder {
       let weights = try weightsValue.map { try numbers($0, "weights") }
       let denoiser = try GaussianMixtureDenoiser(
         means: means, std: std, weights: weights, schedule: schedule, prediction: prediction,
-        sampleShape: sampleShape, location: location)
+        sampleShape: sampleShape, componentClasses: componentClasses, location: location)
       denoiser.scheduleConfig = scheduleConfig
       return denoiser
     default:

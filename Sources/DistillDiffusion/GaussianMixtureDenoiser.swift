@@ -12,6 +12,10 @@ import Foundation
 /// with responsibilities `r_k ∝ w_k·N(x_t; a·μ_k, (a²s₀² + s²)·I)` computed by log-sum-exp.
 /// Everything is computed in `Double`; the output is converted to ``prediction``. The output
 /// is a constant tensor: no gradient flows back to `x` (teachers are not differentiated).
+///
+/// With ``componentClasses`` the mixture is class-conditional: class `c`'s data are the
+/// components of class `c` with their weights renormalised, so the exact conditional denoiser
+/// is the same formula over those components; the null label asks the whole mixture.
 public final class GaussianMixtureDenoiser: Denoiser {
   public let means: [[Double]]
   /// The standard deviation s₀ of every component.
@@ -24,6 +28,9 @@ public final class GaussianMixtureDenoiser: Denoiser {
   public let prediction: Prediction
   /// The shape of one sample: `[D]` unless given (e.g. `[C, H, W]` with `C·H·W = D`).
   public let sampleShape: [Int]?
+  /// The class of each component for a class-conditional mixture (classes `0..<C`, each with
+  /// at least one component); `nil` for an unconditional one.
+  public let componentClasses: [Int]?
 
   /// The dimension `D` of the data.
   public var dimension: Int { means[0].count }
@@ -33,17 +40,18 @@ public final class GaussianMixtureDenoiser: Denoiser {
   ///   (to within 1e-4; they are then renormalised exactly), or a `sampleShape` of another size.
   public convenience init(
     means: [[Float]], std: Float, weights: [Float]? = nil, schedule: NoiseSchedule = ScheduleConfig().schedule,
-    prediction: Prediction = .epsilon, sampleShape: [Int]? = nil
+    prediction: Prediction = .epsilon, sampleShape: [Int]? = nil, componentClasses: [Int]? = nil
   ) throws {
     try self.init(
       means: means.map { $0.map(Double.init) }, std: Double(std), weights: weights?.map(Double.init),
-      schedule: schedule, prediction: prediction, sampleShape: sampleShape, location: "GaussianMixtureDenoiser")
+      schedule: schedule, prediction: prediction, sampleShape: sampleShape, componentClasses: componentClasses,
+      location: "GaussianMixtureDenoiser")
   }
 
   /// As the `Float` initialiser; `location` prefixes the keys named in errors (e.g. a file).
   public init(
     means: [[Double]], std: Double, weights: [Double]?, schedule: NoiseSchedule, prediction: Prediction,
-    sampleShape: [Int]? = nil, location: String
+    sampleShape: [Int]? = nil, componentClasses: [Int]? = nil, location: String
   ) throws {
     func fail(_ key: String, _ expected: String, _ found: String) -> DistillError {
       .invalidValue(location: "\(location): \(key)", expected: expected, found: found)
@@ -77,6 +85,17 @@ public final class GaussianMixtureDenoiser: Denoiser {
         throw fail("sampleShape", "positive sizes whose product is the dimension \(first.count)", "\(sampleShape)")
       }
     }
+    if let componentClasses {
+      let count = (componentClasses.max() ?? -1) + 1
+      guard componentClasses.count == means.count, componentClasses.allSatisfy({ $0 >= 0 }),
+        Set(componentClasses).count == count
+      else {
+        throw fail(
+          "classes", "one class per mean (\(means.count)), the classes 0..<C each with a component",
+          "\(componentClasses)")
+      }
+    }
+    self.componentClasses = componentClasses
     self.means = means
     self.std = std
     self.weights = w
@@ -97,17 +116,22 @@ public final class GaussianMixtureDenoiser: Denoiser {
     }
   }
 
-  public func callAsFunction(_ x: Tensor, timesteps: [Float]) -> Tensor {
-    output(x, alphaBars: timesteps.map { schedule.alphaBar(at: Double($0)) }, as: prediction)
+  public var classes: ClassConditioning? {
+    componentClasses.map { let count = $0.max()! + 1; return ClassConditioning(count: count, null: count) }
+  }
+
+  public func callAsFunction(_ x: Tensor, timesteps: [Float], condition: Condition) -> Tensor {
+    output(x, alphaBars: timesteps.map { schedule.alphaBar(at: Double($0)) }, as: prediction, condition: condition)
   }
 
   /// The exact posterior mean E[x₀ | x_t] for one ᾱ per sample (any continuous VP level).
-  public func posteriorMean(_ x: Tensor, alphaBars: [Double]) -> Tensor {
-    output(x, alphaBars: alphaBars, as: .sample)
+  public func posteriorMean(_ x: Tensor, alphaBars: [Double], condition: Condition = .none) -> Tensor {
+    output(x, alphaBars: alphaBars, as: .sample, condition: condition)
   }
 
-  /// The exact estimate of type `target` for one ᾱ per sample.
-  public func output(_ x: Tensor, alphaBars: [Double], as target: Prediction) -> Tensor {
+  /// The exact estimate of type `target` for one ᾱ per sample, conditional on each row's class
+  /// (the whole mixture for no condition or the null label).
+  public func output(_ x: Tensor, alphaBars: [Double], as target: Prediction, condition: Condition = .none) -> Tensor {
     let n = x.shape[0]
     let d = dimension
     precondition(
@@ -116,6 +140,10 @@ public final class GaussianMixtureDenoiser: Denoiser {
     let input = x.scalars
     let logWeights = weights.map { Foundation.log($0) }
     let k = means.count
+    let labels = condition.labels.map { labels in
+      precondition(labels.count == n, "\(labels.count) class labels for a batch of \(n)")
+      return labels
+    }
     var result = [Float](repeating: 0, count: n * d)
     var logits = [Double](repeating: 0, count: k)
     var x0 = [Double](repeating: 0, count: d)
@@ -126,7 +154,12 @@ public final class GaussianMixtureDenoiser: Denoiser {
       let variance = a * a * std * std + s * s
       let gain = a * std * std / variance
       let row = i * d
+      let label = labels?[i]
       for c in 0..<k {
+        if let label, let componentClasses, label < classes!.count, componentClasses[c] != label {
+          logits[c] = -.infinity
+          continue
+        }
         var squared = 0.0
         for j in 0..<d {
           let diff = Double(input[row + j]) - a * means[c][j]

@@ -17,7 +17,7 @@ public enum TeacherSamplerKind: String, Sendable, CaseIterable {
 /// command line words it with its own name for it (its flag).
 public struct SamplingSettingError: Error, CustomStringConvertible {
   public enum Setting: String, Sendable {
-    case count, sampler, steps, seed, batchSize, shardSize, sampleSize
+    case count, sampler, steps, seed, batchSize, shardSize, sampleSize, guidance, classLabel
   }
   public var setting: Setting
   public var expected: String

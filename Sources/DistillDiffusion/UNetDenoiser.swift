@@ -19,6 +19,9 @@ public final class UNetDenoiser: Denoiser {
   public let prediction: Prediction
   /// Where the schedule came from: a `scheduler_config.json` path, or that defaults were used.
   public var scheduleSource: String
+  /// The label that means "no class" for a class-conditional network trained with label
+  /// dropout (`nullClass` of `denoiser.json`, or the teacher entry's for a diffusers folder).
+  public var nullClass: Int?
 
   public init(unet: UNet2DModel, schedule: NoiseSchedule, prediction: Prediction = .epsilon) {
     self.unet = unet
@@ -64,6 +67,27 @@ public final class UNetDenoiser: Denoiser {
     return denoiser
   }
 
+  /// Sets ``nullClass``, checked against the class embedding: the last row of a table, or any
+  /// label of a `"timestep"` embedding.
+  ///
+  /// - Throws: ``DistillError/invalidValue(location:expected:found:)`` at `location` otherwise.
+  public func setNullClass(_ label: Int?, location: String) throws {
+    guard let label else { return nullClass = nil }
+    switch unet.config.classEmbedding {
+    case .table(let count)? where label == count - 1 && count >= 2: break
+    case .timestep? where label >= 1: break
+    case let kind:
+      let expected: String
+      switch kind {
+      case .table(let count)?: expected = "the last class of num_class_embeds \(count) (\(count - 1)), with a class below it"
+      case .timestep?: expected = "a positive label"
+      default: expected = "no null class: the UNet takes no class labels (num_class_embeds)"
+      }
+      throw DistillError.invalidValue(location: location, expected: expected, found: String(label))
+    }
+    nullClass = label
+  }
+
   public var sampleShape: [Int]? { unet.config.sampleSize.map { [unet.config.inChannels, $0, $0] } }
 
   public var summary: String {
@@ -85,9 +109,29 @@ public final class UNetDenoiser: Denoiser {
     }
   }
 
-  public func callAsFunction(_ x: Tensor, timesteps: [Float]) -> Tensor { unet(x, timesteps: timesteps) }
+  /// Class labels for a table (`num_class_embeds`) or `"timestep"` class embedding; an
+  /// `"identity"` embedding takes vectors, which only `pipeline predict` passes (to ``unet``).
+  public var classes: ClassConditioning? {
+    switch unet.config.classEmbedding {
+    case .table(let count)?:
+      // The null label is one of the table's rows: the real classes are those below it.
+      return nullClass.map { ClassConditioning(count: $0, null: $0) } ?? ClassConditioning(count: count)
+    case .timestep?: return ClassConditioning(count: nullClass ?? .max, null: nullClass)
+    case .identity?, nil: return nil
+    }
+  }
+
+  public func callAsFunction(_ x: Tensor, timesteps: [Float], condition: Condition) -> Tensor {
+    guard let classes else { return unet(x, timesteps: timesteps) }
+    let labels = classes.labels(for: condition, count: x.shape[0])
+    return unet(x, timesteps: timesteps, classLabels: Tensor(shape: [labels.count], scalars: labels.map(Float.init)))
+  }
 }
 
 extension UNetDenoiser: FeatureTapping {
-  public func features(_ x: Tensor, timesteps: [Float]) -> NetworkFeatures { unet.features(x, timesteps: timesteps) }
+  /// The features at each sample's label (the null class for none).
+  public func features(_ x: Tensor, timesteps: [Float], labels: [Int]?) -> NetworkFeatures {
+    unet.features(
+      x, timesteps: timesteps, labels: classes.map { $0.labels(for: Condition(labels: labels), count: x.shape[0]) })
+  }
 }

@@ -6,14 +6,20 @@
 ///   to 4×4, then `conv4 s4 → GN → SiLU → conv1`), for any size: 4×4 stride-2 convolutions
 ///   while both sides are even and above 4, then a convolution as large as the remaining
 ///   square (an average over it when it is not square), GroupNorm, SiLU and a 1×1 convolution.
+///
+/// With `classes` it is a projection discriminator (Miyato & Koyama 2018): the logit for class
+/// `c` adds `⟨e_c, pool(features)⟩`, `e` a learnt table of `classes` vectors of the features'
+/// channels and `pool` the spatial mean (key `projection.weight`).
 public final class DiscriminatorHead: Module {
   /// The shape of one sample's features (`[D]` or `[C, H, W]`).
   public let featureShape: [Int]
   let layers: [any UnaryLayer]
   /// For spatial features that end on a non-square map: average it before the last layers.
   let averageAt: Int?
+  /// The class table of a projection discriminator.
+  let projection: Embedding?
 
-  public init(featureShape: [Int], using rng: inout RandomGenerator) {
+  public init(featureShape: [Int], classes: Int? = nil, using rng: inout RandomGenerator) {
     precondition(
       featureShape.count == 1 || featureShape.count == 3,
       "features \(featureShape) are neither [D] nor [C, H, W]")
@@ -52,8 +58,11 @@ public final class DiscriminatorHead: Module {
     }
     self.layers = layers
     self.averageAt = average
+    // Drawn after the layers, so that an unconditional head is initialised as before.
+    projection = classes.map { Embedding(count: $0, dimension: featureShape[0], using: &rng) }
     super.init()
     for (i, layer) in layers.enumerated() { register(String(i), layer) }
+    if let projection { register("projection", projection) }
   }
 
   /// GroupNorm groups for `channels`: at most 32, with at least 4 channels per group where
@@ -64,8 +73,8 @@ public final class DiscriminatorHead: Module {
     return g
   }
 
-  /// One logit per sample, `[N]`.
-  public func callAsFunction(_ features: Tensor) -> Tensor {
+  /// One logit per sample, `[N]`: for a projection head, at each sample's class in `labels`.
+  public func callAsFunction(_ features: Tensor, labels: [Int]? = nil) -> Tensor {
     let n = features.shape[0]
     precondition(
       Array(features.shape.dropFirst()) == featureShape,
@@ -75,6 +84,10 @@ public final class DiscriminatorHead: Module {
       if i == averageAt { h = h.mean(axes: [2, 3], keepDims: true) }
       h = layer(h)
     }
-    return h.reshaped([n])
+    let logits = h.reshaped([n])
+    guard let projection else { return logits }
+    guard let labels else { preconditionFailure("a projection discriminator head needs class labels") }
+    let pooled = featureShape.count == 3 ? features.mean(axes: [2, 3]) : features
+    return logits + (projection(labels) * pooled).sum(axes: [1])
   }
 }

@@ -19,7 +19,13 @@ public struct NetworkFeatures {
 /// Gradients flow through the features as through the network's output, so a loss on them
 /// trains the encoder when gradients are enabled.
 public protocol FeatureTapping: AnyObject {
-  /// The features for `x` of `[N, ...]` and one timestep per sample (the same input as the
-  /// network's forward pass).
-  func features(_ x: Tensor, timesteps: [Float]) -> NetworkFeatures
+  /// The features for `x` of `[N, ...]`, one timestep per sample and, for a class-conditional
+  /// network, one class label per sample (`nil`: unconditional, the null class) — the same
+  /// input as the network's forward pass.
+  func features(_ x: Tensor, timesteps: [Float], labels: [Int]?) -> NetworkFeatures
+}
+
+extension FeatureTapping {
+  /// The unconditional features.
+  public func features(_ x: Tensor, timesteps: [Float]) -> NetworkFeatures { features(x, timesteps: timesteps, labels: nil) }
 }

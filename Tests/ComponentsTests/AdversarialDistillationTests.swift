@@ -144,7 +144,7 @@ import Testing
     let term = try #require(pipeline.losses[0].term as? AdversarialDistillationTerm)
     #expect(term.heads.count == 2)
     checkGradients([testTensor([3, 2], seed: 8, range: -2...2)]) { xs in
-      HingeGAN.generatorLoss(fake: term.logits(term.encoderFeatures(xs[0])))
+      HingeGAN.generatorLoss(fake: term.logits(term.encoderFeatures(xs[0], .none)))
     }
     let config = UNet2DConfig(
       inChannels: 1, outChannels: 1, downBlocks: [.down, .down], upBlocks: [.up, .up],

@@ -225,9 +225,9 @@ func consistencyManifestJSON(steps: Int = 30, output: String, data: Bool = true)
     let first = noise.reshaped([3, 2, 2]).sliced(axis: 1, 0..<1).reshaped([3, 2])
     let second = noise.reshaped([3, 2, 2]).sliced(axis: 1, 1..<2).reshaped([3, 2])
     let expected = withoutGradients {
-      let x = generator.consistency(first * Float(ladder[0]), sigmas: [ladder[0], ladder[0], ladder[0]])
+      let x = generator.consistency(first * Float(ladder[0]), sigmas: [ladder[0], ladder[0], ladder[0]], condition: .none)
       let scale = (ladder[1] * ladder[1] - p.sigmaMin * p.sigmaMin).squareRoot()
-      return generator.consistency(x + second * Float(scale), sigmas: [ladder[1], ladder[1], ladder[1]])
+      return generator.consistency(x + second * Float(scale), sigmas: [ladder[1], ladder[1], ladder[1]], condition: .none)
     }
     #expect(samples.scalars == expected.scalars)
   }

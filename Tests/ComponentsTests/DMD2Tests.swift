@@ -100,7 +100,7 @@ func assemble(_ text: String) throws -> AssembledPipeline {
     let t = [10, 300, 700]
     let schedule = pipeline.context.schedule
     func loss(_ x: Tensor) -> Tensor {
-      NonSaturatingGAN.generatorLoss(fake: term.logits(x, noise: noise, t: t, schedule: schedule))
+      NonSaturatingGAN.generatorLoss(fake: term.logits(x, noise: noise, t: t, schedule: schedule, condition: .none))
     }
     checkGradients([x]) { loss($0[0]) }
     let (value, direct) = valueWithGradients(at: [x]) { loss($0[0]) }
@@ -192,7 +192,7 @@ func assemble(_ text: String) throws -> AssembledPipeline {
     let context = makeContext(pipeline, batch: n, seed: 11)
     let module = generator.module
     module.zeroGrad()
-    let sample = generator.trainingSample(noise, context: context)
+    let sample = generator.trainingSample(noise, condition: .none, context: context)
     sample.square().sum().backward()
     let viaSample = module.namedParameters().map { $0.parameter.grad?.scalars ?? [] }
     module.zeroGrad()

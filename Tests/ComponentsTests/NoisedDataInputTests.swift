@@ -52,7 +52,7 @@ import Testing
     let drawn = streams.integers(in: 0..<4)
     let context = makeContext(pipeline, batch: n, seed: 5)
     let full = testTensor([n] + generator.noiseShape, seed: 6)
-    let sample = generator.trainingSample(full, context: context)
+    let sample = generator.trainingSample(full, condition: .none, context: context)
     let expected = withoutGradients {
       generator.denoiser.x0(
         generator.noisedData(data, noise: generator.noisePart(full, 0), indices: drawn),

@@ -44,8 +44,8 @@ private func bits(_ t: Tensor) -> [UInt32] { t.scalars.map(\.bitPattern) }
 
     let a = try PairsStore(folder: small).pairs(Array(0..<37))
     let b = try PairsStore(folder: large).pairs(Array(0..<37))
-    #expect(bits(a.noise) == bits(b.noise))
-    #expect(bits(a.samples) == bits(b.samples))
+    #expect(bits(a.inputs!) == bits(b.inputs!))
+    #expect(bits(a.samples!) == bits(b.samples!))
     // The same options write byte-identical files.
     for file in indexSmall.shards.map(\.file) + [PairsIndex.fileName] {
       let first = FileManager.default.contents(atPath: small + "/" + file)
@@ -53,9 +53,9 @@ private func bits(_ t: Tensor) -> [UInt32] { t.scalars.map(\.bitPattern) }
     }
     // Pair i's noise is the documented draw: RandomGenerator(seed).fork(i).
     var stream = RandomGenerator(seed: 5).fork(30)
-    #expect(bits(a.noise.sliced(axis: 0, 30..<31)) == bits(Tensor.normal([1, 2], using: &stream)))
+    #expect(bits(a.inputs!.sliced(axis: 0, 30..<31)) == bits(Tensor.normal([1, 2], using: &stream)))
     // DDIM moved the noise onto the mixture: every sample sits near a mode (±2, 0).
-    let s = a.samples.scalars
+    let s = a.samples!.scalars
     for i in 0..<37 {
       let distance = min(hypot(s[2 * i] - 2, s[2 * i + 1]), hypot(s[2 * i] + 2, s[2 * i + 1]))
       #expect(distance < 1.5, "pair \(i) at (\(s[2 * i]), \(s[2 * i + 1]))")
@@ -123,8 +123,8 @@ private func bits(_ t: Tensor) -> [UInt32] { t.scalars.map(\.bitPattern) }
     #expect(resumed.epoch == 2 && resumed.cursor == 7)
     for batch in expected {
       let got = resumed.next(4)
-      #expect(bits(got.noise) == bits(batch.noise))
-      #expect(bits(got.samples) == bits(batch.samples))
+      #expect(bits(got.inputs!) == bits(batch.inputs!))
+      #expect(bits(got.samples!) == bits(batch.samples!))
     }
     // A checkpoint of another folder's cursor is refused.
     var wrong = saved
@@ -146,8 +146,8 @@ private func bits(_ t: Tensor) -> [UInt32] { t.scalars.map(\.bitPattern) }
     for _ in 0..<4 {
       let expected = whole.next(6)
       let parts = ranks.enumerated().map { rank, cursor in cursor.next(rows: rank * 3..<(rank + 1) * 3, of: 6) }
-      #expect(bits(Tensor.concat(parts.map(\.noise), axis: 0)) == bits(expected.noise))
-      #expect(bits(Tensor.concat(parts.map(\.samples), axis: 0)) == bits(expected.samples))
+      #expect(bits(Tensor.concat(parts.map { $0.inputs! }, axis: 0)) == bits(expected.inputs!))
+      #expect(bits(Tensor.concat(parts.map { $0.samples! }, axis: 0)) == bits(expected.samples!))
       // Every rank's cursor stays where the whole batch's is, so rank 0's checkpoint fits all.
       for cursor in ranks { #expect(cursor.checkpointState() == whole.checkpointState()) }
     }

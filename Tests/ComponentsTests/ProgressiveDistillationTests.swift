@@ -79,7 +79,7 @@ func teacherDDIMEnergyDistance(_ pipeline: AssembledPipeline, steps: Int) throws
   let noise = Tensor.normal([evaluation.samples, mixture.dimension], using: &rng)
   let sampler = DDIMSampler(
     schedule: mixture.schedule, prediction: mixture.prediction, clipSample: false, spacing: .trailing)
-  let samples = try withoutGradients { try sampler.sample(model: mixture.model, initialNoise: noise, steps: steps) }
+  let samples = try withoutGradients { try sampler.sample(model: mixture.model(), initialNoise: noise, steps: steps) }
   let trainer = Trainer(
     pipeline: pipeline, folder: RunFolder(path: "/nonexistent"), progress: ProgressReporter(style: .silent))
   let reference = try #require(try trainer.recorder.evaluationContext.referenceSamples(evaluation.samples))

@@ -47,7 +47,8 @@ private func regressionManifest(
 
 /// Mean over pairs of |generator(noise) − teacher sample|².
 private func pairDistance(_ generator: any Generator, _ store: PairsStore) -> Double {
-  let (noise, samples) = store.pairs(Array(0..<store.count))
+  let pairs = store.pairs(Array(0..<store.count))
+  let (noise, samples) = (pairs.inputs!, pairs.samples!)
   let output = withoutGradients { generator(noise) }
   return Double((output - samples).square().sum().item) / Double(store.count)
 }

@@ -144,3 +144,69 @@ private func expectError(
     #expect(!FileManager.default.fileExists(atPath: tmp + "/o.safetensors"))
   }
 }
+
+// MARK: - Classes and guidance
+
+@Suite struct ClassConditionalCommandTests {
+  static func conditionalMixture() throws -> GaussianMixtureDenoiser {
+    try GaussianMixtureDenoiser(
+      means: [[2, 0], [0, 2], [-2, 0], [0, -2]], std: 0.25, schedule: .ddpm(), componentClasses: [0, 1, 0, 1])
+  }
+
+  @Test func sampleTeacherDrawsTheClassAskedFor() throws {
+    let gmm = try Self.conditionalMixture()
+    let samples = try sampleTeacher(gmm, options: TeacherSamplingOptions(count: 200, guidance: 2, classLabel: 1))
+    let components = gmm.nearestComponent(samples)
+    #expect(components.allSatisfy { gmm.componentClasses![$0] == 1 })
+    // Without --class, sample i is of class i mod 2.
+    let mixed = gmm.nearestComponent(try sampleTeacher(gmm, options: TeacherSamplingOptions(count: 40)))
+    #expect(mixed.indices.allSatisfy { gmm.componentClasses![mixed[$0]] == $0 % 2 })
+  }
+
+  @Test func badClassesAndGuidanceNameTheFlag() throws {
+    let conditional = try Self.conditionalMixture()
+    let plain = try TeacherSamplingTests.mixture()
+    for (teacher, options, flag) in [
+      (conditional as any Denoiser, TeacherSamplingOptions(classLabel: 2), "--class: expected a class in 0..<2, found 2"),
+      (plain, TeacherSamplingOptions(classLabel: 0), "--class: expected no class for a teacher without classes"),
+      (plain, TeacherSamplingOptions(guidance: 3), "--guidance: expected 1 for a teacher without classes"),
+      (conditional, TeacherSamplingOptions(guidance: -1), "--guidance: expected a non-negative number"),
+    ] {
+      #expect {
+        _ = try sampleTeacher(teacher, options: options)
+      } throws: { error in
+        message(for: error).hasPrefix(flag) && exitCode(for: error) == ExitCode(2)
+      }
+    }
+  }
+
+  /// `class_labels` beside `sample` and `timestep` reach the network (the diffusers fixture of
+  /// a class-conditional UNet2DModel), and are refused where they do not fit.
+  @Test func predictReadsClassLabels() throws {
+    let folder = unetFixtures.appendingPathComponent("unet2d-classcond").path
+    let tmp = try temporaryFolder()
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    let report = try predict(teacherPath: folder, inputPath: folder + "/io.safetensors", outputPath: tmp + "/o.safetensors")
+    #expect(report.maxAbsDifferenceFromReference! < 1e-4)
+    let io = try SafetensorsFile.read(contentsOf: folder + "/io.safetensors")
+    let input = tmp + "/in.safetensors"
+    var tensors = try io.tensors()
+    tensors["class_labels"] = Tensor([0, 5, 1])
+    try SafetensorsFile.write(tensors, to: input)
+    expectError(containing: [input, "class_labels", "class labels in 0..<5", "5.0"]) {
+      _ = try predict(teacherPath: folder, inputPath: input, outputPath: tmp + "/o.safetensors")
+    }
+    tensors["class_labels"] = nil
+    try SafetensorsFile.write(tensors, to: input)
+    expectError(containing: [input, "class_labels", "for the class-conditional teacher", "none"]) {
+      _ = try predict(teacherPath: folder, inputPath: input, outputPath: tmp + "/o.safetensors")
+    }
+    let plain = unetFixtures.appendingPathComponent("unet2d-small").path
+    var plainTensors = try SafetensorsFile.read(contentsOf: plain + "/io.safetensors").tensors()
+    plainTensors["class_labels"] = Tensor([0, 1])
+    try SafetensorsFile.write(plainTensors, to: input)
+    expectError(containing: [input, "class_labels", "no class labels: the teacher takes none"]) {
+      _ = try predict(teacherPath: plain, inputPath: input, outputPath: tmp + "/o.safetensors")
+    }
+  }
+}

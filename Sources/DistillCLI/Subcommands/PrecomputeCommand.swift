@@ -47,7 +47,8 @@ struct PrecomputeCommand: ParsableCommand {
       let teacher = try AssembledPipeline.buildTeacher(manifest, registry: registry, for: "precomputing pairs")
       let pairsOptions = PairsOptions(
         count: count, sampler: sampling.sampler, steps: sampling.steps, seed: seed ?? manifest.seed,
-        shardSize: shardSize, batchSize: sampling.batchSize, clipSample: sampling.clipSample)
+        shardSize: shardSize, batchSize: sampling.batchSize, clipSample: sampling.clipSample,
+        guidance: sampling.guidance)
       let progress = ProgressReporter(style: quiet ? .silent : nil, phaseDelay: 0)
       let index = try writePairs(
         teacher: teacher, options: pairsOptions, folder: folder, replace: force

@@ -30,6 +30,11 @@ struct SampleTeacherCommand: ParsableCommand {
   @Option(help: "Image height and width, for a UNet whose config has no sample_size (or to override it).")
   var size: Int?
 
+  @Option(
+    name: .customLong("class"),
+    help: "The class of every sample, for a class-conditional teacher (default: sample i of class i mod classes).")
+  var classLabel: Int?
+
   @Option(help: "DDPM/DDIM timestep spacing.")
   var spacing: TimestepSpacing = .leading
 
@@ -57,13 +62,18 @@ struct SampleTeacherCommand: ParsableCommand {
       }
       let options = TeacherSamplingOptions(
         sampler: sampling.sampler, steps: sampling.steps, count: count, seed: seed, batchSize: sampling.batchSize,
-        sampleShape: shape, clipSample: sampling.clipSample, spacing: spacing)
+        sampleShape: shape, clipSample: sampling.clipSample, spacing: spacing, guidance: sampling.guidance,
+        classLabel: classLabel)
       // Network evaluations over all batches: on a terminal one line rewritten in place, else a line per tenth.
       let progress = ProgressReporter(phaseDelay: 0)
       let samples = try sampleTeacher(denoiser, options: options) { progress.phase("sampling", done: $0, total: $1) }
       let (sampler, steps) = (sampling.sampler.rawValue, sampling.steps)
-      try writeSamples(
-        samples, to: out, metadata: ["teacher": teacher, "sampler": sampler, "steps": String(steps), "seed": String(seed)])
+      var metadata = ["teacher": teacher, "sampler": sampler, "steps": String(steps), "seed": String(seed)]
+      if denoiser.classes != nil {
+        metadata["guidance"] = String(sampling.guidance)
+        metadata["class"] = classLabel.map(String.init) ?? "i mod classes"
+      }
+      try writeSamples(samples, to: out, metadata: metadata)
       print("wrote \(out): samples \(samples.shape) (\(sampler), \(steps) steps, seed \(seed))")
     }
   }

@@ -12,6 +12,9 @@ struct SamplerOptions: ParsableArguments {
   @Option(help: "Samples per network call (precompute records it in pairs.json: it is part of what fixes the pairs).")
   var batchSize = 64
 
+  @Option(help: "Classifier-free guidance scale for a class-conditional teacher with a null class (1: none).")
+  var guidance: Double = 1
+
   @Flag(help: "Clamp x̂₀ to [-1, 1] in DDPM/DDIM steps (diffusers' clip_sample; for image models).")
   var clipSample = false
 }

@@ -14,7 +14,9 @@ struct PredictReport: Sendable {
 }
 
 /// Runs the teacher's raw network on the `sample` (`[N, ...]`) and `timestep` (a scalar, `[1]`
-/// or `[N]`) tensors of `inputPath` and writes its output as `output` to `outputPath` (float32,
+/// or `[N]`) tensors of `inputPath`, with `class_labels` (`[N]` class indices, or for an
+/// `"identity"` class embedding `[N, time_embed_dim]` vectors) for a class-conditional network,
+/// and writes its output as `output` to `outputPath` (float32,
 /// written to a temporary file and renamed). The layout is that of the diffusers fixtures, so
 /// `io.safetensors` written by diffusers checks a converted checkpoint: when the input holds
 /// an `output` tensor too, the largest difference from it is reported.
@@ -45,7 +47,7 @@ func predict(teacherPath: String, inputPath: String, outputPath: String) throws 
     throw DistillError.invalidValue(
       location: "\(inputPath): timestep", expected: "finite values", found: "\(timesteps)")
   }
-  let output = withoutGradients { teacher(sample, timesteps: timesteps) }
+  let output = try withoutGradients { try predictOutput(teacher, sample, timesteps, input: input, inputPath: inputPath) }
   var difference: Float?
   if input.info("output") != nil {
     let reference = try input.tensor("output")
@@ -57,4 +59,50 @@ func predict(teacherPath: String, inputPath: String, outputPath: String) throws 
   return PredictReport(
     teacherSummary: teacher.summary, inputShape: sample.shape, timesteps: timesteps, outputShape: output.shape,
     maxAbsDifferenceFromReference: difference)
+}
+
+/// The raw output for the input file's `class_labels` (when it has them), checked against the
+/// teacher's classes: labels for a network without classes, or none for one that needs them,
+/// are refused naming the key.
+private func predictOutput(
+  _ teacher: any Denoiser, _ sample: Tensor, _ timesteps: [Float], input: SafetensorsFile, inputPath: String
+) throws -> Tensor {
+  let n = sample.shape[0]
+  let location = "\(inputPath): class_labels"
+  guard input.info("class_labels") != nil else {
+    if let classes = teacher.classes, classes.null == nil {
+      throw DistillError.invalidValue(
+        location: location, expected: "class labels [\(n)] for the class-conditional teacher (\(classes.count) classes, no null class)",
+        found: "none")
+    }
+    if let unet = teacher as? UNetDenoiser, unet.unet.config.classEmbedding == .identity {
+      throw DistillError.invalidValue(location: location, expected: "[\(n), time_embed_dim] label vectors", found: "none")
+    }
+    return teacher(sample, timesteps: timesteps)
+  }
+  let labels = try input.tensor("class_labels")
+  if let unet = teacher as? UNetDenoiser, unet.unet.config.classEmbedding == .identity {
+    let width = unet.unet.config.timeEmbedDimension
+    guard labels.shape == [n, width] else {
+      throw DistillError.invalidValue(location: location, expected: "label vectors [\(n), \(width)]", found: "\(labels.shape)")
+    }
+    return unet.unet(sample, timesteps: timesteps, classLabels: labels)
+  }
+  guard let classes = teacher.classes else {
+    throw DistillError.invalidValue(
+      location: location, expected: "no class labels: the teacher takes none (\(teacher.summary))", found: "\(labels.shape)")
+  }
+  let values = labels.scalars
+  let allowed = classes.null.map { "0..<\(classes.count) or the null class \($0)" } ?? "0..<\(classes.count)"
+  guard labels.shape == [n] else {
+    throw DistillError.invalidValue(location: location, expected: "one class label per sample [\(n)]", found: "\(labels.shape)")
+  }
+  func valid(_ v: Float) -> Bool {
+    guard v >= 0, v < 16_777_216, v == v.rounded() else { return false }
+    return (0..<classes.count).contains(Int(v)) || Int(v) == classes.null
+  }
+  if let bad = values.first(where: { !valid($0) }) {
+    throw DistillError.invalidValue(location: location, expected: "class labels in \(allowed)", found: "\(bad)")
+  }
+  return teacher(sample, timesteps: timesteps, condition: Condition(labels: values.map { Int($0) }))
 }

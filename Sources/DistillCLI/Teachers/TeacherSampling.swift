@@ -15,6 +15,10 @@ struct TeacherSamplingOptions: Sendable {
   var clipSample = false
   /// The DDPM/DDIM timestep spacing (Euler always uses `linspace`, as diffusers does).
   var spacing: TimestepSpacing = .leading
+  /// Classifier-free guidance scale (1: none).
+  var guidance = 1.0
+  /// The class of every sample of a class-conditional teacher; `nil`: sample `i` of class `i mod classes`.
+  var classLabel: Int? = nil
 
   /// The number of network evaluations per batch.
   var evaluationsPerBatch: Int { sampler == .heun ? 2 * steps - 1 : steps }
@@ -39,6 +43,7 @@ func sampleTeacher(
       setting: .sampleSize, expected: "a sample size (the teacher's config has no sample_size)", found: "none")
   }
   try teacher.validateInput(shape: [1] + shape, location: "sample shape")
+  let condition = try samplingCondition(teacher, options: options)
   let valuesPerSample = shape.reduce(1, *)
   var generator = RandomGenerator(seed: options.seed)
   let allNoise = Tensor.normal([options.count] + shape, using: &generator)
@@ -47,8 +52,10 @@ func sampleTeacher(
   var done = 0
   let schedule = teacher.schedule
   let prediction = teacher.prediction
+  let guided = teacher.guided(options.guidance)
+  var batchCondition = Condition.none
   let model: DenoisingModel = { x, t in
-    let output = teacher(x, timesteps: t)
+    let output = guided(x, timesteps: t, condition: batchCondition)
     done += 1
     progress?(done, total)
     return output
@@ -59,6 +66,7 @@ func sampleTeacher(
       let start = b * options.batchSize
       let end = Swift.min(start + options.batchSize, options.count)
       let noise = allNoise.sliced(axis: 0, start..<end)
+      batchCondition = condition.rows(start..<end)
       switch options.sampler {
       case .ddpm:
         var stream = generator.fork(UInt64(b))
@@ -79,4 +87,35 @@ func sampleTeacher(
   let samples = Tensor.concat(results, axis: 0)
   precondition(samples.count == options.count * valuesPerSample)
   return samples
+}
+
+/// The labels of every sample (`options.classLabel`, or sample `i` of class `i mod classes`)
+/// for a class-conditional teacher, checked with the guidance; none for an unconditional one.
+///
+/// - Throws: ``SamplingSettingError`` for a class out of range or given to a teacher without
+///   classes, and for guidance of a teacher without classes or a null class.
+func samplingCondition(_ teacher: any Denoiser, options: TeacherSamplingOptions) throws -> Condition {
+  guard let classes = teacher.classes else {
+    if let label = options.classLabel {
+      throw SamplingSettingError(setting: .classLabel, expected: "no class for a teacher without classes", found: String(label))
+    }
+    guard options.guidance == 1 else {
+      throw SamplingSettingError(
+        setting: .guidance, expected: "1 for a teacher without classes (guidance needs a conditional teacher)",
+        found: String(options.guidance))
+    }
+    return .none
+  }
+  if let label = options.classLabel, !(0..<classes.count).contains(label) {
+    throw SamplingSettingError(setting: .classLabel, expected: "a class in 0..<\(classes.count)", found: String(label))
+  }
+  guard options.guidance == 1 || classes.null != nil else {
+    throw SamplingSettingError(
+      setting: .guidance, expected: "1 for a teacher without a null class (trained without label dropout)",
+      found: String(options.guidance))
+  }
+  guard options.guidance >= 0, options.guidance.isFinite else {
+    throw SamplingSettingError(setting: .guidance, expected: "a non-negative number", found: String(options.guidance))
+  }
+  return Condition(labels: (0..<options.count).map { options.classLabel ?? $0 % classes.count })
 }

@@ -52,16 +52,27 @@ func flag(_ mode: RunFolder.Mode) -> String {
   }
 }
 
+/// The flag that sets a sampling setting.
+func flag(_ setting: SamplingSettingError.Setting) -> String {
+  switch setting {
+  case .count: "--count"
+  case .sampler: "--sampler"
+  case .steps: "--steps"
+  case .seed: "--seed"
+  case .batchSize: "--batch-size"
+  case .shardSize: "--shard-size"
+  case .sampleSize: "--size"
+  case .guidance: "--guidance"
+  case .classLabel: "--class"
+  }
+}
+
 /// What the CLI prints for a failure: the library's own message, or, for an error about a
 /// setting the library names (it never names a flag), the message with the flag that set it.
 func message(for error: any Error) -> String {
   switch error {
   case let error as SamplingSettingError:
-    let flags: [SamplingSettingError.Setting: String] = [
-      .count: "--count", .sampler: "--sampler", .steps: "--steps", .seed: "--seed", .batchSize: "--batch-size",
-      .shardSize: "--shard-size", .sampleSize: "--size",
-    ]
-    return "\(flags[error.setting]!): expected \(error.expected), found \(error.found)"
+    return "\(flag(error.setting)): expected \(error.expected), found \(error.found)"
   case let error as PairsFolderError:
     return error.description(replaceHint: " (use --force to replace them)")
   case let error as RunFolder.Refusal:

@@ -266,8 +266,8 @@ extension UNet2DModel {
 extension UNet2DModel: FeatureTapping {
   /// Each down block's output (after its downsampler) and the mid block's output; the up
   /// blocks do not run.
-  public func features(_ x: Tensor, timesteps: [Float]) -> NetworkFeatures {
-    let encoded = encode(x, timesteps: timesteps)
+  public func features(_ x: Tensor, timesteps: [Float], labels: [Int]?) -> NetworkFeatures {
+    let encoded = encode(x, timesteps: timesteps, classLabels: labels.map { Tensor(shape: [$0.count], scalars: $0.map(Float.init)) })
     return NetworkFeatures(encoder: encoded.blockOutputs, bottleneck: encoded.bottleneck)
   }
 }

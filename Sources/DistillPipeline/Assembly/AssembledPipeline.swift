@@ -134,6 +134,7 @@ extension BuildContext {
     guard stage == .all, let entry = manifest.generator else { return context }
     let generator = try context.building(entry) { try registry.factory(\.generators, for: entry).make(entry, context) }
     context.generator = generator
+    try context.building(entry) { try context.checkClasses() }
     context.generatorNetwork = context.makeNetwork(name: "generator", module: generator.module, optimizer: nil)
     for (name, entry) in manifest.scores {
       context.scores[name] = try context.building(entry) { try registry.factory(\.scores, for: entry).make(entry, context) }

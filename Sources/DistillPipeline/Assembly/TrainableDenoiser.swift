@@ -85,10 +85,11 @@ extension BuildContext {
 
 extension Denoiser {
   /// The diffusion training loss at `x0`: noise it at `timesteps` with `noise` (shaped like `x0`)
-  /// and regress the raw network output on its target (ε, x₀ or v, as ``prediction`` says).
-  public func denoisingLoss(x0: Tensor, timesteps: [Int], noise: Tensor) -> Tensor {
+  /// and regress the raw network output for `condition` on its target (ε, x₀ or v, as
+  /// ``prediction`` says).
+  public func denoisingLoss(x0: Tensor, timesteps: [Int], noise: Tensor, condition: Condition = .none) -> Tensor {
     let xt = schedule.addNoise(x0: x0, noise: noise, timesteps: timesteps)
-    let output = self(xt, timesteps: timesteps.map(Float.init))
+    let output = self(xt, timesteps: timesteps.map(Float.init), condition: condition)
     let target: Tensor
     switch prediction {
     case .epsilon: target = noise

@@ -39,7 +39,8 @@ public protocol MetricComponent: ComponentDescribing {
 
 // MARK: - Runtime objects
 
-/// The student: a trainable network and the map from noise to a sample.
+/// The student: a trainable network and the map from noise (and, for a class-conditional
+/// student, a class per sample) to a sample.
 public protocol Generator: AnyObject {
   /// The trained weights; their state dict is `generator.safetensors`.
   var module: Module { get }
@@ -47,30 +48,39 @@ public protocol Generator: AnyObject {
   var noiseShape: [Int] { get }
   /// The shape of one generated sample.
   var sampleShape: [Int] { get }
-  /// Samples for `noise` of `[N] + noiseShape`; records gradients when they are enabled.
-  func callAsFunction(_ noise: Tensor) -> Tensor
+  /// The classes of a class-conditional generator; `nil` for an unconditional one (the default).
+  var classes: ClassConditioning? { get }
   /// What `generator.json` records beside the weights (architecture, timesteps).
   var configJSON: JSONValue { get }
-  /// As ``callAsFunction(_:)``, calling `progress(done, total)` after each of its `total`
-  /// network evaluations (a few-step sampler's steps), so that long sampling can show progress.
-  func sample(_ noise: Tensor, progress: (_ done: Int, _ total: Int) -> Void) -> Tensor
+  /// Samples for `noise` of `[N] + noiseShape` and `condition` (a label per row for a
+  /// conditional generator), calling `progress(done, total)` after each of its `total` network
+  /// evaluations (a few-step sampler's steps), so that long sampling can show progress.
+  /// Records gradients when they are enabled.
+  func sample(_ noise: Tensor, condition: Condition, progress: (_ done: Int, _ total: Int) -> Void) -> Tensor
 }
 
 extension Generator {
-  /// One network evaluation.
-  public func sample(_ noise: Tensor, progress: (_ done: Int, _ total: Int) -> Void) -> Tensor {
-    let x = self(noise)
-    progress(1, 1)
-    return x
+  public var classes: ClassConditioning? { nil }
+
+  /// Samples for `noise` and `condition` without progress.
+  public func callAsFunction(_ noise: Tensor, condition: Condition = .none) -> Tensor {
+    sample(noise, condition: condition) { _, _ in }
   }
 }
 
 /// A generator whose training samples are made otherwise than by sampling (DMD2's backward
 /// simulation): ``StepContext/generated()`` asks it instead of calling it on the noise.
 public protocol TrainingSampleGenerator: Generator {
-  /// The samples the losses see in this update, for the update's `noise`; per-sample draws
-  /// come from `context`. Records gradients when they are enabled.
-  func trainingSample(_ noise: Tensor, context: StepContext) -> Tensor
+  /// The samples the losses see in this update, for the update's `noise` and `condition`;
+  /// per-sample draws come from `context`. Records gradients when they are enabled.
+  func trainingSample(_ noise: Tensor, condition: Condition, context: StepContext) -> Tensor
+  /// Whether the training samples are made from the data batch (ADD's noised data): a
+  /// conditional generator then takes the batch's labels rather than drawn ones.
+  var trainsOnData: Bool { get }
+}
+
+extension TrainingSampleGenerator {
+  public var trainsOnData: Bool { false }
 }
 
 /// A generator that is a denoiser sampled in one or a few steps (DMD's generator, a
@@ -92,7 +102,7 @@ public protocol SteppedDenoiserGenerator: DenoiserGenerator {
 public protocol ConsistencyModelGenerator: DenoiserGenerator {
   var parameterisation: ConsistencyParameterisation { get }
   /// f(x, σ) for VE states `x`, one σ per sample (recording gradients when they are enabled).
-  func consistency(_ x: Tensor, sigmas: [Double]) -> Tensor
+  func consistency(_ x: Tensor, sigmas: [Double], condition: Condition) -> Tensor
 }
 
 /// A network trained by the trainer beside the generator (a fake score, a discriminator):
@@ -129,9 +139,12 @@ public final class TrainedNetwork {
 /// `real` estimators are frozen (the teacher); a trained one (DMD's fake score) owns a
 /// ``TrainedNetwork`` and an ``AuxiliaryPhase`` that fits it to the generator's samples.
 public final class ScoreEstimator {
+  /// The network, unguided (its features are what a discriminator head may read).
   public let denoiser: any Denoiser
   /// Classifier-free guidance scale applied to this estimator's outputs (1 = none).
   public let guidanceScale: Double
+  /// What the losses ask: ``denoiser`` with ``guidanceScale`` (itself at scale 1).
+  public let guided: any Denoiser
   public let network: TrainedNetwork?
   public let phases: [any AuxiliaryPhase]
   /// Losses other components add to this estimator's first phase (``join(_:)``).
@@ -143,6 +156,7 @@ public final class ScoreEstimator {
   ) {
     self.denoiser = denoiser
     self.guidanceScale = guidanceScale
+    self.guided = denoiser.guided(guidanceScale)
     self.network = network
     self.phases = phases
   }
@@ -323,21 +337,37 @@ public final class EvaluationContext {
   public let data: (any DataSource)?
   /// Reference samples drawn once per run with a fixed seed (from the data source, or the
   /// teacher's own distribution when it can be sampled exactly), cached by the trainer.
-  private let makeReference: (Int) throws -> Tensor?
-  private var reference: [Int: Tensor] = [:]
+  private let makeReference: (Int) throws -> Batch?
+  private var reference: [Int: Batch] = [:]
   private let makeNoise: (() -> Tensor)?
   private var cachedNoise: Tensor?
+  /// The class each evaluated sample was asked for, by a class-conditional generator (row `i`
+  /// of class `i mod classes`); ``Condition/none`` for an unconditional one.
+  public let condition: Condition
+  /// The generator's classes, for a class-conditional one.
+  public let classes: ClassConditioning?
 
   /// - Parameter noise: the fixed evaluation noise, row `i` being the generator's input for
   ///   row `i` of the samples metrics get (`nil` when the samples do not come from a generator).
   public init(
     teacher: (any Denoiser)?, data: (any DataSource)?, noise: (() -> Tensor)? = nil,
-    reference: @escaping (Int) throws -> Tensor?
+    condition: Condition = .none, classes: ClassConditioning? = nil,
+    referenceBatch: @escaping (Int) throws -> Batch?
   ) {
     self.teacher = teacher
     self.data = data
-    self.makeReference = reference
+    self.makeReference = referenceBatch
     self.makeNoise = noise
+    self.condition = condition
+    self.classes = classes
+  }
+
+  /// As the batch initialiser, for a reference without labels.
+  public convenience init(
+    teacher: (any Denoiser)?, data: (any DataSource)?, noise: (() -> Tensor)? = nil,
+    reference: @escaping (Int) throws -> Tensor?
+  ) {
+    self.init(teacher: teacher, data: data, noise: noise) { count in try reference(count).map { Batch(samples: $0) } }
   }
 
   /// The generator's input for each evaluated sample, the same on every call: metrics that
@@ -349,7 +379,12 @@ public final class EvaluationContext {
   }
 
   /// `count` reference samples, the same on every call.
-  public func referenceSamples(_ count: Int) throws -> Tensor? {
+  public func referenceSamples(_ count: Int) throws -> Tensor? { try referenceBatch(count)?.samples }
+
+  /// The classes of the ``referenceSamples(_:)`` rows, when the reference has them.
+  public func referenceLabels(_ count: Int) throws -> [Int]? { try referenceBatch(count)?.labels }
+
+  private func referenceBatch(_ count: Int) throws -> Batch? {
     if let cached = reference[count] { return cached }
     let made = try makeReference(count)
     reference[count] = made

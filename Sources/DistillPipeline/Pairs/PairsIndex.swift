@@ -10,9 +10,10 @@ import Foundation
 ///  "shards": [{"file": "shard-00000.safetensors", "count": 64}]}
 /// ```
 ///
-/// Each shard holds float32 tensors `noise` and `samples`, both `[count] + sampleShape`;
-/// pair `i` of the folder is row `i` of the concatenated shards. docs/precompute.md is the
-/// reference.
+/// Each shard holds float32 tensors `noise` and `samples`, both `[count] + sampleShape`, and,
+/// for a class-conditional teacher (`"classes": C`, with its `"guidance"` scale), `labels`
+/// `[count]` (class indices as float32); pair `i` of the folder is row `i` of the concatenated
+/// shards. docs/precompute.md is the reference.
 public struct PairsIndex: Equatable, Sendable {
   public static let fileName = "pairs.json"
   public static let format = "distillery-pairs"
@@ -37,11 +38,15 @@ public struct PairsIndex: Equatable, Sendable {
   public var seed: UInt64
   public var batchSize: Int
   public var clipSample: Bool
+  /// The teacher's classes when the pairs are class-conditional (each shard then holds `labels`).
+  public var classes: Int?
+  /// The classifier-free guidance scale the samples were drawn with (1 = none).
+  public var guidance: Double
   public var shards: [Shard]
 
   public init(
     sampleShape: [Int], count: Int, teacher: String, sampler: String, steps: Int, seed: UInt64, batchSize: Int,
-    clipSample: Bool, shards: [Shard]
+    clipSample: Bool, classes: Int? = nil, guidance: Double = 1, shards: [Shard]
   ) {
     self.sampleShape = sampleShape
     self.count = count
@@ -51,6 +56,8 @@ public struct PairsIndex: Equatable, Sendable {
     self.seed = seed
     self.batchSize = batchSize
     self.clipSample = clipSample
+    self.classes = classes
+    self.guidance = guidance
     self.shards = shards
   }
 
@@ -61,18 +68,23 @@ public struct PairsIndex: Equatable, Sendable {
   public func samePairs(as other: PairsIndex) -> Bool {
     sampleShape == other.sampleShape && count == other.count && teacher == other.teacher
       && sampler == other.sampler && steps == other.steps && seed == other.seed && batchSize == other.batchSize
-      && clipSample == other.clipSample
+      && clipSample == other.clipSample && classes == other.classes && guidance == other.guidance
   }
 
   public var json: JSONValue {
-    .object([
+    var object: [String: JSONValue] = [
       "format": .string(Self.format), "version": .number(Double(Self.version)),
       "sampleShape": .array(sampleShape.map { .number(Double($0)) }), "count": .number(Double(count)),
       "teacher": .string(teacher), "sampler": .string(sampler), "steps": .number(Double(steps)),
       "seed": .number(Double(seed)), "noise": .string(Self.noiseScheme), "batchSize": .number(Double(batchSize)),
       "clipSample": .bool(clipSample),
       "shards": .array(shards.map { .object(["file": .string($0.file), "count": .number(Double($0.count))]) }),
-    ])
+    ]
+    if let classes {
+      object["classes"] = .number(Double(classes))
+      object["guidance"] = .number(guidance)
+    }
+    return .object(object)
   }
 
   /// Reads `pairs.json` in `folder`.
@@ -136,10 +148,17 @@ public struct PairsIndex: Equatable, Sendable {
     case nil: clipSample = false
     default: throw fail("clipSample", "true or false")
     }
+    let guidance: Double
+    switch object["guidance"] {
+    case .number(let g)? where g >= 0 && g.isFinite: guidance = g
+    case nil: guidance = 1
+    default: throw fail("guidance", "a non-negative number")
+    }
     return PairsIndex(
       sampleShape: sampleShape, count: count, teacher: try string("teacher"), sampler: try string("sampler"),
       steps: try integer("steps", 1...Int(Int32.max)), seed: UInt64(try integer("seed", 0...Int.max)),
       batchSize: object["batchSize"] == nil ? 0 : try integer("batchSize", 1...Int(Int32.max)),
-      clipSample: clipSample, shards: shards)
+      clipSample: clipSample, classes: object["classes"] == nil ? nil : try integer("classes", 1...(1 << 24)),
+      guidance: guidance, shards: shards)
   }
 }

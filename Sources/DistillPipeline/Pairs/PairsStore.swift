@@ -18,7 +18,8 @@ public final class PairsStore {
   /// - Parameter expectedShape: the sample shape the pairs must have (the teacher's or the
   ///   generator's); `location` names that shape's owner in the error.
   /// - Throws: ``DistillError`` naming the file: a missing or malformed index, a missing shard,
-  ///   a tensor other than float32 `[n] + sampleShape`, or a sample shape other than `expectedShape`.
+  ///   a tensor other than float32 `[n] + sampleShape` (`[n]` labels in `0..<classes` for
+  ///   class-conditional pairs), or a sample shape other than `expectedShape`.
   public init(folder: String, expectedShape: [Int]? = nil, location: String = "") throws {
     self.folder = folder
     let index = try PairsIndex.read(folder: folder)
@@ -64,6 +65,18 @@ public final class PairsStore {
             found: "\(info.shape)")
         }
       }
+      if let classes = index.classes {
+        guard let info = file.entries["labels"], info.dtype == .F32, info.shape == [shard.count] else {
+          throw DistillError.invalidValue(
+            location: path, expected: "a float32 tensor \"labels\" of shape [\(shard.count)] (\(indexPath) says classes: \(classes))",
+            found: file.entries["labels"].map { "\($0.dtype.rawValue) \($0.shape)" } ?? "none")
+        }
+        let labels = try file.tensor("labels").scalars
+        if let bad = labels.first(where: { !($0 >= 0 && $0 < Float(classes) && $0 == $0.rounded()) }) {
+          throw DistillError.invalidValue(
+            location: "\(path): labels", expected: "class indices in 0..<\(classes)", found: "\(bad)")
+        }
+      }
       shards.append(file)
       starts.append(starts.last! + shard.count)
     }
@@ -75,14 +88,18 @@ public final class PairsStore {
   public var count: Int { index.count }
   public var sampleShape: [Int] { index.sampleShape }
 
-  /// The pairs at `indices`: noise and the teacher's samples, each `[indices.count] + sampleShape`.
-  public func pairs(_ indices: [Int]) -> (noise: Tensor, samples: Tensor) {
-    (gather("noise", indices), gather("samples", indices))
+  /// The pairs at `indices`: the teacher's samples, their noise as `inputs`, each
+  /// `[indices.count] + sampleShape`, and their classes for class-conditional pairs.
+  public func pairs(_ indices: [Int]) -> Batch {
+    Batch(
+      samples: gather("samples", indices),
+      labels: index.classes == nil ? nil : gather("labels", indices, width: 1, shape: [indices.count]).scalars.map { Int($0) },
+      inputs: gather("noise", indices))
   }
 
-  private func gather(_ key: String, _ indices: [Int]) -> Tensor {
-    let width = valuesPerSample
-    return Tensor(shape: [indices.count] + sampleShape) { out in
+  private func gather(_ key: String, _ indices: [Int], width: Int? = nil, shape: [Int]? = nil) -> Tensor {
+    let width = width ?? valuesPerSample
+    return Tensor(shape: shape ?? [indices.count] + sampleShape) { out in
       for (row, index) in indices.enumerated() {
         precondition(index >= 0 && index < count, "pair \(index) out of 0..<\(count)")
         let shard = shardNumber(of: index)
@@ -161,11 +178,11 @@ public final class PairsCursor: Checkpointable {
   }
 
   /// The next `size` pairs.
-  public func next(_ size: Int) -> (noise: Tensor, samples: Tensor) { store.pairs(nextIndices(size)) }
+  public func next(_ size: Int) -> Batch { store.pairs(nextIndices(size)) }
 
   /// Rows `rows` of the next `globalCount` pairs: every data-parallel rank advances its cursor
   /// by the whole global batch and reads its own rows, so the cursors stay equal everywhere.
-  public func next(rows: Range<Int>, of globalCount: Int) -> (noise: Tensor, samples: Tensor) {
+  public func next(rows: Range<Int>, of globalCount: Int) -> Batch {
     precondition(rows.lowerBound >= 0 && rows.upperBound <= globalCount, "rows \(rows) outside a batch of \(globalCount)")
     return store.pairs(Array(nextIndices(globalCount)[rows]))
   }

@@ -15,10 +15,12 @@ public struct PairsOptions: Sendable {
   public var batchSize: Int
   /// Clamp x̂₀ to ±1 in DDPM/DDIM steps (for image models).
   public var clipSample: Bool
+  /// Classifier-free guidance on a class-conditional teacher (1 = none).
+  public var guidance: Double
 
   public init(
     count: Int, sampler: TeacherSamplerKind = .ddim, steps: Int = 50, seed: UInt64 = 0, shardSize: Int = 1024,
-    batchSize: Int = 64, clipSample: Bool = false
+    batchSize: Int = 64, clipSample: Bool = false, guidance: Double = 1
   ) {
     self.count = count
     self.sampler = sampler
@@ -27,6 +29,7 @@ public struct PairsOptions: Sendable {
     self.shardSize = shardSize
     self.batchSize = batchSize
     self.clipSample = clipSample
+    self.guidance = guidance
   }
 }
 
@@ -57,7 +60,9 @@ public func pairsFolderState(_ folder: String, for index: PairsIndex) -> PairsFo
 /// `pairs.json` index into `folder` (created when absent).
 ///
 /// The noise of pair `i` is `Tensor.normal([1] + sampleShape)` from
-/// `RandomGenerator(seed: seed).fork(i)`; DDPM's per-step noise continues that stream. With a
+/// `RandomGenerator(seed: seed).fork(i)`; DDPM's per-step noise continues that stream. For a
+/// class-conditional teacher pair `i` is of class `i mod classes` (every class its share),
+/// sampled with `options.guidance`, and the shards hold the labels. With a
 /// deterministic sampler (DDIM, Euler, Heun) each pair depends on the seed, the sampler, the
 /// steps and the batch size alone: the shard size and the thread count change nothing, and the
 /// same options write byte-identical files. Every file is written under a temporary name and
@@ -88,6 +93,12 @@ public func writePairs(
       location: "teacher", expected: "a teacher with a sample shape (a UNet config with sample_size)", found: "none")
   }
   try teacher.validateInput(shape: [1] + shape, location: "sample shape")
+  if options.guidance != 1 && teacher.classes?.null == nil {
+    throw fail(
+      .guidance, "1 for a teacher " + (teacher.classes == nil ? "without classes" : "without a null class"),
+      String(options.guidance))
+  }
+  let classes = teacher.classes?.count
 
   var shards: [PairsIndex.Shard] = []
   var start = 0
@@ -99,7 +110,7 @@ public func writePairs(
   let index = PairsIndex(
     sampleShape: shape, count: options.count, teacher: teacher.summary, sampler: options.sampler.rawValue,
     steps: options.steps, seed: options.seed, batchSize: options.batchSize, clipSample: options.clipSample,
-    shards: shards)
+    classes: classes, guidance: classes == nil ? 1 : options.guidance, shards: shards)
 
   let manager = FileManager.default
   let indexPath = (folder as NSString).appendingPathComponent(PairsIndex.fileName)
@@ -121,6 +132,7 @@ public func writePairs(
   let root = RandomGenerator(seed: options.seed)
   var pendingNoise: [Tensor] = []
   var pendingSamples: [Tensor] = []
+  var pendingLabels: [Int] = []
   var pendingCount = 0
   var shardNumber = 0
   var done = 0
@@ -130,9 +142,11 @@ public func writePairs(
     let hi = min(lo + options.batchSize, options.count)
     var streams = (lo..<hi).map { root.fork(UInt64($0)) }
     let noise = Tensor.concat(streams.indices.map { Tensor.normal([1] + shape, using: &streams[$0]) }, axis: 0)
+    let condition = Condition(labels: classes.map { count in (lo..<hi).map { $0 % count } })
     let samples = try withoutGradients {
-      try sampleBatch(teacher, noise: noise, options: options, streams: &streams)
+      try sampleBatch(teacher.guided(options.guidance), condition, noise: noise, options: options, streams: &streams)
     }
+    pendingLabels += condition.labels ?? []
     precondition(samples.shape == noise.shape && samples.count == (hi - lo) * valuesPerSample)
     pendingNoise.append(noise)
     pendingSamples.append(samples)
@@ -143,9 +157,13 @@ public func writePairs(
       let allNoise = Tensor.concat(pendingNoise, axis: 0)
       let allSamples = Tensor.concat(pendingSamples, axis: 0)
       let path = (folder as NSString).appendingPathComponent(shards[shardNumber].file)
+      var tensors = ["noise": allNoise.sliced(axis: 0, 0..<n), "samples": allSamples.sliced(axis: 0, 0..<n)]
+      if classes != nil {
+        tensors["labels"] = Tensor(shape: [n], scalars: pendingLabels.prefix(n).map(Float.init))
+        pendingLabels.removeFirst(n)
+      }
       try SafetensorsFile.write(
-        ["noise": allNoise.sliced(axis: 0, 0..<n), "samples": allSamples.sliced(axis: 0, 0..<n)],
-        metadata: ["format": PairsIndex.format, "shard": String(shardNumber)], to: path)
+        tensors, metadata: ["format": PairsIndex.format, "shard": String(shardNumber)], to: path)
       pendingNoise = pendingCount > n ? [allNoise.sliced(axis: 0, n..<pendingCount)] : []
       pendingSamples = pendingCount > n ? [allSamples.sliced(axis: 0, n..<pendingCount)] : []
       pendingCount -= n
@@ -165,13 +183,14 @@ public func writePairs(
   return index
 }
 
-/// One batch of the teacher's sampler from `noise`; DDPM draws its step noise per sample from `streams`.
+/// One batch of the teacher's sampler from `noise` for `condition`; DDPM draws its step noise
+/// per sample from `streams`.
 private func sampleBatch(
-  _ teacher: any Denoiser, noise: Tensor, options: PairsOptions, streams: inout [RandomGenerator]
+  _ teacher: any Denoiser, _ condition: Condition, noise: Tensor, options: PairsOptions, streams: inout [RandomGenerator]
 ) throws -> Tensor {
   let schedule = teacher.schedule
   let prediction = teacher.prediction
-  let model: DenoisingModel = { x, t in teacher(x, timesteps: t) }
+  let model = teacher.model(condition)
   switch options.sampler {
   case .ddpm:
     let sampler = DDPMSampler(schedule: schedule, prediction: prediction, clipSample: options.clipSample)

@@ -73,13 +73,15 @@ public final class RunRecorder {
     return try body()
   }
 
-  /// Generates `count` samples from the fixed evaluation noise of `seed`, in batches;
-  /// `progress(done, total)` counts network evaluations over all batches.
+  /// Generates `count` samples from the fixed evaluation noise of `seed` (and, for a
+  /// conditional generator, the evaluation labels: row `i` of class `i mod classes`), in
+  /// batches; `progress(done, total)` counts network evaluations over all batches.
   public static func generate(
     _ generator: any Generator, count: Int, seed: UInt64, batchSize: Int,
     progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }
   ) -> Tensor {
     let noise = evaluationNoise(generator, count: count, seed: seed)
+    let condition = evaluationCondition(generator, count: count)
     let batches = (count + batchSize - 1) / batchSize
     var parts: [Tensor] = []
     var start = 0
@@ -88,7 +90,7 @@ public final class RunRecorder {
       let batch = parts.count
       parts.append(
         withoutGradients {
-          generator.sample(noise.sliced(axis: 0, start..<end)) { done, steps in
+          generator.sample(noise.sliced(axis: 0, start..<end), condition: condition.rows(start..<end)) { done, steps in
             progress(batch * steps + done, batches * steps)
           }
         }.detached())
@@ -101,6 +103,13 @@ public final class RunRecorder {
   public static func evaluationNoise(_ generator: any Generator, count: Int, seed: UInt64) -> Tensor {
     var rng = RandomGenerator(seed: seed)
     return Tensor.normal([count] + generator.noiseShape, using: &rng)
+  }
+
+  /// The classes evaluation asks a conditional generator for: row `i` of class
+  /// `i mod classes`, so that every class has its share of the samples and of the grid's rows.
+  public static func evaluationCondition(_ generator: any Generator, count: Int) -> Condition {
+    guard let classes = generator.classes else { return .none }
+    return Condition(labels: (0..<count).map { $0 % classes.count })
   }
 
   /// Metrics and a sample grid on the fixed evaluation noise, logged at `step`, and the report.
@@ -145,20 +154,24 @@ public final class RunRecorder {
     let generator = pipeline.generator
     let evaluation = pipeline.manifest.evaluation
     let noise = { Self.evaluationNoise(generator, count: evaluation.samples, seed: evaluation.seed) }
-    let context = EvaluationContext(teacher: teacher, data: data, noise: noise) { count in
+    let context = EvaluationContext(
+      teacher: teacher, data: data, noise: noise,
+      condition: Self.evaluationCondition(generator, count: evaluation.samples), classes: generator.classes
+    ) { count -> Batch? in
       var rng = RandomGenerator(seed: seed)
       if let mixture = teacher as? GaussianMixtureDenoiser {
-        return mixture.sample(count: count, using: &rng)
+        let (samples, components) = mixture.sampleWithComponents(count: count, using: &rng)
+        return Batch(samples: samples, labels: mixture.componentClasses.map { classes in components.map { classes[$0] } })
       }
       if let data {
         // A source with a cursor (pairs) must not move for the reference, or a resumed run,
         // which draws it again, would train on other batches than an uninterrupted one.
         guard let stateful = data as? any Checkpointable else {
-          return try data.next(count, using: &rng).samples
+          return try data.next(count, using: &rng)
         }
         let saved = stateful.checkpointState()
         defer { try? stateful.restore(saved) }
-        return try data.next(count, using: &rng).samples
+        return try data.next(count, using: &rng)
       }
       return nil
     }

@@ -40,6 +40,7 @@ public final class StepContext {
   private var cachedBatch: Batch?
   private var cachedNoise: Tensor?
   private var cachedSamples: Tensor?
+  private var cachedCondition: Condition?
   /// Diagnostics logged by the terms, merged into the step's metrics.
   public private(set) var logged: [String: Double] = [:]
 
@@ -72,16 +73,35 @@ public final class StepContext {
     return noise
   }
 
-  /// The generator's samples for ``noise()`` (computed once per update): recording gradients
-  /// in the generator phase, detached in an auxiliary phase.
+  /// The condition of the generator's samples in this update (drawn once): for a
+  /// class-conditional generator a class per row, uniform over its classes from the row's
+  /// stream, or the data batch's labels when it trains on data; none for an unconditional one.
+  /// Losses ask the teacher and the scores about ``generated()`` with it.
+  public func condition() -> Condition {
+    if let cachedCondition { return cachedCondition }
+    var condition = Condition.none
+    if let classes = generator.classes {
+      if (generator as? any TrainingSampleGenerator)?.trainsOnData == true, let labels = try? batch().labels {
+        condition = Condition(labels: labels)
+      } else {
+        condition = Condition(labels: integers(in: 0..<classes.count))
+      }
+    }
+    cachedCondition = condition
+    return condition
+  }
+
+  /// The generator's samples for ``noise()`` and ``condition()`` (computed once per update):
+  /// recording gradients in the generator phase, detached in an auxiliary phase.
   public func generated() -> Tensor {
     if let cachedSamples { return cachedSamples }
     let noise = noise()
+    let condition = condition()
     let sample: () -> Tensor
     if let generator = generator as? any TrainingSampleGenerator {
-      sample = { generator.trainingSample(noise, context: self) }
+      sample = { generator.trainingSample(noise, condition: condition, context: self) }
     } else {
-      sample = { self.generator(noise) }
+      sample = { self.generator(noise, condition: condition) }
     }
     let samples: Tensor
     switch phase {
@@ -120,6 +140,11 @@ public final class StepContext {
   /// One integer in `range` per sample, each from its row's stream.
   public func integers(in range: Range<Int>) -> [Int] {
     streams.indices.map { streams[$0].integers(count: 1, in: range)[0] }
+  }
+
+  /// One uniform number in [0, 1) per sample, each from its row's stream.
+  public func uniform() -> [Double] {
+    streams.indices.map { Double(streams[$0].uniform(count: 1)[0]) }
   }
 
   /// Uniform integer timesteps in `range`, one per sample (`count` must be ``batchSize``).

@@ -11,10 +11,13 @@ public final class GaussianMixtureSource: GaussianMixtureDataSource {
 
   init(mixture: GaussianMixtureDenoiser) { self.mixture = mixture }
 
+  /// Samples with their labels: each one's class for a class-conditional mixture, else its component.
   public func next(_ size: Int, using rng: inout RandomGenerator) throws -> Batch {
     let (samples, components) = mixture.sampleWithComponents(count: size, using: &rng)
-    return Batch(samples: samples, labels: components)
+    return Batch(samples: samples, labels: mixture.componentClasses.map { classes in components.map { classes[$0] } } ?? components)
   }
+
+  public var labelNames: [String]? { mixture.classes.map { (0..<$0.count).map { "class \($0)" } } }
 }
 
 public enum GaussianMixtureData: DataComponent {
@@ -26,7 +29,8 @@ public enum GaussianMixtureData: DataComponent {
     let mixture = try GaussianMixtureDenoiser(
       means: entry.matrix("means"), std: entry.double("std"),
       weights: entry.has("weights") ? entry.numbers("weights") : nil, schedule: context.schedule,
-      prediction: context.prediction, location: entry.path)
+      prediction: context.prediction,
+      componentClasses: entry.has("classes") ? entry.numbers("classes").map { Int($0) } : nil, location: entry.path)
     return GaussianMixtureSource(mixture: mixture)
   }
 }
@@ -35,4 +39,7 @@ private let mixtureParameters: [ParameterSpec] = [
   ParameterSpec("means", .matrix, "the component means, one row each"),
   ParameterSpec("std", .number(1e-6...1e6), default: .number(0.25), "the standard deviation of every component"),
   .optional("weights", .numbers(count: nil), "mixture weights summing to 1 (default: equal)"),
+  .optional(
+    "classes", .numbers(count: nil),
+    "the class of each component (classes 0..<C): batches are labelled with the sample's class instead of its component"),
 ]

@@ -3,7 +3,8 @@ import DistillDiffusion
 import DistillPipeline
 
 /// Precomputed noise-sample pairs as training data: each batch holds the teacher's samples
-/// (`samples`) and the noise they came from (`inputs`), in a per-epoch permutation.
+/// (`samples`), the noise they came from (`inputs`) and, for class-conditional pairs, their
+/// classes, in a per-epoch permutation.
 public final class PairsSource: DataSource {
   public let cursor: PairsCursor
   public var sampleShape: [Int] { cursor.store.sampleShape }
@@ -13,13 +14,13 @@ public final class PairsSource: DataSource {
   /// The next `size` pairs. The order comes from the manifest seed and the epoch, not from
   /// `rng`, so the cursor and epoch in a checkpoint are enough to continue it.
   public func next(_ size: Int, using rng: inout RandomGenerator) throws -> Batch {
-    let (noise, samples) = cursor.next(size)
-    return Batch(samples: samples, inputs: noise)
+    cursor.next(size)
   }
 
+  public var labelNames: [String]? { cursor.store.index.classes.map { (0..<$0).map(String.init) } }
+
   public func next(rows: Range<Int>, of globalCount: Int, streams: inout [RandomGenerator]) throws -> Batch {
-    let (noise, samples) = cursor.next(rows: rows, of: globalCount)
-    return Batch(samples: samples, inputs: noise)
+    cursor.next(rows: rows, of: globalCount)
   }
 }
 

@@ -16,8 +16,6 @@ public final class ConsistencySampleGenerator: ConsistencyModelGenerator {
   public let samplingSigmas: [Double]
   public let sampleShape: [Int]
   public let configJSON: JSONValue
-  /// D(x; σ) of the trained network.
-  let online: DenoisingModel
   public var module: Module { denoiser.weightsModule! }
 
   public var noiseShape: [Int] { [samplingSigmas.count * sampleShape[0]] + sampleShape.dropFirst() }
@@ -33,24 +31,28 @@ public final class ConsistencySampleGenerator: ConsistencyModelGenerator {
     self.samplingSigmas = Array(ladder.prefix(steps))
     self.sampleShape = sampleShape
     self.configJSON = config
-    self.online = ConsistencyParameterisation.edmDenoiser(denoiser)
   }
 
-  /// f_θ(x, σ) of the trained network (recording gradients when they are enabled).
-  public func consistency(_ x: Tensor, sigmas: [Double]) -> Tensor {
-    try! parameterisation(x, sigmas: sigmas, denoiser: online)
+  public var classes: ClassConditioning? { denoiser.classes }
+
+  /// f_θ(x, σ) of the trained network for `condition` (recording gradients when they are enabled).
+  public func consistency(_ x: Tensor, sigmas: [Double], condition: Condition) -> Tensor {
+    try! parameterisation(x, sigmas: sigmas, denoiser: ConsistencyParameterisation.edmDenoiser(denoiser, condition))
   }
 
-  public func callAsFunction(_ noise: Tensor) -> Tensor {
+  public func sample(_ noise: Tensor, condition: Condition, progress: (_ done: Int, _ total: Int) -> Void) -> Tensor {
     let n = noise.shape[0]
     let steps = samplingSigmas.count
     let stacked = noise.reshaped([n, steps, sampleShape[0]] + sampleShape.dropFirst())
     func z(_ i: Int) -> Tensor { steps == 1 ? noise : stacked.sliced(axis: 1, i..<(i + 1)).reshaped([n] + sampleShape) }
-    var x = consistency(z(0) * Float(samplingSigmas[0]), sigmas: Array(repeating: samplingSigmas[0], count: n))
+    var x = consistency(
+      z(0) * Float(samplingSigmas[0]), sigmas: Array(repeating: samplingSigmas[0], count: n), condition: condition)
+    progress(1, steps)
     for i in 1..<steps {
       let sigma = samplingSigmas[i]
       let scale = (sigma * sigma - parameterisation.sigmaMin * parameterisation.sigmaMin).squareRoot()
-      x = consistency(x + z(i) * Float(scale), sigmas: Array(repeating: sigma, count: n))
+      x = consistency(x + z(i) * Float(scale), sigmas: Array(repeating: sigma, count: n), condition: condition)
+      progress(i + 1, steps)
     }
     return x
   }

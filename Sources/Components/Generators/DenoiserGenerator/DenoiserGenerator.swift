@@ -99,13 +99,15 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
     }
   }
 
-  public func callAsFunction(_ noise: Tensor) -> Tensor { sample(noise) { _, _ in } }
+  public var classes: ClassConditioning? { denoiser.classes }
 
-  public func sample(_ noise: Tensor, progress: (_ done: Int, _ total: Int) -> Void) -> Tensor {
+  public var trainsOnData: Bool { trainingInput == .noisedData }
+
+  public func sample(_ noise: Tensor, condition: Condition, progress: (_ done: Int, _ total: Int) -> Void) -> Tensor {
     let n = noise.shape[0]
     var x = noisePart(noise, 0)
     for (index, t) in timesteps.enumerated() {
-      let x0 = denoiser.x0(x, timesteps: [Float](repeating: Float(t), count: n))
+      let x0 = denoiser.x0(x, timesteps: [Float](repeating: Float(t), count: n), condition: condition)
       progress(index + 1, timesteps.count)
       guard index + 1 < timesteps.count else { return x0 }
       x = move(x, x0: x0, from: index, noise: noise)
@@ -115,14 +117,15 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
 
   /// Backward simulation when it is on (else sampling): per sample a step index k uniform in
   /// `0..<steps`; steps before k run without gradients; the x̂₀ at t_k records gradients.
-  public func trainingSample(_ noise: Tensor, context: StepContext) -> Tensor {
+  public func trainingSample(_ noise: Tensor, condition: Condition, context: StepContext) -> Tensor {
     switch trainingInput {
     case .sampling:
-      return self(noise)
+      return self(noise, condition: condition)
     case .backwardSimulation:
-      guard timesteps.count > 1 else { return self(noise) }
-      let (steps, input) = simulateBackward(noise, indices: context.integers(in: 0..<timesteps.count))
-      return denoiser.x0(input, timesteps: steps.map(Float.init))
+      guard timesteps.count > 1 else { return self(noise, condition: condition) }
+      let (steps, input) = simulateBackward(
+        noise, indices: context.integers(in: 0..<timesteps.count), condition: condition)
+      return denoiser.x0(input, timesteps: steps.map(Float.init), condition: condition)
     case .noisedData:
       // The build checked that a data source of the sample shape exists.
       guard let data = try? context.batch().samples else {
@@ -130,7 +133,7 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
       }
       let indices = context.integers(in: 0..<timesteps.count)
       let input = noisedData(data, noise: noisePart(noise, 0), indices: indices)
-      return denoiser.x0(input, timesteps: indices.map { Float(timesteps[$0]) })
+      return denoiser.x0(input, timesteps: indices.map { Float(timesteps[$0]) }, condition: condition)
     }
   }
 
@@ -145,13 +148,15 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
 
   /// The inputs at each sample's step `indices[i]` and those steps' timesteps, made without
   /// gradients from `noise` by the steps before.
-  public func simulateBackward(_ noise: Tensor, indices: [Int]) -> (timesteps: [Int], input: Tensor) {
+  public func simulateBackward(_ noise: Tensor, indices: [Int], condition: Condition = .none) -> (
+    timesteps: [Int], input: Tensor
+  ) {
     let n = noise.shape[0]
     let input = withoutGradients {
       var x = noisePart(noise, 0)
       var input = x
       for index in 0..<(indices.max() ?? 0) {
-        let x0 = denoiser.x0(x, timesteps: [Float](repeating: Float(timesteps[index]), count: n))
+        let x0 = denoiser.x0(x, timesteps: [Float](repeating: Float(timesteps[index]), count: n), condition: condition)
         x = move(x, x0: x0, from: index, noise: noise)
         let arrived = indices.map { $0 == index + 1 ? 1.0 : 0 }
         input = input * perSample(arrived.map { 1 - $0 }, like: x) + x * perSample(arrived, like: x)

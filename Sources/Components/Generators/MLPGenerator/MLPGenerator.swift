@@ -1,4 +1,5 @@
 import DistillCore
+import DistillDiffusion
 import DistillNN
 import DistillPipeline
 
@@ -22,9 +23,11 @@ public final class MLPSampleGenerator: Generator {
     self.configJSON = config
   }
 
-  public func callAsFunction(_ noise: Tensor) -> Tensor {
+  /// One network evaluation; the generator is unconditional.
+  public func sample(_ noise: Tensor, condition: Condition, progress: (_ done: Int, _ total: Int) -> Void) -> Tensor {
     let n = noise.shape[0]
     let out = mlp(noise.reshaped([n, noiseShape.reduce(1, *)])).reshaped([n] + sampleShape)
+    progress(1, 1)
     return offset.map { out + $0 } ?? out
   }
 }

@@ -60,9 +60,11 @@ public final class AdversarialDistillationTerm: LossTerm {
 
   public var auxiliaryPhases: [any AuxiliaryPhase] { [discriminator] }
 
-  /// The encoder features of clean samples `x` (the feature network sees `featureTimestep`).
-  func encoderFeatures(_ x: Tensor) -> [Tensor] {
-    features.features(x, timesteps: [Float](repeating: featureTimestep, count: x.shape[0])).encoder
+  /// The encoder features of clean samples `x` of `condition` (the feature network sees
+  /// `featureTimestep` and each sample's class).
+  func encoderFeatures(_ x: Tensor, _ condition: Condition) -> [Tensor] {
+    features.features(x, timesteps: [Float](repeating: featureTimestep, count: x.shape[0]), labels: condition.labels)
+      .encoder
   }
 
   /// Each head's logits on its feature.
@@ -74,7 +76,7 @@ public final class AdversarialDistillationTerm: LossTerm {
     context.log("add/sample-mean", Double(clean.mean().item))
     context.log("add/sample-std", Double(clean.variance().sqrt().item))
     let (adversarial, adversarialNorm) = lossWithSampleGradient(x) { x in
-      let fake = logits(encoderFeatures(x))
+      let fake = logits(encoderFeatures(x, context.condition()))
       context.log(
         "add/generator-logit", Double(fake.map { $0.mean().item }.reduce(0, +)) / Double(fake.count)
       )
@@ -83,7 +85,8 @@ public final class AdversarialDistillationTerm: LossTerm {
     let n = clean.shape[0]
     let t = context.timesteps(n, in: timesteps)
     let noise = context.normal(clean.shape)
-    let target = distillationTarget(clean, t: t, noise: noise, schedule: context.schedule)
+    let target = distillationTarget(
+      clean, t: t, noise: noise, schedule: context.schedule, condition: context.condition())
     let (distillation, distillationNorm) = lossWithSampleGradient(x) { x in
       Self.distillationLoss(
         x, target: target, weights: t.map { weighting.weight($0, schedule: context.schedule) }, reduction: reduction)
@@ -95,12 +98,14 @@ public final class AdversarialDistillationTerm: LossTerm {
     return adversarial * adversarialWeight + distillation * distillationWeight
   }
 
-  /// x̂_ψ(x̂_t, t) of the teacher without gradients; for NFSD's noise-free steps,
-  /// x̂_ψ − (σ_t/α_t)·ε.
-  func distillationTarget(_ x: Tensor, t: [Int], noise: Tensor, schedule: NoiseSchedule) -> Tensor {
+  /// x̂_ψ(x̂_t, t) of the teacher (guided as the entry says, at each sample's class) without
+  /// gradients; for NFSD's noise-free steps, x̂_ψ − (σ_t/α_t)·ε.
+  func distillationTarget(
+    _ x: Tensor, t: [Int], noise: Tensor, schedule: NoiseSchedule, condition: Condition = .none
+  ) -> Tensor {
     withoutGradients {
       let xt = schedule.addNoise(x0: x, noise: noise, timesteps: t)
-      let target = teacher.x0(xt, timesteps: t.map(Float.init))
+      let target = teacher.x0(xt, timesteps: t.map(Float.init), condition: condition)
       let shift = t.map {
         weighting.isNoiseFree($0, trainSteps: schedule.trainSteps)
           ? schedule.noiseScale($0) / schedule.signalScale($0) : 0
@@ -144,10 +149,11 @@ final class AdversarialDiscriminatorPhase: AuxiliaryPhase {
         found: (try? context.batch().samples?.shape.description) ?? "none")
     }
     // The feature network is frozen: its features carry no gradient.
+    let realCondition = try context.batchCondition()
     let (fakeFeatures, realFeatures) = withoutGradients {
       (
-        term.encoderFeatures(fakeSamples).map { $0.detached() },
-        term.encoderFeatures(real).map { $0.detached() }
+        term.encoderFeatures(fakeSamples, context.condition()).map { $0.detached() },
+        term.encoderFeatures(real, realCondition).map { $0.detached() }
       )
     }
     let fake = term.logits(fakeFeatures)
@@ -205,10 +211,12 @@ public enum AdversarialDistillation: LossComponent {
       "discriminator updates per training step"),
     .optional(
       "optimizer", .component(.optimizer), "the heads' optimizer (default: the manifest's)"),
+    teacherGuidanceParameter,
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
     let teacher = try context.requireTeacher(for: entry)
+    let guided = try context.guidedTeacher(for: entry)
     let name = entry.string("features")
     let source: any Denoiser
     if name == "teacher" {
@@ -251,7 +259,7 @@ public enum AdversarialDistillation: LossComponent {
     let network = try context.addNetwork(
       name: "add-discriminator", module: module, optimizer: entry.component("optimizer"))
     return AdversarialDistillationTerm(
-      teacher: teacher, features: features, featureTimestep: featureTimestep, heads: heads,
+      teacher: guided, features: features, featureTimestep: featureTimestep, heads: heads,
       network: network,
       adversarialWeight: entry.float("adversarialWeight"),
       distillationWeight: entry.float("distillationWeight"),

@@ -45,8 +45,8 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
   }
 
   let generator: any ConsistencyModelGenerator
-  /// D(x; σ) of the teacher in VE form.
-  let teacher: DenoisingModel
+  /// The teacher (with the entry's guidance); D(x; σ) in VE form is asked of it per batch.
+  let teacher: any Denoiser
   /// σ₀ > … > σ_{N−1}.
   public let grid: [Double]
   let solver: Solver
@@ -57,7 +57,6 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
   let weighting: Weighting
   /// The target network θ⁻, averaged in place (one extra copy of the weights, no more).
   let target: any SavableDenoiser
-  let targetDenoiser: DenoisingModel
   /// μ.
   let decay: Double
   /// The step of the last call, to update θ⁻ once per generator update.
@@ -70,7 +69,7 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
     precondition((distance == .lpips) == (lpips != nil), "the lpips distance needs its network")
     self.generator = generator
     self.lpips = lpips
-    self.teacher = ConsistencyParameterisation.edmDenoiser(teacher)
+    self.teacher = teacher
     let p = generator.parameterisation
     grid = NoiseSchedule.karrasSigmas(count: gridPoints, sigmaMin: p.sigmaMin, sigmaMax: p.sigmaMax, rho: rho)
     self.solver = solver
@@ -79,7 +78,6 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
     self.weighting = weighting
     target = try DenoiserFolder.copy(of: generator.denoiser)
     target.weightsModule!.eval()
-    targetDenoiser = ConsistencyParameterisation.edmDenoiser(target)
     self.decay = decay
   }
 
@@ -141,12 +139,15 @@ public final class ConsistencyDistillationTerm: LossTerm, Checkpointable {
     let sigmas = indices.map { grid[$0] }
     let next = indices.map { grid[$0 + 1] }
     let noise = context.normal(x.shape)
+    let condition = try context.batchCondition()
     let xt = x + noise * perSample(sigmas, like: x)
     let targetValue = try withoutGradients {
-      let stepped = try Self.teacherStep(xt, from: sigmas, to: next, solver: solver, teacher: teacher)
-      return try generator.parameterisation(stepped, sigmas: next, denoiser: targetDenoiser)
+      let stepped = try Self.teacherStep(
+        xt, from: sigmas, to: next, solver: solver, teacher: ConsistencyParameterisation.edmDenoiser(teacher, condition))
+      return try generator.parameterisation(
+        stepped, sigmas: next, denoiser: ConsistencyParameterisation.edmDenoiser(target, condition))
     }.detached()
-    let online = generator.consistency(xt, sigmas: sigmas)
+    let online = generator.consistency(xt, sigmas: sigmas, condition: condition)
     let weights = sigmas.map { weighting.weight($0, sigmaData: generator.parameterisation.sigmaData) }
     let loss = Self.distanceLoss(online, targetValue, weights: weights, distance: distance, huberC: huberC, lpips: lpips)
     logDiagnostics(context, online: online.detached(), target: targetValue, weights: weights)
@@ -231,10 +232,11 @@ public enum ConsistencyDistillation: LossComponent {
     .optional("huberC", .number(0...1e6), "c of the pseudo-Huber distance (default: 0.00054·√(values per sample))"),
     .choice("weighting", ConsistencyDistillationTerm.Weighting.self, default: .uniform, "λ(σ) with SNR = 1/σ²: 1, SNR, SNR+1, SNR+1/σ_d² (karras) or max(SNR, 1)"),
     LPIPSOptions.spec("the LPIPS network of the lpips distance"),
+    teacherGuidanceParameter,
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
-    let teacher = try context.requireTeacher(for: entry)
+    let teacher = try context.guidedTeacher(for: entry)
     let generator = try context.requireGenerator(
       as: (any ConsistencyModelGenerator).self, "\"consistency\" (the student must be a consistency model)", for: entry)
     let values = Double(generator.sampleShape.reduce(1, *))

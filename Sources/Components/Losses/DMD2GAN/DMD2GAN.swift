@@ -20,6 +20,9 @@ public enum NonSaturatingGAN {
 /// score's update (weighted by `discriminatorWeight`), so the head and the fake network's
 /// encoder are trained by it in the same optimizer steps as the denoising loss.
 ///
+/// For a class-conditional generator the fake score's features are read at each sample's class
+/// (data at its label) and the head is a projection discriminator on those classes.
+///
 /// Logs `gan/sample-mean`, `gan/sample-std` (the samples the term sees),
 /// `gan/sample-gradient-norm` (‖∂loss/∂x‖), `gan/generator-logit`, and from the
 /// discriminator `gan/discriminator-loss`, `gan/real-logit`, `gan/fake-logit`.
@@ -42,10 +45,11 @@ public final class DMD2GANTerm: LossTerm {
     self.discriminatorWeight = discriminatorWeight
   }
 
-  /// The head's logits for clean samples `x` noised with `noise` at `t`.
-  func logits(_ x: Tensor, noise: Tensor, t: [Int], schedule: NoiseSchedule) -> Tensor {
+  /// The head's logits for clean samples `x` of `condition` noised with `noise` at `t`.
+  func logits(_ x: Tensor, noise: Tensor, t: [Int], schedule: NoiseSchedule, condition: Condition) -> Tensor {
     let xt = schedule.addNoise(x0: x, noise: noise, timesteps: t)
-    return head(features.features(xt, timesteps: t.map(Float.init)).bottleneck)
+    let labels = condition.labels
+    return head(features.features(xt, timesteps: t.map(Float.init), labels: labels).bottleneck, labels: labels)
   }
 
   public func loss(_ context: StepContext) throws -> Tensor {
@@ -55,7 +59,7 @@ public final class DMD2GANTerm: LossTerm {
     let t = context.timesteps(x.shape[0], in: timesteps)
     let noise = context.normal(x.shape)
     let (loss, norm) = lossWithSampleGradient(x) { x in
-      let fake = logits(x, noise: noise, t: t, schedule: context.schedule)
+      let fake = logits(x, noise: noise, t: t, schedule: context.schedule, condition: context.condition())
       context.log("gan/generator-logit", Double(fake.mean().item))
       return NonSaturatingGAN.generatorLoss(fake: fake)
     }
@@ -77,8 +81,9 @@ public final class DMD2GANTerm: LossTerm {
     let n = fakeSamples.shape[0]
     let (fakeT, realT) = (context.timesteps(n, in: timesteps), context.timesteps(n, in: timesteps))
     let (fakeNoise, realNoise) = (context.normal(fakeSamples.shape), context.normal(real.shape))
-    let fake = logits(fakeSamples, noise: fakeNoise, t: fakeT, schedule: context.schedule)
-    let realLogits = logits(real, noise: realNoise, t: realT, schedule: context.schedule)
+    let fake = logits(fakeSamples, noise: fakeNoise, t: fakeT, schedule: context.schedule, condition: context.condition())
+    let realLogits = logits(
+      real, noise: realNoise, t: realT, schedule: context.schedule, condition: try context.batchCondition())
     let loss = NonSaturatingGAN.discriminatorLoss(fake: fake, real: realLogits)
     context.log("gan/discriminator-loss", Double(loss.item))
     context.log("gan/fake-logit", Double(fake.mean().item))
@@ -143,7 +148,7 @@ public enum DMD2GAN: LossComponent {
           .dropFirst())
     }
     var rng = context.initialisationRNG(for: entry.path)
-    let head = DiscriminatorHead(featureShape: featureShape, using: &rng)
+    let head = DiscriminatorHead(featureShape: featureShape, classes: context.generator?.classes?.count, using: &rng)
     let headNetwork = try context.addNetwork(
       name: "\(network.name)-gan-head", module: head, optimizer: entry.component("optimizer") ?? network.optimizerEntry)
     let term = DMD2GANTerm(

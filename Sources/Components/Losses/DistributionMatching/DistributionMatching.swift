@@ -9,7 +9,8 @@ import DistillPipeline
 /// `0.5 · mse(x, stopgrad(x − g))`, whose gradient in x is g / numel.
 ///
 /// Logs `dm/gradient-norm` (mean per-sample ‖g‖), `dm/sample-gradient-norm` (‖∂loss/∂x‖)
-/// and `dm/score-disagreement` (mean |x̂₀_fake − x̂₀_real|).
+/// and `dm/score-disagreement` (mean |x̂₀_fake − x̂₀_real|). For a class-conditional generator
+/// both scores are asked at each sample's class; the real score's guidance applies there.
 public final class DistributionMatchingTerm: LossTerm {
   let real: ScoreEstimator
   let fake: ScoreEstimator
@@ -37,8 +38,9 @@ public final class DistributionMatchingTerm: LossTerm {
     return withoutGradients {
       let xt = context.schedule.addNoise(x0: x, noise: noise, timesteps: t)
       let steps = t.map(Float.init)
-      let realX0 = real.denoiser.x0(xt, timesteps: steps)
-      let fakeX0 = fake.denoiser.x0(xt, timesteps: steps)
+      let condition = context.condition()
+      let realX0 = real.guided.x0(xt, timesteps: steps, condition: condition)
+      let fakeX0 = fake.guided.x0(xt, timesteps: steps, condition: condition)
       let difference = fakeX0 - realX0
       context.log("dm/score-disagreement", Double(difference.abs().mean().item))
       return DistributionMatchingGradient.normalised(

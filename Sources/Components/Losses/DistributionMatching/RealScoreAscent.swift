@@ -27,7 +27,7 @@ public final class RealScoreAscentTerm: LossTerm {
     let noise = context.normal(clean.shape)
     let g = withoutGradients {
       let xt = context.schedule.addNoise(x0: clean, noise: noise, timesteps: t)
-      let realX0 = real.denoiser.x0(xt, timesteps: t.map(Float.init))
+      let realX0 = real.guided.x0(xt, timesteps: t.map(Float.init), condition: context.condition())
       return DistributionMatchingGradient.normalised(
         clean - realX0, x: clean, realX0: realX0, timesteps: t, schedule: context.schedule,
         normalisation: normalisation)

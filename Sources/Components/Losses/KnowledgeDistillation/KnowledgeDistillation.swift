@@ -12,7 +12,9 @@ import DistillPipeline
 /// The teacher's ODE runs without gradients (`steps` DDIM steps, eta 0, no clipping). With
 /// `pairs` unset every step draws fresh noise (the generator's own batch); with `pairs: N` a
 /// fixed set of N (z, F(z)) pairs is computed once when the pipeline is built, as precomputed
-/// pairs would be, and each step regresses a random batch of them.
+/// pairs would be, and each step regresses a random batch of them. For a class-conditional
+/// student the teacher runs at each sample's class (pair `i` of class `i mod classes`) with the
+/// entry's `guidance`, which the student thereby learns.
 /// Logs `kd/distance` (mean per-sample ‖G(z) − F(z)‖) and `kd/sample-gradient-norm`.
 public final class KnowledgeDistillationTerm: LossTerm {
   public enum Distance: String, CaseIterable, Sendable { case l2, l1, lpips }
@@ -24,7 +26,7 @@ public final class KnowledgeDistillationTerm: LossTerm {
   /// The LPIPS network, for the `lpips` distance.
   let lpips: LPIPS?
   /// The fixed pairs, when `pairs` was given.
-  let pairs: (noise: Tensor, target: Tensor)?
+  let pairs: (noise: Tensor, target: Tensor, condition: Condition)?
 
   init(
     teacher: any Denoiser, sampler: DDIMSampler, steps: Int, distance: Distance, lpips: LPIPS? = nil, pairCount: Int?,
@@ -38,15 +40,20 @@ public final class KnowledgeDistillationTerm: LossTerm {
     self.lpips = lpips
     if let pairCount, let shape = teacher.sampleShape {
       let noise = Tensor.normal([pairCount] + shape, using: &rng)
-      pairs = (noise, Self.teacherOutput(teacher, sampler: sampler, steps: steps, noise: noise))
+      let condition = Condition(labels: teacher.classes.map { classes in (0..<pairCount).map { $0 % classes.count } })
+      pairs = (noise, Self.teacherOutput(teacher, sampler: sampler, steps: steps, noise: noise, condition: condition), condition)
     } else {
       pairs = nil
     }
   }
 
-  /// The teacher's deterministic DDIM output for `noise`, without gradients.
-  public static func teacherOutput(_ teacher: any Denoiser, sampler: DDIMSampler, steps: Int, noise: Tensor) -> Tensor {
-    withoutGradients { sampler.sample(model: { x, t in teacher(x, timesteps: t) }, initialNoise: noise, steps: steps) }.detached()
+  /// The teacher's deterministic DDIM output for `noise` and `condition`, without gradients.
+  public static func teacherOutput(
+    _ teacher: any Denoiser, sampler: DDIMSampler, steps: Int, noise: Tensor, condition: Condition = .none
+  ) -> Tensor {
+    withoutGradients {
+      sampler.sample(model: { x, t in teacher(x, timesteps: t, condition: condition) }, initialNoise: noise, steps: steps)
+    }.detached()
   }
 
   public func loss(_ context: StepContext) throws -> Tensor {
@@ -55,12 +62,14 @@ public final class KnowledgeDistillationTerm: LossTerm {
     if let pairs {
       let indices = context.integers(in: 0..<pairs.noise.shape[0])
       let noise = pairs.noise.gatheringRows(indices)
-      x = context.generator(noise.reshaped([indices.count] + context.generator.noiseShape))
+      let condition = Condition(labels: pairs.condition.labels.map { labels in indices.map { labels[$0] } })
+      x = context.generator(noise.reshaped([indices.count] + context.generator.noiseShape), condition: condition)
       target = pairs.target.gatheringRows(indices)
     } else {
       x = context.generated()
       target = Self.teacherOutput(
-        teacher, sampler: sampler, steps: steps, noise: context.noise().reshaped([x.shape[0]] + Array(x.shape.dropFirst())))
+        teacher, sampler: sampler, steps: steps, noise: context.noise().reshaped([x.shape[0]] + Array(x.shape.dropFirst())),
+        condition: context.condition())
     }
     let difference = x.detached() - target
     let axes = Array(1..<x.rank)
@@ -93,10 +102,12 @@ public enum KnowledgeDistillation: LossComponent {
     .optional(
       "pairs", .integer(1...10_000_000),
       "regress a fixed set of this many (noise, teacher output) pairs computed once at start (default: fresh noise every step)"),
+    teacherGuidanceParameter,
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
-    let (teacher, generator) = try context.requireGeneratorOnTeacherNoise(for: entry)
+    let (_, generator) = try context.requireGeneratorOnTeacherNoise(for: entry)
+    let teacher = try context.guidedTeacher(for: entry)
     let steps = entry.int("steps")
     guard steps <= teacher.schedule.trainSteps else {
       throw DistillError.invalidValue(

@@ -105,16 +105,18 @@ public final class ProgressiveDistillationTerm: LossTerm, Checkpointable {
 
   /// The x-target for `zt` at grid timesteps `t`: the teacher's two DDIM steps t → m → s
   /// (without gradients), inverted to the x̂₀ of one student step t → s. A timestep −1 is x₀.
-  public static func teacherTarget(_ zt: Tensor, t: [Int], m: [Int], s: [Int], teacher: any Denoiser) -> Tensor {
+  public static func teacherTarget(
+    _ zt: Tensor, t: [Int], m: [Int], s: [Int], teacher: any Denoiser, condition: Condition = .none
+  ) -> Tensor {
     let schedule = teacher.schedule
     func scales(_ t: Int) -> (alpha: Double, sigma: Double) {
       t < 0 ? (1, 0) : (schedule.signalScale(t), schedule.noiseScale(t))
     }
     let (at, am, `as`) = (t.map(scales), m.map(scales), s.map(scales))
     return withoutGradients {
-      let x0t = teacher.x0(zt, timesteps: t.map(Float.init))
+      let x0t = teacher.x0(zt, timesteps: t.map(Float.init), condition: condition)
       let zm = ddimStep(zt, x0: x0t, from: at, to: am)
-      let x0m = teacher.x0(zm, timesteps: m.map(Float.init))
+      let x0m = teacher.x0(zm, timesteps: m.map(Float.init), condition: condition)
       let zs = ddimStep(zm, x0: x0m, from: am, to: `as`)
       return xTarget(zt: zt, zs: zs, t: at, s: `as`)
     }.detached()
@@ -161,8 +163,9 @@ public final class ProgressiveDistillationTerm: LossTerm, Checkpointable {
     let s = indices.map { Self.gridTimestep($0 + 1, steps: steps, trainSteps: trainSteps) }
     let noise = context.normal(x.shape)
     let zt = schedule.addNoise(x0: x, noise: noise, timesteps: t)
-    let target = Self.teacherTarget(zt, t: t, m: m, s: s, teacher: teacher)
-    let prediction = generator.denoiser.x0(zt, timesteps: t.map(Float.init))
+    let condition = try context.batchCondition()
+    let target = Self.teacherTarget(zt, t: t, m: m, s: s, teacher: teacher, condition: condition)
+    let prediction = generator.denoiser.x0(zt, timesteps: t.map(Float.init), condition: condition)
     let weights = t.map { weighting.weight(snr: schedule.snr($0)) }
     let loss = Self.weightedLoss(prediction, target, weights: weights)
 
@@ -212,10 +215,11 @@ public enum ProgressiveDistillation: LossComponent {
         + "to the end (default: training.steps split evenly)"),
     .choice("weighting", ProgressiveDistillationTerm.Weighting.self, default: .truncatedSNR,
       "w(t) with SNR = ᾱ/(1−ᾱ): max(SNR, 1), SNR (ε-MSE), SNR+1 (v-MSE) or 1 (x-MSE)"),
+    teacherGuidanceParameter,
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {
-    let teacher = try context.requireTeacher(for: entry)
+    let teacher = try context.guidedTeacher(for: entry)
     let generator = try context.requireGenerator(
       as: (any SteppedDenoiserGenerator).self, "\"denoiser\" (the student is sampled in DDIM steps)", for: entry)
     let trainSteps = generator.denoiser.schedule.trainSteps

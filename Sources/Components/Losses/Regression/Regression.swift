@@ -4,8 +4,8 @@ import DistillNN
 import DistillPipeline
 
 /// Regression on precomputed pairs (Luhman & Luhman 2021's knowledge distillation, DMD's
-/// regression loss): the generator's output for a pair's noise against the teacher's sample
-/// for that noise, by mean squared error, mean absolute error, or LPIPS (with its weights;
+/// regression loss): the generator's output for a pair's noise (and class, for class-conditional
+/// pairs) against the teacher's sample for that noise, by mean squared error, mean absolute error, or LPIPS (with its weights;
 /// the pairs' samples must be images in [-1, 1], checked at every step).
 ///
 /// Logs `reg/distance` (mean per-sample ‖G(z) − target‖) and `reg/sample-gradient-norm`.
@@ -33,8 +33,9 @@ public final class RegressionTerm: LossTerm {
   }
 
   public func loss(_ context: StepContext) throws -> Tensor {
-    let (noise, target) = cursor.next(rows: context.rows, of: context.globalBatchSize)
-    let output = context.generator(noise)
+    let pairs = cursor.next(rows: context.rows, of: context.globalBatchSize)
+    let (noise, target) = (pairs.inputs!, pairs.samples!)
+    let output = context.generator(noise, condition: Condition(labels: pairs.labels))
     if distance == .lpips {
       try LPIPSOptions.checkedTarget(
         target, what: "the pairs' samples (precompute them with clipped samples for images)", location: "\(location).pairs")
@@ -77,6 +78,13 @@ public enum Regression: LossComponent {
         location: "\(entry.path).pairs",
         expected: "a generator whose noise has the pairs' shape \(store.sampleShape)",
         found: "noise of shape \(generator.noiseShape) (generator \"\(context.generatorType)\")")
+    }
+    guard store.index.classes == generator.classes?.count else {
+      let classes = { (count: Int?) in count.map { "\($0) classes" } ?? "no classes" }
+      throw DistillError.invalidValue(
+        location: "\(entry.path).pairs",
+        expected: "pairs of the generator's classes (\(classes(generator.classes?.count)))",
+        found: "pairs with \(classes(store.index.classes))")
     }
     let cursor = PairsCursor(
       store: store, shuffle: entry.bool("shuffle"), seed: context.initialisationRNG(for: entry.path))

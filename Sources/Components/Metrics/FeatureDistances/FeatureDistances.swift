@@ -11,6 +11,11 @@ import DistillPipeline
 /// evaluation seed; the generated samples come from the evaluation's fixed noise. The
 /// `classifier` extractor takes the penultimate features of a classifier trained on the data
 /// by `pipeline train-classifier`.
+///
+/// For a class-conditional generator (evaluation asks row `i` for class `i mod classes`) it
+/// also reports, per class k, `FD_<extractor>/class-k` between the samples asked for class k
+/// and the reference samples labelled k, and with a classifier `class-accuracy` (the fraction
+/// of samples the classifier puts in the class they were asked for) and `class-accuracy/class-k`.
 public final class FeatureDistancesMetric: Metric {
   let extractor: String
   let count: Int
@@ -72,7 +77,7 @@ public final class FeatureDistancesMetric: Metric {
       real: y.values, rows: y.rows, generated: x.values, rows: x.rows, columns: x.columns, k: k)
     let (density, coverage) = FeatureStatistics.densityCoverage(
       real: y.values, rows: y.rows, generated: x.values, rows: x.rows, columns: x.columns, k: k)
-    return [
+    var values = [
       "FD_\(extractor)": FeatureStatistics.frechetDistance(x.values, rows: x.rows, y.values, rows: y.rows, columns: x.columns),
       "KID_\(extractor)": FeatureStatistics.kernelDistance(x.values, rows: x.rows, y.values, rows: y.rows, columns: x.columns),
       "precision_\(extractor)": precision,
@@ -80,6 +85,40 @@ public final class FeatureDistancesMetric: Metric {
       "density_\(extractor)": density,
       "coverage_\(extractor)": coverage,
     ]
+    if let classes = context.classes, let requested = context.condition.labels {
+      try values.merge(
+        perClass(samples, x, y, requested: Array(requested.prefix(x.rows)), classes: classes.count, context), uniquingKeysWith: { $1 })
+    }
+    return values
+  }
+
+  /// The per-class figures of a class-conditional generator's samples (see the type).
+  func perClass(
+    _ samples: Tensor, _ x: (values: [Double], rows: Int, columns: Int), _ y: (values: [Double], rows: Int, columns: Int),
+    requested: [Int], classes: Int, _ context: EvaluationContext
+  ) throws -> [String: Double] {
+    var values: [String: Double] = [:]
+    if let classifier {
+      let head = x.rows == samples.shape[0] ? samples : samples.sliced(axis: 0, 0..<x.rows)
+      let predicted = classifier.predictions(head)
+      values["class-accuracy"] = Double(zip(predicted, requested).filter { $0 == $1 }.count) / Double(x.rows)
+      for k in 0..<classes {
+        let rows = requested.indices.filter { requested[$0] == k }
+        guard !rows.isEmpty else { continue }
+        values["class-accuracy/class-\(k)"] = Double(rows.filter { predicted[$0] == k }.count) / Double(rows.count)
+      }
+    }
+    guard let labels = try context.referenceLabels(count), labels.count >= y.rows else { return values }
+    func rowsOf(_ v: [Double], _ indices: [Int]) -> [Double] { indices.flatMap { v[($0 * x.columns)..<(($0 + 1) * x.columns)] } }
+    for k in 0..<classes {
+      let generated = requested.indices.filter { requested[$0] == k }
+      let reference = (0..<y.rows).filter { labels[$0] == k }
+      guard generated.count > 1, reference.count > 1 else { continue }
+      values["FD_\(extractor)/class-\(k)"] = FeatureStatistics.frechetDistance(
+        rowsOf(x.values, generated), rows: generated.count, rowsOf(y.values, reference), rows: reference.count,
+        columns: x.columns)
+    }
+    return values
   }
 }
 

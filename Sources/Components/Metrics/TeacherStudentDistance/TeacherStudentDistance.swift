@@ -8,7 +8,9 @@ import DistillPipeline
 /// sampler (DDIM 50 steps by default; computed once per run, since the noise is fixed) and are
 /// compared with the student's samples from those rows. Reports `teacher-student-l2` (the mean
 /// over samples of ‖student − teacher‖₂), `teacher-student-mse` (the mean squared difference
-/// per value) and, with LPIPS weights, `teacher-student-lpips` (the mean LPIPS distance).
+/// per value) and, with LPIPS weights, `teacher-student-lpips` (the mean LPIPS distance). For a
+/// class-conditional student the teacher samples each row at the class the student was asked
+/// for, with the entry's `guidance`.
 public final class TeacherStudentDistanceMetric: Metric {
   let count: Int
   let teacherSample: (Tensor) throws -> Tensor
@@ -103,10 +105,12 @@ public enum TeacherStudentDistance: MetricComponent {
       "the DDIM timestep spacing (trailing starts at T−1, where the noise is pure)"),
     ParameterSpec("clipSample", .bool, default: .bool(false), "clamp x̂₀ to [-1, 1] in DDIM steps (diffusers' clip_sample)"),
     LPIPSOptions.spec("also report the mean LPIPS distance"),
+    teacherGuidanceParameter,
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Metric {
-    let (teacher, generator) = try context.requireGeneratorOnTeacherNoise(for: entry)
+    let (_, generator) = try context.requireGeneratorOnTeacherNoise(for: entry)
+    let teacher = try context.guidedTeacher(for: entry)
     let count = entry.int("samples")
     guard count <= context.manifest.evaluation.samples else {
       throw DistillError.invalidValue(
@@ -129,14 +133,16 @@ public enum TeacherStudentDistance: MetricComponent {
     let spacing: TimestepSpacing = entry.choice("spacing")
     let clip = entry.bool("clipSample")
     let sampleShape = generator.sampleShape
+    let condition = RunRecorder.evaluationCondition(generator, count: count)
     return TeacherStudentDistanceMetric(count: count, lpips: lpips) { noise in
       let x = noise.reshaped([noise.shape[0]] + sampleShape)
       var parts: [Tensor] = []
       for start in stride(from: 0, to: x.shape[0], by: 64) {
-        let rows = x.sliced(axis: 0, start..<min(x.shape[0], start + 64))
+        let range = start..<min(x.shape[0], start + 64)
+        let rows = x.sliced(axis: 0, range)
         parts.append(
           try deterministicSample(
-            model: { teacher($0, timesteps: $1) }, schedule: teacher.schedule, prediction: teacher.prediction,
+            model: teacher.model(condition.rows(range)), schedule: teacher.schedule, prediction: teacher.prediction,
             sampler: sampler, steps: steps, noise: rows, spacing: spacing, clipSample: clip))
       }
       return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)

@@ -32,7 +32,8 @@ public enum TrainedScore: ScoreComponent {
 }
 
 /// The denoising loss on detached generator samples: noise them at a random timestep and
-/// regress the network's raw output on its target (ε, x₀ or v, as it predicts).
+/// regress the network's raw output on its target (ε, x₀ or v, as it predicts), at the class
+/// each sample was generated for.
 final class DenoisingPhase: AuxiliaryPhase {
   let name: String
   let network: TrainedNetwork
@@ -51,6 +52,6 @@ final class DenoisingPhase: AuxiliaryPhase {
   func loss(_ context: StepContext) throws -> Tensor {
     let x0 = context.generated()
     let t = context.timesteps(x0.shape[0], in: timesteps)
-    return denoiser.denoisingLoss(x0: x0, timesteps: t, noise: context.normal(x0.shape))
+    return denoiser.denoisingLoss(x0: x0, timesteps: t, noise: context.normal(x0.shape), condition: context.condition())
   }
 }

@@ -10,12 +10,23 @@ public enum FolderTeacher: TeacherComponent {
   public static let id = "folder"
   public static let summary = "a teacher folder: diffusers UNet2DModel, diffusers pipeline, or Distillery denoiser (docs/teachers.md)"
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec("path", .path(mustExist: true), "the folder, relative to the manifest")
+    ParameterSpec("path", .path(mustExist: true), "the folder, relative to the manifest"),
+    .optional(
+      "nullClass", .integer(1...16_777_216),
+      "for a class-conditional UNet trained with label dropout: its \"no class\" label, the last row of num_class_embeds (guidance needs it)"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Denoiser {
     let teacher = try loadTeacher(path: entry.path("path"))
     (teacher as? any SavableDenoiser)?.weightsModule?.eval()
+    if let nullClass = entry.optionalInt("nullClass") {
+      guard let unet = teacher as? UNetDenoiser else {
+        throw DistillError.invalidValue(
+          location: "\(entry.path).nullClass", expected: "no nullClass for a teacher that is not a class-conditional UNet",
+          found: String(nullClass))
+      }
+      try unet.setNullClass(nullClass, location: "\(entry.path).nullClass")
+    }
     return teacher
   }
 }

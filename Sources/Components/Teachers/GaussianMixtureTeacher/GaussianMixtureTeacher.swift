@@ -12,6 +12,9 @@ public enum GaussianMixtureTeacher: TeacherComponent {
     ParameterSpec("std", .number(1e-6...1e6), default: .number(0.25), "the standard deviation of every component"),
     .optional("weights", .numbers(count: nil), "mixture weights summing to 1 (default: equal)"),
     .optional("sampleShape", .numbers(count: nil), "the shape of one sample (default: [dimension])"),
+    .optional(
+      "classes", .numbers(count: nil),
+      "the class of each component (classes 0..<C): a class-conditional teacher whose class c is its components of class c"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Denoiser {
@@ -19,7 +22,7 @@ public enum GaussianMixtureTeacher: TeacherComponent {
       means: entry.matrix("means"), std: entry.double("std"),
       weights: entry.has("weights") ? entry.numbers("weights") : nil, schedule: context.schedule,
       prediction: context.prediction, sampleShape: entry.has("sampleShape") ? entry.numbers("sampleShape").map { Int($0) } : nil,
-      location: entry.path)
+      componentClasses: entry.has("classes") ? entry.numbers("classes").map { Int($0) } : nil, location: entry.path)
     teacher.scheduleConfig = context.scheduleConfig
     return teacher
   }
