@@ -47,6 +47,25 @@ public final class UNetDenoiser: Denoiser {
   /// - Throws: ``DistillError`` naming the file and key (see ``UNet2DModel/load(folder:)`` and
   ///   ``ScheduleConfig/decodeDiffusers(_:source:)``).
   public static func load(diffusersFolder folder: String) throws -> UNetDenoiser {
+    let denoiser = try loadNetworkAndSchedule(diffusersFolder: folder)
+    // A student exported by Distillery names its null class; diffusers ignores `_` keys.
+    let configPath = (folder as NSString).appendingPathComponent("config.json")
+    if let data = FileManager.default.contents(atPath: configPath),
+      case .object(let object) = try JSONValue.parse(data, source: configPath), let value = object[nullClassKey]
+    {
+      guard case .number(let label) = value, label == label.rounded(), label >= 0, label < 16_777_216 else {
+        throw DistillError.invalidValue(
+          location: "\(configPath): \(nullClassKey)", expected: "a class index", found: value.summary)
+      }
+      try denoiser.setNullClass(Int(label), location: "\(configPath): \(nullClassKey)")
+    }
+    return denoiser
+  }
+
+  /// The `config.json` key of an exported class-conditional student's null class.
+  public static let nullClassKey = "_distillery_null_class"
+
+  private static func loadNetworkAndSchedule(diffusersFolder folder: String) throws -> UNetDenoiser {
     let unet = try UNet2DModel.load(folder: folder)
     let url = URL(fileURLWithPath: folder).standardizedFileURL
     let candidates = [

@@ -52,6 +52,34 @@ func unetStudentJSON(output: String, steps: Int, stepping: String = "ddim") -> J
     #expect(steps == 1 ? difference == 0 : difference < 1e-5, "\(difference)")
   }
 
+  /// A class-conditional student (classes of the shapes data, a null class for label dropout)
+  /// leaves with its classes: the folder names its null class, and `generate --class` samples
+  /// what the run's generator samples for that class.
+  @Test func aClassConditionalStudentExportsWithItsClasses() throws {
+    let run = temporaryFolder() + "/run"
+    var json = unetStudentJSON(output: run, steps: 1)
+    try ManifestOverride(parsing: "generator.network.config.num_class_embeds=3").apply(to: &json)
+    try ManifestOverride(parsing: "generator.network.nullClass=2").apply(to: &json)
+    let trainer = try train(json)
+    let out = temporaryFolder() + "/student"
+    try StudentExport.export(run: run, to: out)
+    let loaded = try UNetDenoiser.load(diffusersFolder: out)
+    #expect(loaded.classes == ClassConditioning(count: 2, null: 2))
+    let generator = trainer.pipeline.generator
+    var rng = RandomGenerator(seed: 4)
+    let noise = Tensor.normal([4, 3, 8, 8], using: &rng)
+    for label in [0, 1] {
+      let exported = try StudentExport.sample(folder: out, count: 0, seed: 0, noise: noise, classLabel: label)
+      let original = try trainer.recorder.withEvaluationWeights {
+        withoutGradients { generator(noise, condition: Condition(labels: [label, label, label, label])) }
+      }
+      #expect(zip(exported.scalars, original.scalars).allSatisfy { $0 == $1 }, "class \(label)")
+    }
+    #expect(throws: SamplingSettingError.self) {
+      _ = try StudentExport.sample(folder: out, count: 2, seed: 0, classLabel: 2)
+    }
+  }
+
   @Test func studentsDiffusersCannotTakeAreRefusedNamingTheKey() throws {
     let mlpRun = temporaryFolder() + "/run"
     try train(toyManifestJSON(steps: 2, output: mlpRun))

@@ -23,6 +23,11 @@ struct GenerateCommand: ParsableCommand {
   @Option(help: "The noise seed.")
   var seed: UInt64 = 0
 
+  @Option(
+    name: .customLong("class"),
+    help: "The class of every sample, for a class-conditional student (default: sample i of class i mod classes).")
+  var classLabel: Int?
+
   @Option(help: "The output file: .png or .safetensors.")
   var out: String
 
@@ -34,7 +39,8 @@ struct GenerateCommand: ParsableCommand {
   func run() throws {
     try runReportingErrors {
       let given = try noise.map { try SafetensorsFile.read(contentsOf: $0).tensor("noise") }
-      let samples = try StudentExport.sample(folder: student, count: count ?? 0, seed: seed, noise: given)
+      let samples = try StudentExport.sample(
+        folder: student, count: count ?? 0, seed: seed, noise: given, classLabel: classLabel)
       try writeSamples(samples, to: out, metadata: ["student": student, "seed": String(seed)])
       print("wrote \(samples.shape[0]) samples to \(out)")
     }

@@ -70,10 +70,13 @@ extension UNet2DModel {
   }
 
   /// Writes `config.json` and the weights (float32) as a diffusers-loadable folder.
-  public func save(folder: String) throws {
+  /// Writes `config.json` (with `extraConfig`, keys diffusers ignores such as `_`-prefixed
+  /// ones) and the weights.
+  public func save(folder: String, extraConfig: [String: JSONValue] = [:]) throws {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     let configPath = (folder as NSString).appendingPathComponent("config.json")
-    let json = try JSONEncoder.sortedPretty.encode(JSONValue.object(config.diffusersJSON()))
+    let json = try JSONEncoder.sortedPretty.encode(
+      JSONValue.object(config.diffusersJSON().merging(extraConfig) { _, extra in extra }))
     try json.write(to: URL(fileURLWithPath: configPath), options: .atomic)
     try SafetensorsFile.write(
       stateDict(), metadata: ["format": "pt"], to: (folder as NSString).appendingPathComponent(Self.weightsFileName))

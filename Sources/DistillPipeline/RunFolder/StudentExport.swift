@@ -66,7 +66,8 @@ public enum StudentExport {
       timestepsKey: .array(timesteps.map { .number(Double($0)) }),
     ].merging(diffusersBetas(unet.scheduleConfig ?? ScheduleConfig())) { a, _ in a }
     try writeFolder(out) { temporary in
-      try unet.unet.save(folder: temporary)
+      try unet.unet.save(
+        folder: temporary, extraConfig: unet.nullClass.map { [UNetDenoiser.nullClassKey: .number(Double($0))] } ?? [:])
       try AtomicFileWriter.write(
         Array((JSONValue.object(scheduler).text() + "\n").utf8),
         to: (temporary as NSString).appendingPathComponent("scheduler_config.json"))
@@ -75,11 +76,15 @@ public enum StudentExport {
   }
 
   /// Samples of an exported student folder: DDIM in the folder's steps from `noise`, or from
-  /// `count` draws of standard normal noise of `seed` (drawn as `pipeline sample` draws a run's).
+  /// `count` draws of standard normal noise of `seed` (drawn as `pipeline sample` draws a run's);
+  /// a class-conditional student samples class `classLabel`, or sample `i` of class `i mod classes`.
   ///
   /// - Throws: ``DistillError`` naming the file and key: a folder without `config.json` or
-  ///   `scheduler_config.json`, without the student's steps, or noise of another shape.
-  public static func sample(folder: String, count: Int, seed: UInt64, noise given: Tensor? = nil) throws -> Tensor {
+  ///   `scheduler_config.json`, without the student's steps, or noise of another shape;
+  ///   ``SamplingSettingError`` for a class out of range or given to a student without classes.
+  public static func sample(
+    folder: String, count: Int, seed: UInt64, noise given: Tensor? = nil, classLabel: Int? = nil
+  ) throws -> Tensor {
     let denoiser = try UNetDenoiser.load(diffusersFolder: folder)
     let path = (folder as NSString).appendingPathComponent("scheduler_config.json")
     guard let data = FileManager.default.contents(atPath: path) else {
@@ -102,8 +107,21 @@ public enum StudentExport {
     guard Array(noise.shape.dropFirst()) == size, noise.shape[0] > 0 else {
       throw DistillError.invalidValue(location: "noise", expected: "[N] + \(size)", found: "\(noise.shape)")
     }
+    let n = noise.shape[0]
+    let condition: Condition
+    switch (denoiser.classes, classLabel) {
+    case (nil, nil): condition = .none
+    case (nil, let label?):
+      throw SamplingSettingError(setting: .classLabel, expected: "no class for a student without classes", found: String(label))
+    case (let classes?, let label):
+      if let label, !(0..<classes.count).contains(label) {
+        throw SamplingSettingError(setting: .classLabel, expected: "a class in 0..<\(classes.count)", found: String(label))
+      }
+      condition = Condition(labels: (0..<n).map { label ?? $0 % classes.count })
+    }
     return withoutGradients {
-      sampler.sample(model: { x, t in denoiser(x, timesteps: t) }, initialNoise: noise, steps: timesteps.count)
+      sampler.sample(
+        model: { x, t in denoiser(x, timesteps: t, condition: condition) }, initialNoise: noise, steps: timesteps.count)
     }
   }
 

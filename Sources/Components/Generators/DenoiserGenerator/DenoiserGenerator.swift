@@ -33,6 +33,9 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
   }
 
   public let denoiser: any SavableDenoiser
+  /// What the steps ask: ``denoiser`` with the entry's classifier-free guidance (itself at 1),
+  /// so that a copy of a conditional teacher sampled in 50 steps is the teacher's guided DDIM-50.
+  let sampling: any Denoiser
   /// The sampling timesteps, descending in `[0, T)`. A loss that trains the generator for
   /// another step count for a while (progressive distillation's rounds) sets them, so that
   /// evaluation samples as the generator is being trained; `generator.json` records them.
@@ -59,9 +62,10 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
 
   init(
     denoiser: any SavableDenoiser, timesteps: [Int], stepping: Stepping = .ddim, trainingInput: TrainingInput = .sampling,
-    sampleShape: [Int], config: JSONValue
+    sampleShape: [Int], config: JSONValue, guidance: Double = 1
   ) {
     self.denoiser = denoiser
+    self.sampling = denoiser.guided(guidance)
     self.timesteps = timesteps
     self.stepping = stepping
     self.trainingInput = trainingInput
@@ -107,7 +111,7 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
     let n = noise.shape[0]
     var x = noisePart(noise, 0)
     for (index, t) in timesteps.enumerated() {
-      let x0 = denoiser.x0(x, timesteps: [Float](repeating: Float(t), count: n), condition: condition)
+      let x0 = sampling.x0(x, timesteps: [Float](repeating: Float(t), count: n), condition: condition)
       progress(index + 1, timesteps.count)
       guard index + 1 < timesteps.count else { return x0 }
       x = move(x, x0: x0, from: index, noise: noise)
@@ -125,7 +129,7 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
       guard timesteps.count > 1 else { return self(noise, condition: condition) }
       let (steps, input) = simulateBackward(
         noise, indices: context.integers(in: 0..<timesteps.count), condition: condition)
-      return denoiser.x0(input, timesteps: steps.map(Float.init), condition: condition)
+      return sampling.x0(input, timesteps: steps.map(Float.init), condition: condition)
     case .noisedData:
       // The build checked that a data source of the sample shape exists.
       guard let data = try? context.batch().samples else {
@@ -133,7 +137,7 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
       }
       let indices = context.integers(in: 0..<timesteps.count)
       let input = noisedData(data, noise: noisePart(noise, 0), indices: indices)
-      return denoiser.x0(input, timesteps: indices.map { Float(timesteps[$0]) }, condition: condition)
+      return sampling.x0(input, timesteps: indices.map { Float(timesteps[$0]) }, condition: condition)
     }
   }
 
@@ -156,7 +160,7 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
       var x = noisePart(noise, 0)
       var input = x
       for index in 0..<(indices.max() ?? 0) {
-        let x0 = denoiser.x0(x, timesteps: [Float](repeating: Float(timesteps[index]), count: n), condition: condition)
+        let x0 = sampling.x0(x, timesteps: [Float](repeating: Float(timesteps[index]), count: n), condition: condition)
         x = move(x, x0: x0, from: index, noise: noise)
         let arrived = indices.map { $0 == index + 1 ? 1.0 : 0 }
         input = input * perSample(arrived.map { 1 - $0 }, like: x) + x * perSample(arrived, like: x)
@@ -183,6 +187,9 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
     .optionalChoice(
       "trainingInput", DenoiserSampleGenerator.TrainingInput.self,
       "what the losses train on: full sampling from noise, backward simulation, or the data batch noised to a random step, pure noise at T−1 (ADD §3.1); default from backwardSimulation"),
+    ParameterSpec(
+      "guidance", .number(0...100), default: .number(1),
+      "classifier-free guidance of every step's x̂₀ (1 = none; a class-conditional network with a null class): a copy of the teacher in 50 steps is its guided DDIM-50"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Generator {
@@ -203,10 +210,11 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
     }
     let (sampleShape, config) = try context.generatorLayout(entry, denoiser: denoiser)
     let input = try trainingInput(entry, context, timesteps: timesteps, sampleShape: sampleShape)
+    _ = try BuildContext.guided(denoiser, scale: entry.double("guidance"), location: "\(entry.path).guidance")
     return DenoiserSampleGenerator(
       denoiser: denoiser, timesteps: timesteps,
       stepping: entry.choice("stepping"),
-      trainingInput: input, sampleShape: sampleShape, config: config)
+      trainingInput: input, sampleShape: sampleShape, config: config, guidance: entry.double("guidance"))
   }
 
   /// The entry's training input, checked: `backwardSimulation: true` agrees with it, and
