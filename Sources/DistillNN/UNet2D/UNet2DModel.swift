@@ -14,25 +14,27 @@ public final class UNet2DModel: Module {
   /// `identity` or an unconditional model.
   let classTable: Embedding?
   let classLinears: (Linear, Linear)?
-  let downBlocks: [DownBlock]
+  let downBlocks: [Block<Downsample2D>]
   let midBlock: MidBlock?
-  let upBlocks: [UpBlock]
+  let upBlocks: [Block<Upsample2D>]
   let normOut: GroupNorm
   let convOut: Conv2d
 
-  final class DownBlock: Module {
+  /// A down block (resampler `Downsample2D`, key `downsamplers`) or an up block (`Upsample2D`,
+  /// `upsamplers`): its resnets, its attentions when it has them, and its resampler.
+  final class Block<Resampler: Module>: Module {
     let resnets: [ResnetBlock2D]
     let attentions: [AttentionBlock]
-    let downsampler: Downsample2D?
+    let resampler: Resampler?
 
-    init(resnets: [ResnetBlock2D], attentions: [AttentionBlock], downsampler: Downsample2D?) {
+    init(resnets: [ResnetBlock2D], attentions: [AttentionBlock], resampler: Resampler?, key: String) {
       self.resnets = resnets
       self.attentions = attentions
-      self.downsampler = downsampler
+      self.resampler = resampler
       super.init()
       register("resnets", indexed(resnets))
       if !attentions.isEmpty { register("attentions", indexed(attentions)) }
-      if let downsampler { register("downsamplers", indexed([downsampler])) }
+      if let resampler { register(key, indexed([resampler])) }
     }
   }
 
@@ -48,22 +50,6 @@ public final class UNet2DModel: Module {
       super.init()
       register("resnets", indexed([first, second]))
       if let attention { register("attentions", indexed([attention])) }
-    }
-  }
-
-  final class UpBlock: Module {
-    let resnets: [ResnetBlock2D]
-    let attentions: [AttentionBlock]
-    let upsampler: Upsample2D?
-
-    init(resnets: [ResnetBlock2D], attentions: [AttentionBlock], upsampler: Upsample2D?) {
-      self.resnets = resnets
-      self.attentions = attentions
-      self.upsampler = upsampler
-      super.init()
-      register("resnets", indexed(resnets))
-      if !attentions.isEmpty { register("attentions", indexed(attentions)) }
-      if let upsampler { register("upsamplers", indexed([upsampler])) }
     }
   }
 
@@ -89,7 +75,7 @@ public final class UNet2DModel: Module {
       (classTable, classLinears) = (nil, nil)
     }
 
-    var downs: [DownBlock] = []
+    var downs: [Block<Downsample2D>] = []
     var outputChannels = channels[0]
     for (i, kind) in config.downBlocks.enumerated() {
       let inputChannels = outputChannels
@@ -110,7 +96,7 @@ public final class UNet2DModel: Module {
       }
       let downsampler =
         i == levels - 1 ? nil : Downsample2D(channels: outputChannels, padding: config.downsamplePadding, using: &rng)
-      downs.append(DownBlock(resnets: resnets, attentions: attentions, downsampler: downsampler))
+      downs.append(Block(resnets: resnets, attentions: attentions, resampler: downsampler, key: "downsamplers"))
     }
     downBlocks = downs
 
@@ -132,7 +118,7 @@ public final class UNet2DModel: Module {
       midBlock = nil
     }
 
-    var ups: [UpBlock] = []
+    var ups: [Block<Upsample2D>] = []
     let reversed = Array(channels.reversed())
     for (i, kind) in config.upBlocks.enumerated() {
       let previous = i == 0 ? reversed[0] : reversed[i - 1]
@@ -152,7 +138,7 @@ public final class UNet2DModel: Module {
         }
       }
       let upsampler = i == levels - 1 ? nil : Upsample2D(channels: output, using: &rng)
-      ups.append(UpBlock(resnets: resnets, attentions: attentions, upsampler: upsampler))
+      ups.append(Block(resnets: resnets, attentions: attentions, resampler: upsampler, key: "upsamplers"))
     }
     upBlocks = ups
     normOut = GroupNorm(groups: config.normGroups, channels: channels[0], eps: config.normEps)
@@ -191,7 +177,7 @@ public final class UNet2DModel: Module {
         h = resnet(Tensor.concat([h, skips.removeLast()], axis: 1), encoded.embedding)
         if !block.attentions.isEmpty { h = block.attentions[j](h) }
       }
-      if let upsampler = block.upsampler { h = upsampler(h) }
+      if let upsampler = block.resampler { h = upsampler(h) }
     }
     return convOut(normOut(h).silu())
   }
@@ -223,7 +209,7 @@ public final class UNet2DModel: Module {
         if !block.attentions.isEmpty { h = block.attentions[j](h) }
         skips.append(h)
       }
-      if let downsampler = block.downsampler {
+      if let downsampler = block.resampler {
         h = downsampler(h)
         skips.append(h)
       }
