@@ -75,8 +75,9 @@ public final class RunCheckpoints {
   }
 }
 
-/// Splits `tensors` by `prefix` + `.`, dropping the prefix.
-func tensors(_ tensors: [String: Tensor], under prefix: String) -> [String: Tensor] {
+/// The tensors of `tensors` whose keys start with `prefix` + `.`, under the rest of their key
+/// (a checkpoint's `network.generator` part is the generator's state dict).
+public func tensors(_ tensors: [String: Tensor], under prefix: String) -> [String: Tensor] {
   let head = prefix + "."
   var out: [String: Tensor] = [:]
   for (key, value) in tensors where key.hasPrefix(head) { out[String(key.dropFirst(head.count))] = value }
