@@ -27,10 +27,26 @@ public final class UNet2DModel: Module {
     let attentions: [AttentionBlock]
     let resampler: Resampler?
 
-    init(resnets: [ResnetBlock2D], attentions: [AttentionBlock], resampler: Resampler?, key: String) {
+    /// A resnet from each of `inputs` channels to `channels`, each followed by an attention
+    /// block when `attention`, then the resampler `resample` makes: drawn in diffusers' order.
+    init(
+      inputs: [Int], channels: Int, attention: Bool, config: UNet2DConfig, key: String,
+      using rng: inout RandomGenerator, _ resample: (inout RandomGenerator) -> Resampler?
+    ) {
+      var resnets: [ResnetBlock2D] = []
+      var attentions: [AttentionBlock] = []
+      for input in inputs {
+        resnets.append(ResnetBlock2D(inputChannels: input, outputChannels: channels, config: config, using: &rng))
+        if attention {
+          attentions.append(
+            AttentionBlock(
+              channels: channels, headDimension: config.attentionHeadDimension, normGroups: config.normGroups,
+              eps: config.normEps, using: &rng))
+        }
+      }
       self.resnets = resnets
       self.attentions = attentions
-      self.resampler = resampler
+      resampler = resample(&rng)
       super.init()
       register("resnets", indexed(resnets))
       if !attentions.isEmpty { register("attentions", indexed(attentions)) }
@@ -80,23 +96,11 @@ public final class UNet2DModel: Module {
     for (i, kind) in config.downBlocks.enumerated() {
       let inputChannels = outputChannels
       outputChannels = channels[i]
-      var resnets: [ResnetBlock2D] = []
-      var attentions: [AttentionBlock] = []
-      for j in 0..<config.layersPerBlock {
-        resnets.append(
-          ResnetBlock2D(
-            inputChannels: j == 0 ? inputChannels : outputChannels, outputChannels: outputChannels, config: config,
-            using: &rng))
-        if kind == .attention {
-          attentions.append(
-            AttentionBlock(
-              channels: outputChannels, headDimension: config.attentionHeadDimension, normGroups: config.normGroups,
-              eps: config.normEps, using: &rng))
-        }
-      }
-      let downsampler =
-        i == levels - 1 ? nil : Downsample2D(channels: outputChannels, padding: config.downsamplePadding, using: &rng)
-      downs.append(Block(resnets: resnets, attentions: attentions, resampler: downsampler, key: "downsamplers"))
+      downs.append(
+        Block(
+          inputs: (0..<config.layersPerBlock).map { $0 == 0 ? inputChannels : outputChannels }, channels: outputChannels,
+          attention: kind == .attention, config: config, key: "downsamplers", using: &rng
+        ) { i == levels - 1 ? nil : Downsample2D(channels: outputChannels, padding: config.downsamplePadding, using: &$0) })
     }
     downBlocks = downs
 
@@ -124,21 +128,12 @@ public final class UNet2DModel: Module {
       let previous = i == 0 ? reversed[0] : reversed[i - 1]
       let output = reversed[i]
       let skipInput = reversed[Swift.min(i + 1, levels - 1)]
-      var resnets: [ResnetBlock2D] = []
-      var attentions: [AttentionBlock] = []
-      for j in 0...config.layersPerBlock {
-        let skip = j == config.layersPerBlock ? skipInput : output
-        let input = j == 0 ? previous : output
-        resnets.append(ResnetBlock2D(inputChannels: input + skip, outputChannels: output, config: config, using: &rng))
-        if kind == .attention {
-          attentions.append(
-            AttentionBlock(
-              channels: output, headDimension: config.attentionHeadDimension, normGroups: config.normGroups,
-              eps: config.normEps, using: &rng))
-        }
-      }
-      let upsampler = i == levels - 1 ? nil : Upsample2D(channels: output, using: &rng)
-      ups.append(Block(resnets: resnets, attentions: attentions, resampler: upsampler, key: "upsamplers"))
+      let layers = config.layersPerBlock
+      ups.append(
+        Block(
+          inputs: (0...layers).map { ($0 == 0 ? previous : output) + ($0 == layers ? skipInput : output) },
+          channels: output, attention: kind == .attention, config: config, key: "upsamplers", using: &rng
+        ) { i == levels - 1 ? nil : Upsample2D(channels: output, using: &$0) })
     }
     upBlocks = ups
     normOut = GroupNorm(groups: config.normGroups, channels: channels[0], eps: config.normEps)
