@@ -123,6 +123,18 @@ extension ConvGeometry {
     return stride(from: 0, to: n, by: size).map { $0..<Swift.min(n, $0 + size) }
   }
 
+  /// The products of a 1x1 convolution, sample by sample: `out[s] = W · input[s]` (forward), or
+  /// `Wᵀ · input[s]` when `transposed` (the input gradient, from the output gradient).
+  func pointwiseProducts(
+    _ w: UnsafePointer<Float>, _ input: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, transposed: Bool
+  ) {
+    let (rows, depth) = transposed ? (c, o) : (o, c)
+    for s in 0..<n {
+      sgemm(w, transposeA: transposed, input + s * depth * pixels, transposeB: false, out + s * rows * pixels,
+            m: rows, n: pixels, k: depth)
+    }
+  }
+
   /// Calls `body(index, chunk, part, col, product)` for each of ``chunks`` in order, with `part`
   /// the chunk's geometry and scratch for its patch columns (`col`) and, when chunks hold
   /// several samples, for their product (`product`).
@@ -151,13 +163,7 @@ func convForward(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> Tensor {
             g.threads, xb.baseAddress!, wp, 0, g.o, out.baseAddress!, g.cGeometry, ComputePrecision.current.kernelFlag)
           return
         }
-        if g.isPointwise {
-          for s in 0..<g.n {
-            sgemm(wp, transposeA: false, xb.baseAddress! + s * g.c * g.pixels, transposeB: false,
-                  out.baseAddress! + s * g.o * g.pixels, m: g.o, n: g.pixels, k: g.c)
-          }
-          return
-        }
+        if g.isPointwise { return g.pointwiseProducts(wp, xb.baseAddress!, out.baseAddress!, transposed: false) }
         g.forEachChunk { _, chunk, part, col, product in
           let xp = xb.baseAddress! + chunk.lowerBound * g.c * g.h * g.w
           let op = out.baseAddress! + chunk.lowerBound * g.o * g.pixels
@@ -192,13 +198,7 @@ func convInputGradient(_ grad: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> T
     grad.withUnsafeBufferPointer { gb in
       weight.withUnsafeBufferPointer { wb in
         let wp = wb.baseAddress!
-        if g.isPointwise {
-          for s in 0..<g.n {
-            sgemm(wp, transposeA: true, gb.baseAddress! + s * g.o * g.pixels, transposeB: false,
-                  out.baseAddress! + s * g.c * g.pixels, m: g.c, n: g.pixels, k: g.o)
-          }
-          return
-        }
+        if g.isPointwise { return g.pointwiseProducts(wp, gb.baseAddress!, out.baseAddress!, transposed: true) }
         g.forEachChunk { _, chunk, part, col, product in
           let gp = gb.baseAddress! + chunk.lowerBound * g.o * g.pixels
           if chunk.count == 1 {
