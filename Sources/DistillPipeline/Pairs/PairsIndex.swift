@@ -23,10 +23,6 @@ public struct PairsIndex: Equatable, Sendable {
   public struct Shard: Equatable, Sendable {
     public var file: String
     public var count: Int
-    public init(file: String, count: Int) {
-      self.file = file
-      self.count = count
-    }
   }
 
   public var sampleShape: [Int]
@@ -38,21 +34,6 @@ public struct PairsIndex: Equatable, Sendable {
   public var batchSize: Int
   public var clipSample: Bool
   public var shards: [Shard]
-
-  public init(
-    sampleShape: [Int], count: Int, teacher: String, sampler: String, steps: Int, seed: UInt64, batchSize: Int,
-    clipSample: Bool, shards: [Shard]
-  ) {
-    self.sampleShape = sampleShape
-    self.count = count
-    self.teacher = teacher
-    self.sampler = sampler
-    self.steps = steps
-    self.seed = seed
-    self.batchSize = batchSize
-    self.clipSample = clipSample
-    self.shards = shards
-  }
 
   /// The name of shard `number`: `shard-00000.safetensors`.
   public static func shardName(_ number: Int) -> String { String(format: "shard-%05d.safetensors", number) }
