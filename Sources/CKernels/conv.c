@@ -45,12 +45,7 @@ GEMM_TARGET static void direct_chunk(void *context, long chunk) {
     const __mmask16 *mask[2] = {job->masks + (2 * (tile % per_sample)) * taps, job->masks + (2 * (tile % per_sample) + 1) * taps};
     const float *image = job->x + sample * g->c * plane;
     for (long strip = 0; strip < job->strips; strip++) {
-      __m512 acc0[MR], acc1[MR];
-#pragma clang loop unroll(full)
-      for (int i = 0; i < MR; i++) {
-        acc0[i] = _mm512_setzero_ps();
-        acc1[i] = _mm512_setzero_ps();
-      }
+      __m512 acc0[MR] = {0}, acc1[MR] = {0};
       const float *wstrip = job->weights + strip * taps * g->c * MR;
       for (long tap = 0; tap < taps; tap++) {
         const __mmask16 m0 = mask[0][tap], m1 = mask[1][tap];
@@ -69,11 +64,7 @@ GEMM_TARGET static void direct_chunk(void *context, long chunk) {
         }
       }
       const long rows = job->o - strip * MR < MR ? job->o - strip * MR : MR;
-      float *out = job->out + (sample * job->o + strip * MR) * pixels + start;
-      for (int i = 0; i < rows; i++) {
-        _mm512_storeu_ps(out + i * pixels, acc0[i]);
-        _mm512_storeu_ps(out + i * pixels + 16, acc1[i]);
-      }
+      gemm_store_tile(acc0, acc1, job->out + (sample * job->o + strip * MR) * pixels + start, pixels, 1, 1, 0, rows, NR);
     }
   }
 }

@@ -484,12 +484,7 @@ GEMM_TARGET static void pack_a(const gemm_view *A, long i0, long mc, long k0, lo
 GEMM_TARGET static void micro_kernel(
     long kc, const float *restrict a, const float *restrict b, float *c, long c_rs, long c_cs, float alpha, float beta,
     long mr, long nr) {
-  __m512 acc0[MR], acc1[MR];
-#pragma clang loop unroll(full)
-  for (int i = 0; i < MR; i++) {
-    acc0[i] = _mm512_setzero_ps();
-    acc1[i] = _mm512_setzero_ps();
-  }
+  __m512 acc0[MR] = {0}, acc1[MR] = {0};
   for (long k = 0; k < kc; k++) {
     const __m512 b0 = _mm512_load_ps(b + k * NR), b1 = _mm512_load_ps(b + k * NR + 16);
 #pragma clang loop unroll(full)

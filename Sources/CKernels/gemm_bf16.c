@@ -52,12 +52,7 @@ BF16_TARGET void gemm_bf16_convert(float *block, long tiles, long depth, long ti
 BF16_TARGET void gemm_bf16_micro_kernel(long kc, const float *a, const float *b, float *c, long c_rs, long c_cs,
                                         float alpha, float beta, long mr, long nr) {
   const int32_t *aw = (const int32_t *)a;
-  __m512 acc0[MR], acc1[MR];
-#pragma clang loop unroll(full)
-  for (int i = 0; i < MR; i++) {
-    acc0[i] = _mm512_setzero_ps();
-    acc1[i] = _mm512_setzero_ps();
-  }
+  __m512 acc0[MR] = {0}, acc1[MR] = {0};
   const long pairs = (kc + 1) / 2;
   for (long p = 0; p < pairs; p++) {
     const __m512bh b0 = (__m512bh)_mm512_load_si512((const void *)(b + p * NR));

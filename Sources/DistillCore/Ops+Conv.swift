@@ -123,6 +123,18 @@ extension ConvGeometry {
     return stride(from: 0, to: n, by: size).map { $0..<Swift.min(n, $0 + size) }
   }
 
+  /// The products of a 1x1 convolution, sample by sample: `out[s] = W · input[s]` (forward), or
+  /// `Wᵀ · input[s]` when `transposed` (the input gradient, from the output gradient).
+  func pointwiseProducts(
+    _ w: UnsafePointer<Float>, _ input: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, transposed: Bool
+  ) {
+    let (rows, depth) = transposed ? (c, o) : (o, c)
+    for s in 0..<n {
+      sgemm(w, transposeA: transposed, input + s * depth * pixels, transposeB: false, out + s * rows * pixels,
+            m: rows, n: pixels, k: depth)
+    }
+  }
+
   /// Calls `body(index, chunk, part, col, product)` for each of ``chunks`` in order, with `part`
   /// the chunk's geometry and scratch for its patch columns (`col`) and, when chunks hold
   /// several samples, for their product (`product`).
@@ -151,13 +163,7 @@ func convForward(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> Tensor {
             g.threads, xb.baseAddress!, wp, 0, g.o, out.baseAddress!, g.cGeometry, ComputePrecision.current.kernelFlag)
           return
         }
-        if g.isPointwise {
-          for s in 0..<g.n {
-            sgemm(wp, transposeA: false, xb.baseAddress! + s * g.c * g.pixels, transposeB: false,
-                  out.baseAddress! + s * g.o * g.pixels, m: g.o, n: g.pixels, k: g.c)
-          }
-          return
-        }
+        if g.isPointwise { return g.pointwiseProducts(wp, xb.baseAddress!, out.baseAddress!, transposed: false) }
         g.forEachChunk { _, chunk, part, col, product in
           let xp = xb.baseAddress! + chunk.lowerBound * g.c * g.h * g.w
           let op = out.baseAddress! + chunk.lowerBound * g.o * g.pixels
@@ -192,13 +198,7 @@ func convInputGradient(_ grad: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> T
     grad.withUnsafeBufferPointer { gb in
       weight.withUnsafeBufferPointer { wb in
         let wp = wb.baseAddress!
-        if g.isPointwise {
-          for s in 0..<g.n {
-            sgemm(wp, transposeA: true, gb.baseAddress! + s * g.o * g.pixels, transposeB: false,
-                  out.baseAddress! + s * g.c * g.pixels, m: g.c, n: g.pixels, k: g.o)
-          }
-          return
-        }
+        if g.isPointwise { return g.pointwiseProducts(wp, gb.baseAddress!, out.baseAddress!, transposed: true) }
         g.forEachChunk { _, chunk, part, col, product in
           let gp = gb.baseAddress! + chunk.lowerBound * g.o * g.pixels
           if chunk.count == 1 {
@@ -309,18 +309,9 @@ extension Tensor {
     let g = ConvGeometry(
       n: n, c: c, h: h, w: w, o: o, kh: kh, kw: kw, sh: stride.0, sw: stride.1, ph: padding.0, pw: padding.1,
       ho: (h + 2 * padding.0 - kh) / stride.0 + 1, wo: (w + 2 * padding.1 - kw) / stride.1 + 1)
-    var result = convForward(x, weight, g)
-    if let bias { addChannelBias(&result, bias, channels: o) }
-    var inputs = [x, weight]
-    if let bias { inputs.append(bias) }
-    return result.recorded("conv2d", inputs) { grad in
-      var grads: [Tensor?] = [
-        x.requiresGrad ? convInputGradient(grad, weight, g) : nil,
-        weight.requiresGrad ? convWeightGradient(x, grad, g) : nil,
-      ]
-      if let bias { grads.append(bias.requiresGrad ? channelSum(grad, channels: o) : nil) }
-      return grads
-    }
+    return convolutionRecorded(
+      "conv2d", convForward(x, weight, g), x, weight, bias, channels: o,
+      inputGradient: { convInputGradient($0, weight, g) }, weightGradient: { convWeightGradient(x, $0, g) })
   }
 
   /// 2-D transposed convolution as PyTorch's `F.conv_transpose2d`: `x` is `[N, Cin, H, W]`,
@@ -356,17 +347,23 @@ extension Tensor {
     let g = ConvGeometry(
       n: n, c: cout, h: outH, w: outW, o: cin, kh: kh, kw: kw, sh: stride.0, sw: stride.1, ph: padding.0,
       pw: padding.1, ho: h, wo: w)
-    var result = convInputGradient(x, weight, g)
-    if let bias { addChannelBias(&result, bias, channels: cout) }
-    var inputs = [x, weight]
-    if let bias { inputs.append(bias) }
-    return result.recorded("convTranspose2d", inputs) { grad in
-      var grads: [Tensor?] = [
-        x.requiresGrad ? convForward(grad, weight, g) : nil,
-        weight.requiresGrad ? convWeightGradient(grad, x, g) : nil,
-      ]
-      if let bias { grads.append(bias.requiresGrad ? channelSum(grad, channels: cout) : nil) }
-      return grads
+    return convolutionRecorded(
+      "convTranspose2d", convInputGradient(x, weight, g), x, weight, bias, channels: cout,
+      inputGradient: { convForward($0, weight, g) }, weightGradient: { convWeightGradient($0, x, g) })
+  }
+
+  /// `result` of a convolution of `x` by `weight` plus `bias` per output channel, recorded as
+  /// `name` with the gradients of `x` and `weight` given the output's, and the bias's (the
+  /// output gradient summed per channel).
+  private static func convolutionRecorded(
+    _ name: StaticString, _ result: Tensor, _ x: Tensor, _ weight: Tensor, _ bias: Tensor?, channels: Int,
+    inputGradient: @escaping (Tensor) -> Tensor, weightGradient: @escaping (Tensor) -> Tensor
+  ) -> Tensor {
+    var result = result
+    if let bias { addChannelBias(&result, bias, channels: channels) }
+    return result.recorded(name, [x, weight] + (bias.map { [$0] } ?? [])) { grad in
+      [x.requiresGrad ? inputGradient(grad) : nil, weight.requiresGrad ? weightGradient(grad) : nil]
+        + (bias.map { [$0.requiresGrad ? channelSum(grad, channels: channels) : nil] } ?? [])
     }
   }
 }

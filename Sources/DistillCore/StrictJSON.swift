@@ -127,59 +127,56 @@ struct StrictJSONParser {
     guard depth <= Self.maxDepth else { throw fail("nested more than \(Self.maxDepth) levels deep") }
   }
 
-  private mutating func parseObject() throws -> JSONNode {
+  /// The items of the object or array whose opening bracket is at `position`: `item` parses
+  /// each, and `,` or `closer` must follow it (`what` names the container in errors).
+  private mutating func parseItems(closer: Unicode.Scalar, in what: String, _ item: (inout Self) throws -> Void) throws {
     try enter()
-    position += 1  // '{'
-    var members: [(key: String, value: JSONNode)] = []
-    var seen = Set<String>()
+    position += 1  // '{' or '['
     skipWhitespace()
-    if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
+    let end = UInt8(ascii: closer)
+    if position < bytes.count, bytes[position] == end {
       position += 1
       depth -= 1
-      return .object(members)
+      return
     }
     while true {
+      try item(&self)
       skipWhitespace()
-      guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw fail("expected a key string") }
-      let keyStart = position
-      let key = try parseString()
-      guard seen.insert(key).inserted else {
-        position = keyStart
-        throw fail("duplicate key \"\(key)\"")
-      }
-      skipWhitespace()
-      guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-      position += 1
-      members.append((key, try parseValue()))
-      skipWhitespace()
-      guard position < bytes.count else { throw fail("unexpected end inside an object") }
+      guard position < bytes.count else { throw fail("unexpected end inside \(what)") }
       if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
-      if bytes[position] == UInt8(ascii: "}") { position += 1; break }
-      throw fail("expected ',' or '}'")
+      if bytes[position] == end { position += 1; break }
+      throw fail("expected ',' or '\(closer)'")
     }
     depth -= 1
+  }
+
+  private mutating func parseObject() throws -> JSONNode {
+    var members: [(key: String, value: JSONNode)] = []
+    var seen = Set<String>()
+    try parseItems(closer: "}", in: "an object") { parser in
+      parser.skipWhitespace()
+      guard parser.position < parser.bytes.count, parser.bytes[parser.position] == UInt8(ascii: "\"") else {
+        throw parser.fail("expected a key string")
+      }
+      let keyStart = parser.position
+      let key = try parser.parseString()
+      guard seen.insert(key).inserted else {
+        parser.position = keyStart
+        throw parser.fail("duplicate key \"\(key)\"")
+      }
+      parser.skipWhitespace()
+      guard parser.position < parser.bytes.count, parser.bytes[parser.position] == UInt8(ascii: ":") else {
+        throw parser.fail("expected ':'")
+      }
+      parser.position += 1
+      members.append((key, try parser.parseValue()))
+    }
     return .object(members)
   }
 
   private mutating func parseArray() throws -> JSONNode {
-    try enter()
-    position += 1  // '['
     var items: [JSONNode] = []
-    skipWhitespace()
-    if position < bytes.count, bytes[position] == UInt8(ascii: "]") {
-      position += 1
-      depth -= 1
-      return .array(items)
-    }
-    while true {
-      items.append(try parseValue())
-      skipWhitespace()
-      guard position < bytes.count else { throw fail("unexpected end inside an array") }
-      if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
-      if bytes[position] == UInt8(ascii: "]") { position += 1; break }
-      throw fail("expected ',' or ']'")
-    }
-    depth -= 1
+    try parseItems(closer: "]", in: "an array") { items.append(try $0.parseValue()) }
     return .array(items)
   }
 

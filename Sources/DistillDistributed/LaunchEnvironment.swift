@@ -17,12 +17,6 @@ public struct LaunchEnvironment: Equatable, Sendable {
   public let size: Int
   public let rank: Int
 
-  public init(launcher: String, size: Int, rank: Int) {
-    self.launcher = launcher
-    self.size = size
-    self.rank = rank
-  }
-
   /// The launch described by `variable`, or `nil` when no launcher variable is set.
   ///
   /// - Parameter variable: reads one environment variable (the process's by default).

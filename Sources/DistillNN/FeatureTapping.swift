@@ -29,3 +29,12 @@ extension FeatureTapping {
   /// The unconditional features.
   public func features(_ x: Tensor, timesteps: [Float]) -> NetworkFeatures { features(x, timesteps: timesteps, labels: nil) }
 }
+
+extension FeatureTapping {
+  /// The per-sample shapes of the features of one sample of `sampleShape` at `timestep`, run
+  /// without gradients: what discriminator heads on them are sized by.
+  public func featureShapes(sampleShape: [Int], timestep: Float) -> (encoder: [[Int]], bottleneck: [Int]) {
+    let features = withoutGradients { self.features(Tensor.zeros([1] + sampleShape), timesteps: [timestep]) }
+    return (features.encoder.map { Array($0.shape.dropFirst()) }, Array(features.bottleneck.shape.dropFirst()))
+  }
+}

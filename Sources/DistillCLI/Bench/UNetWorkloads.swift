@@ -1,3 +1,4 @@
+import DistillCore
 import DistillDiffusion
 import DistillNN
 
@@ -12,19 +13,42 @@ func benchmarkUNet(using rng: inout RandomGenerator) -> UNet2DModel {
   return UNet2DModel(config: config, using: &rng)
 }
 
-/// w2: one denoising training step (forward, MSE to the noise, backward, AdamW), batch 16.
+/// The UNet of w5 and w5bf16: the DDPM CIFAR-10 layout (Ho et al. 2020; diffusers
+/// google/ddpm-cifar10-32), 35.7 M parameters, as torch_ref.py's `unet35m()` builds it.
+func benchmarkUNet35M(using rng: inout RandomGenerator) -> UNet2DModel {
+  var config = UNet2DConfig(
+    sampleSize: 32, downBlocks: [.down, .attention, .down, .down],
+    upBlocks: [.up, .up, .attention, .up],
+    blockOutChannels: [128, 256, 256, 256], layersPerBlock: 2, normGroups: 32,
+    attentionHeadDimension: nil)
+  config.normEps = 1e-6
+  config.downsamplePadding = 0
+  config.flipSinToCos = false
+  config.freqShift = 1
+  return UNet2DModel(config: config, using: &rng)
+}
+
+/// w2, w5 and w5bf16: one denoising training step of `unet` (forward, MSE to the noise,
+/// backward, AdamW lr 1e-4) on `batch` samples of 3 x 32 x 32; with `precision` bf16 the whole
+/// step runs in a bf16 scope (products and convolutions in bfloat16, the rest in float32), as
+/// torch_ref.py runs w5's forward pass under `torch.autocast("cpu", dtype=torch.bfloat16)`
+/// (whose backward runs in the forward's dtypes).
 enum UNetTrainingWorkload {
-  static func secondsPerStep() -> Double {
+  static func secondsPerStep(
+    _ makeUNet: (inout RandomGenerator) -> UNet2DModel, batch: Int, reps: Int, precision: ComputePrecision = .fp32
+  ) -> Double {
     var rng = RandomGenerator(seed: 0)
-    let unet = benchmarkUNet(using: &rng)
+    let unet = makeUNet(&rng)
     let schedule = NoiseSchedule.ddpm(betas: .linear, start: 1e-4, end: 0.02, steps: 1000)
     let optimizer = AdamW(unet.namedParameters(), learningRate: 1e-4)
-    return medianSeconds(warm: 2, reps: 7) {
-      let x = Tensor.normal([16, 3, 32, 32], mean: 0, std: 1, using: &rng)
-      let t = rng.integers(count: 16, in: 0..<1000)
-      let noise = Tensor.normal([16, 3, 32, 32], mean: 0, std: 1, using: &rng)
-      let noisy = schedule.addNoise(x0: x, noise: noise, timesteps: t)
-      update(optimizer, minimizing: Tensor.mseLoss(unet(noisy, timesteps: t.map(Float.init)), noise))
+    return medianSeconds(warm: 2, reps: reps) {
+      let x = Tensor.normal([batch, 3, 32, 32], mean: 0, std: 1, using: &rng)
+      let t = rng.integers(count: batch, in: 0..<1000)
+      let noise = Tensor.normal([batch, 3, 32, 32], mean: 0, std: 1, using: &rng)
+      withComputePrecision(precision) {
+        let noisy = schedule.addNoise(x0: x, noise: noise, timesteps: t)
+        update(optimizer, minimizing: Tensor.mseLoss(unet(noisy, timesteps: t.map(Float.init)), noise))
+      }
     }
   }
 }
@@ -49,56 +73,4 @@ enum UNetSamplingWorkload {
     }
     return ["w4_ddim50_batch16_s": ddim, "w4_onestep_batch16_s": one, "w4_ddim50_over_onestep": ddim / one]
   }
-}
-
-/// w3: the DMD step of w1 with three copies of the w2 UNet: the generator (the UNet at
-/// t = 999 on noise), a frozen real score (only ever run without gradients) and a trainable fake score; batch 8, 3 x 32 x 32,
-/// Adam lr 1e-4 for both updates (torch_ref.py's `w3`).
-final class UNetDMDWorkload {
-  let batch = 8
-  let shape = [3, 32, 32]
-  let schedule = NoiseSchedule.ddpm(betas: .linear, start: 1e-4, end: 0.02, steps: 1000)
-  let generator: UNet2DModel
-  let real: UNet2DModel
-  let fake: UNet2DModel
-  let generatorOptimizer: Adam
-  let fakeOptimizer: Adam
-  var rng = RandomGenerator(seed: 0)
-
-  init() {
-    generator = benchmarkUNet(using: &rng)
-    real = benchmarkUNet(using: &rng)
-    fake = benchmarkUNet(using: &rng)
-    generatorOptimizer = Adam(generator.namedParameters(), learningRate: 1e-4)
-    fakeOptimizer = Adam(fake.namedParameters(), learningRate: 1e-4)
-  }
-
-  func generate(_ noise: Tensor) -> Tensor { generator(noise, timesteps: Array(repeating: 999, count: noise.shape[0])) }
-
-  /// `x0` from an epsilon prediction at integer timesteps `t`.
-  func x0(_ model: UNet2DModel, _ xt: Tensor, _ t: [Int]) -> Tensor {
-    schedule.x0(from: model(xt, timesteps: t.map(Float.init)), prediction: .epsilon, xt: xt, timesteps: t)
-  }
-
-  func step() {
-    let x = generate(Tensor.normal([batch] + shape, mean: 0, std: 1, using: &rng))
-    let t = rng.integers(count: batch, in: 20..<980)
-    let noise = Tensor.normal([batch] + shape, mean: 0, std: 1, using: &rng)
-    let direction = withoutGradients {
-      let xt = schedule.addNoise(x0: x.detached(), noise: noise, timesteps: t)
-      let realX0 = x0(real, xt, t)
-      let fakeX0 = x0(fake, xt, t)
-      let weight = (x.detached() - realX0).abs().mean(axes: [1, 2, 3], keepDims: true)
-      return (fakeX0 - realX0) / weight
-    }
-    update(generatorOptimizer, minimizing: 0.5 * (x - (x - direction).detached()).square().mean())
-
-    let sample = withoutGradients { generate(Tensor.normal([batch] + shape, mean: 0, std: 1, using: &rng)) }
-    let t2 = rng.integers(count: batch, in: 0..<1000)
-    let noise2 = Tensor.normal([batch] + shape, mean: 0, std: 1, using: &rng)
-    let fakeLoss = Tensor.mseLoss(fake(schedule.addNoise(x0: sample, noise: noise2, timesteps: t2), timesteps: t2.map(Float.init)), noise2)
-    update(fakeOptimizer, minimizing: fakeLoss)
-  }
-
-  func secondsPerStep() -> Double { medianSeconds(warm: 2, reps: 7) { step() } }
 }

@@ -38,12 +38,12 @@ enum Workload: String, CaseIterable, ExpressibleByArgument {
     case .elementwise: return ElementwiseWorkload.figures()
     case .gemm: return ["sgemm_1024_gflops": GemmWorkload.gflops()]
     case .lpips: return ["lpips_alex_fwd_bwd_16x64_s": LPIPSWorkload.secondsPerStep()]
-    case .w1: return ["w1_toy2d_dmd_step_s": ToyDMDWorkload().secondsPerStep()]
-    case .w2: return ["w2_unet32_train_step_s": UNetTrainingWorkload.secondsPerStep()]
-    case .w3: return ["w3_dmd_unet32_step_s": UNetDMDWorkload().secondsPerStep()]
+    case .w1: return ["w1_toy2d_dmd_step_s": DMDWorkload.toy().secondsPerStep(warm: 3, reps: 15)]
+    case .w2: return ["w2_unet32_train_step_s": UNetTrainingWorkload.secondsPerStep(benchmarkUNet, batch: 16, reps: 7)]
+    case .w3: return ["w3_dmd_unet32_step_s": DMDWorkload.unet().secondsPerStep(warm: 2, reps: 7)]
     case .w4: return UNetSamplingWorkload.figures()
-    case .w5: return ["w5_unet35m_train_step_s": UNet35MTrainingWorkload.secondsPerStep(precision: .fp32)]
-    case .w5bf16: return ["w5_unet35m_train_step_bf16_s": UNet35MTrainingWorkload.secondsPerStep(precision: .bf16)]
+    case .w5: return ["w5_unet35m_train_step_s": UNetTrainingWorkload.secondsPerStep(benchmarkUNet35M, batch: 8, reps: 5)]
+    case .w5bf16: return ["w5_unet35m_train_step_bf16_s": UNetTrainingWorkload.secondsPerStep(benchmarkUNet35M, batch: 8, reps: 5, precision: .bf16)]
     }
   }
 }

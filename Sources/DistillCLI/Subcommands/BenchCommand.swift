@@ -83,15 +83,23 @@ struct BenchCommand: ParsableCommand {
   }
 }
 
-/// The process's peak resident set size in MiB (Linux reports `ru_maxrss` in KiB).
-func peakResidentMiB() -> Double {
+/// This process's resource usage, all threads.
+func processUsage() -> rusage {
   var usage = rusage()
   #if os(Linux)
     getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-    return Double(usage.ru_maxrss) / 1024
   #else
     getrusage(RUSAGE_SELF, &usage)
-    return Double(usage.ru_maxrss) / (1024 * 1024)
+  #endif
+  return usage
+}
+
+/// The process's peak resident set size in MiB (Linux reports `ru_maxrss` in KiB).
+func peakResidentMiB() -> Double {
+  #if os(Linux)
+    return Double(processUsage().ru_maxrss) / 1024
+  #else
+    return Double(processUsage().ru_maxrss) / (1024 * 1024)
   #endif
 }
 
@@ -103,12 +111,7 @@ func medianSeconds(warm: Int, reps: Int, _ body: () -> Void) -> Double {
   let cpu = ProcessInfo.processInfo.environment["DISTILL_BENCH_CLOCK"] == "cpu"
   func now() -> Double {
     guard cpu else { return Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
-    var usage = rusage()
-    #if os(Linux)
-      getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-    #else
-      getrusage(RUSAGE_SELF, &usage)
-    #endif
+    let usage = processUsage()
     let seconds = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec
     return Double(seconds) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
   }

@@ -47,12 +47,7 @@ struct SampleCommand: ParsableCommand {
       let pipeline = try AssembledPipeline.assemble(manifest, registry: registry)
       let module = pipeline.generator.module
       if let checkpoint {
-        let state = try folder.checkpoints.read(step: checkpoint)
-        var weights: [String: Tensor] = [:]
-        for (key, value) in state where key.hasPrefix("network.generator.") {
-          weights[String(key.dropFirst("network.generator.".count))] = value
-        }
-        try module.load(weights, strict: true)
+        try module.load(tensors(folder.checkpoints.read(step: checkpoint), under: "network.generator"), strict: true)
       } else {
         let file = try SafetensorsFile.read(contentsOf: folder.generatorWeightsPath)
         do {

@@ -14,25 +14,43 @@ public final class UNet2DModel: Module {
   /// `identity` or an unconditional model.
   let classTable: Embedding?
   let classLinears: (Linear, Linear)?
-  let downBlocks: [DownBlock]
+  let downBlocks: [Block<Downsample2D>]
   let midBlock: MidBlock?
-  let upBlocks: [UpBlock]
+  let upBlocks: [Block<Upsample2D>]
   let normOut: GroupNorm
   let convOut: Conv2d
 
-  final class DownBlock: Module {
+  /// A down block (resampler `Downsample2D`, key `downsamplers`) or an up block (`Upsample2D`,
+  /// `upsamplers`): its resnets, its attentions when it has them, and its resampler.
+  final class Block<Resampler: Module>: Module {
     let resnets: [ResnetBlock2D]
     let attentions: [AttentionBlock]
-    let downsampler: Downsample2D?
+    let resampler: Resampler?
 
-    init(resnets: [ResnetBlock2D], attentions: [AttentionBlock], downsampler: Downsample2D?) {
+    /// A resnet from each of `inputs` channels to `channels`, each followed by an attention
+    /// block when `attention`, then the resampler `resample` makes: drawn in diffusers' order.
+    init(
+      inputs: [Int], channels: Int, attention: Bool, config: UNet2DConfig, key: String,
+      using rng: inout RandomGenerator, _ resample: (inout RandomGenerator) -> Resampler?
+    ) {
+      var resnets: [ResnetBlock2D] = []
+      var attentions: [AttentionBlock] = []
+      for input in inputs {
+        resnets.append(ResnetBlock2D(inputChannels: input, outputChannels: channels, config: config, using: &rng))
+        if attention {
+          attentions.append(
+            AttentionBlock(
+              channels: channels, headDimension: config.attentionHeadDimension, normGroups: config.normGroups,
+              eps: config.normEps, using: &rng))
+        }
+      }
       self.resnets = resnets
       self.attentions = attentions
-      self.downsampler = downsampler
+      resampler = resample(&rng)
       super.init()
       register("resnets", indexed(resnets))
       if !attentions.isEmpty { register("attentions", indexed(attentions)) }
-      if let downsampler { register("downsamplers", indexed([downsampler])) }
+      if let resampler { register(key, indexed([resampler])) }
     }
   }
 
@@ -48,22 +66,6 @@ public final class UNet2DModel: Module {
       super.init()
       register("resnets", indexed([first, second]))
       if let attention { register("attentions", indexed([attention])) }
-    }
-  }
-
-  final class UpBlock: Module {
-    let resnets: [ResnetBlock2D]
-    let attentions: [AttentionBlock]
-    let upsampler: Upsample2D?
-
-    init(resnets: [ResnetBlock2D], attentions: [AttentionBlock], upsampler: Upsample2D?) {
-      self.resnets = resnets
-      self.attentions = attentions
-      self.upsampler = upsampler
-      super.init()
-      register("resnets", indexed(resnets))
-      if !attentions.isEmpty { register("attentions", indexed(attentions)) }
-      if let upsampler { register("upsamplers", indexed([upsampler])) }
     }
   }
 
@@ -89,28 +91,16 @@ public final class UNet2DModel: Module {
       (classTable, classLinears) = (nil, nil)
     }
 
-    var downs: [DownBlock] = []
+    var downs: [Block<Downsample2D>] = []
     var outputChannels = channels[0]
     for (i, kind) in config.downBlocks.enumerated() {
       let inputChannels = outputChannels
       outputChannels = channels[i]
-      var resnets: [ResnetBlock2D] = []
-      var attentions: [AttentionBlock] = []
-      for j in 0..<config.layersPerBlock {
-        resnets.append(
-          ResnetBlock2D(
-            inputChannels: j == 0 ? inputChannels : outputChannels, outputChannels: outputChannels, config: config,
-            using: &rng))
-        if kind == .attention {
-          attentions.append(
-            AttentionBlock(
-              channels: outputChannels, headDimension: config.attentionHeadDimension, normGroups: config.normGroups,
-              eps: config.normEps, using: &rng))
-        }
-      }
-      let downsampler =
-        i == levels - 1 ? nil : Downsample2D(channels: outputChannels, padding: config.downsamplePadding, using: &rng)
-      downs.append(DownBlock(resnets: resnets, attentions: attentions, downsampler: downsampler))
+      downs.append(
+        Block(
+          inputs: (0..<config.layersPerBlock).map { $0 == 0 ? inputChannels : outputChannels }, channels: outputChannels,
+          attention: kind == .attention, config: config, key: "downsamplers", using: &rng
+        ) { i == levels - 1 ? nil : Downsample2D(channels: outputChannels, padding: config.downsamplePadding, using: &$0) })
     }
     downBlocks = downs
 
@@ -132,27 +122,18 @@ public final class UNet2DModel: Module {
       midBlock = nil
     }
 
-    var ups: [UpBlock] = []
+    var ups: [Block<Upsample2D>] = []
     let reversed = Array(channels.reversed())
     for (i, kind) in config.upBlocks.enumerated() {
       let previous = i == 0 ? reversed[0] : reversed[i - 1]
       let output = reversed[i]
       let skipInput = reversed[Swift.min(i + 1, levels - 1)]
-      var resnets: [ResnetBlock2D] = []
-      var attentions: [AttentionBlock] = []
-      for j in 0...config.layersPerBlock {
-        let skip = j == config.layersPerBlock ? skipInput : output
-        let input = j == 0 ? previous : output
-        resnets.append(ResnetBlock2D(inputChannels: input + skip, outputChannels: output, config: config, using: &rng))
-        if kind == .attention {
-          attentions.append(
-            AttentionBlock(
-              channels: output, headDimension: config.attentionHeadDimension, normGroups: config.normGroups,
-              eps: config.normEps, using: &rng))
-        }
-      }
-      let upsampler = i == levels - 1 ? nil : Upsample2D(channels: output, using: &rng)
-      ups.append(UpBlock(resnets: resnets, attentions: attentions, upsampler: upsampler))
+      let layers = config.layersPerBlock
+      ups.append(
+        Block(
+          inputs: (0...layers).map { ($0 == 0 ? previous : output) + ($0 == layers ? skipInput : output) },
+          channels: output, attention: kind == .attention, config: config, key: "upsamplers", using: &rng
+        ) { i == levels - 1 ? nil : Upsample2D(channels: output, using: &$0) })
     }
     upBlocks = ups
     normOut = GroupNorm(groups: config.normGroups, channels: channels[0], eps: config.normEps)
@@ -191,7 +172,7 @@ public final class UNet2DModel: Module {
         h = resnet(Tensor.concat([h, skips.removeLast()], axis: 1), encoded.embedding)
         if !block.attentions.isEmpty { h = block.attentions[j](h) }
       }
-      if let upsampler = block.upsampler { h = upsampler(h) }
+      if let upsampler = block.resampler { h = upsampler(h) }
     }
     return convOut(normOut(h).silu())
   }
@@ -223,7 +204,7 @@ public final class UNet2DModel: Module {
         if !block.attentions.isEmpty { h = block.attentions[j](h) }
         skips.append(h)
       }
-      if let downsampler = block.downsampler {
+      if let downsampler = block.resampler {
         h = downsampler(h)
         skips.append(h)
       }

@@ -1,5 +1,6 @@
 import DistillCore
 import DistillDiffusion
+import DistillNN
 
 /// What a component's `make` sees: the manifest, the parts built before it, and the means to
 /// add networks to the training state. Parts are built in manifest order: schedule, teacher,
@@ -152,6 +153,20 @@ public final class BuildContext {
         found: "noise \(generator?.noiseShape ?? []), samples \(generator?.sampleShape ?? [])")
     }
     return (teacher, generator)
+  }
+
+  /// What a discriminator of `entry` on `source`'s features needs: the features, or an error at
+  /// `location` saying `expected` unless `source`'s network exposes them; and the generator's
+  /// sample shape, with the data checked against it.
+  public func requireFeatures(
+    of source: any Denoiser, at location: String, expected: String, for entry: ComponentEntry
+  ) throws -> (features: any FeatureTapping, sampleShape: [Int]) {
+    guard let features = source as? any FeatureTapping else {
+      throw DistillError.invalidValue(location: location, expected: expected, found: "\"\(source.summary)\"")
+    }
+    let sampleShape = try requireGenerator(for: entry).sampleShape
+    try requireData(for: entry, shape: sampleShape)
+    return (features, sampleShape)
   }
 
   /// The data source, or an error naming `entry` when there is none or (given `shape`) its

@@ -69,17 +69,16 @@ public struct ComponentEntry: Sendable {
   public func path(_ key: String) -> String { resolve(string(key), against: baseDirectory) }
   public func optionalPath(_ key: String) -> String? { has(key) ? path(key) : nil }
 
-  public func numbers(_ key: String) -> [Double] {
-    guard case .array(let items) = values[key] else { return [] }
-    return items.compactMap { if case .number(let n) = $0 { return n } else { return nil } }
-  }
+  public func numbers(_ key: String) -> [Double] { Self.numbers(values[key]) }
 
   public func matrix(_ key: String) -> [[Double]] {
     guard case .array(let rows) = values[key] else { return [] }
-    return rows.map { row in
-      guard case .array(let items) = row else { return [] }
-      return items.compactMap { if case .number(let n) = $0 { return n } else { return nil } }
-    }
+    return rows.map(Self.numbers)
+  }
+
+  private static func numbers(_ value: JSONValue?) -> [Double] {
+    guard case .array(let items) = value else { return [] }
+    return items.compactMap { if case .number(let n) = $0 { return n } else { return nil } }
   }
 
   public func strings(_ key: String) -> [String] {
@@ -204,7 +203,8 @@ extension ComponentRegistry {
     case .bool:
       if case .bool = value { return nil }
       return fail
-    case .string:
+    case .string, .reference:
+      // A reference's target is checked once the whole manifest is read.
       if case .string = value { return nil }
       return fail
     case .choice(let choices):
@@ -244,18 +244,11 @@ extension ComponentRegistry {
       guard case .array(let items) = value, items.allSatisfy({ if case .string = $0 { return true } else { return false } })
       else { return fail }
       return nil
-    case .component:
-      if case .object = value { return nil }
-      return fail
-    case .object:
+    case .component, .object:
       if case .object = value { return nil }
       return fail
     case .list:
       if case .array = value { return nil }
-      return fail
-    case .reference:
-      // Whether the name exists is checked once the whole manifest is read.
-      if case .string = value { return nil }
       return fail
     }
   }

@@ -275,40 +275,21 @@ extension Manifest {
       }
     }
 
-    var losses: [ComponentEntry] = []
-    if case .array(let items)? = top.values["losses"] {
-      if items.isEmpty { problems.append(ManifestProblem("losses", "expected at least one loss entry")) }
-      for (index, item) in items.enumerated() {
-        if let entry = registry.validateEntry(
-          item, kind: .loss, path: "losses[\(index)]", baseDirectory: baseDirectory, problems: &problems)
-        {
-          losses.append(entry)
-        }
-      }
-    } else if let value = top.values["losses"], value != .null {
-      problems.append(.expected("losses", "an array of loss entries", found: value))
+    if case .array(let items)? = top.values["losses"], items.isEmpty {
+      problems.append(ManifestProblem("losses", "expected at least one loss entry"))
     }
+    let losses = entries(
+      top.values["losses"], kind: .loss, path: "losses", expected: "an array of loss entries", registry, baseDirectory,
+      &problems)
 
     let training = section("training", TrainingSettings.specs, top, registry, baseDirectory, &problems)
     if let training, let problem = TrainingSettings.precisionProblem(training, bf16Supported: bf16Supported) {
       problems.append(problem)
     }
     let evaluation = section("evaluation", EvaluationSettings.specs, top, registry, baseDirectory, &problems)
-    var metrics: [ComponentEntry] = []
-    if let evaluation, case .array(let items)? = evaluation.values["metrics"] {
-      for (index, item) in items.enumerated() {
-        let value: JSONValue
-        if case .string(let id) = item { value = .object(["type": .string(id)]) } else { value = item }
-        if let entry = registry.validateEntry(
-          value, kind: .metric, path: "evaluation.metrics[\(index)]", baseDirectory: baseDirectory,
-          problems: &problems)
-        {
-          metrics.append(entry)
-        }
-      }
-    } else if let value = evaluation?.values["metrics"] {
-      problems.append(.expected("evaluation.metrics", "an array of metric entries or ids", found: value))
-    }
+    let metrics = entries(
+      evaluation?.values["metrics"], kind: .metric, path: "evaluation.metrics",
+      expected: "an array of metric entries or ids", registry, baseDirectory, &problems)
 
     // References between components: every `.reference(section:)` must name an entry.
     let sections: [String: Set<String>] = ["scores": Set(scores.map(\.0))]
@@ -352,6 +333,24 @@ extension Manifest {
       schedule: schedule, generator: generator, scores: scores, losses: losses, data: data, optimizer: optimizer,
       training: TrainingSettings(training), evaluation: EvaluationSettings(evaluation), metrics: metrics,
       output: output, resolvedJSON: .object(resolved))
+  }
+
+  /// The entries of `kind` in the array `value` at `path` (a metric may be its type id alone),
+  /// each validated; a problem saying `expected` when `value` is not an array.
+  private static func entries(
+    _ value: JSONValue?, kind: ComponentKind, path: String, expected: String, _ registry: ComponentRegistry,
+    _ baseDirectory: String, _ problems: inout [ManifestProblem]
+  ) -> [ComponentEntry] {
+    guard case .array(let items)? = value else {
+      if let value, value != .null { problems.append(.expected(path, expected, found: value)) }
+      return []
+    }
+    return items.enumerated().compactMap { index, item in
+      var value = item
+      if kind == .metric, case .string(let id) = item { value = .object(["type": .string(id)]) }
+      return registry.validateEntry(
+        value, kind: kind, path: "\(path)[\(index)]", baseDirectory: baseDirectory, problems: &problems)
+    }
   }
 
   private static func section(

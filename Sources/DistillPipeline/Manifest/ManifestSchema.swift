@@ -22,34 +22,16 @@ public enum ManifestSchema {
     }
     defs["evaluation"] = evaluation
 
-    var properties: [String: JSONValue] = [:]
-    var required: [JSONValue] = []
-    for spec in Manifest.topLevelSpecs {
-      var property: JSONValue
+    let top = objectSchema(Manifest.topLevelSpecs, description: nil) { spec in
       switch spec.name {
-      case "scores":
-        property = .object(["type": "object", "additionalProperties": ref(.score)])
-      case "losses":
-        property = .object(["type": "array", "minItems": 1, "items": ref(.loss)])
-      case "training", "evaluation":
-        property = .object(["$ref": .string("#/$defs/\(spec.name)")])
-      default:
-        property = valueSchema(spec.kind)
+      case "scores": return .object(["type": "object", "additionalProperties": ref(.score)])
+      case "losses": return .object(["type": "array", "minItems": 1, "items": ref(.loss)])
+      case "training", "evaluation": return .object(["$ref": .string("#/$defs/\(spec.name)")])
+      default: return valueSchema(spec.kind)
       }
-      property = property.setting("description", .string(spec.summary))
-      if let fallback = spec.defaultValue, fallback != .null { property = property.setting("default", fallback) }
-      properties[spec.name] = property
-      if spec.isRequired { required.append(.string(spec.name)) }
     }
-    return .object([
-      "$schema": "https://json-schema.org/draft/2020-12/schema",
-      "title": "Distillery manifest",
-      "type": "object",
-      "properties": .object(properties),
-      "required": .array(required),
-      "additionalProperties": .bool(false),
-      "$defs": .object(defs),
-    ])
+    return top.setting("$schema", "https://json-schema.org/draft/2020-12/schema").setting("title", "Distillery manifest")
+      .setting("$defs", .object(defs))
   }
 
   static func ref(_ kind: ComponentKind) -> JSONValue { .object(["$ref": .string("#/$defs/\(kind.rawValue)")]) }
@@ -68,19 +50,24 @@ public enum ManifestSchema {
     return schema
   }
 
-  static func objectSchema(_ specs: [ParameterSpec], description: String) -> JSONValue {
+  /// An object of `specs`, each property the schema `value` gives it (its kind's by default)
+  /// with its summary and default.
+  static func objectSchema(
+    _ specs: [ParameterSpec], description: String?, value: (ParameterSpec) -> JSONValue = { valueSchema($0.kind) }
+  ) -> JSONValue {
     var properties: [String: JSONValue] = [:]
     var required: [JSONValue] = []
     for spec in specs {
-      var property = valueSchema(spec.kind).setting("description", .string(spec.summary))
+      var property = value(spec).setting("description", .string(spec.summary))
       if let fallback = spec.defaultValue, fallback != .null { property = property.setting("default", fallback) }
       properties[spec.name] = property
       if spec.isRequired { required.append(.string(spec.name)) }
     }
-    return .object([
-      "type": "object", "description": .string(description), "properties": .object(properties),
-      "required": .array(required), "additionalProperties": .bool(false),
+    let schema: JSONValue = .object([
+      "type": "object", "properties": .object(properties), "required": .array(required),
+      "additionalProperties": .bool(false),
     ])
+    return description.map { schema.setting("description", .string($0)) } ?? schema
   }
 
   static func valueSchema(_ kind: ParameterSpec.Kind) -> JSONValue {

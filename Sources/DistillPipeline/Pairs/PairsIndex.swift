@@ -24,10 +24,6 @@ public struct PairsIndex: Equatable, Sendable {
   public struct Shard: Equatable, Sendable {
     public var file: String
     public var count: Int
-    public init(file: String, count: Int) {
-      self.file = file
-      self.count = count
-    }
   }
 
   public var sampleShape: [Int]
@@ -41,25 +37,8 @@ public struct PairsIndex: Equatable, Sendable {
   /// The teacher's classes when the pairs are class-conditional (each shard then holds `labels`).
   public var classes: Int?
   /// The classifier-free guidance scale the samples were drawn with (1 = none).
-  public var guidance: Double
+  public var guidance: Double = 1
   public var shards: [Shard]
-
-  public init(
-    sampleShape: [Int], count: Int, teacher: String, sampler: String, steps: Int, seed: UInt64, batchSize: Int,
-    clipSample: Bool, classes: Int? = nil, guidance: Double = 1, shards: [Shard]
-  ) {
-    self.sampleShape = sampleShape
-    self.count = count
-    self.teacher = teacher
-    self.sampler = sampler
-    self.steps = steps
-    self.seed = seed
-    self.batchSize = batchSize
-    self.clipSample = clipSample
-    self.classes = classes
-    self.guidance = guidance
-    self.shards = shards
-  }
 
   /// The name of shard `number`: `shard-00000.safetensors`.
   public static func shardName(_ number: Int) -> String { String(format: "shard-%05d.safetensors", number) }

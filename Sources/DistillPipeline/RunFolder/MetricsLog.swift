@@ -14,12 +14,6 @@ public struct MetricsRecord: Equatable, Sendable {
   public var step: Int
   public var time: Double
   public var values: [String: Double]
-
-  public init(step: Int, time: Double, values: [String: Double]) {
-    self.step = step
-    self.time = time
-    self.values = values
-  }
 }
 
 /// Appends metrics to a run folder's `metrics.jsonl`, one JSON object per line:

@@ -24,18 +24,29 @@ public final class RunCheckpoints {
     self.keep = keep
   }
 
+  /// A part of a checkpoint: its key prefix, its state, and how it is restored.
+  typealias Part = (prefix: String, state: () -> [String: Tensor], restore: ([String: Tensor]) throws -> Void)
+
+  /// What a checkpoint holds: every trained network and its optimizer, the EMA and components'
+  /// own state.
+  var parts: [Part] {
+    var parts = pipeline.networks.flatMap { network -> [Part] in
+      [
+        ("network.\(network.name)", network.module.stateDict, { try network.module.load($0, strict: true) }),
+        ("optimizer.\(network.name)", { network.optimizer.stateDict() }, { try network.optimizer.loadStateDict($0) }),
+      ]
+    }
+    if let ema { parts.append(("ema.generator", ema.stateDict, ema.loadStateDict)) }
+    for (prefix, component) in pipeline.context.checkpointables {
+      parts.append(("state.\(prefix)", { component.checkpointState() }, { try component.restore($0) }))
+    }
+    return parts
+  }
+
   /// Every tensor a checkpoint holds, under prefixed keys.
   func state() -> [String: Tensor] {
     var state: [String: Tensor] = [:]
-    func add(_ tensors: [String: Tensor], _ prefix: String) { state.merge(prefixed(tensors, prefix)) { a, _ in a } }
-    for network in pipeline.networks {
-      add(network.module.stateDict(), "network.\(network.name)")
-      add(network.optimizer.stateDict(), "optimizer.\(network.name)")
-    }
-    if let ema { add(ema.stateDict(), "ema.generator") }
-    for (prefix, component) in pipeline.context.checkpointables {
-      add(component.checkpointState(), "state.\(prefix)")
-    }
+    for part in parts { state.merge(prefixed(part.state(), part.prefix)) { a, _ in a } }
     return state
   }
 
@@ -45,14 +56,7 @@ public final class RunCheckpoints {
   func restore(step: Int) throws {
     let state = try store.read(step: step)
     do {
-      for network in pipeline.networks {
-        try network.module.load(tensors(state, under: "network.\(network.name)"), strict: true)
-        try network.optimizer.loadStateDict(tensors(state, under: "optimizer.\(network.name)"))
-      }
-      if let ema { try ema.loadStateDict(tensors(state, under: "ema.generator")) }
-      for (prefix, component) in pipeline.context.checkpointables {
-        try component.restore(tensors(state, under: "state.\(prefix)"))
-      }
+      for part in parts { try part.restore(tensors(state, under: part.prefix)) }
     } catch let error as DistillError {
       throw DistillError.malformed(path: store.path(step: step), detail: "does not fit this manifest's networks: \(error)")
     }
@@ -75,8 +79,9 @@ public final class RunCheckpoints {
   }
 }
 
-/// Splits `tensors` by `prefix` + `.`, dropping the prefix.
-func tensors(_ tensors: [String: Tensor], under prefix: String) -> [String: Tensor] {
+/// The tensors of `tensors` whose keys start with `prefix` + `.`, under the rest of their key
+/// (a checkpoint's `network.generator` part is the generator's state dict).
+public func tensors(_ tensors: [String: Tensor], under prefix: String) -> [String: Tensor] {
   let head = prefix + "."
   var out: [String: Tensor] = [:]
   for (key, value) in tensors where key.hasPrefix(head) { out[String(key.dropFirst(head.count))] = value }

@@ -231,14 +231,8 @@ public enum AdversarialDistillation: LossComponent {
       }
       source = score.denoiser
     }
-    guard let features = source as? any FeatureTapping else {
-      throw DistillError.invalidValue(
-        location: "\(entry.path).features",
-        expected: "a network that exposes features (mlp or unet2d)",
-        found: "\"\(source.summary)\"")
-    }
-    let sampleShape = try context.requireGenerator(for: entry).sampleShape
-    try context.requireData(for: entry, shape: sampleShape)
+    let (features, sampleShape) = try context.requireFeatures(
+      of: source, at: "\(entry.path).features", expected: "a network that exposes features (mlp or unet2d)", for: entry)
     let trainSteps = context.schedule.trainSteps
     let range = try entry.timestepRange("timestepRange", trainSteps: trainSteps)
     let featureTimestep = entry.float("featureTimestep")
@@ -247,11 +241,7 @@ public enum AdversarialDistillation: LossComponent {
         location: "\(entry.path).featureTimestep", expected: "a timestep in [0, \(trainSteps - 1)]",
         found: "\(entry.double("featureTimestep"))")
     }
-    let shapes = withoutGradients {
-      features.features(Tensor.zeros([1] + sampleShape), timesteps: [featureTimestep]).encoder.map {
-        Array($0.shape.dropFirst())
-      }
-    }
+    let shapes = features.featureShapes(sampleShape: sampleShape, timestep: featureTimestep).encoder
     var rng = context.initialisationRNG(for: entry.path)
     let heads = shapes.map { DiscriminatorHead(featureShape: $0, using: &rng) }
     let module = Module()

@@ -133,20 +133,11 @@ public enum DMD2GAN: LossComponent {
         expected: "a trained score (its network is the discriminator's encoder)",
         found: "\"\(fakeName)\"")
     }
-    guard let features = fake.denoiser as? any FeatureTapping else {
-      throw DistillError.invalidValue(
-        location: "\(entry.path).fake",
-        expected: "a trained score whose network exposes features (mlp or unet2d)",
-        found: "\"\(fake.denoiser.summary)\"")
-    }
-    let sampleShape = try context.requireGenerator(for: entry).sampleShape
-    try context.requireData(for: entry, shape: sampleShape)
+    let (features, sampleShape) = try context.requireFeatures(
+      of: fake.denoiser, at: "\(entry.path).fake",
+      expected: "a trained score whose network exposes features (mlp or unet2d)", for: entry)
     let range = try entry.timestepRange("timestepRange", trainSteps: context.schedule.trainSteps)
-    let featureShape = withoutGradients {
-      Array(
-        features.features(Tensor.zeros([1] + sampleShape), timesteps: [0]).bottleneck.shape
-          .dropFirst())
-    }
+    let featureShape = features.featureShapes(sampleShape: sampleShape, timestep: 0).bottleneck
     var rng = context.initialisationRNG(for: entry.path)
     let head = DiscriminatorHead(featureShape: featureShape, classes: context.generator?.classes?.count, using: &rng)
     let headNetwork = try context.addNetwork(
