@@ -195,16 +195,15 @@ private func expectManifestError(
       "dmd2-gan",
       [
         #"generator.timesteps=[999, 499]"#, #"generator.stepping="renoise""#, "generator.backwardSimulation=true",
-        #"losses=[{"type": "distribution-matching"}, {"type": "dmd2-gan", "weight": 0.01}]"#,
+        #"losses=[{"type": "distribution-matching", "timestepRange": [0.02, 0.5], "normalisation": "none"}, {"type": "dmd2-gan", "weight": 0.01}]"#,
       ]
     ),
   ]
 
   /// Every method trains a class-conditional student from a class-conditional teacher with
   /// guidance: labelled data where it reads data, the class drawn per sample elsewhere. After
-  /// a short run the student's samples lie on their class's modes at least as often as the
-  /// untrained student's (and knowledge distillation, which regresses the guided teacher's
-  /// own samples, almost always).
+  /// 300 steps the student's samples lie on their class's modes (measured 2026-12-07: KD 0.98,
+  /// PD 0.97, CD 0.89, ADD 1.0, DMD2 1.0; an untrained student 0.5).
   @Test(arguments: methods.map(\.name))
   func everyMethodTrainsAClassConditionalStudentWithGuidance(_ method: String) throws {
     let folder = try makeTemporaryFolder("conditional-\(method)")
@@ -218,6 +217,6 @@ private func expectManifestError(
     let trained = try train(json).pipeline
     let after = try Self.onClassFraction(trained)
     print("\(method), conditional with guidance: on-class fraction \(after) after 300 steps")
-    #expect(after.isFinite && after >= (method == "knowledge-distillation" ? 0.95 : 0.5), "\(method): \(after)")
+    #expect(after >= (method == "consistency-distillation" ? 0.8 : 0.9), "\(method): \(after)")
   }
 }
