@@ -108,6 +108,17 @@ let package = Package(
       exclude: ["Fixtures"]
     ),
 
+    // MARK: DistillText (text encoders' tokenizers)
+    .target(
+      name: "DistillText",
+      dependencies: ["DistillCore"]
+    ),
+    .testTarget(
+      name: "DistillTextTests",
+      dependencies: ["DistillText", "DistillTestSupport"],
+      resources: [.copy("Fixtures")]
+    ),
+
     // MARK: DistillDiffusion
     .target(
       name: "DistillDiffusion",
