@@ -111,7 +111,7 @@ let package = Package(
     // MARK: DistillText (text encoders' tokenizers)
     .target(
       name: "DistillText",
-      dependencies: ["DistillCore"]
+      dependencies: ["DistillCore", "DistillNN"]
     ),
     .testTarget(
       name: "DistillTextTests",
