@@ -1,9 +1,10 @@
 /// diffusers' `ResnetBlock2D`: two GroupNorm-activation-conv stages with the time embedding
-/// added (or applied as scale and shift) in between, and a residual path.
+/// added (or applied as scale and shift) in between, and a residual path. Without a time
+/// embedding (`temb_channels=None`, as in the VAE's blocks) there is no projection.
 final class ResnetBlock2D: Module {
   let norm1: GroupNorm
   let conv1: Conv2d
-  let timeProjection: Linear
+  let timeProjection: Linear?
   let norm2: GroupNorm
   let conv2: Conv2d
   let shortcut: Conv2d?
@@ -11,34 +12,50 @@ final class ResnetBlock2D: Module {
   let scaleShift: Bool
   let outputScale: Float
 
-  init(
+  convenience init(
     inputChannels: Int, outputChannels: Int, config: UNet2DConfig, outputScale: Float = 1,
     using rng: inout RandomGenerator
   ) {
-    norm1 = GroupNorm(groups: config.normGroups, channels: inputChannels, eps: config.normEps)
+    self.init(
+      inputChannels: inputChannels, outputChannels: outputChannels, groups: config.normGroups, eps: config.normEps,
+      activation: config.activation, timeEmbedding: config.timeEmbedDimension, scaleShift: config.scaleShift,
+      outputScale: outputScale, using: &rng)
+  }
+
+  init(
+    inputChannels: Int, outputChannels: Int, groups: Int, eps: Float, activation: Activation, timeEmbedding: Int?,
+    scaleShift: Bool = false, outputScale: Float = 1, using rng: inout RandomGenerator
+  ) {
+    norm1 = GroupNorm(groups: groups, channels: inputChannels, eps: eps)
     conv1 = Conv2d(inputChannels: inputChannels, outputChannels: outputChannels, kernel: 3, padding: 1, using: &rng)
-    timeProjection = Linear(
-      inputSize: config.timeEmbedDimension, outputSize: config.scaleShift ? 2 * outputChannels : outputChannels,
-      using: &rng)
-    norm2 = GroupNorm(groups: config.normGroups, channels: outputChannels, eps: config.normEps)
+    timeProjection = timeEmbedding.map {
+      Linear(inputSize: $0, outputSize: scaleShift ? 2 * outputChannels : outputChannels, using: &rng)
+    }
+    norm2 = GroupNorm(groups: groups, channels: outputChannels, eps: eps)
     conv2 = Conv2d(inputChannels: outputChannels, outputChannels: outputChannels, kernel: 3, padding: 1, using: &rng)
     shortcut =
       inputChannels == outputChannels
       ? nil : Conv2d(inputChannels: inputChannels, outputChannels: outputChannels, kernel: 1, using: &rng)
-    activation = config.activation
-    scaleShift = config.scaleShift
+    self.activation = activation
+    self.scaleShift = scaleShift
     self.outputScale = outputScale
     super.init()
     register("norm1", norm1)
     register("conv1", conv1)
-    register("time_emb_proj", timeProjection)
+    if let timeProjection { register("time_emb_proj", timeProjection) }
     register("norm2", norm2)
     register("conv2", conv2)
     if let shortcut { register("conv_shortcut", shortcut) }
   }
 
-  func callAsFunction(_ x: Tensor, _ embedding: Tensor) -> Tensor {
+  func callAsFunction(_ x: Tensor, _ embedding: Tensor?) -> Tensor {
     var h = conv1(activation(norm1(x)))
+    guard let timeProjection, let embedding else {
+      precondition(timeProjection == nil, "a time-conditioned residual block needs its embedding")
+      h = conv2(activation(norm2(h)))
+      let sum = (shortcut.map { $0(x) } ?? x) + h
+      return outputScale == 1 ? sum : sum / outputScale
+    }
     let t = timeProjection(activation(embedding))
     let (n, c) = (t.shape[0], t.shape[1])
     if scaleShift {
