@@ -181,7 +181,7 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Generator {
-    let (denoiser, _) = try context.makeTrainableDenoiser(entry)
+    let (denoiser, _) = try context.makeTrainableDenoiser(entry, reparameterisingEpsilon: true)
     let trainSteps = denoiser.schedule.trainSteps
     let timesteps: [Int]
     if entry.has("timesteps") {
@@ -195,6 +195,12 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
       }
     } else {
       timesteps = trailingTimesteps(steps: entry.int("steps"), trainSteps: trainSteps)
+    }
+    guard denoiser.prediction != .epsilon || denoiser.schedule.alphaBar(timesteps[0]) > 0 else {
+      throw DistillError.invalidValue(
+        location: "\(entry.path).prediction",
+        expected: "\"v_prediction\" or \"sample\" at t = \(timesteps[0]), where the schedule's ᾱ is 0 (zero terminal SNR: x̂₀ = (x − σ·ε̂)/α divides by α = 0)",
+        found: "\"epsilon\"")
     }
     let (sampleShape, config) = try context.generatorLayout(entry, denoiser: denoiser)
     let input = try trainingInput(entry, context, timesteps: timesteps, sampleShape: sampleShape)
