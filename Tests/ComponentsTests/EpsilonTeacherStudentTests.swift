@@ -1,15 +1,17 @@
 import DistillCore
 import DistillDiffusion
+import DistillTestSupport
 import Foundation
 import Testing
 
 @testable import DenoiserGenerator
 @testable import DistillPipeline
 
-/// Students of an ε-prediction teacher (linear DDPM betas, α = √ᾱ_999 ≈ 0.0064): a `denoiser`
-/// generator and a `trained` score copied from it predict v by default, the same weights
-/// reparameterised, so that x̂₀ at t = 999 no longer divides ε̂'s errors by α
-/// (docs/methods.md, "Students of an ε-prediction teacher").
+/// Students of an ε-prediction teacher (linear DDPM betas, α = √ᾱ_999 ≈ 0.0064), whose x̂₀ at
+/// t = 999 divides ε̂'s errors by α (docs/methods.md, "Students of an ε-prediction teacher"):
+/// of a teacher of vectors, a `denoiser` generator and a `trained` score copied from it
+/// predict v by default, the same weights reparameterised; of an image teacher they keep ε
+/// and the generator clamps its x̂₀ to [−1, 1].
 @Suite(.serialized) struct EpsilonTeacherStudentTests {
   static let ring =
     #"{"type": "gaussian-mixture", "std": 0.2, "means": [[2, 0], [1.414, 1.414], [0, 2], [-1.414, 1.414], [-2, 0], [-1.414, -1.414], [0, -2], [1.414, -1.414]]}"#
@@ -88,6 +90,41 @@ import Testing
       location: "test", using: &rng)
     try denoiser.save(folder: folder)
     return folder
+  }
+
+  /// A one-step DMD student of the diffusers UNet fixture (ε, random weights, 3×16×16).
+  static func imageStudent(clipSample: Bool? = nil) throws -> AssembledPipeline {
+    let teacher = coreFixtures.appendingPathComponent("unet2d-small").path
+    let clip = clipSample.map { #", "clipSample": \#($0)"# } ?? ""
+    let text = """
+      {"teacher": {"type": "folder", "path": \(JSONValue.quoted(teacher))},
+       "generator": {"type": "denoiser", "init": "teacher", "steps": 1\(clip)},
+       "scores": {"real": {"type": "teacher"}, "fake": {"type": "trained", "init": "teacher"}},
+       "losses": [{"type": "distribution-matching"}], "training": {"steps": 1, "batchSize": 2}}
+      """
+    return try assemble(try JSONValue.parse(Data(text.utf8), source: "test"))
+  }
+
+  @Test func imageCopiesOfAnEpsilonTeacherKeepEpsilonAndClipTheirSamples() throws {
+    let pipeline = try Self.imageStudent()
+    let generator = try #require(pipeline.generator as? DenoiserSampleGenerator)
+    #expect(generator.denoiser.prediction == .epsilon && generator.clipSample)
+    #expect(pipeline.scores["fake"]?.denoiser.prediction == .epsilon)
+    guard case .object(let config) = generator.configJSON else {
+      Issue.record("generator.json")
+      return
+    }
+    #expect(config["clipSample"] == .bool(true))
+    var rng = RandomGenerator(seed: 2)
+    let noise = Tensor.normal([2, 3, 16, 16], using: &rng)
+    let samples = withoutGradients { generator(noise) }
+    #expect(samples.scalars.allSatisfy { abs($0) <= 1 })
+    // Unclipped, x̂₀ = (x − σ·ε̂)/α at t = 999 is ε̂'s error times 1/α ≈ 157.
+    let unclipped = try #require(
+      try Self.imageStudent(clipSample: false).generator as? DenoiserSampleGenerator)
+    #expect(!unclipped.clipSample)
+    let far = withoutGradients { unclipped(noise) }.scalars.map(abs).max() ?? 0
+    #expect(far > 10, "largest unclipped one-step value \(far)")
   }
 
   @Test func copiesOfAnEpsilonTeacherPredictVWithItsWeights() throws {

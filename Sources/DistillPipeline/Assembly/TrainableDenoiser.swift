@@ -18,7 +18,7 @@ public let trainableDenoiserParameters: [ParameterSpec] = [
   .optional("network", .object, "for init \"new\": the network object of denoiser.json (docs/teachers.md)"),
   .optionalChoice(
     "prediction", Prediction.self,
-    "what the network predicts: for init \"new\" default the schedule's; for init \"teacher\" the copy's output read as this, the same weights (default: the teacher's, but v_prediction for an epsilon teacher's copy in a denoiser generator or trained score, docs/methods.md); \"sample\" keeps x̂₀ bounded at high noise"),
+    "what the network predicts: for init \"new\" default the schedule's; for init \"teacher\" the copy's output read as this, the same weights (default: the teacher's, but v_prediction for a denoiser generator's or trained score's copy of an epsilon teacher of vectors, docs/methods.md); \"sample\" keeps x̂₀ bounded at high noise"),
 ]
 
 extension BuildContext {
@@ -28,9 +28,10 @@ extension BuildContext {
   ///
   /// A copy's output is read as the entry's `prediction` (the same weights reparameterised).
   /// Without one it predicts what the teacher does, except that with `reparameterisingEpsilon`
-  /// a copy of an ε-prediction teacher predicts v: its x̂₀ = α·x − σ·v̂ at t = T−1 does not
-  /// divide ε̂'s errors by α = √ᾱ (0.0064 for the linear DDPM betas; docs/methods.md,
-  /// "Students of an ε-prediction teacher").
+  /// a copy of an ε-prediction teacher of vectors (a sample shape other than [C, H, W])
+  /// predicts v: its x̂₀ = α·x − σ·v̂ at t = T−1 does not divide ε̂'s errors by α = √ᾱ
+  /// (0.0064 for the linear DDPM betas). Images keep ε; the denoiser generator clips their
+  /// x̂₀ instead (docs/methods.md, "Students of an ε-prediction teacher").
   ///
   /// - Throws: ``DistillError/invalidValue(location:expected:found:)`` naming the key: no
   ///   teacher network to copy, no `network` for init "new", or an analytic network.
@@ -45,7 +46,8 @@ extension BuildContext {
           expected: "a teacher with a network to copy (for an analytic teacher use init \"new\" with a network)",
           found: teacher.map { "\"\($0.summary)\"" } ?? "no teacher")
       }
-      let standard = reparameterisingEpsilon && teacher.prediction == .epsilon ? .vPrediction : teacher.prediction
+      let image = teacher.sampleShape?.count == 3
+      let standard = reparameterisingEpsilon && teacher.prediction == .epsilon && !image ? .vPrediction : teacher.prediction
       denoiser = try DenoiserFolder.copy(of: teacher, prediction: entry.optionalChoice("prediction") ?? standard)
     } else {
       guard let network = entry.object("network") else {

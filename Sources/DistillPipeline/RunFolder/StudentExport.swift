@@ -43,6 +43,7 @@ public enum StudentExport {
     var inner = try JSONObjectReader(.object(generator), location: "\(configPath): generator")
     let timesteps = try inner.intArray("timesteps") ?? []
     let stepping = try inner.string("stepping") ?? "ddim"
+    let clipSample = try inner.bool("clipSample", default: false)
     let denoiser = try DenoiserFolder.load(folder: (run as NSString).appendingPathComponent("denoiser"))
     guard let unet = denoiser as? UNetDenoiser else {
       throw DistillError.invalidValue(
@@ -62,7 +63,7 @@ public enum StudentExport {
     let scheduler: [String: JSONValue] = [
       "_class_name": .string("DDIMScheduler"), "num_train_timesteps": .number(Double(trainSteps)),
       "prediction_type": .string(unet.prediction.rawValue), "timestep_spacing": .string("trailing"),
-      "clip_sample": .bool(false), "set_alpha_to_one": .bool(true), "steps_offset": .number(0),
+      "clip_sample": .bool(clipSample), "set_alpha_to_one": .bool(true), "steps_offset": .number(0),
       timestepsKey: .array(timesteps.map { .number(Double($0)) }),
     ].merging(diffusersBetas(unet.scheduleConfig ?? ScheduleConfig())) { a, _ in a }
     try writeFolder(out) { temporary in
@@ -86,7 +87,7 @@ public enum StudentExport {
       throw DistillError.io(path: path, reason: "cannot read: an exported student holds scheduler_config.json")
     }
     var reader = try JSONObjectReader(JSONValue.parse(data, source: path), location: path)
-    let sampler = ddim(denoiser)
+    let sampler = ddim(denoiser, clipSample: try reader.bool("clip_sample", default: false))
     guard let timesteps = try reader.intArray(timestepsKey), !timesteps.isEmpty,
       timesteps == sampler.timesteps(steps: timesteps.count)
     else {
@@ -108,9 +109,9 @@ public enum StudentExport {
   }
 
   /// The sampler of an exported student: diffusers' DDIM as the folder configures it.
-  static func ddim(_ denoiser: UNetDenoiser) -> DDIMSampler {
+  static func ddim(_ denoiser: UNetDenoiser, clipSample: Bool = false) -> DDIMSampler {
     DDIMSampler(
-      schedule: denoiser.schedule, prediction: denoiser.prediction, clipSample: false, setAlphaToOne: true,
+      schedule: denoiser.schedule, prediction: denoiser.prediction, clipSample: clipSample, setAlphaToOne: true,
       spacing: .trailing)
   }
 

@@ -8,6 +8,10 @@ import DistillPipeline
 /// then holds one sample's worth per step, stacked on the first axis). One step at t = T−1 is
 /// DMD's one-step generator.
 ///
+/// With `clipSample` every x̂₀ is clamped to [−1, 1] (diffusers' `clip_sample`); a generator
+/// that predicts ε on images does so by default, since its x̂₀ near t = T−1 divides ε̂'s
+/// errors by α = √ᾱ (docs/methods.md, "Students of an ε-prediction teacher").
+///
 /// With backward simulation (DMD2 §4.5) the losses train it on what sampling feeds each step:
 /// a step index k is drawn per sample, the generator runs from pure noise through steps
 /// 0..<k without gradients, and its x̂₀ at t_k (with gradients) is the training sample.
@@ -45,6 +49,8 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
     }
   }
   public let stepping: Stepping
+  /// Whether every x̂₀ is clamped to [−1, 1].
+  public let clipSample: Bool
   /// Where training samples come from.
   public let trainingInput: TrainingInput
   /// Whether training samples come from backward simulation.
@@ -58,12 +64,13 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
   public var module: Module { denoiser.weightsModule! }
 
   init(
-    denoiser: any SavableDenoiser, timesteps: [Int], stepping: Stepping = .ddim, trainingInput: TrainingInput = .sampling,
-    sampleShape: [Int], config: JSONValue
+    denoiser: any SavableDenoiser, timesteps: [Int], stepping: Stepping = .ddim, clipSample: Bool = false,
+    trainingInput: TrainingInput = .sampling, sampleShape: [Int], config: JSONValue
   ) {
     self.denoiser = denoiser
     self.timesteps = timesteps
     self.stepping = stepping
+    self.clipSample = clipSample
     self.trainingInput = trainingInput
     self.sampleShape = sampleShape
     self.baseConfig = config
@@ -84,8 +91,16 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
       .sliced(axis: 1, index..<(index + 1)).reshaped([n] + sampleShape)
   }
 
-  /// From x at step `index` with the network's `x0` there to x at step `index + 1`.
-  func move(_ x: Tensor, x0: Tensor, from index: Int, noise: Tensor) -> Tensor {
+  /// The network's x̂₀ at `x`, clamped to [−1, 1] with ``clipSample``.
+  func estimate(_ x: Tensor, timesteps: [Float]) -> Tensor { clipped(denoiser.x0(x, timesteps: timesteps)) }
+
+  func clipped(_ x0: Tensor) -> Tensor { clipSample ? x0.clamp(min: -1, max: 1) : x0 }
+
+  /// From x at step `index` with the network's unclipped `x0` there to x at step `index + 1`:
+  /// the DDIM move takes the clipped x̂₀ and the network's own ε̂, as diffusers' DDIM does
+  /// (`use_clipped_model_output` false).
+  func move(_ x: Tensor, x0 unclipped: Tensor, from index: Int, noise: Tensor) -> Tensor {
+    let x0 = clipped(unclipped)
     let schedule = denoiser.schedule
     let next = timesteps[index + 1]
     let (a, s) = (Float(schedule.signalScale(next)), Float(schedule.noiseScale(next)))
@@ -94,7 +109,7 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
       return x0 * a + noisePart(noise, index + 1) * s
     case .ddim:
       let t = timesteps[index]
-      let epsilon = (x - x0 * Float(schedule.signalScale(t))) * Float(1 / schedule.noiseScale(t))
+      let epsilon = (x - unclipped * Float(schedule.signalScale(t))) * Float(1 / schedule.noiseScale(t))
       return x0 * a + epsilon * s
     }
   }
@@ -107,7 +122,7 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
     for (index, t) in timesteps.enumerated() {
       let x0 = denoiser.x0(x, timesteps: [Float](repeating: Float(t), count: n))
       progress(index + 1, timesteps.count)
-      guard index + 1 < timesteps.count else { return x0 }
+      guard index + 1 < timesteps.count else { return clipped(x0) }
       x = move(x, x0: x0, from: index, noise: noise)
     }
     return x
@@ -122,7 +137,7 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
     case .backwardSimulation:
       guard timesteps.count > 1 else { return self(noise) }
       let (steps, input) = simulateBackward(noise, indices: context.integers(in: 0..<timesteps.count))
-      return denoiser.x0(input, timesteps: steps.map(Float.init))
+      return estimate(input, timesteps: steps.map(Float.init))
     case .noisedData:
       // The build checked that a data source of the sample shape exists.
       guard let data = try? context.batch().samples else {
@@ -130,7 +145,7 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
       }
       let indices = context.integers(in: 0..<timesteps.count)
       let input = noisedData(data, noise: noisePart(noise, 0), indices: indices)
-      return denoiser.x0(input, timesteps: indices.map { Float(timesteps[$0]) })
+      return estimate(input, timesteps: indices.map { Float(timesteps[$0]) })
     }
   }
 
@@ -172,6 +187,9 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
     .optional("timesteps", .numbers(count: nil), "explicit integer timesteps, descending (replaces steps)"),
     .choice("stepping", DenoiserSampleGenerator.Stepping.self, default: .ddim,
       "between steps: the DDIM move with the implied noise (deterministic), or x̂₀ noised afresh (DMD2)"),
+    .optional(
+      "clipSample", .bool,
+      "clamp every x̂₀ to [−1, 1] (diffusers' clip_sample); default: true when the generator predicts epsilon on images ([C, H, W]), else false"),
     ParameterSpec(
       "backwardSimulation", .bool, default: .bool(false),
       "train on one random step per sample, its input made by the earlier steps without gradients (DMD2 §4.5); the same as trainingInput \"backward-simulation\""),
@@ -202,11 +220,13 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
         expected: "\"v_prediction\" or \"sample\" at t = \(timesteps[0]), where the schedule's ᾱ is 0 (zero terminal SNR: x̂₀ = (x − σ·ε̂)/α divides by α = 0)",
         found: "\"epsilon\"")
     }
-    let (sampleShape, config) = try context.generatorLayout(entry, denoiser: denoiser)
+    let sampleShape = try context.generatorLayout(entry, denoiser: denoiser).sampleShape
+    let clip = entry.has("clipSample") ? entry.bool("clipSample") : denoiser.prediction == .epsilon && sampleShape.count == 3
+    let config = try context.generatorLayout(entry, denoiser: denoiser, adding: ["clipSample": .bool(clip)]).config
     let input = try trainingInput(entry, context, timesteps: timesteps, sampleShape: sampleShape)
     return DenoiserSampleGenerator(
       denoiser: denoiser, timesteps: timesteps,
-      stepping: entry.choice("stepping"),
+      stepping: entry.choice("stepping"), clipSample: clip,
       trainingInput: input, sampleShape: sampleShape, config: config)
   }
 
