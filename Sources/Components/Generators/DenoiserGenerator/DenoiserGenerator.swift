@@ -96,11 +96,22 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
 
   func clipped(_ x0: Tensor) -> Tensor { clipSample ? x0.clamp(min: -1, max: 1) : x0 }
 
-  /// From x at step `index` with the network's unclipped `x0` there to x at step `index + 1`:
-  /// the DDIM move takes the clipped x̂₀ and the network's own ε̂, as diffusers' DDIM does
+  /// The network's x̂₀ (clamped with ``clipSample``) and ε̂ at `x`, from one call.
+  func estimates(_ x: Tensor, timestep t: Int) -> (x0: Tensor, epsilon: Tensor) {
+    let timesteps = [Float](repeating: Float(t), count: x.shape[0])
+    let (alpha, sigma) = denoiser.scales(timesteps)
+    let output = denoiser(x, timesteps: timesteps)
+    let prediction = denoiser.prediction
+    return (
+      clipped(NoiseSchedule.x0(from: output, prediction: prediction, xt: x, alpha: alpha, sigma: sigma)),
+      NoiseSchedule.epsilon(from: output, prediction: prediction, xt: x, alpha: alpha, sigma: sigma)
+    )
+  }
+
+  /// From x at step `index` with the network's (clamped) `x0` and `epsilon` there to x at step
+  /// `index + 1`: the DDIM move takes the network's own ε̂, as diffusers' DDIM does
   /// (`use_clipped_model_output` false).
-  func move(_ x: Tensor, x0 unclipped: Tensor, from index: Int, noise: Tensor) -> Tensor {
-    let x0 = clipped(unclipped)
+  func move(_ x: Tensor, x0: Tensor, epsilon: Tensor, from index: Int, noise: Tensor) -> Tensor {
     let schedule = denoiser.schedule
     let next = timesteps[index + 1]
     let (a, s) = (Float(schedule.signalScale(next)), Float(schedule.noiseScale(next)))
@@ -108,8 +119,6 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
     case .renoise:
       return x0 * a + noisePart(noise, index + 1) * s
     case .ddim:
-      let t = timesteps[index]
-      let epsilon = (x - unclipped * Float(schedule.signalScale(t))) * Float(1 / schedule.noiseScale(t))
       return x0 * a + epsilon * s
     }
   }
@@ -117,13 +126,12 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
   public func callAsFunction(_ noise: Tensor) -> Tensor { sample(noise) { _, _ in } }
 
   public func sample(_ noise: Tensor, progress: (_ done: Int, _ total: Int) -> Void) -> Tensor {
-    let n = noise.shape[0]
     var x = noisePart(noise, 0)
     for (index, t) in timesteps.enumerated() {
-      let x0 = denoiser.x0(x, timesteps: [Float](repeating: Float(t), count: n))
+      let (x0, epsilon) = estimates(x, timestep: t)
       progress(index + 1, timesteps.count)
-      guard index + 1 < timesteps.count else { return clipped(x0) }
-      x = move(x, x0: x0, from: index, noise: noise)
+      guard index + 1 < timesteps.count else { return x0 }
+      x = move(x, x0: x0, epsilon: epsilon, from: index, noise: noise)
     }
     return x
   }
@@ -161,13 +169,12 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
   /// The inputs at each sample's step `indices[i]` and those steps' timesteps, made without
   /// gradients from `noise` by the steps before.
   public func simulateBackward(_ noise: Tensor, indices: [Int]) -> (timesteps: [Int], input: Tensor) {
-    let n = noise.shape[0]
     let input = withoutGradients {
       var x = noisePart(noise, 0)
       var input = x
       for index in 0..<(indices.max() ?? 0) {
-        let x0 = denoiser.x0(x, timesteps: [Float](repeating: Float(timesteps[index]), count: n))
-        x = move(x, x0: x0, from: index, noise: noise)
+        let (x0, epsilon) = estimates(x, timestep: timesteps[index])
+        x = move(x, x0: x0, epsilon: epsilon, from: index, noise: noise)
         let arrived = indices.map { $0 == index + 1 ? 1.0 : 0 }
         input = input * perSample(arrived.map { 1 - $0 }, like: x) + x * perSample(arrived, like: x)
       }
