@@ -47,7 +47,8 @@ extension BuildContext {
           found: teacher.map { "\"\($0.summary)\"" } ?? "no teacher")
       }
       let image = teacher.sampleShape?.count == 3
-      let standard = reparameterisingEpsilon && teacher.prediction == .epsilon && !image ? .vPrediction : teacher.prediction
+      let standard =
+        reparameterisingEpsilon && teacher.prediction == .epsilon && !image ? .vPrediction : teacher.prediction
       denoiser = try DenoiserFolder.copy(of: teacher, prediction: entry.optionalChoice("prediction") ?? standard)
     } else {
       guard let network = entry.object("network") else {

@@ -6,7 +6,8 @@ import Foundation
 /// A trained student as a diffusers folder a user can take away: `config.json` and
 /// `diffusion_pytorch_model.safetensors` (the student's `UNet2DModel`), and
 /// `scheduler_config.json`, a `DDIMScheduler` that samples it in the student's steps
-/// (`timestep_spacing` "trailing", `set_alpha_to_one`, no clipping, eta 0), with the steps also
+/// (`timestep_spacing` "trailing", `set_alpha_to_one`, `clip_sample` as the generator's
+/// `clipSample`, eta 0), with the steps also
 /// under `distillery_timesteps`. ``sample(folder:count:seed:)`` samples such a folder alone.
 ///
 /// Only a `denoiser` generator whose network is a UNet2D and whose steps are DDIM moves on

@@ -228,7 +228,8 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
         found: "\"epsilon\"")
     }
     let sampleShape = try context.generatorLayout(entry, denoiser: denoiser).sampleShape
-    let clip = entry.has("clipSample") ? entry.bool("clipSample") : denoiser.prediction == .epsilon && sampleShape.count == 3
+    let clip =
+      entry.has("clipSample") ? entry.bool("clipSample") : denoiser.prediction == .epsilon && sampleShape.count == 3
     let config = try context.generatorLayout(entry, denoiser: denoiser, adding: ["clipSample": .bool(clip)]).config
     let input = try trainingInput(entry, context, timesteps: timesteps, sampleShape: sampleShape)
     return DenoiserSampleGenerator(
