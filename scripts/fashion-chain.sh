@@ -47,7 +47,7 @@ stage "teacher: $out/teacher"
 
 stage "pairs: $out/pairs"
 "$pipeline" precompute "$student_manifest" "${common[@]}" "${student[@]}" --out "$out/pairs" \
-  --count "${PAIRS:-2048}" --steps 50 --sampler ddim --guidance "$guidance" --quiet
+  --count "${PAIRS:-2048}" --steps 50 --sampler ddim --guidance "$guidance" --clip-sample --quiet
 
 stage "student: $out/student"
 "$pipeline" run "$student_manifest" "${common[@]}" "${student[@]}" --output "$out/student" --quiet

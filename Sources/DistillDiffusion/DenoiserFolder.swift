@@ -250,12 +250,15 @@ public enum DenoiserFolder {
       location: location, using: &rng)
   }
 
-  /// A trainable copy of `denoiser`: the same architecture, schedule and prediction, its own
-  /// parameters holding the same values (DMD's fake score and generator start this way).
-  public static func copy(of denoiser: any SavableDenoiser) throws -> any SavableDenoiser {
+  /// A trainable copy of `denoiser`: the same architecture and schedule, its own parameters
+  /// holding the same values (DMD's fake score and generator start this way). The copy's
+  /// output is read as `prediction` (default: the original's), the same weights reparameterised.
+  public static func copy(of denoiser: any SavableDenoiser, prediction: Prediction? = nil) throws
+    -> any SavableDenoiser
+  {
     let copy = try makeDenoiser(
       network: denoiser.networkJSON, schedule: denoiser.schedule, scheduleConfig: denoiser.scheduleConfig,
-      prediction: denoiser.prediction, location: "copy of \(denoiser.summary)")
+      prediction: prediction ?? denoiser.prediction, location: "copy of \(denoiser.summary)")
     if let source = denoiser.weightsModule, let target = copy.weightsModule {
       _ = try target.load(source.stateDict(), strict: true)
     }

@@ -76,6 +76,14 @@ enum CatalogueCases {
             + "{\"type\": \"mlp\", \"inputSize\": 2, \"width\": 16, \"depth\": 2, \"outputSize\": 2}}"
         ])
       ),
+      (
+        "M28",
+        validate([
+          "schedule={\"type\": \"ddpm\", \"rescaleZeroTerminalSNR\": true}",
+          "generator={\"type\": \"denoiser\", \"init\": \"new\", \"prediction\": \"epsilon\", \"network\": "
+            + "{\"type\": \"mlp\", \"inputSize\": 2, \"width\": 16, \"depth\": 2, \"outputSize\": 2}}",
+        ])
+      ),
     ]
   }
 

@@ -128,7 +128,9 @@ import Testing
     let lpips = #""distance": "lpips", "lpips": {"net": "squeeze", "weights": "lpips-squeeze.safetensors"}"#
     let (generator, data, term, logged): (String, String, String, String)
     if loss == "knowledge-distillation" {
-      generator = #"{"type": "denoiser", "steps": 1}"#
+      // Unclamped: the random ε teacher's one-step x̂₀ lies far outside [−1, 1], where a
+      // clamped x̂₀ (the default for ε images) passes no gradient.
+      generator = #"{"type": "denoiser", "steps": 1, "clipSample": false}"#
       data = #"{"type": "shapes", "size": 32}"#
       term = #"{"type": "knowledge-distillation", "steps": 2, \#(lpips)}"#
       logged = "kd/distance"

@@ -10,9 +10,11 @@ import Testing
 
 /// A UNet denoiser student on 8x8 shapes, trained for two steps (the weights only need to be
 /// someone's).
-func unetStudentJSON(output: String, steps: Int, stepping: String = "ddim") -> JSONValue {
+func unetStudentJSON(output: String, steps: Int, stepping: String = "ddim", prediction: String = "v_prediction")
+  -> JSONValue
+{
   let text = """
-    {"name": "student", "seed": 3, "schedule": {"type": "ddpm", "prediction": "v_prediction"},
+    {"name": "student", "seed": 3, "schedule": {"type": "ddpm", "prediction": "\(prediction)"},
      "data": {"type": "shapes", "size": 8, "classes": 2},
      "generator": {"type": "denoiser", "init": "new", "steps": \(steps), "stepping": "\(stepping)",
        "network": {"type": "unet2d", "config": {"sample_size": 8, "in_channels": 3, "out_channels": 3,
@@ -27,16 +29,21 @@ func unetStudentJSON(output: String, steps: Int, stepping: String = "ddim") -> J
 }
 
 @Suite struct StudentExportTests {
-  @Test(arguments: [1, 4])
-  func anExportedStudentSamplesAsTheRunDoes(steps: Int) throws {
+  /// An ε student on images clips x̂₀ (docs/teachers.md), and so does its export.
+  @Test(arguments: [1, 4], [Prediction.vPrediction, .epsilon])
+  func anExportedStudentSamplesAsTheRunDoes(steps: Int, prediction: Prediction) throws {
     let run = temporaryFolder() + "/run"
-    let trainer = try train(unetStudentJSON(output: run, steps: steps))
+    let trainer = try train(unetStudentJSON(output: run, steps: steps, prediction: prediction.rawValue))
     let out = temporaryFolder() + "/student"
     let summary = try StudentExport.export(run: run, to: out)
     #expect(summary.timesteps == trailingTimesteps(steps: steps, trainSteps: 1000))
     // The folder is a diffusers UNet2DModel with a DDIMScheduler, read back by our own loader.
     let loaded = try UNetDenoiser.load(diffusersFolder: out)
-    #expect(loaded.prediction == .vPrediction && loaded.scheduleSource.hasSuffix("scheduler_config.json"))
+    #expect(loaded.prediction == prediction && loaded.scheduleSource.hasSuffix("scheduler_config.json"))
+    let scheduler = try JSONValue.parse(
+      try Data(contentsOf: URL(fileURLWithPath: out + "/scheduler_config.json")), source: "scheduler_config.json")
+    guard case .object(let keys) = scheduler else { Issue.record("scheduler_config.json"); return }
+    #expect(keys["clip_sample"] == .bool(prediction == .epsilon))
     let weights = try SafetensorsFile.read(contentsOf: out + "/diffusion_pytorch_model.safetensors").tensors()
     for (name, parameter) in trainer.pipeline.generator.module.namedParameters() {
       #expect(weights[name]?.scalars == parameter.value.scalars, "\(name)")

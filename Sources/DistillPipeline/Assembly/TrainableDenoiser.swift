@@ -10,7 +10,7 @@ public enum DenoiserStart: String, CaseIterable, Sendable {
 }
 
 /// The parameters of a component that trains a denoiser network (a denoiser generator, a
-/// trained score): where it starts, and for a new network its architecture and prediction.
+/// trained score): where it starts, for a new network its architecture, and its prediction.
 public let trainableDenoiserParameters: [ParameterSpec] = [
   .choice(
     "init", DenoiserStart.self, default: .teacher,
@@ -18,7 +18,7 @@ public let trainableDenoiserParameters: [ParameterSpec] = [
   .optional("network", .object, "for init \"new\": the network object of denoiser.json (docs/teachers.md)"),
   .optionalChoice(
     "prediction", Prediction.self,
-    "for init \"new\": what the network predicts (default: the schedule's); \"sample\" keeps x̂₀ bounded at high noise"),
+    "what the network predicts: for init \"new\" default the schedule's; for init \"teacher\" the copy's output read as this, the same weights (default: the teacher's, but v_prediction for a denoiser generator's or trained score's copy of an epsilon teacher of vectors, docs/methods.md); \"sample\" keeps x̂₀ bounded at high noise"),
 ]
 
 extension BuildContext {
@@ -26,9 +26,18 @@ extension BuildContext {
   /// the teacher, or a new network initialised from the entry's stream; its module is
   /// returned in training mode.
   ///
+  /// A copy's output is read as the entry's `prediction` (the same weights reparameterised).
+  /// Without one it predicts what the teacher does, except that with `reparameterisingEpsilon`
+  /// a copy of an ε-prediction teacher of vectors (a sample shape other than [C, H, W])
+  /// predicts v: its x̂₀ = α·x − σ·v̂ at t = T−1 does not divide ε̂'s errors by α = √ᾱ
+  /// (0.0064 for the linear DDPM betas). Images keep ε; the denoiser generator clips their
+  /// x̂₀ instead (docs/methods.md, "Students of an ε-prediction teacher").
+  ///
   /// - Throws: ``DistillError/invalidValue(location:expected:found:)`` naming the key: no
   ///   teacher network to copy, no `network` for init "new", or an analytic network.
-  public func makeTrainableDenoiser(_ entry: ComponentEntry) throws -> (denoiser: any SavableDenoiser, module: Module) {
+  public func makeTrainableDenoiser(_ entry: ComponentEntry, reparameterisingEpsilon: Bool = false) throws -> (
+    denoiser: any SavableDenoiser, module: Module
+  ) {
     let denoiser: any SavableDenoiser
     if entry.choice("init") as DenoiserStart == .teacher {
       guard let teacher = teacher as? any SavableDenoiser, teacher.weightsModule != nil else {
@@ -37,7 +46,10 @@ extension BuildContext {
           expected: "a teacher with a network to copy (for an analytic teacher use init \"new\" with a network)",
           found: teacher.map { "\"\($0.summary)\"" } ?? "no teacher")
       }
-      denoiser = try DenoiserFolder.copy(of: teacher)
+      let image = teacher.sampleShape?.count == 3
+      let standard =
+        reparameterisingEpsilon && teacher.prediction == .epsilon && !image ? .vPrediction : teacher.prediction
+      denoiser = try DenoiserFolder.copy(of: teacher, prediction: entry.optionalChoice("prediction") ?? standard)
     } else {
       guard let network = entry.object("network") else {
         throw DistillError.invalidValue(

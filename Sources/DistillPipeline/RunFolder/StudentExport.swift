@@ -6,7 +6,8 @@ import Foundation
 /// A trained student as a diffusers folder a user can take away: `config.json` and
 /// `diffusion_pytorch_model.safetensors` (the student's `UNet2DModel`), and
 /// `scheduler_config.json`, a `DDIMScheduler` that samples it in the student's steps
-/// (`timestep_spacing` "trailing", `set_alpha_to_one`, no clipping, eta 0), with the steps also
+/// (`timestep_spacing` "trailing", `set_alpha_to_one`, `clip_sample` as the generator's
+/// `clipSample`, eta 0), with the steps also
 /// under `distillery_timesteps`. ``sample(folder:count:seed:)`` samples such a folder alone.
 ///
 /// Only a `denoiser` generator whose network is a UNet2D and whose steps are DDIM moves on
@@ -43,6 +44,7 @@ public enum StudentExport {
     var inner = try JSONObjectReader(.object(generator), location: "\(configPath): generator")
     let timesteps = try inner.intArray("timesteps") ?? []
     let stepping = try inner.string("stepping") ?? "ddim"
+    let clipSample = try inner.bool("clipSample", default: false)
     let denoiser = try DenoiserFolder.load(folder: (run as NSString).appendingPathComponent("denoiser"))
     guard let unet = denoiser as? UNetDenoiser else {
       throw DistillError.invalidValue(
@@ -62,7 +64,7 @@ public enum StudentExport {
     let scheduler: [String: JSONValue] = [
       "_class_name": .string("DDIMScheduler"), "num_train_timesteps": .number(Double(trainSteps)),
       "prediction_type": .string(unet.prediction.rawValue), "timestep_spacing": .string("trailing"),
-      "clip_sample": .bool(false), "set_alpha_to_one": .bool(true), "steps_offset": .number(0),
+      "clip_sample": .bool(clipSample), "set_alpha_to_one": .bool(true), "steps_offset": .number(0),
       timestepsKey: .array(timesteps.map { .number(Double($0)) }),
     ].merging(diffusersBetas(unet.scheduleConfig ?? ScheduleConfig())) { a, _ in a }
     try writeFolder(out) { temporary in
@@ -91,7 +93,7 @@ public enum StudentExport {
       throw DistillError.io(path: path, reason: "cannot read: an exported student holds scheduler_config.json")
     }
     var reader = try JSONObjectReader(JSONValue.parse(data, source: path), location: path)
-    let sampler = ddim(denoiser)
+    let sampler = ddim(denoiser, clipSample: try reader.bool("clip_sample", default: false))
     guard let timesteps = try reader.intArray(timestepsKey), !timesteps.isEmpty,
       timesteps == sampler.timesteps(steps: timesteps.count)
     else {
@@ -126,9 +128,9 @@ public enum StudentExport {
   }
 
   /// The sampler of an exported student: diffusers' DDIM as the folder configures it.
-  static func ddim(_ denoiser: UNetDenoiser) -> DDIMSampler {
+  static func ddim(_ denoiser: UNetDenoiser, clipSample: Bool = false) -> DDIMSampler {
     DDIMSampler(
-      schedule: denoiser.schedule, prediction: denoiser.prediction, clipSample: false, setAlphaToOne: true,
+      schedule: denoiser.schedule, prediction: denoiser.prediction, clipSample: clipSample, setAlphaToOne: true,
       spacing: .trailing)
   }
 

@@ -8,6 +8,10 @@ import DistillPipeline
 /// then holds one sample's worth per step, stacked on the first axis). One step at t = T−1 is
 /// DMD's one-step generator.
 ///
+/// With `clipSample` every x̂₀ is clamped to [−1, 1] (diffusers' `clip_sample`); a generator
+/// that predicts ε on images does so by default, since its x̂₀ near t = T−1 divides ε̂'s
+/// errors by α = √ᾱ (docs/methods.md, "Students of an ε-prediction teacher").
+///
 /// With backward simulation (DMD2 §4.5) the losses train it on what sampling feeds each step:
 /// a step index k is drawn per sample, the generator runs from pure noise through steps
 /// 0..<k without gradients, and its x̂₀ at t_k (with gradients) is the training sample.
@@ -48,6 +52,8 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
     }
   }
   public let stepping: Stepping
+  /// Whether every x̂₀ is clamped to [−1, 1].
+  public let clipSample: Bool
   /// Where training samples come from.
   public let trainingInput: TrainingInput
   /// Whether training samples come from backward simulation.
@@ -61,13 +67,14 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
   public var module: Module { denoiser.weightsModule! }
 
   init(
-    denoiser: any SavableDenoiser, timesteps: [Int], stepping: Stepping = .ddim, trainingInput: TrainingInput = .sampling,
-    sampleShape: [Int], config: JSONValue, guidance: Double = 1
+    denoiser: any SavableDenoiser, timesteps: [Int], stepping: Stepping = .ddim, clipSample: Bool = false,
+    trainingInput: TrainingInput = .sampling, sampleShape: [Int], config: JSONValue, guidance: Double = 1
   ) {
     self.denoiser = denoiser
     self.sampling = denoiser.guided(guidance)
     self.timesteps = timesteps
     self.stepping = stepping
+    self.clipSample = clipSample
     self.trainingInput = trainingInput
     self.sampleShape = sampleShape
     self.baseConfig = config
@@ -88,8 +95,30 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
       .sliced(axis: 1, index..<(index + 1)).reshaped([n] + sampleShape)
   }
 
-  /// From x at step `index` with the network's `x0` there to x at step `index + 1`.
-  func move(_ x: Tensor, x0: Tensor, from index: Int, noise: Tensor) -> Tensor {
+  /// The network's x̂₀ at `x` for `condition` (guided), clamped to [−1, 1] with ``clipSample``.
+  func estimate(_ x: Tensor, timesteps: [Float], condition: Condition) -> Tensor {
+    clipped(sampling.x0(x, timesteps: timesteps, condition: condition))
+  }
+
+  func clipped(_ x0: Tensor) -> Tensor { clipSample ? x0.clamp(min: -1, max: 1) : x0 }
+
+  /// The network's x̂₀ (clamped with ``clipSample``) and ε̂ at `x` for `condition` (guided),
+  /// from one call.
+  func estimates(_ x: Tensor, timestep t: Int, condition: Condition) -> (x0: Tensor, epsilon: Tensor) {
+    let timesteps = [Float](repeating: Float(t), count: x.shape[0])
+    let (alpha, sigma) = denoiser.scales(timesteps)
+    let output = sampling(x, timesteps: timesteps, condition: condition)
+    let prediction = denoiser.prediction
+    return (
+      clipped(NoiseSchedule.x0(from: output, prediction: prediction, xt: x, alpha: alpha, sigma: sigma)),
+      NoiseSchedule.epsilon(from: output, prediction: prediction, xt: x, alpha: alpha, sigma: sigma)
+    )
+  }
+
+  /// From x at step `index` with the network's (clamped) `x0` and `epsilon` there to x at step
+  /// `index + 1`: the DDIM move takes the network's own ε̂, as diffusers' DDIM does
+  /// (`use_clipped_model_output` false).
+  func move(_ x: Tensor, x0: Tensor, epsilon: Tensor, from index: Int, noise: Tensor) -> Tensor {
     let schedule = denoiser.schedule
     let next = timesteps[index + 1]
     let (a, s) = (Float(schedule.signalScale(next)), Float(schedule.noiseScale(next)))
@@ -97,8 +126,6 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
     case .renoise:
       return x0 * a + noisePart(noise, index + 1) * s
     case .ddim:
-      let t = timesteps[index]
-      let epsilon = (x - x0 * Float(schedule.signalScale(t))) * Float(1 / schedule.noiseScale(t))
       return x0 * a + epsilon * s
     }
   }
@@ -108,13 +135,12 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
   public var trainsOnData: Bool { trainingInput == .noisedData }
 
   public func sample(_ noise: Tensor, condition: Condition, progress: (_ done: Int, _ total: Int) -> Void) -> Tensor {
-    let n = noise.shape[0]
     var x = noisePart(noise, 0)
     for (index, t) in timesteps.enumerated() {
-      let x0 = sampling.x0(x, timesteps: [Float](repeating: Float(t), count: n), condition: condition)
+      let (x0, epsilon) = estimates(x, timestep: t, condition: condition)
       progress(index + 1, timesteps.count)
       guard index + 1 < timesteps.count else { return x0 }
-      x = move(x, x0: x0, from: index, noise: noise)
+      x = move(x, x0: x0, epsilon: epsilon, from: index, noise: noise)
     }
     return x
   }
@@ -129,7 +155,7 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
       guard timesteps.count > 1 else { return self(noise, condition: condition) }
       let (steps, input) = simulateBackward(
         noise, indices: context.integers(in: 0..<timesteps.count), condition: condition)
-      return sampling.x0(input, timesteps: steps.map(Float.init), condition: condition)
+      return estimate(input, timesteps: steps.map(Float.init), condition: condition)
     case .noisedData:
       // The build checked that a data source of the sample shape exists.
       guard let data = try? context.batch().samples else {
@@ -137,7 +163,7 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
       }
       let indices = context.integers(in: 0..<timesteps.count)
       let input = noisedData(data, noise: noisePart(noise, 0), indices: indices)
-      return sampling.x0(input, timesteps: indices.map { Float(timesteps[$0]) }, condition: condition)
+      return estimate(input, timesteps: indices.map { Float(timesteps[$0]) }, condition: condition)
     }
   }
 
@@ -155,13 +181,12 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
   public func simulateBackward(_ noise: Tensor, indices: [Int], condition: Condition = .none) -> (
     timesteps: [Int], input: Tensor
   ) {
-    let n = noise.shape[0]
     let input = withoutGradients {
       var x = noisePart(noise, 0)
       var input = x
       for index in 0..<(indices.max() ?? 0) {
-        let x0 = sampling.x0(x, timesteps: [Float](repeating: Float(timesteps[index]), count: n), condition: condition)
-        x = move(x, x0: x0, from: index, noise: noise)
+        let (x0, epsilon) = estimates(x, timestep: timesteps[index], condition: condition)
+        x = move(x, x0: x0, epsilon: epsilon, from: index, noise: noise)
         let arrived = indices.map { $0 == index + 1 ? 1.0 : 0 }
         input = input * perSample(arrived.map { 1 - $0 }, like: x) + x * perSample(arrived, like: x)
       }
@@ -181,6 +206,9 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
     .optional("timesteps", .numbers(count: nil), "explicit integer timesteps, descending (replaces steps)"),
     .choice("stepping", DenoiserSampleGenerator.Stepping.self, default: .ddim,
       "between steps: the DDIM move with the implied noise (deterministic), or x̂₀ noised afresh (DMD2)"),
+    .optional(
+      "clipSample", .bool,
+      "clamp every x̂₀ to [−1, 1] (diffusers' clip_sample); default: true when the generator predicts epsilon on images ([C, H, W]), else false"),
     ParameterSpec(
       "backwardSimulation", .bool, default: .bool(false),
       "train on one random step per sample, its input made by the earlier steps without gradients (DMD2 §4.5); the same as trainingInput \"backward-simulation\""),
@@ -193,7 +221,7 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Generator {
-    let (denoiser, _) = try context.makeTrainableDenoiser(entry)
+    let (denoiser, _) = try context.makeTrainableDenoiser(entry, reparameterisingEpsilon: true)
     let trainSteps = denoiser.schedule.trainSteps
     let timesteps: [Int]
     if entry.has("timesteps") {
@@ -208,12 +236,21 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
     } else {
       timesteps = trailingTimesteps(steps: entry.int("steps"), trainSteps: trainSteps)
     }
-    let (sampleShape, config) = try context.generatorLayout(entry, denoiser: denoiser)
+    guard denoiser.prediction != .epsilon || denoiser.schedule.alphaBar(timesteps[0]) > 0 else {
+      throw DistillError.invalidValue(
+        location: "\(entry.path).prediction",
+        expected: "\"v_prediction\" or \"sample\" at t = \(timesteps[0]), where the schedule's ᾱ is 0 (zero terminal SNR: x̂₀ = (x − σ·ε̂)/α divides by α = 0)",
+        found: "\"epsilon\"")
+    }
+    let sampleShape = try context.generatorLayout(entry, denoiser: denoiser).sampleShape
+    let clip =
+      entry.has("clipSample") ? entry.bool("clipSample") : denoiser.prediction == .epsilon && sampleShape.count == 3
+    let config = try context.generatorLayout(entry, denoiser: denoiser, adding: ["clipSample": .bool(clip)]).config
     let input = try trainingInput(entry, context, timesteps: timesteps, sampleShape: sampleShape)
     _ = try BuildContext.guided(denoiser, scale: entry.double("guidance"), location: "\(entry.path).guidance")
     return DenoiserSampleGenerator(
       denoiser: denoiser, timesteps: timesteps,
-      stepping: entry.choice("stepping"),
+      stepping: entry.choice("stepping"), clipSample: clip,
       trainingInput: input, sampleShape: sampleShape, config: config, guidance: entry.double("guidance"))
   }
 

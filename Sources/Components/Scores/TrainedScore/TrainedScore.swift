@@ -17,7 +17,7 @@ public enum TrainedScore: ScoreComponent {
     ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> ScoreEstimator {
-    let (denoiser, module) = try context.makeTrainableDenoiser(entry)
+    let (denoiser, module) = try context.makeTrainableDenoiser(entry, reparameterisingEpsilon: true)
     let name = String(entry.path.split(separator: ".").last ?? "score")
     let network = try context.addNetwork(name: "score-\(name)", module: module, optimizer: entry.component("optimizer"))
     let range = entry.numbers("timestepRange")
