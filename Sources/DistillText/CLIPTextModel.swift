@@ -66,33 +66,21 @@ public final class CLIPTextModel: Module {
 
   final class EncoderLayer: Module {
     let norm1: LayerNorm
-    let query: Linear
-    let key: Linear
-    let value: Linear
-    let output: Linear
+    let attention: MultiHeadAttention
     let norm2: LayerNorm
     let fc1: Linear
     let fc2: Linear
-    let heads: Int
     let activation: CLIPTextConfig.Activation
 
     init(_ c: CLIPTextConfig, using rng: inout RandomGenerator) {
       norm1 = LayerNorm(size: c.hiddenSize, eps: c.layerNormEps)
-      query = Linear(inputSize: c.hiddenSize, outputSize: c.hiddenSize, using: &rng)
-      key = Linear(inputSize: c.hiddenSize, outputSize: c.hiddenSize, using: &rng)
-      value = Linear(inputSize: c.hiddenSize, outputSize: c.hiddenSize, using: &rng)
-      output = Linear(inputSize: c.hiddenSize, outputSize: c.hiddenSize, using: &rng)
+      attention = MultiHeadAttention(width: c.hiddenSize, heads: c.heads, projectionBias: true, keys: .clip, using: &rng)
       norm2 = LayerNorm(size: c.hiddenSize, eps: c.layerNormEps)
       fc1 = Linear(inputSize: c.hiddenSize, outputSize: c.intermediateSize, using: &rng)
       fc2 = Linear(inputSize: c.intermediateSize, outputSize: c.hiddenSize, using: &rng)
-      heads = c.heads
       activation = c.activation
       super.init()
       register("layer_norm1", norm1)
-      let attention = Module()
-      for (name, layer) in [("q_proj", query), ("k_proj", key), ("v_proj", value), ("out_proj", output)] {
-        attention.register(name, layer)
-      }
       register("self_attn", attention)
       register("layer_norm2", norm2)
       let mlp = Module()
@@ -103,14 +91,7 @@ public final class CLIPTextModel: Module {
 
     /// `x` `[N, L, C]` with the causal `mask` `[L, L]` (0 on and below the diagonal, −∞ above).
     func callAsFunction(_ x: Tensor, mask: Tensor) -> Tensor {
-      let (n, length, c) = (x.shape[0], x.shape[1], x.shape[2])
-      let d = c / heads
-      let h = norm1(x)
-      func splitHeads(_ t: Tensor) -> Tensor { t.reshaped([n, length, heads, d]).permuted([0, 2, 1, 3]) }
-      let q = splitHeads(query(h) * (1 / Float(d).squareRoot()))
-      let scores = q.matmul(splitHeads(key(h)), transposeOther: true) + mask
-      let attended = scores.softmax(axis: -1).matmul(splitHeads(value(h)))
-      let x = x + output(attended.permuted([0, 2, 1, 3]).reshaped([n, length, c]))
+      let x = x + attention.attend(norm1(x), mask: mask)
       let hidden = fc1(norm2(x))
       let activated: Tensor
       switch activation {
@@ -161,10 +142,7 @@ public final class CLIPTextModel: Module {
   /// - Throws: ``DistillError`` naming the file and key: a missing file, an unsupported config,
   ///   weights that do not fit (every missing, unexpected and mis-shaped tensor listed).
   public static func load(folder: String) throws -> CLIPTextModel {
-    let configPath = (folder as NSString).appendingPathComponent("config.json")
-    guard let data = FileManager.default.contents(atPath: configPath) else {
-      throw DistillError.io(path: configPath, reason: "cannot read the text encoder's config")
-    }
+    let (configPath, data) = try readModelConfig(folder: folder, of: "the text encoder")
     let config = try CLIPTextConfig.decode(data, source: configPath)
     var rng = RandomGenerator(seed: 0)
     let model = CLIPTextModel(config: config, using: &rng)
@@ -174,12 +152,7 @@ public final class CLIPTextModel: Module {
     for key in file.keys where key != "text_model.embeddings.position_ids" && key != "embeddings.position_ids" {
       tensors[key.hasPrefix("text_model.") ? String(key.dropFirst("text_model.".count)) : key] = try file.tensor(key)
     }
-    do {
-      try model.load(tensors, strict: true)
-    } catch let error as DistillError {
-      throw DistillError.malformed(path: weightsPath, detail: error.description)
-    }
-    model.eval()
+    try model.loadCheckpoint(tensors, from: weightsPath)
     return model
   }
 }

@@ -210,20 +210,11 @@ public final class AutoencoderKL: Module {
   /// - Throws: ``DistillError`` naming the file and key: a missing file, an unsupported config,
   ///   weights that do not fit.
   public static func load(folder: String) throws -> AutoencoderKL {
-    let configPath = (folder as NSString).appendingPathComponent("config.json")
-    guard let data = FileManager.default.contents(atPath: configPath) else {
-      throw DistillError.io(path: configPath, reason: "cannot read the autoencoder's config")
-    }
+    let (configPath, data) = try readModelConfig(folder: folder, of: "the autoencoder")
     var rng = RandomGenerator(seed: 0)
     let model = AutoencoderKL(config: try AutoencoderKLConfig.decode(data, source: configPath), using: &rng)
-    let weightsPath = (folder as NSString).appendingPathComponent("diffusion_pytorch_model.safetensors")
-    let file = try SafetensorsFile.read(contentsOf: weightsPath)
-    do {
-      try model.load(file.tensors(), strict: true)
-    } catch let error as DistillError {
-      throw DistillError.malformed(path: weightsPath, detail: error.description)
-    }
-    model.eval()
+    let weightsPath = (folder as NSString).appendingPathComponent(UNet2DModel.weightsFileName)
+    try model.loadCheckpoint(SafetensorsFile.read(contentsOf: weightsPath).tensors(), from: weightsPath)
     return model
   }
 }

@@ -72,49 +72,25 @@ final class ResnetBlock2D: Module {
 }
 
 /// diffusers' spatial self-attention of UNet2D blocks (`Attention` with a group norm, a
-/// residual connection and `to_q`, `to_k`, `to_v`, `to_out.0` projections).
-final class AttentionBlock: Module {
+/// residual connection and `to_q`, `to_k`, `to_v`, `to_out.0` projections) over the image's
+/// positions.
+final class AttentionBlock: MultiHeadAttention {
   let groupNorm: GroupNorm?
-  let query: Linear
-  let key: Linear
-  let value: Linear
-  let output: Linear
-  let heads: Int
   let outputScale: Float
 
   init(channels: Int, headDimension: Int?, normGroups: Int?, eps: Float, outputScale: Float = 1, using rng: inout RandomGenerator) {
     groupNorm = normGroups.map { GroupNorm(groups: $0, channels: channels, eps: eps) }
-    query = Linear(inputSize: channels, outputSize: channels, using: &rng)
-    key = Linear(inputSize: channels, outputSize: channels, using: &rng)
-    value = Linear(inputSize: channels, outputSize: channels, using: &rng)
-    output = Linear(inputSize: channels, outputSize: channels, using: &rng)
-    heads = channels / (headDimension ?? channels)
     self.outputScale = outputScale
-    super.init()
+    super.init(
+      width: channels, heads: channels / (headDimension ?? channels), projectionBias: true, keys: .diffusers, using: &rng)
     if let groupNorm { register("group_norm", groupNorm) }
-    register("to_q", query)
-    register("to_k", key)
-    register("to_v", value)
-    let out = Module()
-    out.register("0", output)
-    register("to_out", out)
   }
 
   func callAsFunction(_ x: Tensor) -> Tensor {
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    let length = h * w
-    let d = c / heads
     let normed = groupNorm.map { $0(x) } ?? x
-    let sequence = normed.reshaped([n, c, length]).transposed(1, 2)  // [n, L, c]
-    func splitHeads(_ t: Tensor) -> Tensor { t.reshaped([n, length, heads, d]).permuted([0, 2, 1, 3]) }
-    let q = splitHeads(query(sequence))
-    let k = splitHeads(key(sequence))
-    let v = splitHeads(value(sequence))
-    // Scaling q (L x d) rather than the scores (L x L) saves a pass over, and a copy of, the scores.
-    let scores = (q * (1 / Float(d).squareRoot())).matmul(k, transposeOther: true)
-    let attended = scores.softmax(axis: -1).matmul(v)  // [n, heads, L, d]
-    let merged = attended.permuted([0, 2, 1, 3]).reshaped([n, length, c])
-    let projected = output(merged).transposed(1, 2).reshaped([n, c, h, w])
+    let sequence = normed.reshaped([n, c, h * w]).transposed(1, 2)  // [n, L, c]
+    let projected = attend(sequence).transposed(1, 2).reshaped([n, c, h, w])
     let sum = projected + x
     return outputScale == 1 ? sum : sum / outputScale
   }

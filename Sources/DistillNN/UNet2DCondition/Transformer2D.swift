@@ -1,60 +1,23 @@
 import DistillCore
 
-/// Multi-head attention of `q` `[N, Lq, heads·d]` over `k`, `v` `[N, Lk, heads·d]`.
-func multiHeadAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, heads: Int) -> Tensor {
-  let (n, lq, width) = (q.shape[0], q.shape[1], q.shape[2])
-  let lk = k.shape[1]
-  let d = width / heads
-  func split(_ t: Tensor, _ length: Int) -> Tensor { t.reshaped([n, length, heads, d]).permuted([0, 2, 1, 3]) }
-  let scores = split(q * (1 / Float(d).squareRoot()), lq).matmul(split(k, lk), transposeOther: true)
-  return scores.softmax(axis: -1).matmul(split(v, lk)).permuted([0, 2, 1, 3]).reshaped([n, lq, width])
-}
-
-/// diffusers' `Attention` as a transformer block uses it: `to_q`, `to_k`, `to_v` without bias
-/// and `to_out.0` with one; keys and values from `context` (cross-attention) or from the input.
-final class ProjectedAttention: Module {
-  let query: Linear
-  let key: Linear
-  let value: Linear
-  let output: Linear
-  let heads: Int
-
-  init(width: Int, contextWidth: Int, heads: Int, using rng: inout RandomGenerator) {
-    query = Linear(inputSize: width, outputSize: width, bias: false, using: &rng)
-    key = Linear(inputSize: contextWidth, outputSize: width, bias: false, using: &rng)
-    value = Linear(inputSize: contextWidth, outputSize: width, bias: false, using: &rng)
-    output = Linear(inputSize: width, outputSize: width, using: &rng)
-    self.heads = heads
-    super.init()
-    register("to_q", query)
-    register("to_k", key)
-    register("to_v", value)
-    register("to_out", indexed([output]))
-  }
-
-  func callAsFunction(_ x: Tensor, context: Tensor? = nil) -> Tensor {
-    let source = context ?? x
-    return output(multiHeadAttention(query(x), key(source), value(source), heads: heads))
-  }
-}
-
 /// diffusers' `BasicTransformerBlock` (the default kind): pre-norm self-attention,
 /// cross-attention to the encoder's hidden states, and a GEGLU feed-forward of four times the
 /// width, each with a residual connection.
 final class BasicTransformerBlock: Module {
   let norm1: LayerNorm
-  let selfAttention: ProjectedAttention
+  let selfAttention: MultiHeadAttention
   let norm2: LayerNorm
-  let crossAttention: ProjectedAttention
+  let crossAttention: MultiHeadAttention
   let norm3: LayerNorm
   let gegluProjection: Linear
   let feedForwardOut: Linear
 
   init(width: Int, contextWidth: Int, heads: Int, using rng: inout RandomGenerator) {
     norm1 = LayerNorm(size: width)
-    selfAttention = ProjectedAttention(width: width, contextWidth: width, heads: heads, using: &rng)
+    selfAttention = MultiHeadAttention(width: width, heads: heads, projectionBias: false, keys: .diffusers, using: &rng)
     norm2 = LayerNorm(size: width)
-    crossAttention = ProjectedAttention(width: width, contextWidth: contextWidth, heads: heads, using: &rng)
+    crossAttention = MultiHeadAttention(
+      width: width, contextWidth: contextWidth, heads: heads, projectionBias: false, keys: .diffusers, using: &rng)
     norm3 = LayerNorm(size: width)
     gegluProjection = Linear(inputSize: width, outputSize: 8 * width, using: &rng)
     feedForwardOut = Linear(inputSize: 4 * width, outputSize: width, using: &rng)
@@ -75,8 +38,8 @@ final class BasicTransformerBlock: Module {
   }
 
   func callAsFunction(_ x: Tensor, context: Tensor) -> Tensor {
-    var h = x + selfAttention(norm1(x))
-    h = h + crossAttention(norm2(h), context: context)
+    var h = x + selfAttention.attend(norm1(x))
+    h = h + crossAttention.attend(norm2(h), context: context)
     let parts = gegluProjection(norm3(h)).split([4 * h.shape[2], 4 * h.shape[2]], axis: 2)
     return h + feedForwardOut(parts[0] * parts[1].gelu())
   }

@@ -168,20 +168,11 @@ public final class UNet2DConditionModel: Module {
   /// - Throws: ``DistillError`` naming the file and key: a missing file, an unsupported config,
   ///   weights that do not fit.
   public static func load(folder: String) throws -> UNet2DConditionModel {
-    let configPath = (folder as NSString).appendingPathComponent("config.json")
-    guard let data = FileManager.default.contents(atPath: configPath) else {
-      throw DistillError.io(path: configPath, reason: "cannot read the UNet's config")
-    }
+    let (configPath, data) = try readModelConfig(folder: folder, of: "the UNet")
     var rng = RandomGenerator(seed: 0)
     let model = UNet2DConditionModel(config: try UNet2DConditionConfig.decode(data, source: configPath), using: &rng)
     let weightsPath = (folder as NSString).appendingPathComponent(UNet2DModel.weightsFileName)
-    let file = try SafetensorsFile.read(contentsOf: weightsPath)
-    do {
-      try model.load(file.tensors(), strict: true)
-    } catch let error as DistillError {
-      throw DistillError.malformed(path: weightsPath, detail: error.description)
-    }
-    model.eval()
+    try model.loadCheckpoint(SafetensorsFile.read(contentsOf: weightsPath).tensors(), from: weightsPath)
     return model
   }
 }
