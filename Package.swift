@@ -115,8 +115,7 @@ let package = Package(
     ),
     .testTarget(
       name: "DistillTextTests",
-      dependencies: ["DistillText", "DistillTestSupport"],
-      resources: [.copy("Fixtures")]
+      dependencies: ["DistillText", "DistillTestSupport"]
     ),
 
     // MARK: DistillDiffusion
@@ -125,6 +124,7 @@ let package = Package(
       dependencies: [
         "DistillCore",
         "DistillNN",
+        "DistillText",
       ]
     ),
     .testTarget(

@@ -5,12 +5,11 @@ import Testing
 
 @testable import DistillNN
 
-/// diffusers' `AutoencoderKL` on the sd-tiny VAE (`Fixtures/latent/autoencoder-kl`: its folder as
-/// diffusers saves it, and `io.safetensors` with the encoder's posterior for two images and the
+/// diffusers' `AutoencoderKL` on the sd-tiny VAE (`Tests/Fixtures/sd-tiny/vae` as diffusers saves
+/// it, and the `vae_*` tensors of `io.safetensors`: the encoder's posterior for two images and the
 /// decoder's images for two latents).
 @Suite struct AutoencoderKLTests {
-  static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    .appendingPathComponent("Fixtures/latent/autoencoder-kl").path
+  static let folder = sdTinyFixture + "/vae"
 
   static func maxDifference(_ a: Tensor, _ b: Tensor) -> Float {
     zip(a.scalars, b.scalars).map { Swift.abs($0 - $1) }.max() ?? .infinity
@@ -19,7 +18,7 @@ import Testing
   @Test func encodeAndDecodeMatchDiffusers() throws {
     let vae = try AutoencoderKL.load(folder: Self.folder)
     #expect(vae.config.scalingFactor == 0.18215 && vae.config.blockOutChannels == [32, 64])
-    let io = try SafetensorsFile.read(contentsOf: Self.folder + "/io.safetensors")
+    let io = try SafetensorsFile.read(contentsOf: sdTinyFixture + "/io.safetensors")
     let (mean, logVariance) = withoutGradients { vae.encode(try! io.tensor("vae_image")) }
     #expect(mean.shape == [2, 4, 8, 8])
     #expect(Self.maxDifference(mean, try io.tensor("vae_latent_mean")) < 1e-4)

@@ -5,18 +5,17 @@ import Testing
 
 @testable import DistillNN
 
-/// diffusers' `UNet2DConditionModel` on sd-tiny's UNet (`Fixtures/latent/unet2d-condition`:
+/// diffusers' `UNet2DConditionModel` on sd-tiny's UNet (`Tests/Fixtures/sd-tiny/unet`:
 /// cross-attention down and up blocks, a cross-attention mid block, 8×8×4 latents,
 /// `cross_attention_dim` 32, and `io.safetensors` with diffusers' output for two latents, two
 /// timesteps and the text encoder's hidden states).
 @Suite struct UNet2DConditionTests {
-  static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-    .appendingPathComponent("Fixtures/latent/unet2d-condition").path
+  static let folder = sdTinyFixture + "/unet"
 
   @Test func outputMatchesDiffusers() throws {
     let unet = try UNet2DConditionModel.load(folder: Self.folder)
     #expect(unet.config.crossAttentionDown == [true, false] && unet.config.heads == [8, 8])
-    let io = try SafetensorsFile.read(contentsOf: Self.folder + "/io.safetensors")
+    let io = try SafetensorsFile.read(contentsOf: sdTinyFixture + "/io.safetensors")
     let output = withoutGradients {
       unet(
         try! io.tensor("unet_sample"), timesteps: try! io.tensor("unet_timestep").scalars,

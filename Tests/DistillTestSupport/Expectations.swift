@@ -7,6 +7,13 @@ import Testing
 public let coreFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
   .deletingLastPathComponent().appendingPathComponent("DistillCoreTests/Fixtures")
 
+/// sd-tiny: a Stable-Diffusion-layout pipeline folder made with diffusers 0.42.1 and
+/// transformers 5.25 (`model_index.json`, `tokenizer/`, `text_encoder/`, `unet/`, `vae/`,
+/// `scheduler/`) and `io.safetensors`, its components' inputs and outputs (its README in
+/// ../shared/fixtures lists every tensor).
+public let sdTinyFixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+  .deletingLastPathComponent().appendingPathComponent("Fixtures/sd-tiny").path
+
 /// A fresh temporary folder named after `prefix`, removed by the caller's `defer`.
 public func makeTemporaryFolder(_ prefix: String) throws -> String {
   let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")

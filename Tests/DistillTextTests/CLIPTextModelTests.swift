@@ -6,18 +6,18 @@ import Testing
 @testable import DistillText
 
 /// CLIP's text encoder against transformers' `CLIPTextModel` on the sd-tiny text encoder
-/// (`Fixtures/clip-text-encoder`: its config and weights, and `last_hidden_state` for the four
-/// prompts' ids).
+/// (`Tests/Fixtures/sd-tiny/text_encoder`, and `text_hidden_states` of `io.safetensors` for
+/// the four prompts' ids).
 @Suite struct CLIPTextModelTests {
-  static let folder = Bundle.module.url(forResource: "Fixtures/clip-text-encoder", withExtension: nil)!.path
+  static let folder = sdTinyFixture + "/text_encoder"
 
   @Test func lastHiddenStateMatchesTransformers() throws {
     let model = try CLIPTextModel.load(folder: Self.folder)
     #expect(model.config.activation == .quickGELU && model.config.layers == 2 && model.config.positions == 77)
-    let io = try SafetensorsFile.read(contentsOf: Self.folder + "/io.safetensors")
-    let ids = try io.tensor("input_ids").scalars.map { Int($0) }
+    let io = try SafetensorsFile.read(contentsOf: sdTinyFixture + "/io.safetensors")
+    let ids = try io.tensor("prompt_input_ids").scalars.map { Int($0) }
     let rows = (0..<4).map { Array(ids[($0 * 77)..<(($0 + 1) * 77)]) }
-    let expected = try io.tensor("last_hidden_state")
+    let expected = try io.tensor("text_hidden_states")
     let hidden = withoutGradients { model(rows) }
     #expect(hidden.shape == [4, 77, 32])
     let difference = zip(hidden.scalars, expected.scalars).map { Swift.abs($0 - $1) }.max()!

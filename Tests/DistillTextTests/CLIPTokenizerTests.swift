@@ -6,26 +6,27 @@ import Testing
 @testable import DistillText
 
 /// CLIP's tokenizer against the ids Hugging Face's CLIPTokenizer gives for the sd-tiny
-/// fixture's vocabulary (`Fixtures/clip-tokenizer`: the fixture's four prompts, and more made by
-/// `make_ids.py` with `tokenizers`: whitespace, contractions, digits, punctuation, accents,
-/// case, a prompt longer than 77 tokens, special tokens in the text, emoji).
+/// fixture's vocabulary (`Tests/Fixtures/sd-tiny`: the fixture's four prompts, and more in
+/// `tokenizer/extra-ids.safetensors`, made by `tokenizer/make_ids.py` with `tokenizers`:
+/// whitespace, contractions, digits, punctuation, accents, case, a prompt longer than 77
+/// tokens, special tokens in the text, emoji).
 @Suite struct CLIPTokenizerTests {
-  static let folder = Bundle.module.url(forResource: "Fixtures/clip-tokenizer", withExtension: nil)!.path
+  static let folder = sdTinyFixture + "/tokenizer"
 
-  static func expected(_ file: String) throws -> (prompts: [String], ids: [[Int]]) {
-    let tensors = try SafetensorsFile.read(contentsOf: folder + "/" + file)
+  static func expected(_ file: String, key: String) throws -> (prompts: [String], ids: [[Int]]) {
+    let tensors = try SafetensorsFile.read(contentsOf: sdTinyFixture + "/" + file)
     guard case .array(let items) = try JSONValue.parse(Data(tensors.metadata["prompts"]!.utf8), source: file) else {
       throw DistillError.malformed(path: file, detail: "no prompts")
     }
     let prompts = items.map { item -> String in if case .string(let s) = item { return s } else { return "" } }
-    let ids = try tensors.tensor("input_ids").scalars.map { Int($0) }
+    let ids = try tensors.tensor(key).scalars.map { Int($0) }
     return (prompts, (0..<prompts.count).map { Array(ids[($0 * 77)..<(($0 + 1) * 77)]) })
   }
 
-  @Test(arguments: ["ids.safetensors", "extra-ids.safetensors"])
-  func idsAreExactlyHuggingFaces(_ file: String) throws {
+  @Test(arguments: [["io.safetensors", "prompt_input_ids"], ["tokenizer/extra-ids.safetensors", "input_ids"]])
+  func idsAreExactlyHuggingFaces(_ source: [String]) throws {
     let tokenizer = try CLIPTokenizer(folder: Self.folder)
-    let (prompts, ids) = try Self.expected(file)
+    let (prompts, ids) = try Self.expected(source[0], key: source[1])
     for (prompt, expected) in zip(prompts, ids) {
       #expect(tokenizer.encode(prompt).ids == expected, "\"\(prompt)\"")
     }

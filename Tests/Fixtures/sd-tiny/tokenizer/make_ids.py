@@ -1,4 +1,4 @@
-# Token ids of the sd-tiny tokenizer (../../../../../shared/fixtures/sd-tiny/tokenizer) for more
+# Token ids of the sd-tiny tokenizer (this folder) for more
 # prompts than the fixture's four, made with Hugging Face `tokenizers` (0.23.3) from its
 # tokenizer.json, padded and truncated as CLIPTokenizer(padding="max_length", max_length=77,
 # truncation=True) does: at most 75 tokens between <|startoftext|> and <|endoftext|>, padded
@@ -15,8 +15,8 @@ def ids(prompt):
     row = [632] + body + [633]
     return row + [633] * (77 - len(row))
 
-f = safe_open("ids.safetensors", "np")
-fixture = f.get_tensor("input_ids")
+f = safe_open("../io.safetensors", "np")
+fixture = f.get_tensor("prompt_input_ids")
 prompts = json.loads(f.metadata()["prompts"])
 assert (np.array([ids(p) for p in prompts]) == fixture).all(), "does not reproduce the fixture"
 extra = [
