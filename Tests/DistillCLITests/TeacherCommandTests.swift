@@ -210,3 +210,39 @@ private func expectError(
     }
   }
 }
+
+// MARK: - Text-to-image teachers
+
+@Suite struct TextToImageCommandTests {
+  /// `sample-teacher --prompt ... --latents FILE` on sd-tiny gives diffusers' pipeline images
+  /// (mapped to [−1, 1]), and refuses what it cannot do, naming the flag or file.
+  @Test func samplesAsDiffusersAndRefusesByName() throws {
+    let pipeline = try StableDiffusionFolder(folder: sdTinyFixture)
+    let io = try SafetensorsFile.read(contentsOf: sdTinyFixture + "/io.safetensors")
+    let tmp = try temporaryFolder()
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    let latents = tmp + "/latents.safetensors"
+    try SafetensorsFile.write(["latents": io.tensor("pipeline_latents")], to: latents)
+    var warnings: [String] = []
+    let samples = try sampleTextToImage(
+      pipeline, prompts: ["a red circle", "A photo of two blue squares!"], guidance: 3, sampler: .ddim, steps: 4,
+      latentsPath: latents, seed: 0) { warnings.append($0) }
+    let expected = try io.tensor("pipeline_images").permuted([0, 3, 1, 2]) * 2 - 1
+    #expect(zip(samples.scalars, expected.scalars).map { Swift.abs($0 - $1) }.max()! < 2e-3)
+    #expect(warnings.isEmpty)
+    // A prompt beyond 77 positions is truncated with a warning.
+    _ = try sampleTextToImage(
+      pipeline, prompts: [String(repeating: "a ", count: 90)], guidance: 1, sampler: .ddim, steps: 1, latentsPath: nil,
+      seed: 0) { warnings.append($0) }
+    #expect(warnings.count == 1 && warnings[0].contains("15 tokens were dropped"))
+    expectError(containing: ["--prompt", "at least one prompt"]) {
+      _ = try sampleTextToImage(pipeline, prompts: [], guidance: 3, sampler: .ddim, steps: 4, latentsPath: nil, seed: 0) { _ in }
+    }
+    expectError(containing: ["--sampler", "ddim", "euler"]) {
+      _ = try sampleTextToImage(pipeline, prompts: ["x"], guidance: 3, sampler: .euler, steps: 4, latentsPath: nil, seed: 0) { _ in }
+    }
+    expectError(containing: [latents + ": latents", "[1, 4, 8, 8]", "[2, 4, 8, 8]"]) {
+      _ = try sampleTextToImage(pipeline, prompts: ["x"], guidance: 3, sampler: .ddim, steps: 4, latentsPath: latents, seed: 0) { _ in }
+    }
+  }
+}

@@ -35,6 +35,12 @@ struct SampleTeacherCommand: ParsableCommand {
     help: "The class of every sample, for a class-conditional teacher (default: sample i of class i mod classes).")
   var classLabel: Int?
 
+  @Option(help: "A prompt, for a text-to-image (Stable-Diffusion-layout) teacher; repeat for several samples.")
+  var prompt: [String] = []
+
+  @Option(help: "A safetensors file whose \"latents\" [prompts, 4, h, w] are the initial noise of a text-to-image teacher.")
+  var latents: String?
+
   @Option(help: "DDPM/DDIM timestep spacing.")
   var spacing: TimestepSpacing = .leading
 
@@ -49,6 +55,22 @@ struct SampleTeacherCommand: ParsableCommand {
       }
       if let size, size < 1 {
         throw DistillError.invalidValue(location: "--size", expected: "a positive integer", found: String(size))
+      }
+      if isTextToImageFolder(teacher) {
+        let pipeline = try StableDiffusionFolder(folder: teacher)
+        let samples = try sampleTextToImage(
+          pipeline, prompts: prompt, guidance: sampling.guidance, sampler: sampling.sampler, steps: sampling.steps,
+          latentsPath: latents, seed: seed, warn: printError)
+        try writeSamples(
+          samples, to: out,
+          metadata: ["teacher": teacher, "steps": String(sampling.steps), "guidance": String(sampling.guidance)])
+        print("wrote \(out): samples \(samples.shape) (ddim, \(sampling.steps) steps, guidance \(sampling.guidance))")
+        return
+      }
+      guard prompt.isEmpty, latents == nil else {
+        throw DistillError.invalidValue(
+          location: prompt.isEmpty ? "--latents" : "--prompt", expected: "no prompts or latents for a teacher that takes no text",
+          found: prompt.first ?? latents ?? "")
       }
       let denoiser = try loadTeacher(path: teacher)
       printError("teacher: \(denoiser.summary)")
