@@ -245,4 +245,25 @@ private func expectError(
       _ = try sampleTextToImage(pipeline, prompts: ["x"], guidance: 3, sampler: .ddim, steps: 4, latentsPath: latents, seed: 0) { _ in }
     }
   }
+
+  /// `predict` of a UNet2DConditionModel reads `encoder_hidden_states` beside `sample` and
+  /// `timestep` (sd-tiny's UNet, through the pipeline folder).
+  @Test func predictTakesEncoderHiddenStates() throws {
+    let io = try SafetensorsFile.read(contentsOf: sdTinyFixture + "/io.safetensors")
+    let tmp = try temporaryFolder()
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    let input = tmp + "/in.safetensors"
+    var tensors = [
+      "sample": try io.tensor("unet_sample"), "timestep": try io.tensor("unet_timestep"),
+      "encoder_hidden_states": try io.tensor("unet_encoder_hidden_states"), "output": try io.tensor("unet_output"),
+    ]
+    try SafetensorsFile.write(tensors, to: input)
+    let report = try predict(teacherPath: sdTinyFixture, inputPath: input, outputPath: tmp + "/o.safetensors")
+    #expect(report.maxAbsDifferenceFromReference! < 1e-4)
+    tensors["encoder_hidden_states"] = nil
+    try SafetensorsFile.write(tensors, to: input)
+    expectError(containing: [input, "encoder_hidden_states", "UNet2DConditionModel"]) {
+      _ = try predict(teacherPath: sdTinyFixture, inputPath: input, outputPath: tmp + "/o.safetensors")
+    }
+  }
 }

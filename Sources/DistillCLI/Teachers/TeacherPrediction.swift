@@ -1,4 +1,5 @@
 import DistillDiffusion
+import DistillNN
 import Foundation
 
 // The logic of `pipeline predict`.
@@ -21,8 +22,14 @@ struct PredictReport: Sendable {
 /// `io.safetensors` written by diffusers checks a converted checkpoint: when the input holds
 /// an `output` tensor too, the largest difference from it is reported.
 ///
+/// A `UNet2DConditionModel` folder (`unet/` of a Stable-Diffusion-layout folder, or the folder
+/// itself) takes `encoder_hidden_states` `[N, L, cross_attention_dim]` from the input as well.
+///
 /// - Throws: ``DistillError`` naming the file and key.
 func predict(teacherPath: String, inputPath: String, outputPath: String) throws -> PredictReport {
+  if let unet = try conditionalUNetFolder(teacherPath) {
+    return try predictConditional(unet, teacherPath: teacherPath, inputPath: inputPath, outputPath: outputPath)
+  }
   let teacher = try loadTeacher(path: teacherPath)
   let input = try SafetensorsFile.read(contentsOf: inputPath)
   for key in ["sample", "timestep"] where input.info(key) == nil {
@@ -32,7 +39,15 @@ func predict(teacherPath: String, inputPath: String, outputPath: String) throws 
   }
   let sample = try input.tensor("sample")
   try teacher.validateInput(shape: sample.shape, location: "\(inputPath): sample")
-  let n = sample.shape[0]
+  let timesteps = try predictionTimesteps(input, inputPath: inputPath, count: sample.shape[0])
+  let output = try withoutGradients { try predictOutput(teacher, sample, timesteps, input: input, inputPath: inputPath) }
+  return try writePrediction(
+    output, input: input, teacherPath: teacherPath, summary: teacher.summary, sampleShape: sample.shape,
+    timesteps: timesteps, outputPath: outputPath)
+}
+
+/// The input file's `timestep`: one for every sample, or one per sample.
+private func predictionTimesteps(_ input: SafetensorsFile, inputPath: String, count n: Int) throws -> [Float] {
   let raw = try input.tensor("timestep").scalars
   let timesteps: [Float]
   switch raw.count {
@@ -47,7 +62,14 @@ func predict(teacherPath: String, inputPath: String, outputPath: String) throws 
     throw DistillError.invalidValue(
       location: "\(inputPath): timestep", expected: "finite values", found: "\(timesteps)")
   }
-  let output = try withoutGradients { try predictOutput(teacher, sample, timesteps, input: input, inputPath: inputPath) }
+  return timesteps
+}
+
+/// Writes `output`, comparing it with the input's `output` tensor when there is one.
+private func writePrediction(
+  _ output: Tensor, input: SafetensorsFile, teacherPath: String, summary: String, sampleShape: [Int], timesteps: [Float],
+  outputPath: String
+) throws -> PredictReport {
   var difference: Float?
   if input.info("output") != nil {
     let reference = try input.tensor("output")
@@ -57,8 +79,56 @@ func predict(teacherPath: String, inputPath: String, outputPath: String) throws 
   }
   try SafetensorsFile.write(["output": output], metadata: ["teacher": teacherPath], to: outputPath)
   return PredictReport(
-    teacherSummary: teacher.summary, inputShape: sample.shape, timesteps: timesteps, outputShape: output.shape,
+    teacherSummary: summary, inputShape: sampleShape, timesteps: timesteps, outputShape: output.shape,
     maxAbsDifferenceFromReference: difference)
+}
+
+/// The `UNet2DConditionModel` folder at `path` (or its `unet/`), when that is what it holds.
+private func conditionalUNetFolder(_ path: String) throws -> String? {
+  for folder in [path, (path as NSString).appendingPathComponent("unet")] {
+    let config = (folder as NSString).appendingPathComponent("config.json")
+    guard let data = FileManager.default.contents(atPath: config),
+      case .object(let object) = try JSONValue.parse(data, source: config),
+      object["_class_name"] == .string("UNet2DConditionModel")
+    else { continue }
+    return folder
+  }
+  return nil
+}
+
+/// `predict` of a conditional UNet: `sample`, `timestep` and `encoder_hidden_states`.
+private func predictConditional(_ folder: String, teacherPath: String, inputPath: String, outputPath: String) throws
+  -> PredictReport
+{
+  let unet = try UNet2DConditionModel.load(folder: folder)
+  let input = try SafetensorsFile.read(contentsOf: inputPath)
+  for key in ["sample", "timestep", "encoder_hidden_states"] where input.info(key) == nil {
+    throw DistillError.invalidValue(
+      location: "\(inputPath): \(key)", expected: "a tensor named \"\(key)\" for a UNet2DConditionModel",
+      found: "none (keys: \(input.keys.joined(separator: ", ")))")
+  }
+  let sample = try input.tensor("sample")
+  let c = unet.config
+  let factor = 1 << (c.blockOutChannels.count - 1)
+  guard sample.rank == 4, sample.shape[1] == c.inChannels, sample.shape[0] > 0, sample.shape[2] % factor == 0,
+    sample.shape[3] % factor == 0
+  else {
+    throw DistillError.invalidValue(
+      location: "\(inputPath): sample", expected: "[N, \(c.inChannels), H, W] with H and W multiples of \(factor)",
+      found: "\(sample.shape)")
+  }
+  let states = try input.tensor("encoder_hidden_states")
+  guard states.rank == 3, states.shape[0] == sample.shape[0], states.shape[2] == c.crossAttentionDimension else {
+    throw DistillError.invalidValue(
+      location: "\(inputPath): encoder_hidden_states", expected: "[\(sample.shape[0]), L, \(c.crossAttentionDimension)]",
+      found: "\(states.shape)")
+  }
+  let timesteps = try predictionTimesteps(input, inputPath: inputPath, count: sample.shape[0])
+  let output = withoutGradients { unet(sample, timesteps: timesteps, encoderHiddenStates: states) }
+  return try writePrediction(
+    output, input: input, teacherPath: teacherPath,
+    summary: "UNet2DConditionModel: \(c.inChannels)→\(c.outChannels) channels, blocks \(c.blockOutChannels), cross-attention width \(c.crossAttentionDimension)",
+    sampleShape: sample.shape, timesteps: timesteps, outputPath: outputPath)
 }
 
 /// The raw output for the input file's `class_labels` (when it has them), checked against the
