@@ -80,7 +80,26 @@ public final class ImageClassifier: Module {
 
   /// The logits, `[N, classes]`.
   public func callAsFunction(_ x: Tensor) -> Tensor { head(features(x)) }
+}
 
+extension ImageClassifier: FeatureTapping {
+  /// Each convolution stage's pooled output, and the penultimate features as the bottleneck:
+  /// a feature network for discriminators that is not a diffusion model (it sees no timestep
+  /// or class).
+  public func features(_ x: Tensor, timesteps: [Float], labels: [Int]?) -> NetworkFeatures {
+    precondition(Array(x.shape.dropFirst()) == config.inputShape, "ImageClassifier expects [N] + \(config.inputShape), got \(x.shape)")
+    var h = x
+    var stages: [Tensor] = []
+    for conv in convs {
+      h = conv(h).relu().avgPool2d(kernel: 2)
+      stages.append(h)
+    }
+    return NetworkFeatures(encoder: stages, bottleneck: fc(h.reshaped([x.shape[0], h.count / x.shape[0]])).relu())
+  }
+
+}
+
+extension ImageClassifier {
   /// The mean cross-entropy of `logits` `[N, K]` against class indices `labels`.
   public static func crossEntropy(_ logits: Tensor, labels: [Int]) -> Tensor {
     let (n, k) = (logits.shape[0], logits.shape[1])

@@ -41,7 +41,8 @@ public final class AdversarialDistillationTerm: LossTerm {
     teacher: any Denoiser, features: any FeatureTapping, featureTimestep: Float,
     heads: [DiscriminatorHead],
     network: TrainedNetwork, adversarialWeight: Float, distillationWeight: Float,
-    weighting: ScoreDistillationWeighting, timesteps: Range<Int>, reduction: Reduction = .mean, r1Weight: Float,
+    weighting: ScoreDistillationWeighting, timesteps: Range<Int>, reduction: Reduction = .mean,
+    r1Weight: Float,
     r1Sigma: Float, updatesPerStep: Int
   ) {
     self.teacher = teacher
@@ -63,8 +64,10 @@ public final class AdversarialDistillationTerm: LossTerm {
   /// The encoder features of clean samples `x` of `condition` (the feature network sees
   /// `featureTimestep` and each sample's class).
   func encoderFeatures(_ x: Tensor, _ condition: Condition) -> [Tensor] {
-    features.features(x, timesteps: [Float](repeating: featureTimestep, count: x.shape[0]), labels: condition.labels)
-      .encoder
+    features.features(
+      x, timesteps: [Float](repeating: featureTimestep, count: x.shape[0]), labels: condition.labels
+    )
+    .encoder
   }
 
   /// Each head's logits on its feature.
@@ -89,7 +92,8 @@ public final class AdversarialDistillationTerm: LossTerm {
       clean, t: t, noise: noise, schedule: context.schedule, condition: context.condition())
     let (distillation, distillationNorm) = lossWithSampleGradient(x) { x in
       Self.distillationLoss(
-        x, target: target, weights: t.map { weighting.weight($0, schedule: context.schedule) }, reduction: reduction)
+        x, target: target, weights: t.map { weighting.weight($0, schedule: context.schedule) },
+        reduction: reduction)
     }
     context.log("add/adversarial-loss", Double(adversarial.item))
     context.log("add/distillation-loss", Double(distillation.item))
@@ -116,7 +120,9 @@ public final class AdversarialDistillationTerm: LossTerm {
   }
 
   /// `mean_n c_n · mean_values (x − target)²`, or with `sum` the sum over values.
-  static func distillationLoss(_ x: Tensor, target: Tensor, weights: [Double], reduction: Reduction = .mean) -> Tensor {
+  static func distillationLoss(
+    _ x: Tensor, target: Tensor, weights: [Double], reduction: Reduction = .mean
+  ) -> Tensor {
     let axes = Array(1..<x.rank)
     let squared = (x - target).square()
     let perSample = reduction == .mean ? squared.mean(axes: axes) : squared.sum(axes: axes)
@@ -189,7 +195,8 @@ public enum AdversarialDistillation: LossComponent {
     .choice(
       "distillationReduction", AdversarialDistillationTerm.Reduction.self, default: .mean,
       "a sample's squared error over its values: mean, or sum (the paper's ‖·‖², D times the mean)"),
-    .choice("weighting", ScoreDistillationWeighting.self, default: .exponential,
+    .choice(
+      "weighting", ScoreDistillationWeighting.self, default: .exponential,
       "c(t): exponential α_t, sds α_t·σ_t/2, or nfsd (sds with NFSD's noise-free target below 0.2·T)"
     ),
     ParameterSpec(
@@ -197,7 +204,12 @@ public enum AdversarialDistillation: LossComponent {
       "the fractions [low, high] of T the distillation timestep is drawn from (both ends included)"),
     ParameterSpec(
       "features", .string, default: .string("teacher"),
-      "the frozen feature network: \"teacher\" (its encoder), or the name of a score in `scores`"),
+      "the feature network: \"teacher\" (its encoder, frozen), or the name of a score in `scores` (a trained score keeps training, so its features move)"
+    ),
+    .optional(
+      "featureClassifier", .path(mustExist: true),
+      "instead of `features`: a classifier trained by `pipeline train-classifier` (frozen; its convolution stages), a feature network that is not a diffusion model"
+    ),
     ParameterSpec(
       "featureTimestep", .number(0...1e6), default: .number(0),
       "the timestep the feature network sees"),
@@ -218,21 +230,32 @@ public enum AdversarialDistillation: LossComponent {
     let teacher = try context.requireTeacher(for: entry)
     let guided = try context.guidedTeacher(for: entry)
     let name = entry.string("features")
-    let source: any Denoiser
-    if name == "teacher" {
-      source = teacher
+    let features: any FeatureTapping
+    let sampleShape: [Int]
+    if let path = entry.optionalPath("featureClassifier") {
+      let classifier = try TrainedClassifier.load(path: path)
+      sampleShape = try context.requireGenerator(for: entry).sampleShape
+      try classifier.requireInput(sampleShape, location: "\(entry.path).featureClassifier")
+      try context.requireData(for: entry, shape: sampleShape)
+      features = classifier.network
     } else {
-      guard let score = context.score(name) else {
-        throw DistillError.invalidValue(
-          location: "\(entry.path).features",
-          expected:
-            "\"teacher\" or a score in `scores` (\(context.scores.keys.sorted().joined(separator: ", ")))",
-          found: "\"\(name)\"")
+      let source: any Denoiser
+      if name == "teacher" {
+        source = teacher
+      } else {
+        guard let score = context.score(name) else {
+          throw DistillError.invalidValue(
+            location: "\(entry.path).features",
+            expected:
+              "\"teacher\" or a score in `scores` (\(context.scores.keys.sorted().joined(separator: ", ")))",
+            found: "\"\(name)\"")
+        }
+        source = score.denoiser
       }
-      source = score.denoiser
+      (features, sampleShape) = try context.requireFeatures(
+        of: source, at: "\(entry.path).features",
+        expected: "a network that exposes features (mlp or unet2d)", for: entry)
     }
-    let (features, sampleShape) = try context.requireFeatures(
-      of: source, at: "\(entry.path).features", expected: "a network that exposes features (mlp or unet2d)", for: entry)
     let trainSteps = context.schedule.trainSteps
     let range = try entry.timestepRange("timestepRange", trainSteps: trainSteps)
     let featureTimestep = entry.float("featureTimestep")
