@@ -14,16 +14,8 @@ public struct Condition: Equatable, Sendable {
   /// No condition: an unconditional call.
   public static let none = Condition()
 
-  public var isNone: Bool { labels == nil }
-
   /// The rows `range` of a per-sample condition.
   public func rows(_ range: Range<Int>) -> Condition { Condition(labels: labels.map { Array($0[range]) }) }
-
-  /// The rows of `parts` one after the other; labelled only when every part is.
-  public init(concatenating parts: [Condition]) {
-    let labels = parts.map(\.labels)
-    self.init(labels: labels.contains { $0 == nil } ? nil : labels.flatMap { $0! })
-  }
 }
 
 /// The class labels a conditional denoiser takes.

@@ -142,17 +142,13 @@ public final class CLIPTextModel: Module {
   /// - Throws: ``DistillError`` naming the file and key: a missing file, an unsupported config,
   ///   weights that do not fit (every missing, unexpected and mis-shaped tensor listed).
   public static func load(folder: String) throws -> CLIPTextModel {
-    let (configPath, data) = try readModelConfig(folder: folder, of: "the text encoder")
-    let config = try CLIPTextConfig.decode(data, source: configPath)
-    var rng = RandomGenerator(seed: 0)
-    let model = CLIPTextModel(config: config, using: &rng)
-    let weightsPath = (folder as NSString).appendingPathComponent("model.safetensors")
-    let file = try SafetensorsFile.read(contentsOf: weightsPath)
-    var tensors: [String: Tensor] = [:]
-    for key in file.keys where key != "text_model.embeddings.position_ids" && key != "embeddings.position_ids" {
-      tensors[key.hasPrefix("text_model.") ? String(key.dropFirst("text_model.".count)) : key] = try file.tensor(key)
-    }
-    try model.loadCheckpoint(tensors, from: weightsPath)
-    return model
+    try loadModelFolder(
+      folder, of: "the text encoder", weightsFile: "model.safetensors", decode: CLIPTextConfig.decode,
+      build: { CLIPTextModel(config: $0, using: &$1) },
+      key: { name in
+        // Older checkpoints prefix `text_model.`; `position_ids` is a buffer, not a weight.
+        let key = name.hasPrefix("text_model.") ? String(name.dropFirst("text_model.".count)) : name
+        return key == "embeddings.position_ids" ? nil : key
+      })
   }
 }

@@ -25,13 +25,19 @@ public func makeTemporaryFolder(_ prefix: String) throws -> String {
 /// one of `parts`.
 public func expectDistillError(
   containing parts: [String], sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
+) { expectError(DistillError.self, containing: parts, sourceLocation: sourceLocation, body) }
+
+/// Records a failure unless `body` throws an `E` whose message contains every one of `parts`.
+public func expectError<E: Error>(
+  _ type: E.Type, containing parts: [String], sourceLocation: SourceLocation = #_sourceLocation,
+  _ body: () throws -> Void
 ) {
   do {
     try body()
     Issue.record("no error thrown", sourceLocation: sourceLocation)
   } catch {
     let text = "\(error)"
-    #expect(error is DistillError, "\(type(of: error)): \(text)", sourceLocation: sourceLocation)
+    #expect(error is E, "\(Swift.type(of: error)): \(text)", sourceLocation: sourceLocation)
     for part in parts { #expect(text.contains(part), "\"\(part)\" not in: \(text)", sourceLocation: sourceLocation) }
   }
 }

@@ -210,11 +210,8 @@ public final class AutoencoderKL: Module {
   /// - Throws: ``DistillError`` naming the file and key: a missing file, an unsupported config,
   ///   weights that do not fit.
   public static func load(folder: String) throws -> AutoencoderKL {
-    let (configPath, data) = try readModelConfig(folder: folder, of: "the autoencoder")
-    var rng = RandomGenerator(seed: 0)
-    let model = AutoencoderKL(config: try AutoencoderKLConfig.decode(data, source: configPath), using: &rng)
-    let weightsPath = (folder as NSString).appendingPathComponent(UNet2DModel.weightsFileName)
-    try model.loadCheckpoint(SafetensorsFile.read(contentsOf: weightsPath).tensors(), from: weightsPath)
-    return model
+    try loadModelFolder(
+      folder, of: "the autoencoder", weightsFile: UNet2DModel.weightsFileName, decode: AutoencoderKLConfig.decode
+    ) { AutoencoderKL(config: $0, using: &$1) }
   }
 }

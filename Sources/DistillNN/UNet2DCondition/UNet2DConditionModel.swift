@@ -168,11 +168,8 @@ public final class UNet2DConditionModel: Module {
   /// - Throws: ``DistillError`` naming the file and key: a missing file, an unsupported config,
   ///   weights that do not fit.
   public static func load(folder: String) throws -> UNet2DConditionModel {
-    let (configPath, data) = try readModelConfig(folder: folder, of: "the UNet")
-    var rng = RandomGenerator(seed: 0)
-    let model = UNet2DConditionModel(config: try UNet2DConditionConfig.decode(data, source: configPath), using: &rng)
-    let weightsPath = (folder as NSString).appendingPathComponent(UNet2DModel.weightsFileName)
-    try model.loadCheckpoint(SafetensorsFile.read(contentsOf: weightsPath).tensors(), from: weightsPath)
-    return model
+    try loadModelFolder(
+      folder, of: "the UNet", weightsFile: UNet2DModel.weightsFileName, decode: UNet2DConditionConfig.decode
+    ) { UNet2DConditionModel(config: $0, using: &$1) }
   }
 }
