@@ -101,6 +101,13 @@ public struct JSONObjectReader {
     self.location = location
   }
 
+  /// The object in the JSON file at `path`; `missing` says why the file matters when it cannot
+  /// be read (``DistillError/io(path:reason:)``).
+  public init(file path: String, missing: String) throws {
+    guard let data = FileManager.default.contents(atPath: path) else { throw DistillError.io(path: path, reason: missing) }
+    try self.init(JSONValue.parse(data, source: path), location: path)
+  }
+
   /// Checks a file's `format` and `version` fields, read beforehand (so that unknown keys are
   /// rejected first and a misspelt key is named rather than reported missing).
   public func requireFormat(_ format: String?, _ expected: String, version: Int?, _ expectedVersion: Int) throws {

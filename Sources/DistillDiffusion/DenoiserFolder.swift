@@ -103,10 +103,7 @@ public enum DenoiserFolder {
   ///   missing, unexpected and mis-shaped tensor listed).
   public static func load(folder: String) throws -> any SavableDenoiser {
     let path = (folder as NSString).appendingPathComponent(configFileName)
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw DistillError.io(path: path, reason: "cannot read the denoiser config")
-    }
-    var r = try JSONObjectReader(JSONValue.parse(data, source: path), location: path)
+    var r = try JSONObjectReader(file: path, missing: "cannot read the denoiser config")
     let format = try r.string("format")
     let version = try r.int("version")
     let predictionName = try r.string("prediction")

@@ -28,12 +28,7 @@ public final class StableDiffusionFolder {
   public init(folder: String) throws {
     func path(_ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
     let indexPath = path("model_index.json")
-    guard let indexData = FileManager.default.contents(atPath: indexPath) else {
-      throw DistillError.io(path: indexPath, reason: "not a Stable Diffusion folder (no model_index.json)")
-    }
-    guard case .object(let index) = try JSONValue.parse(indexData, source: indexPath) else {
-      throw DistillError.malformed(path: indexPath, detail: "expected an object")
-    }
+    let index = try JSONObjectReader(file: indexPath, missing: "not a Stable Diffusion folder (no model_index.json)").object
     let expected = [
       "tokenizer": "CLIPTokenizer", "text_encoder": "CLIPTextModel", "unet": "UNet2DConditionModel",
       "vae": "AutoencoderKL", "scheduler": "DDIMScheduler",

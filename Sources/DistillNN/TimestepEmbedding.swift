@@ -40,3 +40,28 @@ public func sinusoidalEmbedding(
     }
   }
 }
+
+/// diffusers' `Timesteps` + `TimestepEmbedding`: values through ``sinusoidalEmbedding`` with
+/// `channels` frequencies, then `linear_1`, SiLU, `linear_2` to `dimension` (a UNet's time
+/// embedding and its `"timestep"` class embedding).
+final class TimestepEmbedding: Module {
+  let linear1: Linear
+  let linear2: Linear
+  let channels: Int
+  let flipSinToCos: Bool
+  let frequencyShift: Float
+
+  init(channels: Int, dimension: Int, flipSinToCos: Bool, frequencyShift: Float, using rng: inout RandomGenerator) {
+    (self.channels, self.flipSinToCos, self.frequencyShift) = (channels, flipSinToCos, frequencyShift)
+    linear1 = Linear(inputSize: channels, outputSize: dimension, using: &rng)
+    linear2 = Linear(inputSize: dimension, outputSize: dimension, using: &rng)
+    super.init()
+    register("linear_1", linear1)
+    register("linear_2", linear2)
+  }
+
+  func callAsFunction(_ values: [Float]) -> Tensor {
+    let projected = sinusoidalEmbedding(values, dimension: channels, flipSinToCos: flipSinToCos, frequencyShift: frequencyShift)
+    return linear2(linear1(projected).silu())
+  }
+}

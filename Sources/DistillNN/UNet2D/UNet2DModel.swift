@@ -8,12 +8,11 @@
 public final class UNet2DModel: Module {
   public let config: UNet2DConfig
   let convIn: Conv2d
-  let timeLinear1: Linear
-  let timeLinear2: Linear
+  let timeEmbedding: TimestepEmbedding
   /// The class embedding: an `Embedding` (a table) or a time-embedding-like MLP; none for
   /// `identity` or an unconditional model.
   let classTable: Embedding?
-  let classLinears: (Linear, Linear)?
+  let classMLP: TimestepEmbedding?
   let downBlocks: [Block<Downsample2D>]
   let midBlock: MidBlock?
   let upBlocks: [Block<Upsample2D>]
@@ -76,19 +75,16 @@ public final class UNet2DModel: Module {
     let levels = channels.count
     let embed = config.timeEmbedDimension
     convIn = Conv2d(inputChannels: config.inChannels, outputChannels: channels[0], kernel: 3, padding: 1, using: &rng)
-    timeLinear1 = Linear(inputSize: channels[0], outputSize: embed, using: &rng)
-    timeLinear2 = Linear(inputSize: embed, outputSize: embed, using: &rng)
+    func mlp(_ rng: inout RandomGenerator) -> TimestepEmbedding {
+      TimestepEmbedding(
+        channels: channels[0], dimension: embed, flipSinToCos: config.flipSinToCos, frequencyShift: config.freqShift,
+        using: &rng)
+    }
+    timeEmbedding = mlp(&rng)
     switch config.classEmbedding {
-    case .table(let classes)?:
-      classTable = Embedding(count: classes, dimension: embed, using: &rng)
-      classLinears = nil
-    case .timestep?:
-      classTable = nil
-      classLinears = (
-        Linear(inputSize: channels[0], outputSize: embed, using: &rng), Linear(inputSize: embed, outputSize: embed, using: &rng)
-      )
-    case .identity?, nil:
-      (classTable, classLinears) = (nil, nil)
+    case .table(let classes)?: (classTable, classMLP) = (Embedding(count: classes, dimension: embed, using: &rng), nil)
+    case .timestep?: (classTable, classMLP) = (nil, mlp(&rng))
+    case .identity?, nil: (classTable, classMLP) = (nil, nil)
     }
 
     var downs: [Block<Downsample2D>] = []
@@ -141,17 +137,8 @@ public final class UNet2DModel: Module {
 
     super.init()
     register("conv_in", convIn)
-    let timeEmbedding = Module()
-    timeEmbedding.register("linear_1", timeLinear1)
-    timeEmbedding.register("linear_2", timeLinear2)
     register("time_embedding", timeEmbedding)
-    if let classTable { register("class_embedding", classTable) }
-    if let (first, second) = classLinears {
-      let classEmbedding = Module()
-      classEmbedding.register("linear_1", first)
-      classEmbedding.register("linear_2", second)
-      register("class_embedding", classEmbedding)
-    }
+    if let classEmbedding = classTable ?? classMLP { register("class_embedding", classEmbedding) }
     register("down_blocks", indexed(downBlocks))
     if let midBlock { register("mid_block", midBlock) }
     register("up_blocks", indexed(upBlocks))
@@ -187,10 +174,7 @@ public final class UNet2DModel: Module {
     let factor = 1 << (config.blockOutChannels.count - 1)
     precondition(x.shape[2] % factor == 0 && x.shape[3] % factor == 0, "UNet2D input \(x.shape) is not divisible by \(factor)")
     let input = config.centerInputSample ? x * 2 - 1 : x
-    let frequencies = sinusoidalEmbedding(
-      timesteps, dimension: config.blockOutChannels[0], flipSinToCos: config.flipSinToCos,
-      frequencyShift: config.freqShift)
-    var embedding = timeLinear2(timeLinear1(frequencies).silu())
+    var embedding = timeEmbedding(timesteps)
     if config.classEmbedding != nil || classLabels != nil {
       embedding = embedding + classEmbedding(classLabels, count: x.shape[0])
     }
@@ -232,10 +216,7 @@ extension UNet2DModel {
       return classTable!(indices)
     case .timestep:
       precondition(labels.shape == [count], "class labels \(labels.shape) for a batch of \(count)")
-      let frequencies = sinusoidalEmbedding(
-        labels.scalars, dimension: config.blockOutChannels[0], flipSinToCos: config.flipSinToCos,
-        frequencyShift: config.freqShift)
-      return classLinears!.1(classLinears!.0(frequencies).silu())
+      return classMLP!(labels.scalars)
     case .identity:
       precondition(
         labels.shape == [count, config.timeEmbedDimension], "identity class labels must be [\(count), \(config.timeEmbedDimension)]")

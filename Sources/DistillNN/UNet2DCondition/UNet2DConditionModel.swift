@@ -9,8 +9,7 @@ import Foundation
 public final class UNet2DConditionModel: Module {
   public let config: UNet2DConditionConfig
   let convIn: Conv2d
-  let timeLinear1: Linear
-  let timeLinear2: Linear
+  let timeEmbedding: TimestepEmbedding
   let downBlocks: [Level<Downsample2D>]
   let midResnets: [ResnetBlock2D]
   let midAttention: Transformer2D?
@@ -60,8 +59,9 @@ public final class UNet2DConditionModel: Module {
         using: &rng)
     }
     convIn = Conv2d(inputChannels: config.inChannels, outputChannels: channels[0], kernel: 3, padding: 1, using: &rng)
-    timeLinear1 = Linear(inputSize: channels[0], outputSize: embed, using: &rng)
-    timeLinear2 = Linear(inputSize: embed, outputSize: embed, using: &rng)
+    timeEmbedding = TimestepEmbedding(
+      channels: channels[0], dimension: embed, flipSinToCos: config.flipSinToCos, frequencyShift: config.freqShift,
+      using: &rng)
 
     var downs: [Level<Downsample2D>] = []
     var previous = channels[0]
@@ -109,9 +109,6 @@ public final class UNet2DConditionModel: Module {
 
     super.init()
     register("conv_in", convIn)
-    let timeEmbedding = Module()
-    timeEmbedding.register("linear_1", timeLinear1)
-    timeEmbedding.register("linear_2", timeLinear2)
     register("time_embedding", timeEmbedding)
     register("down_blocks", indexed(downBlocks))
     if let midAttention {
@@ -135,10 +132,7 @@ public final class UNet2DConditionModel: Module {
     precondition(
       context.rank == 3 && context.shape[0] == n && context.shape[2] == config.crossAttentionDimension,
       "encoder hidden states \(context.shape) for a batch of \(n) of width \(config.crossAttentionDimension)")
-    let frequencies = sinusoidalEmbedding(
-      timesteps, dimension: config.blockOutChannels[0], flipSinToCos: config.flipSinToCos,
-      frequencyShift: config.freqShift)
-    let embedding = timeLinear2(timeLinear1(frequencies).silu())
+    let embedding = timeEmbedding(timesteps)
     var h = convIn(config.centerInputSample ? x * 2 - 1 : x)
     var skips = [h]
     for block in downBlocks {

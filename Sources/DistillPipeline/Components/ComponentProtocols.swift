@@ -161,8 +161,6 @@ public final class ScoreEstimator {
     self.phases = phases
   }
 
-  public var isTrained: Bool { network != nil }
-
   /// Adds `loss` to the update of this estimator's network (its first phase): DMD2's
   /// discriminator loss joins the fake score's denoising loss in one optimizer step.
   public func join(_ loss: any JoinedLoss) {

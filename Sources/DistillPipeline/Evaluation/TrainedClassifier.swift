@@ -126,11 +126,8 @@ public final class TrainedClassifier {
     guard exists else { throw DistillError.io(path: path, reason: "no such classifier folder or file") }
     let folder = isFolder.boolValue ? path : (path as NSString).deletingLastPathComponent
     let configPath = isFolder.boolValue ? (path as NSString).appendingPathComponent(configFileName) : path
-    guard let data = FileManager.default.contents(atPath: configPath) else {
-      throw DistillError.io(
-        path: configPath, reason: "cannot read the classifier config (write one with `pipeline train-classifier`)")
-    }
-    var r = try JSONObjectReader(JSONValue.parse(data, source: configPath), location: configPath)
+    var r = try JSONObjectReader(
+      file: configPath, missing: "cannot read the classifier config (write one with `pipeline train-classifier`)")
     func required<T>(_ key: String, _ value: T?, _ expected: String) throws -> T {
       guard let value else { throw DistillError.invalidValue(location: "\(configPath): \(key)", expected: expected, found: "nothing") }
       return value

@@ -31,10 +31,7 @@ public enum StudentExport {
   ///   steps diffusers' DDIM cannot take, or an `out` that holds files.
   public static func export(run: String, to out: String) throws -> Summary {
     let configPath = (run as NSString).appendingPathComponent("generator.json")
-    guard let data = FileManager.default.contents(atPath: configPath) else {
-      throw DistillError.io(path: configPath, reason: "cannot read: not a finished run folder (no generator.json)")
-    }
-    var reader = try JSONObjectReader(JSONValue.parse(data, source: configPath), location: configPath)
+    var reader = try JSONObjectReader(file: configPath, missing: "cannot read: not a finished run folder (no generator.json)")
     let type = try reader.string("type") ?? ""
     guard type == "denoiser", case .object(let generator)? = reader.value("generator") else {
       throw DistillError.invalidValue(
@@ -89,10 +86,7 @@ public enum StudentExport {
   ) throws -> Tensor {
     let denoiser = try UNetDenoiser.load(diffusersFolder: folder)
     let path = (folder as NSString).appendingPathComponent("scheduler_config.json")
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw DistillError.io(path: path, reason: "cannot read: an exported student holds scheduler_config.json")
-    }
-    var reader = try JSONObjectReader(JSONValue.parse(data, source: path), location: path)
+    var reader = try JSONObjectReader(file: path, missing: "cannot read: an exported student holds scheduler_config.json")
     let sampler = ddim(denoiser, clipSample: try reader.bool("clip_sample", default: false))
     guard let timesteps = try reader.intArray(timestepsKey), !timesteps.isEmpty,
       timesteps == sampler.timesteps(steps: timesteps.count)

@@ -83,18 +83,13 @@ public final class RunRecorder {
     let noise = evaluationNoise(generator, count: count, seed: seed)
     let condition = evaluationCondition(generator, count: count)
     let batches = (count + batchSize - 1) / batchSize
-    var parts: [Tensor] = []
-    var start = 0
-    while start < count {
-      let end = min(count, start + batchSize)
-      let batch = parts.count
-      parts.append(
-        withoutGradients {
-          generator.sample(noise.sliced(axis: 0, start..<end), condition: condition.rows(start..<end)) { done, steps in
-            progress(batch * steps + done, batches * steps)
-          }
-        }.detached())
-      start = end
+    let parts = (0..<batches).map { batch in
+      let rows = batch * batchSize..<min(count, (batch + 1) * batchSize)
+      return withoutGradients {
+        generator.sample(noise.sliced(axis: 0, rows), condition: condition.rows(rows)) { done, steps in
+          progress(batch * steps + done, batches * steps)
+        }
+      }.detached()
     }
     return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
   }
