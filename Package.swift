@@ -16,6 +16,8 @@ func component(_ name: String, in kind: String, _ dependencies: [Target.Dependen
 /// The built-in components, one target each (`component(_:in:_:)`); BuiltInComponents lists them.
 let builtInComponents: [Target.Dependency] = [
   "AdversarialDistillation",
+  "AutoencoderGenerator",
+  "AutoencoderLoss",
   "ConsistencyDistillation",
   "ConsistencyGenerator",
   "DenoiserGenerator",
@@ -221,10 +223,12 @@ let package = Package(
     component("ConsistencyGenerator", in: "Generators", ["DistillDiffusion"]),
     component("DenoiserGenerator", in: "Generators", ["DistillDiffusion"]),
     component("MLPGenerator", in: "Generators", ["DistillNN"]),
+    component("AutoencoderGenerator", in: "Generators", ["DistillNN"]),
     component("TeacherScore", in: "Scores", ["DistillDiffusion"]),
     component("TrainedScore", in: "Scores", ["DistillDiffusion"]),
     component("ConsistencyDistillation", in: "Losses", ["DistillDiffusion", "DistillNN"]),
     component("DenoisingLoss", in: "Losses", ["DistillDiffusion"]),
+    component("AutoencoderLoss", in: "Losses", ["DistillNN"]),
     component("AdversarialDistillation", in: "Losses", ["DistillDiffusion", "DistillNN"]),
     component("DMD2GAN", in: "Losses", ["DistillDiffusion", "DistillNN"]),
     component("DistributionMatching", in: "Losses", ["DistillDiffusion"]),

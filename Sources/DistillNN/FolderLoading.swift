@@ -43,3 +43,14 @@ extension Module {
     eval()
   }
 }
+
+/// Writes a model folder as its library saves one: `config.json` (keys sorted) and
+/// `stateDict` as float32 safetensors under `weightsFile`.
+func writeModelFolder(_ folder: String, config: [String: JSONValue], weightsFile: String, stateDict: [String: Tensor])
+  throws
+{
+  try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+  let configPath = (folder as NSString).appendingPathComponent("config.json")
+  try JSONEncoder.sortedPretty.encode(JSONValue.object(config)).write(to: URL(fileURLWithPath: configPath), options: .atomic)
+  try SafetensorsFile.write(stateDict, metadata: ["format": "pt"], to: (folder as NSString).appendingPathComponent(weightsFile))
+}

@@ -1,4 +1,6 @@
 import AdversarialDistillation
+import AutoencoderGenerator
+import AutoencoderLoss
 import ConsistencyDistillation
 import ConsistencyGenerator
 import DenoiserGenerator
@@ -32,11 +34,12 @@ extension ComponentRegistry {
       // Teachers
       FolderTeacher.self, GaussianMixtureTeacher.self,
       // Generators
-      ConsistencyGeneratorComponent.self, DenoiserGeneratorComponent.self, MLPGenerator.self,
+      AutoencoderGeneratorComponent.self, ConsistencyGeneratorComponent.self, DenoiserGeneratorComponent.self,
+      MLPGenerator.self,
       // Scores
       TeacherScore.self, TrainedScore.self,
       // Losses
-      AdversarialDistillation.self, ConsistencyDistillation.self, DenoisingLoss.self, DistributionMatching.self, DMD2GAN.self, KnowledgeDistillation.self,
+      AdversarialDistillation.self, AutoencoderLossComponent.self, ConsistencyDistillation.self, DenoisingLoss.self, DistributionMatching.self, DMD2GAN.self, KnowledgeDistillation.self,
       ProgressiveDistillation.self, RealScoreAscent.self, Regression.self,
       // Data
       GaussianMixtureData.self, PairsData.self, ShapesData.self, ImageFolderData.self, TensorData.self, IDXData.self,

@@ -69,17 +69,12 @@ extension UNet2DModel {
     try load(tensors, strict: true)
   }
 
-  /// Writes `config.json` and the weights (float32) as a diffusers-loadable folder.
   /// Writes `config.json` (with `extraConfig`, keys diffusers ignores such as `_`-prefixed
   /// ones) and the weights.
   public func save(folder: String, extraConfig: [String: JSONValue] = [:]) throws {
-    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    let configPath = (folder as NSString).appendingPathComponent("config.json")
-    let json = try JSONEncoder.sortedPretty.encode(
-      JSONValue.object(config.diffusersJSON().merging(extraConfig) { _, extra in extra }))
-    try json.write(to: URL(fileURLWithPath: configPath), options: .atomic)
-    try SafetensorsFile.write(
-      stateDict(), metadata: ["format": "pt"], to: (folder as NSString).appendingPathComponent(Self.weightsFileName))
+    try writeModelFolder(
+      folder, config: config.diffusersJSON().merging(extraConfig) { _, extra in extra }, weightsFile: Self.weightsFileName,
+      stateDict: stateDict())
   }
 
   /// A state-dict key as this implementation names it.

@@ -1,5 +1,6 @@
 import DistillCore
 import DistillDiffusion
+import DistillNN
 
 // The protocols a pluggable component implements. A component type conforms to
 // ``ComponentDescribing`` (its id, kind, parameters) and to the factory protocol of its kind,
@@ -87,6 +88,12 @@ extension TrainingSampleGenerator {
 /// distilled UNet, a teacher being trained); losses that need the denoiser itself use it.
 public protocol DenoiserGenerator: Generator {
   var denoiser: any SavableDenoiser { get }
+}
+
+/// A generator that is a KL autoencoder (the first stage of a latent teacher): the
+/// `autoencoder` loss trains it on data, and a run writes it as a diffusers `vae/` folder.
+public protocol AutoencodingGenerator: Generator {
+  var autoencoder: AutoencoderKL { get }
 }
 
 /// A denoiser generator sampled at explicit timesteps that a loss may change: progressive

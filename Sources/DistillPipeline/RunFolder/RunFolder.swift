@@ -30,11 +30,12 @@ public struct RunFolder {
   public var generatorWeightsPath: String { file("generator.safetensors") }
   public var generatorConfigPath: String { file("generator.json") }
   public var denoiserFolder: String { file("denoiser") }
+  public var vaeFolder: String { file("vae") }
 
   /// The names a run writes; `--force` removes these and nothing else.
   static let ownedNames = [
     "manifest.json", "checkpoints", "metrics.jsonl", "events", "samples", "report.html", "generator.safetensors",
-    "generator.json", "denoiser",
+    "generator.json", "denoiser", "vae",
   ]
 
   /// The keys a resumed run may change: how long it trains and where it evaluates.
@@ -163,7 +164,7 @@ public struct RunFolder {
 
   /// Removes what a killed process leaves behind, so that crashes do not pile up files: the
   /// temporary files of atomic writes (`.<name>.tmp-<pid>-<random>`) of the run's own files,
-  /// hidden entries in the folders a run owns (`samples/`, `denoiser/`, `checkpoints/`: a
+  /// hidden entries in the folders a run owns (`samples/`, `denoiser/`, `vae/`, `checkpoints/`: a
   /// checkpoint's `.step-N.partial` folder), and checkpoint folders without their state
   /// file (a removal of an old checkpoint cut short). Complete checkpoints and anything that
   /// is not the run's are never touched. Only one process may run in a folder at a time, so
@@ -174,7 +175,7 @@ public struct RunFolder {
     for name in root where Self.ownedNames.contains(where: { name.hasPrefix(".\($0).tmp-") }) {
       try? manager.removeItem(atPath: file(name))
     }
-    for owned in [samplesFolder, denoiserFolder] {
+    for owned in [samplesFolder, denoiserFolder, vaeFolder] {
       for name in (try? manager.contentsOfDirectory(atPath: owned)) ?? [] where name.hasPrefix(".") {
         try? manager.removeItem(atPath: (owned as NSString).appendingPathComponent(name))
       }

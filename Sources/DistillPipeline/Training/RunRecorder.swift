@@ -5,7 +5,7 @@ import ImageIO
 
 /// What a run leaves for people to read: every logged value in the metric sinks
 /// (metrics.jsonl and TensorBoard), evaluation on fixed noise, sample grids, report.html, and
-/// the final outputs (`generator.safetensors`, `generator.json`, `denoiser/`). Only the main
+/// the final outputs (`generator.safetensors`, `generator.json`, `denoiser/`, `vae/`). Only the main
 /// rank records; every failed write goes through ``RunCheckpoints/guardingWrites(at:_:)``.
 public final class RunRecorder {
   let pipeline: AssembledPipeline
@@ -215,8 +215,9 @@ public final class RunRecorder {
     }
   }
 
-  /// `generator.safetensors` (EMA weights where configured), `generator.json`, and for a
-  /// denoiser generator a teacher folder `denoiser/`; then the report.
+  /// `generator.safetensors` (EMA weights where configured), `generator.json`, for a
+  /// denoiser generator a teacher folder `denoiser/`, for an autoencoder a diffusers `vae/`
+  /// folder; then the report.
   func writeOutputs(at step: Int) throws {
     try checkpoints.guardingWrites(at: step) {
       try withEvaluationWeights {
@@ -236,6 +237,9 @@ public final class RunRecorder {
         try AtomicFileWriter.write(Array((config.text() + "\n").utf8), to: folder.generatorConfigPath)
         if let denoising = pipeline.generator as? any DenoiserGenerator {
           try denoising.denoiser.save(folder: folder.denoiserFolder)
+        }
+        if let autoencoding = pipeline.generator as? any AutoencodingGenerator {
+          try autoencoding.autoencoder.save(folder: folder.vaeFolder)
         }
       }
     }
