@@ -84,6 +84,8 @@ enum CatalogueCases {
             + "{\"type\": \"mlp\", \"inputSize\": 2, \"width\": 16, \"depth\": 2, \"outputSize\": 2}}",
         ])
       ),
+      ("M29", validate(["generator={\"type\": \"autoencoder\"}"])),
+      ("M30", validate(["losses[1]={\"type\": \"autoencoder\"}"])),
     ]
   }
 
