@@ -26,11 +26,11 @@ func blasThreads() -> Int {
 /// The benchmark workloads of `../shared/bench/WORKLOADS.md`, with torch_ref.py's shapes, and
 /// `lpips`, with scripts/torch_lpips_ref.py's.
 enum Workload: String, CaseIterable, ExpressibleByArgument {
-  case elementwise, gemm, lpips, w1, w2, w3, w4, w5, w5bf16
+  case elementwise, gemm, lpips, w1, w2, w3, w4, w5, w5bf16, sd15
 
-  /// What `pipeline bench` runs without `--workload`: all but w5 and w5bf16 (about a minute
-  /// each), as torch_ref.py does.
-  static var defaults: [Workload] { allCases.filter { $0 != .w5 && $0 != .w5bf16 } }
+  /// What `pipeline bench` runs without `--workload`: all but w5, w5bf16 (about a minute
+  /// each, as torch_ref.py does) and sd15 (3.4 GB of weights).
+  static var defaults: [Workload] { allCases.filter { ![.w5, .w5bf16, .sd15].contains($0) } }
 
   /// Runs the workload and returns its figures under torch_ref.py's keys.
   func run() -> [String: Double] {
@@ -44,6 +44,7 @@ enum Workload: String, CaseIterable, ExpressibleByArgument {
     case .w4: return UNetSamplingWorkload.figures()
     case .w5: return ["w5_unet35m_train_step_s": UNetTrainingWorkload.secondsPerStep(benchmarkUNet35M, batch: 8, reps: 5)]
     case .w5bf16: return ["w5_unet35m_train_step_bf16_s": UNetTrainingWorkload.secondsPerStep(benchmarkUNet35M, batch: 8, reps: 5, precision: .bf16)]
+    case .sd15: return SD15Workload.figures()
     }
   }
 }

@@ -17,7 +17,7 @@ struct BenchCommand: ParsableCommand {
   @Flag(help: "End the output with one JSON object of the figures.")
   var json = false
 
-  @Option(name: .customLong("workload"), help: "A workload to run (repeatable): \(Workload.allCases.map(\.rawValue).joined(separator: ", ")). Default: all but w5 and w5bf16.")
+  @Option(name: .customLong("workload"), help: "A workload to run (repeatable): \(Workload.allCases.map(\.rawValue).joined(separator: ", ")). Default: all but w5, w5bf16 and sd15.")
   var workloads: [Workload] = []
 
   @Flag(help: .hidden)
