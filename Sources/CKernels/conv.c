@@ -269,13 +269,8 @@ void distill_conv2d_forward(long threads, const float *x, const float *weight, i
 void distill_conv2d_weight_gradient(long threads, const float *x, const float *grad, long o, float *weight_grad,
                                     distill_conv_geometry g, int bf16) {
 #if GEMM_X86
-  /* bfloat16 3x3 on planes of 32x32 and more: pairs of pixels (conv_wgrad_bf16.c). */
-  if (bf16 && conv_weight_gradient_bf16_fits(&g)) {
-    conv_weight_gradient_bf16(threads, x, grad, o, weight_grad, &g);
-    return;
-  }
-  /* float32: direct where it was faster than the implicit product: planes of 32x32 and more,
-   * or few output channels (the product fills 8-row strips); on 16x16 planes the product won. */
+  /* Direct where it was faster than the implicit product: planes of 32x32 and more, or few
+   * output channels (the product fills 8-row strips); on 16x16 planes the product won. */
   if (!bf16 && g.sh == 1 && g.sw == 1 && g.kh == 3 && g.kw == 3 && g.wo % 16 == 0 && (g.ho * g.wo >= 1024 || o < 8)) {
     gradient_job job = {.g = &g, .x = x, .grad = grad, .weight_grad = weight_grad, .o = o};
     const long chunks = threads * 4;

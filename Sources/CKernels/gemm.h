@@ -92,12 +92,6 @@ void conv_direct_tables(const distill_conv_geometry *g, const long **offsets, co
 void conv_direct_bf16(long threads, const float *x, const float *weight, int flipped, long o, float *out,
                       const distill_conv_geometry *g);
 
-/* The weight gradient of a 3x3, stride-1, padding-1 convolution of an even width on bfloat16
- * operands (conv_wgrad_bf16.c), and whether a geometry is one. */
-int conv_weight_gradient_bf16_fits(const distill_conv_geometry *g);
-void conv_weight_gradient_bf16(long threads, const float *x, const float *grad, long o, float *weight_grad,
-                               const distill_conv_geometry *g);
-
 /* Element (oc, ci, tap) of a convolution's weight: weight [o, c, taps] itself, or with `flipped`
  * the adjoint convolution's weight read from a weight [c, o, taps] (flipped in both spatial
  * axes and transposed), so that input gradients need no flipped copy. */
