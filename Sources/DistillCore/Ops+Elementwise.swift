@@ -33,6 +33,21 @@ func mapKernel(_ x: Tensor, _ kernel: @escaping @Sendable (UnsafePointer<Float>,
   }
 }
 
+/// The gradient of ``Tensor/silu()`` at `x` for the output gradient `g`.
+func siluGradient(_ g: Tensor, _ x: Tensor) -> Tensor {
+  precondition(g.shape == x.shape)
+  return Tensor(shape: x.shape) { out in
+    g.withUnsafeBufferPointer { gs in
+      x.withUnsafeBufferPointer { xs in
+        let (gp, xp, o) = (SendableConstPointer(gs.baseAddress!), SendableConstPointer(xs.baseAddress!), SendablePointer(out.baseAddress!))
+        parallelFor(out.count, cost: 16) { range in
+          distill_silu_backward(gp.base + range.lowerBound, xp.base + range.lowerBound, o.base + range.lowerBound, range.count)
+        }
+      }
+    }
+  }
+}
+
 // MARK: Arithmetic with broadcasting
 
 extension Tensor {
@@ -163,19 +178,7 @@ extension Tensor {
 
   /// `x * sigmoid(x)`, also called swish.
   public func silu() -> Tensor {
-    mapKernel(self) { distill_silu($0, $1, $2) }.recorded("silu", [self]) { g in
-      precondition(g.shape == self.shape)
-      return [Tensor(shape: shape) { out in
-        g.withUnsafeBufferPointer { gs in
-          withUnsafeBufferPointer { xs in
-            let (gp, xp, o) = (SendableConstPointer(gs.baseAddress!), SendableConstPointer(xs.baseAddress!), SendablePointer(out.baseAddress!))
-            parallelFor(out.count, cost: 16) { range in
-              distill_silu_backward(gp.base + range.lowerBound, xp.base + range.lowerBound, o.base + range.lowerBound, range.count)
-            }
-          }
-        }
-      }]
-    }
+    mapKernel(self) { distill_silu($0, $1, $2) }.recorded("silu", [self]) { g in [siluGradient(g, self)] }
   }
 
   /// GELU, exact (`x * Phi(x)`) or with PyTorch's tanh approximation.

@@ -90,6 +90,149 @@ func normalizedRows(
   return (result, statistics.mean, statistics.rstd)
 }
 
+/// Group normalisation's pieces, shared by ``Tensor/groupNorm(_:groups:weight:bias:eps:)`` and
+/// ``Tensor/groupNormSiLU(_:groups:weight:bias:eps:)``: the shape, the statistics of the
+/// forward and the per-channel affine.
+struct GroupNormPass {
+  let x: Tensor
+  let weight: Tensor?
+  let bias: Tensor?
+  let n: Int, c: Int, groups: Int, spatial: Int, perGroup: Int, length: Int, rows: Int
+  let weights: [Float], biases: [Float]
+  var mean: [Float] = [], rstd: [Float] = []
+
+  init(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?) {
+    precondition(x.rank >= 2, "groupNorm needs [N, C, ...], got \(x.shape)")
+    let (n, c) = (x.shape[0], x.shape[1])
+    precondition(groups > 0 && c % groups == 0, "groupNorm: \(c) channels do not split into \(groups) groups")
+    if let weight { precondition(weight.shape == [c], "groupNorm: weight \(weight.shape) does not fit \(c) channels") }
+    if let bias { precondition(bias.shape == [c], "groupNorm: bias \(bias.shape) does not fit \(c) channels") }
+    (self.x, self.weight, self.bias, self.n, self.c, self.groups) = (x, weight, bias, n, c, groups)
+    spatial = x.count / Swift.max(1, n * c)
+    perGroup = c / groups
+    length = perGroup * spatial
+    rows = n * groups
+    weights = weight?.scalars ?? [Float](repeating: 1, count: c)
+    biases = bias?.scalars ?? [Float](repeating: 0, count: c)
+  }
+
+  /// The normalised `x`, keeping its statistics.
+  mutating func forward(eps: Float) -> Tensor {
+    let (result, mean, rstd) = normalizedRows(x, rows: rows, length: length, eps: eps) { mean, rstd, xs, o in
+      apply(mean, rstd, xs, o)
+    }
+    (self.mean, self.rstd) = (mean, rstd)
+    return result
+  }
+
+  /// The normalised `x` again, from the kept statistics: the same arithmetic as ``forward(eps:)``.
+  func recomputed() -> Tensor {
+    Tensor(shape: x.shape) { out in
+      x.withUnsafeBufferPointer { xb in
+        apply(mean, rstd, SendableConstPointer(xb.baseAddress!), SendablePointer(out.baseAddress!))
+      }
+    }
+  }
+
+  private func apply(_ mean: [Float], _ rstd: [Float], _ xs: SendableConstPointer<Float>, _ o: SendablePointer<Float>) {
+    let (c, perGroup, spatial, weights, biases) = (c, perGroup, spatial, weights, biases)
+    parallelFor(n * c, cost: spatial) { range in
+      for item in range {
+        let group = item / perGroup  // sample * groups + group, as channels of a group are adjacent
+        let ch = item % c
+        let scale = rstd[group] * weights[ch]
+        let shift = biases[ch] - mean[group] * scale
+        let src = xs.base + item * spatial
+        let dst = o.base + item * spatial
+        for i in 0..<spatial { dst[i] = src[i] * scale + shift }
+      }
+    }
+  }
+
+  /// The gradients of `x`, `weight` and `bias` (those present) from the output gradient `dy`.
+  func backward(_ dy: Tensor) -> [Tensor?] {
+    let (x, weight, bias, n, c, groups, spatial, perGroup, length, rows, weights, mean, rstd) = (
+      x, weight, bias, n, c, groups, spatial, perGroup, length, rows, weights, mean, rstd
+    )
+    // Per (sample, channel): sum of dy and of dy * x.
+    var dySum = [Float](repeating: 0, count: n * c)
+    var dyxSum = [Float](repeating: 0, count: n * c)
+    var dx: Tensor? = nil
+    x.withUnsafeBufferPointer { xb in
+      dy.withUnsafeBufferPointer { gb in
+        let xs = SendableConstPointer(xb.baseAddress!)
+        let gs = SendableConstPointer(gb.baseAddress!)
+        dySum.withUnsafeMutableBufferPointer { sb in
+          dyxSum.withUnsafeMutableBufferPointer { pb in
+            let sp = SendablePointer(sb.baseAddress!)
+            let pp = SendablePointer(pb.baseAddress!)
+            parallelFor(n * c, cost: 2 * spatial) { range in
+              for item in range {
+                sp.base[item] = sumContiguous(gs.base + item * spatial, spatial)
+                pp.base[item] = dotContiguous(gs.base + item * spatial, xs.base + item * spatial, spatial)
+              }
+            }
+          }
+        }
+        guard x.requiresGrad else { return }
+        dx = Tensor(shape: x.shape) { out in
+          let o = SendablePointer(out.baseAddress!)
+          parallelFor(rows, cost: 2 * length) { range in
+            for row in range {
+              let mu = mean[row]
+              let r = rstd[row]
+              let firstChannel = row % groups * perGroup
+              var sumDxhat: Float = 0
+              var sumDxhatX: Float = 0
+              for k in 0..<perGroup {
+                let item = row * perGroup + k
+                sumDxhat += weights[firstChannel + k] * dySum[item]
+                sumDxhatX += weights[firstChannel + k] * dyxSum[item]
+              }
+              // mean(dxhat) and mean(dxhat * xhat) over the group.
+              let a = sumDxhat / Float(length)
+              let b = (sumDxhatX - mu * sumDxhat) * r / Float(length)
+              let c2 = -r * r * b
+              let c3 = r * r * b * mu - r * a
+              for k in 0..<perGroup {
+                let item = row * perGroup + k
+                let scale = r * weights[firstChannel + k]
+                let src = xs.base + item * spatial
+                let grad = gs.base + item * spatial
+                let dst = o.base + item * spatial
+                for i in 0..<spatial { dst[i] = scale * grad[i] + c2 * src[i] + c3 }
+              }
+            }
+          }
+        }
+      }
+    }
+    var grads: [Tensor?] = [dx]
+    if let weight {
+      grads.append(
+        weight.requiresGrad
+          ? Tensor(shape: [c]) { out in
+            for ch in 0..<c {
+              var total: Float = 0
+              for s in 0..<n {
+                let row = s * groups + ch / perGroup
+                total += (dyxSum[s * c + ch] - mean[row] * dySum[s * c + ch]) * rstd[row]
+              }
+              out[ch] = total
+            }
+          } : nil)
+    }
+    if let bias {
+      grads.append(
+        bias.requiresGrad
+          ? Tensor(shape: [c]) { out in
+            for ch in 0..<c { out[ch] = (0..<n).reduce(0) { $0 + dySum[$1 * c + ch] } }
+          } : nil)
+    }
+    return grads
+  }
+}
+
 extension Tensor {
   /// Group normalisation as PyTorch's `F.group_norm`: `x` is `[N, C, ...]`; the `C / groups`
   /// channels of each group (with all their positions) are normalised together per sample,
@@ -97,108 +240,9 @@ extension Tensor {
   public static func groupNorm(
     _ x: Tensor, groups: Int, weight: Tensor? = nil, bias: Tensor? = nil, eps: Float = 1e-5
   ) -> Tensor {
-    precondition(x.rank >= 2, "groupNorm needs [N, C, ...], got \(x.shape)")
-    let (n, c) = (x.shape[0], x.shape[1])
-    precondition(groups > 0 && c % groups == 0, "groupNorm: \(c) channels do not split into \(groups) groups")
-    if let weight { precondition(weight.shape == [c], "groupNorm: weight \(weight.shape) does not fit \(c) channels") }
-    if let bias { precondition(bias.shape == [c], "groupNorm: bias \(bias.shape) does not fit \(c) channels") }
-    let spatial = x.count / Swift.max(1, n * c)
-    let perGroup = c / groups
-    let length = perGroup * spatial
-    let rows = n * groups
-    let weights = weight?.scalars ?? [Float](repeating: 1, count: c)
-    let biases = bias?.scalars ?? [Float](repeating: 0, count: c)
-    let (result, mean, rstd) = normalizedRows(x, rows: rows, length: length, eps: eps) { mean, rstd, xs, o in
-      parallelFor(n * c, cost: spatial) { range in
-        for item in range {
-          let group = item / perGroup  // sample * groups + group, as channels of a group are adjacent
-          let ch = item % c
-          let scale = rstd[group] * weights[ch]
-          let shift = biases[ch] - mean[group] * scale
-          let src = xs.base + item * spatial
-          let dst = o.base + item * spatial
-          for i in 0..<spatial { dst[i] = src[i] * scale + shift }
-        }
-      }
-    }
-    return result.recorded("groupNorm", [x] + [weight, bias].compactMap { $0 }) { dy in
-      // Per (sample, channel): sum of dy and of dy * x.
-      var dySum = [Float](repeating: 0, count: n * c)
-      var dyxSum = [Float](repeating: 0, count: n * c)
-      var dx: Tensor? = nil
-      x.withUnsafeBufferPointer { xb in
-        dy.withUnsafeBufferPointer { gb in
-          let xs = SendableConstPointer(xb.baseAddress!)
-          let gs = SendableConstPointer(gb.baseAddress!)
-          dySum.withUnsafeMutableBufferPointer { sb in
-            dyxSum.withUnsafeMutableBufferPointer { pb in
-              let sp = SendablePointer(sb.baseAddress!)
-              let pp = SendablePointer(pb.baseAddress!)
-              parallelFor(n * c, cost: 2 * spatial) { range in
-                for item in range {
-                  sp.base[item] = sumContiguous(gs.base + item * spatial, spatial)
-                  pp.base[item] = dotContiguous(gs.base + item * spatial, xs.base + item * spatial, spatial)
-                }
-              }
-            }
-          }
-          guard x.requiresGrad else { return }
-          dx = Tensor(shape: x.shape) { out in
-            let o = SendablePointer(out.baseAddress!)
-            parallelFor(rows, cost: 2 * length) { range in
-              for row in range {
-                let mu = mean[row]
-                let r = rstd[row]
-                let firstChannel = row % groups * perGroup
-                var sumDxhat: Float = 0
-                var sumDxhatX: Float = 0
-                for k in 0..<perGroup {
-                  let item = row * perGroup + k
-                  sumDxhat += weights[firstChannel + k] * dySum[item]
-                  sumDxhatX += weights[firstChannel + k] * dyxSum[item]
-                }
-                // mean(dxhat) and mean(dxhat * xhat) over the group.
-                let a = sumDxhat / Float(length)
-                let b = (sumDxhatX - mu * sumDxhat) * r / Float(length)
-                let c2 = -r * r * b
-                let c3 = r * r * b * mu - r * a
-                for k in 0..<perGroup {
-                  let item = row * perGroup + k
-                  let scale = r * weights[firstChannel + k]
-                  let src = xs.base + item * spatial
-                  let grad = gs.base + item * spatial
-                  let dst = o.base + item * spatial
-                  for i in 0..<spatial { dst[i] = scale * grad[i] + c2 * src[i] + c3 }
-                }
-              }
-            }
-          }
-        }
-      }
-      var grads: [Tensor?] = [dx]
-      if let weight {
-        grads.append(
-          weight.requiresGrad
-            ? Tensor(shape: [c]) { out in
-              for ch in 0..<c {
-                var total: Float = 0
-                for s in 0..<n {
-                  let row = s * groups + ch / perGroup
-                  total += (dyxSum[s * c + ch] - mean[row] * dySum[s * c + ch]) * rstd[row]
-                }
-                out[ch] = total
-              }
-            } : nil)
-      }
-      if let bias {
-        grads.append(
-          bias.requiresGrad
-            ? Tensor(shape: [c]) { out in
-              for ch in 0..<c { out[ch] = (0..<n).reduce(0) { $0 + dySum[$1 * c + ch] } }
-            } : nil)
-      }
-      return grads
-    }
+    var pass = GroupNormPass(x, groups: groups, weight: weight, bias: bias)
+    let result = pass.forward(eps: eps)
+    return result.recorded("groupNorm", [x] + [weight, bias].compactMap { $0 }) { [pass] dy in pass.backward(dy) }
   }
 
   /// Layer normalisation as PyTorch's `F.layer_norm`: normalises over the trailing dimensions

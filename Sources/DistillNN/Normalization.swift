@@ -20,6 +20,13 @@ public final class GroupNorm: Module, UnaryLayer {
   public func callAsFunction(_ x: Tensor) -> Tensor {
     Tensor.groupNorm(x, groups: groups, weight: weight.value, bias: bias.value, eps: eps)
   }
+
+  /// `activation(self(x))`; SiLU runs fused with the norm (``Tensor/groupNormSiLU(_:groups:weight:bias:eps:)``),
+  /// which keeps one activation fewer for the backward pass.
+  public func callAsFunction(_ x: Tensor, then activation: Activation) -> Tensor {
+    guard activation == .silu else { return activation(self(x)) }
+    return Tensor.groupNormSiLU(x, groups: groups, weight: weight.value, bias: bias.value, eps: eps)
+  }
 }
 
 /// Layer normalisation over the last dimension, PyTorch's `nn.LayerNorm(size)`.

@@ -89,6 +89,10 @@ struct BF16Tests {
     ([2, 8, 16, 16], [8, 8, 3, 3], 2, 1),
     ([2, 16, 8, 8], [8, 16, 1, 1], 1, 0),
     ([2, 3, 32, 32], [16, 3, 3, 3], 1, 1),
+    // Odd channel counts, planes of 36 and 80 pixels (rows of 6 and 10) and of odd width.
+    ([3, 5, 6, 6], [7, 5, 3, 3], 1, 1),
+    ([2, 6, 8, 10], [9, 6, 3, 3], 1, 1),
+    ([2, 4, 7, 7], [8, 4, 3, 3], 1, 1),
   ])
   func convolutionsAndGradientsMatchRoundedOperands(
     xShape: [Int], wShape: [Int], stride: Int, padding: Int

@@ -164,7 +164,7 @@ public final class AutoencoderKL: Module {
         }
       }
       if !decoding { h = mid(h) }
-      return convOut(activation(normOut(h)))
+      return convOut(normOut(h, then: activation))
     }
   }
 

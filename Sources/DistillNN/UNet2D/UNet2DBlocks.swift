@@ -49,10 +49,10 @@ final class ResnetBlock2D: Module {
   }
 
   func callAsFunction(_ x: Tensor, _ embedding: Tensor?) -> Tensor {
-    var h = conv1(activation(norm1(x)))
+    var h = conv1(norm1(x, then: activation))
     guard let timeProjection, let embedding else {
       precondition(timeProjection == nil, "a time-conditioned residual block needs its embedding")
-      h = conv2(activation(norm2(h)))
+      h = conv2(norm2(h, then: activation))
       let sum = (shortcut.map { $0(x) } ?? x) + h
       return outputScale == 1 ? sum : sum / outputScale
     }
@@ -60,11 +60,10 @@ final class ResnetBlock2D: Module {
     let (n, c) = (t.shape[0], t.shape[1])
     if scaleShift {
       let parts = t.reshaped([n, c, 1, 1]).split([c / 2, c / 2], axis: 1)
-      h = norm2(h) * (parts[0] + 1) + parts[1]
+      h = conv2(activation(norm2(h) * (parts[0] + 1) + parts[1]))
     } else {
-      h = norm2(h + t.reshaped([n, c, 1, 1]))
+      h = conv2(norm2(h + t.reshaped([n, c, 1, 1]), then: activation))
     }
-    h = conv2(activation(h))
     let residual = shortcut.map { $0(x) } ?? x
     let sum = residual + h
     return outputScale == 1 ? sum : sum / outputScale

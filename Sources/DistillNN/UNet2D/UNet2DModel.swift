@@ -161,7 +161,7 @@ public final class UNet2DModel: Module {
       }
       if let upsampler = block.resampler { h = upsampler(h) }
     }
-    return convOut(normOut(h).silu())
+    return convOut(normOut(h, then: .silu))
   }
 
   /// The down and mid blocks: the time embedding, every skip connection, each down block's

@@ -154,7 +154,7 @@ public final class UNet2DConditionModel: Module {
       }
       if let up = block.resampler { h = up(h) }
     }
-    return convOut(normOut(h).silu())
+    return convOut(normOut(h, then: .silu))
   }
 
   /// Loads a diffusers `unet/` folder (`config.json` and `diffusion_pytorch_model.safetensors`).
