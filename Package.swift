@@ -16,6 +16,7 @@ func component(_ name: String, in kind: String, _ dependencies: [Target.Dependen
 /// The built-in components, one target each (`component(_:in:_:)`); BuiltInComponents lists them.
 let builtInComponents: [Target.Dependency] = [
   "AdversarialDistillation",
+  "CaptionsData",
   "ConsistencyDistillation",
   "ConsistencyGenerator",
   "DenoiserGenerator",
@@ -232,6 +233,7 @@ let package = Package(
     component("ProgressiveDistillation", in: "Losses", ["DistillDiffusion"]),
     component("Regression", in: "Losses", ["DistillDiffusion", "DistillNN"]),
     component("GaussianMixtureData", in: "Data", ["DistillDiffusion"]),
+    component("CaptionsData", in: "Data", ["DistillDiffusion", "ImageIO"]),
     component("ImageFolderData", in: "Data", ["ImageIO"]),
     component("TensorData", in: "Data", ["ImageIO"]),
     component("ShapesData", in: "Data", []),

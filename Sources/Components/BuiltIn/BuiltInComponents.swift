@@ -1,4 +1,5 @@
 import AdversarialDistillation
+import CaptionsData
 import ConsistencyDistillation
 import ConsistencyGenerator
 import DenoiserGenerator
@@ -39,7 +40,7 @@ extension ComponentRegistry {
       AdversarialDistillation.self, ConsistencyDistillation.self, DenoisingLoss.self, DistributionMatching.self, DMD2GAN.self, KnowledgeDistillation.self,
       ProgressiveDistillation.self, RealScoreAscent.self, Regression.self,
       // Data
-      GaussianMixtureData.self, PairsData.self, ShapesData.self, ImageFolderData.self, TensorData.self, IDXData.self,
+      CaptionsData.self, GaussianMixtureData.self, PairsData.self, ShapesData.self, ImageFolderData.self, TensorData.self, IDXData.self,
       // Metrics
       EnergyDistance.self, FeatureDistances.self, ModeCoverage.self, TeacherStudentDistance.self,
     ]
