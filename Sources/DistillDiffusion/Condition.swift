@@ -39,7 +39,9 @@ public struct PromptConditioning: Equatable, Sendable {
   public var null: Tensor
 
   public init(null: Tensor) {
-    precondition(null.rank == 3 && null.shape[0] == 1, "the null prompt embedding is [1, L, D], found \(null.shape)")
+    precondition(
+      null.rank == 3 && null.shape[0] == 1,
+      "the null prompt embedding is [1, L, D], found \(null.shape)")
     self.null = null
   }
 
@@ -53,7 +55,8 @@ public struct PromptConditioning: Equatable, Sendable {
   public func embeddings(for condition: Condition, count n: Int) -> Tensor {
     guard let embeddings = condition.embeddings else { return null.expand(to: [n, length, width]) }
     precondition(
-      embeddings.shape == [n, length, width], "prompt embeddings \(embeddings.shape) for a batch of \(n) of [\(length), \(width)]")
+      embeddings.shape == [n, length, width],
+      "prompt embeddings \(embeddings.shape) for a batch of \(n) of [\(length), \(width)]")
     return embeddings
   }
 }
@@ -68,7 +71,9 @@ public struct ClassConditioning: Equatable, Sendable {
   public var null: Int?
 
   public init(count: Int, null: Int? = nil) {
-    precondition(count >= 1 && (null.map { $0 >= count } ?? true), "classes 0..<\(count) with null label \(null ?? -1)")
+    precondition(
+      count >= 1 && (null.map { $0 >= count } ?? true),
+      "classes 0..<\(count) with null label \(null ?? -1)")
     self.count = count
     self.null = null
   }
@@ -80,7 +85,10 @@ public struct ClassConditioning: Equatable, Sendable {
       precondition(labels.count == n, "\(labels.count) class labels for a batch of \(n)")
       return labels
     }
-    guard let null else { preconditionFailure("an unconditional call of a class-conditional network without a null class") }
+    guard let null else {
+      preconditionFailure(
+        "an unconditional call of a class-conditional network without a null class")
+    }
     return [Int](repeating: null, count: n)
   }
 }
@@ -98,7 +106,8 @@ public final class GuidedDenoiser: Denoiser {
   ///   guidance is set).
   public init(_ base: any Denoiser, scale: Double) {
     precondition(
-      base.classes?.null != nil || base.prompts != nil, "classifier-free guidance of a denoiser without a null class")
+      base.classes?.null != nil || base.prompts != nil,
+      "classifier-free guidance of a denoiser without a null class")
     self.base = base
     self.scale = scale
   }
@@ -110,7 +119,9 @@ public final class GuidedDenoiser: Denoiser {
   public var prompts: PromptConditioning? { base.prompts }
   public var summary: String { "\(base.summary), guidance \(scale)" }
 
-  public func validateInput(shape: [Int], location: String) throws { try base.validateInput(shape: shape, location: location) }
+  public func validateInput(shape: [Int], location: String) throws {
+    try base.validateInput(shape: shape, location: location)
+  }
 
   public func callAsFunction(_ x: Tensor, timesteps: [Float], condition: Condition) -> Tensor {
     guard scale != 1, condition.labels != nil || condition.embeddings != nil else {
@@ -118,11 +129,15 @@ public final class GuidedDenoiser: Denoiser {
     }
     let n = x.shape[0]
     var paired = Condition()
-    if let labels = condition.labels { paired.labels = labels + [Int](repeating: base.classes!.null!, count: n) }
-    if let embeddings = condition.embeddings {
-      paired.embeddings = Tensor.concat([embeddings, base.prompts!.embeddings(for: .none, count: n)], axis: 0)
+    if let labels = condition.labels {
+      paired.labels = labels + [Int](repeating: base.classes!.null!, count: n)
     }
-    let both = base(Tensor.concat([x, x], axis: 0), timesteps: timesteps + timesteps, condition: paired)
+    if let embeddings = condition.embeddings {
+      paired.embeddings = Tensor.concat(
+        [embeddings, base.prompts!.embeddings(for: .none, count: n)], axis: 0)
+    }
+    let both = base(
+      Tensor.concat([x, x], axis: 0), timesteps: timesteps + timesteps, condition: paired)
     let conditional = both.sliced(axis: 0, 0..<n)
     let unconditional = both.sliced(axis: 0, n..<(2 * n))
     return unconditional + (conditional - unconditional) * Float(scale)
@@ -131,5 +146,7 @@ public final class GuidedDenoiser: Denoiser {
 
 extension Denoiser {
   /// This denoiser with classifier-free guidance `scale` (itself at scale 1).
-  public func guided(_ scale: Double) -> any Denoiser { scale == 1 ? self : GuidedDenoiser(self, scale: scale) }
+  public func guided(_ scale: Double) -> any Denoiser {
+    scale == 1 ? self : GuidedDenoiser(self, scale: scale)
+  }
 }

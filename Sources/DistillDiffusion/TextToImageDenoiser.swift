@@ -24,14 +24,19 @@ public final class TextToImageDenoiser: LatentDenoiser, SavableDenoiser {
 
   /// The UNet of `pipeline` (or `unet`, a network of the same config), read as `prediction`
   /// (default: the scheduler config's).
-  public init(pipeline: StableDiffusionFolder, unet: UNet2DConditionModel? = nil, prediction: Prediction? = nil) {
+  public init(
+    pipeline: StableDiffusionFolder, unet: UNet2DConditionModel? = nil,
+    prediction: Prediction? = nil
+  ) {
     self.pipeline = pipeline
     self.unet = unet ?? pipeline.unet
     self.prediction = prediction ?? pipeline.prediction
     promptConditioning = PromptConditioning(null: pipeline.encode(prompts: [""]).states)
   }
 
-  private init(copying other: TextToImageDenoiser, unet: UNet2DConditionModel, prediction: Prediction) {
+  private init(
+    copying other: TextToImageDenoiser, unet: UNet2DConditionModel, prediction: Prediction
+  ) {
     pipeline = other.pipeline
     self.unet = unet
     self.prediction = prediction
@@ -39,16 +44,21 @@ public final class TextToImageDenoiser: LatentDenoiser, SavableDenoiser {
   }
 
   /// Loads a Stable-Diffusion-layout folder (``StableDiffusionFolder/init(folder:)``).
-  public convenience init(folder: String) throws { self.init(pipeline: try StableDiffusionFolder(folder: folder)) }
+  public convenience init(folder: String) throws {
+    self.init(pipeline: try StableDiffusionFolder(folder: folder))
+  }
 
   public var schedule: NoiseSchedule { pipeline.schedule }
   public var scheduleConfig: ScheduleConfig? { pipeline.scheduleConfig }
   public var prompts: PromptConditioning? { promptConditioning }
-  public var sampleShape: [Int]? { unet.config.sampleSize.map { [unet.config.inChannels, $0, $0] } }
+  public var sampleShape: [Int]? {
+    unet.config.sampleSize.map { [unet.config.inChannels, $0, $0] }
+  }
 
   public var summary: String {
     let c = unet.config
-    return "Stable Diffusion UNet2DConditionModel: \(c.inChannels)→\(c.outChannels) latent channels, blocks "
+    return
+      "Stable Diffusion UNet2DConditionModel: \(c.inChannels)→\(c.outChannels) latent channels, blocks "
       + "\(c.blockOutChannels), \(unet.parameterCount) parameters, prompts of \(promptConditioning.length)×"
       + "\(promptConditioning.width); \(prediction.rawValue) prediction; schedule \(pipeline.scheduleConfig.summary) "
       + "(\(pipeline.folder))"
@@ -57,10 +67,12 @@ public final class TextToImageDenoiser: LatentDenoiser, SavableDenoiser {
   public func validateInput(shape: [Int], location: String) throws {
     let c = unet.config
     let factor = 1 << (c.blockOutChannels.count - 1)
-    guard shape.count == 4, shape[1] == c.inChannels, shape[2] % factor == 0, shape[3] % factor == 0 else {
+    guard shape.count == 4, shape[1] == c.inChannels, shape[2] % factor == 0, shape[3] % factor == 0
+    else {
       throw DistillError.invalidValue(
         location: location,
-        expected: "latents [N, \(c.inChannels), H, W] with H and W multiples of \(factor) (the UNet's in_channels and levels)",
+        expected:
+          "latents [N, \(c.inChannels), H, W] with H and W multiples of \(factor) (the UNet's in_channels and levels)",
         found: "\(shape)")
     }
   }
@@ -78,7 +90,9 @@ public final class TextToImageDenoiser: LatentDenoiser, SavableDenoiser {
     return (states, truncated)
   }
 
-  public func decode(_ latents: Tensor) -> Tensor { pipeline.vae.decodeLatents(latents).clamp(min: -1, max: 1) }
+  public func decode(_ latents: Tensor) -> Tensor {
+    pipeline.vae.decodeLatents(latents).clamp(min: -1, max: 1)
+  }
 
   /// A trainable copy: a UNet of its own holding the same weights, read as `prediction`.
   public func copy(prediction: Prediction? = nil) throws -> TextToImageDenoiser {
@@ -99,7 +113,9 @@ public final class TextToImageDenoiser: LatentDenoiser, SavableDenoiser {
   /// exists is replaced part by part.
   public func save(folder: String) throws {
     let manager = FileManager.default
-    func source(_ name: String) -> String { (pipeline.folder as NSString).appendingPathComponent(name) }
+    func source(_ name: String) -> String {
+      (pipeline.folder as NSString).appendingPathComponent(name)
+    }
     func target(_ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
     do {
       try manager.createDirectory(atPath: target("unet"), withIntermediateDirectories: true)
@@ -109,7 +125,9 @@ public final class TextToImageDenoiser: LatentDenoiser, SavableDenoiser {
         try manager.copyItem(atPath: source(name), toPath: target(name))
       }
     } catch {
-      throw DistillError.io(path: folder, reason: "cannot write the Stable Diffusion folder: \(error.localizedDescription)")
+      throw DistillError.io(
+        path: folder,
+        reason: "cannot write the Stable Diffusion folder: \(error.localizedDescription)")
     }
     try SafetensorsFile.write(
       unet.stateDict(), metadata: ["format": "pt", "distillery": DenoiserFolder.format],
@@ -122,6 +140,7 @@ public final class TextToImageDenoiser: LatentDenoiser, SavableDenoiser {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     try AtomicFileWriter.write(
-      Array(try encoder.encode(JSONValue.object(scheduler))), to: target("scheduler/scheduler_config.json"))
+      Array(try encoder.encode(JSONValue.object(scheduler))),
+      to: target("scheduler/scheduler_config.json"))
   }
 }
