@@ -190,4 +190,30 @@ import Testing
     #expect(try disagreement(1) < 1e-6)
     #expect(try disagreement(3) > 1e-4)
   }
+
+  /// Knowledge distillation with prompts: the one-step student regresses the teacher's guided
+  /// DDIM latents for each row's prompt, and the distance falls.
+  @Test func knowledgeDistillationWithPromptsRegressesTheGuidedTeacher() throws {
+    let folder = temporaryFolder()
+    let captions = try Self.writeCaptions(in: folder, Self.prompts)
+    let text = """
+      {
+        "name": "sd-tiny-kd", "seed": 2,
+        "teacher": {"type": "folder", "path": \(JSONValue.quoted(sdTinyFixture))},
+        "data": {"type": "captions", "path": \(JSONValue.quoted(captions))},
+        "generator": {"type": "denoiser", "init": "teacher", "steps": 1},
+        "losses": [{"type": "knowledge-distillation", "guidance": 3, "steps": 4}],
+        "optimizer": {"type": "adam", "lr": 0.0001},
+        "training": {"steps": 4, "batchSize": 3, "checkpointEvery": 100000, "logEvery": 1},
+        "evaluation": {"every": 4, "samples": 3, "metrics": []},
+        "output": \(JSONValue.quoted(folder + "/run"))
+      }
+      """
+    try train(JSONValue.parse(Data(text.utf8), source: "kd"), baseDirectory: folder)
+    let records = try MetricsLog.read(path: RunFolder(path: folder + "/run").metricsPath)
+    let distances = records.compactMap { $0.values["kd/distance"] }
+    print("sd-tiny knowledge distillation, guidance 3: kd/distance \(distances)")
+    #expect(distances.count == 4 && distances.allSatisfy(\.isFinite))
+    #expect(distances.last! < 0.9 * distances.first!, "kd/distance \(distances)")
+  }
 }
