@@ -4,7 +4,8 @@ import Foundation
 /// predicts: a teacher to distil from, or a student being trained.
 ///
 /// ``callAsFunction(_:timesteps:condition:)`` is the raw network: its output is of type ``prediction``.
-/// A class-conditional denoiser states its ``classes``; an unconditional one ignores the condition.
+/// A class-conditional denoiser states its ``classes``, a text-conditional one its ``prompts``; an
+/// unconditional one ignores the condition.
 /// The extension converts it to x̂₀, ε̂, v̂ or the score with the schedule's ᾱ at each
 /// sample's timestep. Timesteps may be fractional (Euler samplers condition on fractional
 /// timesteps); the network gets them as they are, and the conversions evaluate the schedule
@@ -25,6 +26,10 @@ public protocol Denoiser: AnyObject {
   /// The classes a conditional denoiser takes; `nil` for an unconditional one (the default).
   var classes: ClassConditioning? { get }
 
+  /// The prompt embeddings a text-conditional denoiser takes; `nil` for one that takes no
+  /// prompts (the default).
+  var prompts: PromptConditioning? { get }
+
   /// The raw network output (of type ``prediction``) for `x` of `[N, ...]`, one timestep per
   /// sample and the condition (``Condition/none`` for an unconditional call).
   func callAsFunction(_ x: Tensor, timesteps: [Float], condition: Condition) -> Tensor
@@ -36,6 +41,7 @@ public protocol Denoiser: AnyObject {
 
 extension Denoiser {
   public var classes: ClassConditioning? { nil }
+  public var prompts: PromptConditioning? { nil }
 
   /// The unconditional raw output.
   public func callAsFunction(_ x: Tensor, timesteps: [Float]) -> Tensor { self(x, timesteps: timesteps, condition: .none) }

@@ -24,6 +24,8 @@ public protocol SavableDenoiser: Denoiser {
   var weightsModule: Module? { get }
   /// The parameters of ``Denoiser/schedule`` when it was built from them.
   var scheduleConfig: ScheduleConfig? { get }
+  /// Writes the denoiser into `folder` so that ``loadTeacher(path:)`` reads it back.
+  func save(folder: String) throws
 }
 
 extension SavableDenoiser {
@@ -253,6 +255,7 @@ public enum DenoiserFolder {
   public static func copy(of denoiser: any SavableDenoiser, prediction: Prediction? = nil) throws
     -> any SavableDenoiser
   {
+    if let text = denoiser as? TextToImageDenoiser { return try text.copy(prediction: prediction) }
     let copy = try makeDenoiser(
       network: denoiser.networkJSON, schedule: denoiser.schedule, scheduleConfig: denoiser.scheduleConfig,
       prediction: prediction ?? denoiser.prediction, location: "copy of \(denoiser.summary)")
@@ -291,6 +294,8 @@ public enum DenoiserFolder {
 /// - a Distillery denoiser folder (`denoiser.json`, see ``DenoiserFolder``);
 /// - a diffusers `UNet2DModel` folder (`config.json` + `diffusion_pytorch_model.safetensors`),
 ///   see ``UNetDenoiser/load(diffusersFolder:)``;
+/// - a Stable-Diffusion-layout folder (`model_index.json`, `text_encoder/`, ...), see
+///   ``TextToImageDenoiser``;
 /// - a diffusers pipeline folder (`unet/config.json`, with `scheduler/scheduler_config.json`).
 ///
 /// `path` may also name the `denoiser.json` or `config.json` file itself.
@@ -314,6 +319,7 @@ public func loadTeacher(path: String) throws -> any Denoiser {
   }
   func exists(_ name: String) -> Bool { manager.fileExists(atPath: (folder as NSString).appendingPathComponent(name)) }
   if exists(DenoiserFolder.configFileName) { return try DenoiserFolder.load(folder: folder) }
+  if StableDiffusionFolder.isTextToImage(folder: folder) { return try TextToImageDenoiser(folder: folder) }
   if exists("config.json") { return try UNetDenoiser.load(diffusersFolder: folder) }
   if exists("unet/config.json") {
     return try UNetDenoiser.load(diffusersFolder: (folder as NSString).appendingPathComponent("unet"))

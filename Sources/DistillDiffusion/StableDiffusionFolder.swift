@@ -11,11 +11,15 @@ import Foundation
 ///
 /// Not read: a safety checker, an image encoder, LoRA weights, schedulers other than DDIM.
 public final class StableDiffusionFolder {
+  /// The folder it was loaded from.
+  public let folder: String
   public let tokenizer: CLIPTokenizer
   public let textEncoder: CLIPTextModel
   public let unet: UNet2DConditionModel
   public let vae: AutoencoderKL
   public let schedule: NoiseSchedule
+  /// The parameters of ``schedule`` (the scheduler config's betas).
+  public let scheduleConfig: ScheduleConfig
   public let prediction: Prediction
   /// The scheduler config's DDIM settings.
   public let sampler: DDIMSampler
@@ -26,6 +30,7 @@ public final class StableDiffusionFolder {
   ///   `model_index.json`, a scheduler other than DDIM, and every error of the components'
   ///   loaders.
   public init(folder: String) throws {
+    self.folder = folder
     func path(_ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
     let indexPath = path("model_index.json")
     let index = try JSONObjectReader(file: indexPath, missing: "not a Stable Diffusion folder (no model_index.json)").object
@@ -64,11 +69,20 @@ public final class StableDiffusionFolder {
     var r = try JSONObjectReader(JSONValue.parse(schedulerData, source: schedulerPath), location: schedulerPath)
     let spacing = try r.choice("timestep_spacing", TimestepSpacing.allCases.map(\.rawValue), default: "leading")
     schedule = config.schedule
+    scheduleConfig = config
     self.prediction = prediction
     sampler = DDIMSampler(
       schedule: schedule, prediction: prediction, clipSample: try r.bool("clip_sample", default: true),
       clipSampleRange: try r.double("clip_sample_range") ?? 1, setAlphaToOne: try r.bool("set_alpha_to_one", default: true),
       spacing: TimestepSpacing(rawValue: spacing) ?? .leading, stepsOffset: try r.int("steps_offset", default: 0))
+  }
+
+  /// Whether `folder` is in the Stable Diffusion layout (`model_index.json` and `text_encoder/`;
+  /// other diffusers pipelines have a `model_index.json` too).
+  public static func isTextToImage(folder: String) -> Bool {
+    let manager = FileManager.default
+    return manager.fileExists(atPath: (folder as NSString).appendingPathComponent("model_index.json"))
+      && manager.fileExists(atPath: (folder as NSString).appendingPathComponent("text_encoder"))
   }
 
   /// `last_hidden_state` of the text encoder for `prompts`, with the number of tokens each

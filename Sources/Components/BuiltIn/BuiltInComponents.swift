@@ -1,6 +1,7 @@
 import AdversarialDistillation
 import AutoencoderGenerator
 import AutoencoderLoss
+import CaptionsData
 import ConsistencyDistillation
 import ConsistencyGenerator
 import DenoiserGenerator
@@ -42,7 +43,7 @@ extension ComponentRegistry {
       AdversarialDistillation.self, AutoencoderLossComponent.self, ConsistencyDistillation.self, DenoisingLoss.self, DistributionMatching.self, DMD2GAN.self, KnowledgeDistillation.self,
       ProgressiveDistillation.self, RealScoreAscent.self, Regression.self,
       // Data
-      GaussianMixtureData.self, PairsData.self, ShapesData.self, ImageFolderData.self, TensorData.self, IDXData.self,
+      CaptionsData.self, GaussianMixtureData.self, PairsData.self, ShapesData.self, ImageFolderData.self, TensorData.self, IDXData.self,
       // Metrics
       EnergyDistance.self, FeatureDistances.self, ModeCoverage.self, TeacherStudentDistance.self,
     ]

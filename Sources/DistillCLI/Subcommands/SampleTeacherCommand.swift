@@ -56,7 +56,7 @@ struct SampleTeacherCommand: ParsableCommand {
       if let size, size < 1 {
         throw DistillError.invalidValue(location: "--size", expected: "a positive integer", found: String(size))
       }
-      if isTextToImageFolder(teacher) {
+      if StableDiffusionFolder.isTextToImage(folder: teacher) {
         let pipeline = try StableDiffusionFolder(folder: teacher)
         let samples = try sampleTextToImage(
           pipeline, prompts: prompt, guidance: sampling.guidance, sampler: sampling.sampler, steps: sampling.steps,

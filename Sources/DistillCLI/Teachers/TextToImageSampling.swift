@@ -3,12 +3,6 @@ import Foundation
 
 // `pipeline sample-teacher` of a Stable-Diffusion-layout folder.
 
-/// Whether `path` is a folder `StableDiffusionFolder` reads (it has `model_index.json`).
-func isTextToImageFolder(_ path: String) -> Bool {
-  FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("model_index.json"))
-    && FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent("text_encoder"))
-}
-
 /// Images `[N, 3, H, W]` in [−1, 1] of `pipeline` for `prompts`, in `steps` DDIM steps with
 /// `guidance`, from the `latents` tensor of `latentsPath` or standard normal latents of `seed`.
 /// A prompt longer than the text encoder's positions is truncated, and `warn` says so.

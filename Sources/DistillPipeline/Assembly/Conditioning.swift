@@ -13,7 +13,7 @@ extension BuildContext {
   /// The teacher as `entry` asks it: with the guidance scale at `entry.key`.
   ///
   /// - Throws: ``DistillError/invalidValue(location:expected:found:)`` at `entry.key` for
-  ///   guidance of a teacher without classes or without a null class.
+  ///   guidance of a teacher without classes or prompts, or without a null class.
   public func guidedTeacher(for entry: ComponentEntry, key: String = "guidance") throws -> any Denoiser {
     let teacher = try requireTeacher(for: entry)
     return try Self.guided(teacher, scale: entry.double(key), location: "\(entry.path).\(key)")
@@ -21,7 +21,7 @@ extension BuildContext {
 
   /// `denoiser` with guidance `scale`, checked at `location`.
   public static func guided(_ denoiser: any Denoiser, scale: Double, location: String) throws -> any Denoiser {
-    guard scale != 1 else { return denoiser }
+    guard scale != 1, denoiser.prompts == nil else { return denoiser.guided(scale) }
     guard let classes = denoiser.classes else {
       throw DistillError.invalidValue(
         location: location,
@@ -42,6 +42,11 @@ extension BuildContext {
   /// null class, which it must have. Called once the generator is built.
   func checkClasses() throws {
     guard let teacher, let generator else { return }
+    if generator.prompts != nil, !(data is any PromptDataSource) {
+      throw DistillError.invalidValue(
+        location: "data", expected: "a captions data source for the text-conditional generator (the prompts it is trained on)",
+        found: data.map { "data of sample shape \($0.sampleShape) without prompts" } ?? "no data")
+    }
     switch (generator.classes, teacher.classes) {
     case (nil, nil): return
     case (let g?, let t?) where g.count == t.count: return
@@ -63,12 +68,20 @@ extension BuildContext {
 }
 
 extension StepContext {
-  /// The condition of this update's data batch for a class-conditional generator (the batch's
-  /// labels), ``Condition/none`` for an unconditional one.
+  /// The condition of this update's data batch for a text-conditional generator (the batch's
+  /// prompt embeddings) or a class-conditional one (the batch's labels), ``Condition/none`` for
+  /// an unconditional one.
   ///
   /// - Throws: ``DistillError`` naming `data` when the generator is conditional and the batch
   ///   has no labels, or a label is outside its classes.
   public func batchCondition() throws -> Condition {
+    if generator.prompts != nil {
+      guard let embeddings = try batch().embeddings else {
+        throw DistillError.invalidValue(
+          location: "data", expected: "prompts for the text-conditional generator", found: "a batch without prompts")
+      }
+      return Condition(embeddings: embeddings)
+    }
     guard let classes = generator.classes else { return .none }
     guard let labels = try batch().labels else {
       throw DistillError.invalidValue(

@@ -51,6 +51,9 @@ public protocol Generator: AnyObject {
   var sampleShape: [Int] { get }
   /// The classes of a class-conditional generator; `nil` for an unconditional one (the default).
   var classes: ClassConditioning? { get }
+  /// The prompt embeddings a text-conditional generator takes; `nil` for one that takes no
+  /// prompts (the default).
+  var prompts: PromptConditioning? { get }
   /// What `generator.json` records beside the weights (architecture, timesteps).
   var configJSON: JSONValue { get }
   /// Samples for `noise` of `[N] + noiseShape` and `condition` (a label per row for a
@@ -62,6 +65,7 @@ public protocol Generator: AnyObject {
 
 extension Generator {
   public var classes: ClassConditioning? { nil }
+  public var prompts: PromptConditioning? { nil }
 
   /// Samples for `noise` and `condition` without progress.
   public func callAsFunction(_ noise: Tensor, condition: Condition = .none) -> Tensor {
@@ -263,11 +267,14 @@ public struct Batch {
   public var labels: [Int]?
   /// Paired inputs (noise of precomputed pairs) for `samples`, when the source has them.
   public var inputs: Tensor?
+  /// One prompt embedding per row `[N, L, D]`, when the source has prompts.
+  public var embeddings: Tensor?
 
-  public init(samples: Tensor? = nil, labels: [Int]? = nil, inputs: Tensor? = nil) {
+  public init(samples: Tensor? = nil, labels: [Int]? = nil, inputs: Tensor? = nil, embeddings: Tensor? = nil) {
     self.samples = samples
     self.labels = labels
     self.inputs = inputs
+    self.embeddings = embeddings
   }
 }
 
@@ -293,6 +300,15 @@ public protocol DataSource: AnyObject {
 /// A data source that draws from a known Gaussian mixture, so that metrics can read its modes.
 public protocol GaussianMixtureDataSource: DataSource {
   var mixture: GaussianMixtureDenoiser { get }
+}
+
+/// A data source of prompts (captions), their embeddings computed once by the teacher's text
+/// encoder: each batch row carries one prompt's embedding.
+public protocol PromptDataSource: DataSource {
+  /// The prompts, in the file's order.
+  var prompts: [String] { get }
+  /// Their embeddings `[prompts, L, D]`.
+  var promptEmbeddings: Tensor { get }
 }
 
 /// A data source whose samples are a fixed, finite set (an image folder, a tensor file), so
@@ -326,7 +342,7 @@ extension Batch {
     self.init(
       samples: join(parts.map(\.samples)),
       labels: labels.allSatisfy { $0 != nil } && !labels.isEmpty ? labels.flatMap { $0! } : nil,
-      inputs: join(parts.map(\.inputs)))
+      inputs: join(parts.map(\.inputs)), embeddings: join(parts.map(\.embeddings)))
   }
 }
 

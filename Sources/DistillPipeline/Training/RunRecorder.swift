@@ -75,13 +75,14 @@ public final class RunRecorder {
 
   /// Generates `count` samples from the fixed evaluation noise of `seed` (and, for a
   /// conditional generator, the evaluation labels: row `i` of class `i mod classes`), in
-  /// batches; `progress(done, total)` counts network evaluations over all batches.
+  /// batches; `progress(done, total)` counts network evaluations over all batches. A
+  /// text-conditional generator gets the prompts of `data` (``evaluationCondition(_:count:data:)``).
   public static func generate(
-    _ generator: any Generator, count: Int, seed: UInt64, batchSize: Int,
+    _ generator: any Generator, count: Int, seed: UInt64, batchSize: Int, data: (any DataSource)? = nil,
     progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }
   ) -> Tensor {
     let noise = evaluationNoise(generator, count: count, seed: seed)
-    let condition = evaluationCondition(generator, count: count)
+    let condition = evaluationCondition(generator, count: count, data: data)
     let batches = (count + batchSize - 1) / batchSize
     let parts = (0..<batches).map { batch in
       let rows = batch * batchSize..<min(count, (batch + 1) * batchSize)
@@ -101,8 +102,12 @@ public final class RunRecorder {
   }
 
   /// The classes evaluation asks a conditional generator for: row `i` of class
-  /// `i mod classes`, so that every class has its share of the samples and of the grid's rows.
-  public static func evaluationCondition(_ generator: any Generator, count: Int) -> Condition {
+  /// `i mod classes`, so that every class has its share of the samples and of the grid's rows;
+  /// for a text-conditional generator, row `i` of prompt `i mod prompts` of `data`'s captions.
+  public static func evaluationCondition(_ generator: any Generator, count: Int, data: (any DataSource)? = nil) -> Condition {
+    if generator.prompts != nil, let captions = data as? any PromptDataSource {
+      return Condition(embeddings: captions.promptEmbeddings.gatheringRows((0..<count).map { $0 % captions.prompts.count }))
+    }
     guard let classes = generator.classes else { return .none }
     return Condition(labels: (0..<count).map { $0 % classes.count })
   }
@@ -111,18 +116,20 @@ public final class RunRecorder {
   public func evaluate(at step: Int) throws {
     let evaluation = pipeline.manifest.evaluation
     let batch = max(pipeline.manifest.training.batchSize, 64)
-    let (samples, grid) = try withEvaluationWeights {
+    let data = pipeline.data
+    let (generated, grid) = try withEvaluationWeights {
       let samples = Self.generate(
-        pipeline.generator, count: evaluation.samples, seed: evaluation.seed, batchSize: batch
+        pipeline.generator, count: evaluation.samples, seed: evaluation.seed, batchSize: batch, data: data
       ) { progress.phase("evaluation at step \(step): sampling", done: $0, total: $1) }
       let grid =
         evaluation.gridSize <= evaluation.samples
         ? samples.sliced(axis: 0, 0..<evaluation.gridSize)
         : Self.generate(
-          pipeline.generator, count: evaluation.gridSize, seed: evaluation.seed, batchSize: batch
+          pipeline.generator, count: evaluation.gridSize, seed: evaluation.seed, batchSize: batch, data: data
         ) { progress.phase("evaluation at step \(step): sampling the grid", done: $0, total: $1) }
-      return (samples, grid)
+      return (samples, decoded(grid))
     }
+    let samples = decoded(generated)
     var values: [String: Double] = [:]
     let context = evaluationContext
     for metric in pipeline.metrics {
@@ -132,15 +139,21 @@ public final class RunRecorder {
         throw DistillError.invalidValue(location: metric.path, expected: "a metric that fits the samples", found: "\(error)")
       }
     }
-    values["eval/sample-mean"] = Double(samples.mean().item)
-    values["eval/sample-std"] = Double(samples.variance().sqrt().item)
+    values["eval/sample-mean"] = Double(generated.mean().item)
+    values["eval/sample-std"] = Double(generated.variance().sqrt().item)
     try record(step, values)
     try writeGrid(grid, reference: try context.referenceSamples(min(evaluation.samples, 2048)), at: step)
     try writeReport(at: step)
   }
 
+  /// `samples` as images: a latent teacher's decoding of them (its VAE), else themselves.
+  func decoded(_ samples: Tensor) -> Tensor {
+    guard let latent = pipeline.teacher as? any LatentDenoiser else { return samples }
+    return withoutGradients { latent.decode(samples) }.detached()
+  }
+
   /// The reference distribution metrics compare with: the data source's samples, else
-  /// exact draws from an analytic teacher.
+  /// exact draws from an analytic teacher (images: a latent source's samples decoded).
   public var evaluationContext: EvaluationContext {
     if let cached = cachedEvaluationContext { return cached }
     let seed = pipeline.manifest.evaluation.seed &+ 1
@@ -151,8 +164,14 @@ public final class RunRecorder {
     let noise = { Self.evaluationNoise(generator, count: evaluation.samples, seed: evaluation.seed) }
     let context = EvaluationContext(
       teacher: teacher, data: data, noise: noise,
-      condition: Self.evaluationCondition(generator, count: evaluation.samples), classes: generator.classes
+      condition: Self.evaluationCondition(generator, count: evaluation.samples, data: data), classes: generator.classes
     ) { count -> Batch? in
+      func decodingLatents(_ batch: Batch) -> Batch {
+        guard let latent = teacher as? any LatentDenoiser, let samples = batch.samples else { return batch }
+        var images = batch
+        images.samples = withoutGradients { latent.decode(samples) }.detached()
+        return images
+      }
       var rng = RandomGenerator(seed: seed)
       if let mixture = teacher as? GaussianMixtureDenoiser {
         let (samples, components) = mixture.sampleWithComponents(count: count, using: &rng)
@@ -162,11 +181,11 @@ public final class RunRecorder {
         // A source with a cursor (pairs) must not move for the reference, or a resumed run,
         // which draws it again, would train on other batches than an uninterrupted one.
         guard let stateful = data as? any Checkpointable else {
-          return try data.next(count, using: &rng)
+          return decodingLatents(try data.next(count, using: &rng))
         }
         let saved = stateful.checkpointState()
         defer { try? stateful.restore(saved) }
-        return try data.next(count, using: &rng)
+        return decodingLatents(try data.next(count, using: &rng))
       }
       return nil
     }

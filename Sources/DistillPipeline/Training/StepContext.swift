@@ -74,13 +74,18 @@ public final class StepContext {
   }
 
   /// The condition of the generator's samples in this update (drawn once): for a
+  /// text-conditional generator the data batch's prompt embeddings (a prompt per row); for a
   /// class-conditional generator a class per row, uniform over its classes from the row's
   /// stream, or the data batch's labels when it trains on data; none for an unconditional one.
   /// Losses ask the teacher and the scores about ``generated()`` with it.
   public func condition() -> Condition {
     if let cachedCondition { return cachedCondition }
     var condition = Condition.none
-    if let classes = generator.classes {
+    if generator.prompts != nil {
+      // Assembly checks that a text-conditional generator has a prompt source.
+      guard let embeddings = try? batch().embeddings else { preconditionFailure("a text-conditional generator without prompts") }
+      condition = Condition(embeddings: embeddings)
+    } else if let classes = generator.classes {
       if (generator as? any TrainingSampleGenerator)?.trainsOnData == true, let labels = try? batch().labels {
         condition = Condition(labels: labels)
       } else {

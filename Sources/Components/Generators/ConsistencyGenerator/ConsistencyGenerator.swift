@@ -34,6 +34,7 @@ public final class ConsistencySampleGenerator: ConsistencyModelGenerator {
   }
 
   public var classes: ClassConditioning? { denoiser.classes }
+  public var prompts: PromptConditioning? { denoiser.prompts }
 
   /// f_θ(x, σ) of the trained network for `condition` (recording gradients when they are enabled).
   public func consistency(_ x: Tensor, sigmas: [Double], condition: Condition) -> Tensor {

@@ -131,6 +131,7 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
   }
 
   public var classes: ClassConditioning? { denoiser.classes }
+  public var prompts: PromptConditioning? { denoiser.prompts }
 
   public var trainsOnData: Bool { trainingInput == .noisedData }
 
@@ -208,7 +209,7 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
       "between steps: the DDIM move with the implied noise (deterministic), or x̂₀ noised afresh (DMD2)"),
     .optional(
       "clipSample", .bool,
-      "clamp every x̂₀ to [−1, 1] (diffusers' clip_sample); default: true when the generator predicts epsilon on images ([C, H, W]), else false"),
+      "clamp every x̂₀ to [−1, 1] (diffusers' clip_sample); default: true when the generator predicts epsilon on images ([C, H, W], not latents), else false"),
     ParameterSpec(
       "backwardSimulation", .bool, default: .bool(false),
       "train on one random step per sample, its input made by the earlier steps without gradients (DMD2 §4.5); the same as trainingInput \"backward-simulation\""),
@@ -244,7 +245,8 @@ public enum DenoiserGeneratorComponent: GeneratorComponent {
     }
     let sampleShape = try context.generatorLayout(entry, denoiser: denoiser).sampleShape
     let clip =
-      entry.has("clipSample") ? entry.bool("clipSample") : denoiser.prediction == .epsilon && sampleShape.count == 3
+      entry.has("clipSample")
+      ? entry.bool("clipSample") : denoiser.prediction == .epsilon && sampleShape.count == 3 && !(denoiser is any LatentDenoiser)
     let config = try context.generatorLayout(entry, denoiser: denoiser, adding: ["clipSample": .bool(clip)]).config
     let input = try trainingInput(entry, context, timesteps: timesteps, sampleShape: sampleShape)
     _ = try BuildContext.guided(denoiser, scale: entry.double("guidance"), location: "\(entry.path).guidance")
