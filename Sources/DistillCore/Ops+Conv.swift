@@ -39,23 +39,20 @@ struct ConvGeometry {
 /// window hangs over the padding. The rows are short (a few dozen floats), so the copies run
 /// in CKernels, vectorised for the CPU, rather than as one memmove call per row.
 func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-  let geometry = g.cGeometry
-  let xs = SendableConstPointer(x)
-  let cs = SendablePointer(col)
-  parallelFor(g.n * g.c, cost: g.kh * g.kw * g.pixels) { range in
-    distill_im2col(xs.base, cs.base, geometry, range.lowerBound, range.upperBound)
-  }
+  overInputPlanes(g) { distill_im2col(x, col, $0, $1, $2) }
 }
 
 /// The adjoint of ``im2col(_:_:_:)``: sums the patch-matrix entries back onto the input
 /// positions they were read from, overwriting `x` (`[n, c, h, w]`).
 func col2im(_ col: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+  overInputPlanes(g) { distill_col2im(col, x, $0, $1, $2) }
+}
+
+/// Runs a CKernels patch kernel (geometry, first and end plane) over the `n · c` input planes
+/// of `g`, split across threads.
+private func overInputPlanes(_ g: ConvGeometry, _ kernel: (distill_conv_geometry, Int, Int) -> Void) {
   let geometry = g.cGeometry
-  let xs = SendablePointer(x)
-  let cs = SendableConstPointer(col)
-  parallelFor(g.n * g.c, cost: g.kh * g.kw * g.pixels) { range in
-    distill_col2im(cs.base, xs.base, geometry, range.lowerBound, range.upperBound)
-  }
+  parallelFor(g.n * g.c, cost: g.kh * g.kw * g.pixels) { range in kernel(geometry, range.lowerBound, range.upperBound) }
 }
 
 /// Reorders `[a, b, inner]` blocks to `[b, a, inner]`.
