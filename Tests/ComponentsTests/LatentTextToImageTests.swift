@@ -171,6 +171,16 @@ import Testing
     let exported = withoutGradients { student(noise, timesteps: t, condition: condition) }
     let live = withoutGradients { generator.denoiser(noise, timesteps: t, condition: condition) }
     #expect(zip(exported.scalars, live.scalars).map { Swift.abs($0 - $1) }.max()! < 1e-6)
+
+    // `pipeline sample --run` writes images: the VAE's decoding of the trained student's
+    // latents for the captions' prompts, as evaluation makes them.
+    let out = folder + "/samples.safetensors"
+    let result = try runPipeline(["sample", "--run", folder + "/run", "--count", "6", "--seed", "11", "--out", out])
+    #expect(result.status == 0, "\(result.error)")
+    let written = try SafetensorsFile.read(contentsOf: out).tensor("samples")
+    let expected = pipeline.images(after)
+    #expect(written.shape == [6, 3, 16, 16])
+    #expect(zip(written.scalars, expected.scalars).map { Swift.abs($0 - $1) }.max()! < 1e-5)
   }
 
   @Test func guidanceOfTheRealScoreChangesTheDMGradient() throws {

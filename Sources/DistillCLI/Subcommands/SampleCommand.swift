@@ -10,7 +10,9 @@ struct SampleCommand: ParsableCommand {
     discussion: """
       Rebuilds the generator from the run folder's manifest.json and loads generator.safetensors (or, with
       --checkpoint, a checkpoint's weights). A .png output is a grid (image samples, or a scatter plot of 2-D
-      samples); a .safetensors output holds the key "samples" of shape [N, ...].
+      samples); a .safetensors output holds the key "samples" of shape [N, ...]. Sample i of a class-conditional
+      run is of class i mod C; of a text-to-image run, of prompt i mod P of its captions, decoded through the
+      teacher's VAE to images in [-1, 1].
       """)
 
   @Option(name: .customLong("run"), help: "The run folder.")
@@ -57,7 +59,9 @@ struct SampleCommand: ParsableCommand {
         }
       }
       module.eval()
-      let samples = RunRecorder.generate(pipeline.generator, count: count, seed: seed, batchSize: 256)
+      // As evaluation asks: row i of class i mod C, or of prompt i mod P; a latent run's images.
+      let samples = pipeline.images(
+        RunRecorder.generate(pipeline.generator, count: count, seed: seed, batchSize: 256, data: pipeline.data))
       try writeSamples(samples, to: out, metadata: ["run": folder.path, "seed": String(seed)])
       print("wrote \(count) samples to \(out)")
     }

@@ -174,3 +174,12 @@ extension BuildContext {
     }
   }
 }
+
+extension AssembledPipeline {
+  /// `samples` as images: a latent teacher's decoding of them (its VAE, in [−1, 1]), else
+  /// themselves. What evaluation, grids and `pipeline sample` show.
+  public func images(_ samples: Tensor) -> Tensor {
+    guard let latent = teacher as? any LatentDenoiser else { return samples }
+    return withoutGradients { latent.decode(samples) }.detached()
+  }
+}

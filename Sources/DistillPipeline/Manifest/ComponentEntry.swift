@@ -176,7 +176,13 @@ extension ComponentRegistry {
         problems.append(problem)
         continue
       }
-      values[spec.name] = given
+      // Paths are kept absolute, so that the run folder's manifest.json (what `pipeline sample
+      // --run` and `--resume` read back) names the same files from wherever it is read.
+      if case .path = spec.kind, case .string(let relative) = given {
+        values[spec.name] = .string(resolve(relative, against: baseDirectory))
+      } else {
+        values[spec.name] = given
+      }
       if case .component(let innerKind) = spec.kind,
         let inner = validateEntry(given, kind: innerKind, path: here, baseDirectory: baseDirectory, problems: &problems)
       {

@@ -146,11 +146,7 @@ public final class RunRecorder {
     try writeReport(at: step)
   }
 
-  /// `samples` as images: a latent teacher's decoding of them (its VAE), else themselves.
-  func decoded(_ samples: Tensor) -> Tensor {
-    guard let latent = pipeline.teacher as? any LatentDenoiser else { return samples }
-    return withoutGradients { latent.decode(samples) }.detached()
-  }
+  func decoded(_ samples: Tensor) -> Tensor { pipeline.images(samples) }
 
   /// The reference distribution metrics compare with: the data source's samples, else
   /// exact draws from an analytic teacher (images: a latent source's samples decoded).
