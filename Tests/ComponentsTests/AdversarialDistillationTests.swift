@@ -138,13 +138,16 @@ import Testing
   }
 
   /// The adversarial generator loss through the frozen features and the heads, against finite
-  /// differences, on MLP features and on a tiny UNet's down blocks.
+  /// differences, on MLP features (rows of both student steps, each judged by its step's
+  /// heads) and on a tiny UNet's down blocks.
   @Test func adversarialGradientMatchesFiniteDifferences() throws {
     let pipeline = try Self.pipeline()
     let term = try #require(pipeline.losses[0].term as? AdversarialDistillationTerm)
-    #expect(term.heads.count == 2)
+    #expect(term.heads.count == 2 && term.heads.allSatisfy { $0.count == 2 })
+    let context = makeContext(pipeline, batch: 3)
+    context.generatorSteps = [0, 1, 1]
     checkGradients([testTensor([3, 2], seed: 8, range: -2...2)]) { xs in
-      HingeGAN.generatorLoss(fake: term.logits(term.encoderFeatures(xs[0], .none)))
+      HingeGAN.generatorLoss(fake: term.logits(term.encoderFeatures(xs[0], .none), context))
     }
     let config = UNet2DConfig(
       inChannels: 1, outChannels: 1, downBlocks: [.down, .down], upBlocks: [.up, .up],
@@ -160,6 +163,44 @@ import Testing
       let features = unet.features(xs[0], timesteps: [0, 0]).encoder
       return HingeGAN.generatorLoss(fake: zip(heads, features).map { $0($1) })
     }
+  }
+
+  /// With a generator trained one step at a time, each student step has its own heads and a
+  /// row's logit is its step's head's; the training input (here backward simulation) records
+  /// each row's step. `headCondition: "none"` keeps one set, as does a generator trained on
+  /// its full samples.
+  @Test func eachStudentStepHasItsOwnHeads() throws {
+    let pipeline = try Self.pipeline()
+    let term = try #require(pipeline.losses[0].term as? AdversarialDistillationTerm)
+    let context = makeContext(pipeline, batch: 4)
+    _ = context.generated()
+    let steps = try #require(context.generatorSteps)
+    #expect(steps.count == 4 && steps.allSatisfy { (0..<2).contains($0) })
+    context.generatorSteps = [0, 1, 1, 0]
+    let features = term.encoderFeatures(testTensor([4, 2], seed: 3), .none)
+    for k in 0..<2 {
+      let logit = term.logit(k, features[k], context).scalars
+      let own = (0..<2).map { term.heads[$0][k](features[k]).scalars }
+      #expect(logit == [own[0][0], own[1][1], own[1][2], own[0][3]])
+      #expect(own[0] != own[1])
+    }
+    let single = try #require(
+      try Self.pipeline(#", "headCondition": "none""#).losses[0].term
+        as? AdversarialDistillationTerm)
+    #expect(single.heads.count == 1)
+    let sampled = try #require(
+      try assemble(
+        """
+        {"teacher": {"type": "gaussian-mixture", "means": [[2, 0], [-2, 0]], "std": 0.3},
+         "data": {"type": "gaussian-mixture", "means": [[2, 0], [-2, 0]], "std": 0.3},
+         "generator": {"type": "denoiser", "init": "new", "prediction": "sample", "network": \(Self.mlp),
+                       "timesteps": [999, 499], "stepping": "renoise"},
+         "scores": {"critic": {"type": "trained", "init": "new", "prediction": "sample", "network": \(Self.mlp)}},
+         "losses": [{"type": "adversarial-distillation", "features": "critic"}],
+         "training": {"steps": 4, "batchSize": 8}}
+        """
+      ).losses[0].term as? AdversarialDistillationTerm)
+    #expect(sampled.heads.count == 1)
   }
 
   /// The heads' update runs as its own phase, trains the heads alone, and logs its diagnostics.
@@ -210,6 +251,7 @@ import Testing
     #expect(problems("", features: "nowhere").contains("losses[0].features"))
     #expect(problems("", features: "teacher").contains("losses[0].features"))  // an analytic teacher has no features
     #expect(problems(#", "weighting": "bogus""#).contains("losses[0].weighting"))
+    #expect(problems(#", "headCondition": "class""#).contains("losses[0].headCondition"))
     #expect(problems(#", "timestepRange": [0.5, 0.1]"#).contains("losses[0].timestepRange"))
     #expect(problems(#", "r1Weight": -1"#).contains("losses[0].r1Weight"))
     #expect(problems(#", "featureTimestep": 5000"#).contains("losses[0].featureTimestep"))
@@ -219,7 +261,7 @@ import Testing
   /// closer to the data than the untrained one (the teacher's copy sampled in the same 4 steps),
   /// within 0.05 of its teacher's sharpness and with every mode at half its weight or more.
   @Test func exampleStudentBeatsTheUntrainedGenerator() throws {
-    let overrides = ["teacher.path=\(ToyTeacher.folder)", "evaluation.every=3000"]
+    let overrides = ["teacher.path=\(ToyTeacher.folder)", "evaluation.every=5000"]
     let before = try PipelineRun.untrainedEnergyDistance("add.json", overrides: overrides)
     let (_, final, _) = try PipelineRun.train("add.json", overrides: overrides)
     let after = try #require(final["eval/energy-distance"])
@@ -227,9 +269,34 @@ import Testing
     // As sharp as its teacher's 50-step DDIM (the teacher run's last evaluation), within 0.05.
     let teacher = try ToyTeacher.within3Std()
     let within = try #require(final["eval/within-3std"])
-    #expect(within >= teacher - 0.05, "within 3 std: student \(within), teacher's DDIM-50 \(teacher)")
+    #expect(
+      within >= teacher - 0.05, "within 3 std: student \(within), teacher's DDIM-50 \(teacher)")
     let leastMode = try #require(final["eval/min-mode-mass"])
-    #expect(leastMode >= 0.5, "least mode's mass over its weight: \(leastMode)")
-    print("add: energy distance untrained \(before), trained \(after); within 3 std \(within), teacher \(teacher)")
+    #expect(leastMode >= 0.7, "least mode's mass over its weight: \(leastMode)")
+    print(
+      "add: energy distance untrained \(before), trained \(after); within 3 std \(within), teacher \(teacher)"
+    )
+  }
+
+  /// The example on the ring with unequal weights, changed only by `--set` (its teacher trained
+  /// on the same weights): within 0.05 of that teacher's DDIM-50 figure, every mode at least
+  /// 0.7 of its weight (4096 evaluation samples; measured 0.961 / 0.889 against 0.961). With one
+  /// set of heads for all student steps its light modes emptied (0.90, least mode 0.07).
+  @Test func exampleKeepsUnequalWeights() throws {
+    let teacherFolder = ToyTeacher.unequalFolder
+    let (_, final, _) = try PipelineRun.train(
+      "add.json",
+      overrides: [
+        "teacher.path=\(teacherFolder)", "data.weights=\(ToyTeacher.unequalWeights)",
+        "evaluation.every=5000", "evaluation.samples=4096",
+      ])
+    let teacher = try ToyTeacher.within3Std(teacherFolder)
+    let within = try #require(final["eval/within-3std"])
+    #expect(
+      within >= teacher - 0.05, "within 3 std: student \(within), teacher's DDIM-50 \(teacher)")
+    let leastMode = try #require(final["eval/min-mode-mass"])
+    #expect(leastMode >= 0.7, "least mode's mass over its weight: \(leastMode)")
+    print(
+      "add, unequal weights: within 3 std \(within), teacher \(teacher), least mode \(leastMode)")
   }
 }

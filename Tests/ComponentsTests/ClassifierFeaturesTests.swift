@@ -51,7 +51,7 @@ import Testing
     let out = try makeTemporaryFolder("add-classifier")
     let trainer = try train(Self.manifest(classifier: folder, output: out + "/run"))
     let term = try #require(trainer.pipeline.losses.first?.term as? AdversarialDistillationTerm)
-    #expect(term.heads.count == 1 && term.features is ImageClassifier)
+    #expect(term.heads.count == 2 && term.heads[0].count == 1 && term.features is ImageClassifier)
     let records = try MetricsLog.read(path: out + "/run/metrics.jsonl")
     let losses = records.compactMap { $0.values["aux/add-discriminator"] }
     #expect(!losses.isEmpty && losses.allSatisfy(\.isFinite), "\(records.map(\.values))")

@@ -12,20 +12,30 @@ import Testing
 @testable import EnergyDistance
 
 /// A toy teacher network (an MLP predicting x₀, trained by `train-teacher-toy-x0.json`), made
-/// once for the tests that need a teacher with weights.
+/// once for the tests that need a teacher with weights: on the ring as shipped (``folder``),
+/// and on the ring with unequal weights (``unequalFolder``, ``unequalWeights``).
 enum ToyTeacher {
-  /// The teacher run's last within-3-std figure (its 50-step DDIM samples).
-  static func within3Std() throws -> Double {
-    let run = (folder as NSString).deletingLastPathComponent
+  /// The unequal mixture weights of the tests that change the ring by `--set`.
+  static let unequalWeights = "[0.3,0.2,0.1,0.1,0.1,0.1,0.05,0.05]"
+
+  /// The last within-3-std figure (its 50-step DDIM samples) of the teacher run of `folder`.
+  static func within3Std(_ teacher: String = folder) throws -> Double {
+    let run = (teacher as NSString).deletingLastPathComponent
     return try #require(
-      try MetricsLog.read(path: run + "/metrics.jsonl").last { $0.values["eval/within-3std"] != nil }?
-        .values["eval/within-3std"])
+      try MetricsLog.read(path: run + "/metrics.jsonl").last {
+        $0.values["eval/within-3std"] != nil
+      }?
+      .values["eval/within-3std"])
   }
 
-  static let folder: String = {
+  static let folder: String = train([])
+  static let unequalFolder: String = train(["data.weights=\(unequalWeights)"])
+
+  static func train(_ overrides: [String]) -> String {
     let output = NSTemporaryDirectory() + "distillery-toy-teacher-\(UUID().uuidString)"
     let manifest = try! Manifest.load(
-      path: PipelineRun.templatePath("train-teacher-toy-x0.json"), overrides: ["output=\(output)"],
+      path: PipelineRun.templatePath("train-teacher-toy-x0.json"),
+      overrides: ["output=\(output)"] + overrides,
       registry: PipelineRun.registry)
     let pipeline = try! AssembledPipeline.assemble(manifest, registry: PipelineRun.registry)
     let run = RunFolder(path: output)
@@ -33,7 +43,7 @@ enum ToyTeacher {
     try! Trainer(pipeline: pipeline, folder: run, progress: ProgressReporter(style: .silent))
       .run(resumedFrom: nil, interruptible: false)
     return output + "/denoiser"
-  }()
+  }
 }
 
 func makeContext(
@@ -108,7 +118,8 @@ func assemble(_ text: String) throws -> AssembledPipeline {
     let t = [10, 300, 700]
     let schedule = pipeline.context.schedule
     func loss(_ x: Tensor) -> Tensor {
-      NonSaturatingGAN.generatorLoss(fake: term.logits(x, noise: noise, t: t, schedule: schedule, condition: .none))
+      NonSaturatingGAN.generatorLoss(
+        fake: term.logits(x, noise: noise, t: t, schedule: schedule, condition: .none))
     }
     checkGradients([x]) { loss($0[0]) }
     let (value, direct) = valueWithGradients(at: [x]) { loss($0[0]) }
@@ -296,9 +307,12 @@ func assemble(_ text: String) throws -> AssembledPipeline {
     #expect(after < 0.35 * before, "energy distance \(after) after training, \(before) untrained")
     let teacher = try ToyTeacher.within3Std()
     let within = try #require(final["eval/within-3std"])
-    #expect(within >= teacher - 0.05, "within 3 std: student \(within), teacher's DDIM-50 \(teacher)")
+    #expect(
+      within >= teacher - 0.05, "within 3 std: student \(within), teacher's DDIM-50 \(teacher)")
     let leastMode = try #require(final["eval/min-mode-mass"])
     #expect(leastMode >= 0.5, "least mode's mass over its weight: \(leastMode)")
-    print("dmd2: energy distance untrained \(before), trained \(after); within 3 std \(within), teacher \(teacher)")
+    print(
+      "dmd2: energy distance untrained \(before), trained \(after); within 3 std \(within), teacher \(teacher)"
+    )
   }
 }

@@ -82,10 +82,14 @@ public protocol TrainingSampleGenerator: Generator {
   /// Whether the training samples are made from the data batch (ADD's noised data): a
   /// conditional generator then takes the batch's labels rather than drawn ones.
   var trainsOnData: Bool { get }
+  /// How many student steps the training samples are made at, one per row (recorded in
+  /// ``StepContext/generatorSteps``); 1 when every training sample is a full sample.
+  var trainingSteps: Int { get }
 }
 
 extension TrainingSampleGenerator {
   public var trainsOnData: Bool { false }
+  public var trainingSteps: Int { 1 }
 }
 
 /// A generator that is a denoiser sampled in one or a few steps (DMD's generator, a

@@ -41,6 +41,10 @@ public final class StepContext {
   private var cachedNoise: Tensor?
   private var cachedSamples: Tensor?
   private var cachedCondition: Condition?
+  /// The student step each row of ``generated()`` was made at, when the generator trains
+  /// its steps one at a time (noised data, backward simulation): set by its
+  /// ``TrainingSampleGenerator/trainingSample(_:condition:context:)``; nil otherwise.
+  public var generatorSteps: [Int]?
   /// Diagnostics logged by the terms, merged into the step's metrics.
   public private(set) var logged: [String: Double] = [:]
 

@@ -135,6 +135,8 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
 
   public var trainsOnData: Bool { trainingInput == .noisedData }
 
+  public var trainingSteps: Int { trainingInput == .sampling ? 1 : timesteps.count }
+
   public func sample(_ noise: Tensor, condition: Condition, progress: (_ done: Int, _ total: Int) -> Void) -> Tensor {
     var x = noisePart(noise, 0)
     for (index, t) in timesteps.enumerated() {
@@ -154,8 +156,9 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
       return self(noise, condition: condition)
     case .backwardSimulation:
       guard timesteps.count > 1 else { return self(noise, condition: condition) }
-      let (steps, input) = simulateBackward(
-        noise, indices: context.integers(in: 0..<timesteps.count), condition: condition)
+      let indices = context.integers(in: 0..<timesteps.count)
+      context.generatorSteps = indices
+      let (steps, input) = simulateBackward(noise, indices: indices, condition: condition)
       return estimate(input, timesteps: steps.map(Float.init), condition: condition)
     case .noisedData:
       // The build checked that a data source of the sample shape exists.
@@ -163,6 +166,7 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
         preconditionFailure("noised-data training input without a data batch of shape \(sampleShape)")
       }
       let indices = context.integers(in: 0..<timesteps.count)
+      context.generatorSteps = indices
       let input = noisedData(data, noise: noisePart(noise, 0), indices: indices)
       return estimate(input, timesteps: indices.map { Float(timesteps[$0]) }, condition: condition)
     }

@@ -11,6 +11,12 @@ import DistillPipeline
 /// - L_adv = −Σ_k mean D_k(F_k(x̂)) (hinge), F_k the feature network's encoder outputs at
 ///   `featureTimestep`; the heads' update (an auxiliary phase) minimises
 ///   Σ_k mean max(0, 1 − D_k(F_k(x₀))) + mean max(0, 1 + D_k(F_k(x̂))) + γ·R1 on data x₀.
+/// - With `headCondition: "student-step"` and a generator trained one step at a time (noised
+///   data, backward simulation) each student step has its own heads, and a row is judged by
+///   the heads of the step it was made at (``StepContext/generatorSteps``); a data row by its
+///   row's step's.
+///   Each step's samples are then held to the data on their own, rather than all steps'
+///   samples together (where one step's excess of a mode is paid by the others' lack of it).
 /// - x̂_t = α_t·x̂ + σ_t·ε with t ~ U{tmin·T, …, tmax·T}; x̂_ψ is the teacher's x̂₀ there
 ///   without gradients; c(t) is ``ScoreDistillationWeighting``; ‖·‖² is a mean over a
 ///   sample's values (`distillationReduction: "mean"`, the default) or their sum (`"sum"`, the
@@ -26,10 +32,18 @@ public final class AdversarialDistillationTerm: LossTerm {
     case mean, sum
   }
 
+  /// What the heads are conditioned on.
+  public enum HeadCondition: String, CaseIterable, Sendable {
+    /// The student step of each row, when the generator trains its steps one at a time.
+    case studentStep = "student-step"
+    case none
+  }
+
   let teacher: any Denoiser
   let features: any FeatureTapping
   let featureTimestep: Float
-  let heads: [DiscriminatorHead]
+  /// `heads[s][k]`: student step s's head on feature k (one step when not conditioned).
+  let heads: [[DiscriminatorHead]]
   let adversarialWeight: Float
   let distillationWeight: Float
   let weighting: ScoreDistillationWeighting
@@ -39,7 +53,7 @@ public final class AdversarialDistillationTerm: LossTerm {
 
   init(
     teacher: any Denoiser, features: any FeatureTapping, featureTimestep: Float,
-    heads: [DiscriminatorHead],
+    heads: [[DiscriminatorHead]],
     network: TrainedNetwork, adversarialWeight: Float, distillationWeight: Float,
     weighting: ScoreDistillationWeighting, timesteps: Range<Int>, reduction: Reduction = .mean,
     r1Weight: Float,
@@ -70,8 +84,22 @@ public final class AdversarialDistillationTerm: LossTerm {
     .encoder
   }
 
-  /// Each head's logits on its feature.
-  func logits(_ features: [Tensor]) -> [Tensor] { zip(heads, features).map { $0(($1)) } }
+  /// Each head's logits on its feature, at each row's student step when the heads are
+  /// conditioned on it.
+  func logits(_ features: [Tensor], _ context: StepContext) -> [Tensor] {
+    features.indices.map { k in logit(k, features[k], context) }
+  }
+
+  /// Head k's logits on feature `f`: each row's from its student step's head.
+  func logit(_ k: Int, _ f: Tensor, _ context: StepContext) -> Tensor {
+    guard heads.count > 1 else { return heads[0][k](f) }
+    guard let steps = context.generatorSteps else {
+      preconditionFailure("heads per student step on samples without student steps")
+    }
+    return heads.indices.map { s in
+      heads[s][k](f) * Tensor(steps.map { $0 == s ? Float(1) : 0 })
+    }.reduce(Tensor(scalar: 0), +)
+  }
 
   public func loss(_ context: StepContext) throws -> Tensor {
     let x = context.generated()
@@ -79,7 +107,7 @@ public final class AdversarialDistillationTerm: LossTerm {
     context.log("add/sample-mean", Double(clean.mean().item))
     context.log("add/sample-std", Double(clean.variance().sqrt().item))
     let (adversarial, adversarialNorm) = lossWithSampleGradient(x) { x in
-      let fake = logits(encoderFeatures(x, context.condition()))
+      let fake = logits(encoderFeatures(x, context.condition()), context)
       context.log(
         "add/generator-logit", Double(fake.map { $0.mean().item }.reduce(0, +)) / Double(fake.count)
       )
@@ -162,8 +190,8 @@ final class AdversarialDiscriminatorPhase: AuxiliaryPhase {
         term.encoderFeatures(real, realCondition).map { $0.detached() }
       )
     }
-    let fake = term.logits(fakeFeatures)
-    let realLogits = term.logits(realFeatures)
+    let fake = term.logits(fakeFeatures, context)
+    let realLogits = term.logits(realFeatures, context)
     var loss = HingeGAN.discriminatorLoss(fake: fake, real: realLogits)
     context.log("add/discriminator-loss", Double(loss.item))
     context.log(
@@ -171,9 +199,10 @@ final class AdversarialDiscriminatorPhase: AuxiliaryPhase {
     context.log(
       "add/real-logit", Double(realLogits.map { $0.mean().item }.reduce(0, +)) / Double(fake.count))
     if r1Weight > 0 {
-      let r1 = zip(term.heads, realFeatures).map { head, f in
+      let r1 = realFeatures.indices.map { k in
         HingeGAN.approximateR1(
-          { head($0) }, features: f, direction: context.normal(f.shape), sigma: r1Sigma)
+          { term.logit(k, $0, context) }, features: realFeatures[k],
+          direction: context.normal(realFeatures[k].shape), sigma: r1Sigma)
       }.reduce(Tensor(scalar: 0), +)
       context.log("add/r1", Double(r1.item))
       loss = loss + r1 * r1Weight
@@ -195,6 +224,10 @@ public enum AdversarialDistillation: LossComponent {
     .choice(
       "distillationReduction", AdversarialDistillationTerm.Reduction.self, default: .mean,
       "a sample's squared error over its values: mean, or sum (the paper's ‖·‖², D times the mean)"),
+    .choice(
+      "headCondition", AdversarialDistillationTerm.HeadCondition.self, default: .studentStep,
+      "student-step: heads for each student step, each row judged by its step's when the generator trains one step at a time (noised data, backward simulation); none"
+    ),
     .choice(
       "weighting", ScoreDistillationWeighting.self, default: .exponential,
       "c(t): exponential α_t, sds α_t·σ_t/2, or nfsd (sds with NFSD's noise-free target below 0.2·T)"
@@ -266,9 +299,18 @@ public enum AdversarialDistillation: LossComponent {
     }
     let shapes = features.featureShapes(sampleShape: sampleShape, timestep: featureTimestep).encoder
     var rng = context.initialisationRNG(for: entry.path)
-    let heads = shapes.map { DiscriminatorHead(featureShape: $0, using: &rng) }
+    let steps = (context.generator as? any TrainingSampleGenerator)?.trainingSteps ?? 1
+    let condition: AdversarialDistillationTerm.HeadCondition = entry.choice("headCondition")
+    let sets = condition == .studentStep ? steps : 1
+    let heads = (0..<sets).map { _ in
+      shapes.map { DiscriminatorHead(featureShape: $0, using: &rng) }
+    }
     let module = Module()
-    for (i, head) in heads.enumerated() { module.register(String(i), head) }
+    for (s, set) in heads.enumerated() {
+      for (k, head) in set.enumerated() {
+        module.register(sets == 1 ? String(k) : "\(s).\(k)", head)
+      }
+    }
     let network = try context.addNetwork(
       name: "add-discriminator", module: module, optimizer: entry.component("optimizer"))
     return AdversarialDistillationTerm(
