@@ -181,6 +181,10 @@ import Testing
     let expected = pipeline.images(after)
     #expect(written.shape == [6, 3, 16, 16])
     #expect(zip(written.scalars, expected.scalars).map { Swift.abs($0 - $1) }.max()! < 1e-5)
+    // `pipeline export` is for UNet2DModel students; a text-to-image run is pointed to its denoiser/.
+    let export = try runPipeline(["export", "--run", folder + "/run", "--out", folder + "/exported"])
+    #expect(export.status == 2 && export.error.contains("already a Stable-Diffusion-layout folder"), "\(export.error)")
+    #expect(!FileManager.default.fileExists(atPath: folder + "/exported"))
   }
 
   @Test func guidanceOfTheRealScoreChangesTheDMGradient() throws {

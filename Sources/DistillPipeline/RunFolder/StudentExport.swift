@@ -42,7 +42,14 @@ public enum StudentExport {
     let timesteps = try inner.intArray("timesteps") ?? []
     let stepping = try inner.string("stepping") ?? "ddim"
     let clipSample = try inner.bool("clipSample", default: false)
-    let denoiser = try DenoiserFolder.load(folder: (run as NSString).appendingPathComponent("denoiser"))
+    let denoiserFolder = (run as NSString).appendingPathComponent("denoiser")
+    guard !StableDiffusionFolder.isTextToImage(folder: denoiserFolder) else {
+      throw DistillError.invalidValue(
+        location: denoiserFolder,
+        expected: "a UNet2DModel student (a text-to-image run's denoiser/ is already a Stable-Diffusion-layout folder: sample it with `pipeline sample-teacher --teacher \(denoiserFolder)`)",
+        found: "a Stable-Diffusion-layout folder")
+    }
+    let denoiser = try DenoiserFolder.load(folder: denoiserFolder)
     guard let unet = denoiser as? UNetDenoiser else {
       throw DistillError.invalidValue(
         location: "\(configPath): generator.network.type", expected: "unet2d (diffusers loads a UNet2DModel)",
