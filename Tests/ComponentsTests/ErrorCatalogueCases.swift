@@ -8,8 +8,7 @@ enum CatalogueCases {
   typealias Setup = (CatalogueScratch) throws -> [String]
 
   static var all: [(id: String, setup: Setup)] {
-    manifestFile + manifestValues + references + overrides + flags + teacherFolder + diffusersConfig
-      + safetensors
+    manifestFile + manifestValues + references + overrides + flags + teacherFolder + diffusersConfig + safetensors
       + images + pairs + runFolder + textToImage
   }
 
@@ -18,77 +17,19 @@ enum CatalogueCases {
   static var manifestFile: [(id: String, setup: Setup)] {
     [
       ("J1", { _ in ["validate", "nope.json"] }),
-      (
-        "J2",
-        { s in
-          try s.write("folder/x", "")
-          return ["validate", "folder"]
-        }
-      ),
-      (
-        "J3",
-        { s in
-          try s.write("m.json", "")
-          return ["validate", "m.json"]
-        }
-      ),
-      (
-        "J4",
-        { s in
-          try s.write("m.json", #"{"seed": }"#)
-          return ["validate", "m.json"]
-        }
-      ),
-      (
-        "J5",
-        { s in
-          try s.write("m.json", "{} trailing")
-          return ["run", "m.json"]
-        }
-      ),
-      (
-        "J6",
-        { s in
-          try s.write("m.json", #"{"seed": 1, "seed": 2}"#)
-          return ["validate", "m.json"]
-        }
-      ),
-      (
-        "J7",
-        { s in
-          try s.write(
-            "m.json", String(repeating: "[", count: 200) + String(repeating: "]", count: 200))
-          return ["validate", "m.json"]
-        }
-      ),
-      (
-        "J8",
-        { s in
-          try s.write("m.json", #"{"seed": 1e400}"#)
-          return ["validate", "m.json"]
-        }
-      ),
-      (
-        "J9",
-        { s in
-          try s.write("m.json", Data([0xFF, 0xFE, 0x7B, 0x7D]))
-          return ["validate", "m.json"]
-        }
-      ),
-      (
-        "J10",
-        { s in
-          try s.write("m.json", #"{"name": "\ud800"}"#)
-          return ["validate", "m.json"]
-        }
-      ),
-      (
-        "J11",
-        { s in
-          try s.write("m.json", "[1, 2]")
-          return ["validate", "m.json"]
-        }
-      ),
+      ("J2", { s in try s.write("folder/x", ""); return ["validate", "folder"] }),
+      ("J3", { s in try s.write("m.json", ""); return ["validate", "m.json"] }),
+      ("J4", { s in try s.write("m.json", #"{"seed": }"#); return ["validate", "m.json"] }),
+      ("J5", { s in try s.write("m.json", "{} trailing"); return ["run", "m.json"] }),
+      ("J6", { s in try s.write("m.json", #"{"seed": 1, "seed": 2}"#); return ["validate", "m.json"] }),
+      ("J7", { s in
+        try s.write("m.json", String(repeating: "[", count: 200) + String(repeating: "]", count: 200))
+        return ["validate", "m.json"]
+      }),
+      ("J8", { s in try s.write("m.json", #"{"seed": 1e400}"#); return ["validate", "m.json"] }),
+      ("J9", { s in try s.write("m.json", Data([0xFF, 0xFE, 0x7B, 0x7D])); return ["validate", "m.json"] }),
+      ("J10", { s in try s.write("m.json", #"{"name": "\ud800"}"#); return ["validate", "m.json"] }),
+      ("J11", { s in try s.write("m.json", "[1, 2]"); return ["validate", "m.json"] }),
     ]
   }
 
@@ -124,13 +65,10 @@ enum CatalogueCases {
       ("M22", validate(["training.stepz=3", "seed=-1"])),
       ("M23", validate(["teacher.weights=[0.2,0.2]"])),
       ("M24", validate([], removing: ["teacher"])),
-      (
-        "M25",
-        validate([
-          "data={\"type\": \"gaussian-mixture\", \"means\": [[0, 0]]}",
-          "losses[1]={\"type\": \"denoising\"}",
-        ])
-      ),
+      ("M25", validate([
+        "data={\"type\": \"gaussian-mixture\", \"means\": [[0, 0]]}",
+        "losses[1]={\"type\": \"denoising\"}",
+      ])),
       ("M26", validate(["evaluation.gridSize=5000"])),
       (
         "M27",
@@ -154,8 +92,7 @@ enum CatalogueCases {
 
   // MARK: R: references between entries and files the manifest names
 
-  static let mixtureData =
-    "data={\"type\": \"gaussian-mixture\", \"means\": [[-2, 0], [2, 0]], \"std\": 0.3}"
+  static let mixtureData = "data={\"type\": \"gaussian-mixture\", \"means\": [[-2, 0], [2, 0]], \"std\": 0.3}"
 
   static var references: [(id: String, setup: Setup)] {
     [
@@ -167,17 +104,13 @@ enum CatalogueCases {
       ("R7", validate([mixtureData, "losses[1]={\"type\": \"dmd2-gan\", \"fake\": \"real\"}"])),
       ("R8", validate([mixtureData, "losses[1]={\"type\": \"adversarial-distillation\"}"])),
       ("R9", validate(["losses[1]={\"type\": \"dmd2-gan\"}"])),
-      (
-        "R6",
-        { s in
-          try s.copy(s.fixtures.teacher, to: "teacher")
-          let overrides = [
-            "teacher={\"type\": \"folder\", \"path\": \"teacher\"}",
-            "evaluation.metrics=[\"mode-coverage\"]",
-          ]
-          return ["validate", try s.manifest("m.json", overrides)]
-        }
-      ),
+      ("R6", { s in
+        try s.copy(s.fixtures.teacher, to: "teacher")
+        let overrides = [
+          "teacher={\"type\": \"folder\", \"path\": \"teacher\"}", "evaluation.metrics=[\"mode-coverage\"]",
+        ]
+        return ["validate", try s.manifest("m.json", overrides)]
+      }),
     ]
   }
 
@@ -199,10 +132,7 @@ enum CatalogueCases {
       ("O8", override("training[0]=3")),
       ("O9", override("training.steps=\"ten\"")),
       ("O10", override("training.steps=[1")),
-      (
-        "O11",
-        { s in ["run", try s.manifest(), "--set", "training.steps=0", "--output", "elsewhere"] }
-      ),
+      ("O11", { s in ["run", try s.manifest(), "--set", "training.steps=0", "--output", "elsewhere"] }),
     ]
   }
 
@@ -220,36 +150,16 @@ enum CatalogueCases {
       ("F8", { _ in ["sample", "--run", "run", "--count", "3", "--out", "x.jpg"] }),
       ("F9", { _ in ["components", "--kind", "losses"] }),
       ("F10", { s in ["precompute", try s.manifest(), "--out", "pairs", "--count", "0"] }),
-      (
-        "F11",
-        { s in
-          ["precompute", try s.manifest(), "--out", "pairs", "--count", "4", "--sampler", "dpm"]
-        }
-      ),
-      (
-        "F12",
-        { s in
-          ["precompute", try s.manifest(), "--out", "pairs", "--count", "4", "--steps", "5000"]
-        }
-      ),
-      (
-        "F13",
-        { s in
-          [
-            "lpips", "--net", "resnet", "--weights", s.fixtures.lpipsWeights, s.fixtures.image,
-            s.fixtures.image,
-          ]
-        }
-      ),
+      ("F11", { s in ["precompute", try s.manifest(), "--out", "pairs", "--count", "4", "--sampler", "dpm"] }),
+      ("F12", { s in ["precompute", try s.manifest(), "--out", "pairs", "--count", "4", "--steps", "5000"] }),
+      ("F13", { s in
+        ["lpips", "--net", "resnet", "--weights", s.fixtures.lpipsWeights, s.fixtures.image, s.fixtures.image]
+      }),
       ("F14", { _ in ["bench", "--workload", "nope"] }),
-      (
-        "F15",
-        { s in
-          try s.write(
-            "m.json", #"{"generator": {"type": "mlp"}, "losses": [{"type": "denoising"}]}"#)
-          return ["precompute", "m.json", "--out", "pairs", "--count", "4"]
-        }
-      ),
+      ("F15", { s in
+        try s.write("m.json", #"{"generator": {"type": "mlp"}, "losses": [{"type": "denoising"}]}"#)
+        return ["precompute", "m.json", "--out", "pairs", "--count", "4"]
+      }),
     ]
   }
 
@@ -266,21 +176,11 @@ enum CatalogueCases {
 
   static var teacherFolder: [(id: String, setup: Setup)] {
     [
-      (
-        "T1",
-        { s in
-          try FileManager.default.createDirectory(
-            atPath: s.file("teacher"), withIntermediateDirectories: true)
-          return ["validate", try s.teacherManifest()]
-        }
-      ),
-      (
-        "T2",
-        { s in
-          try s.write("teacher", "not a folder")
-          return ["validate", try s.teacherManifest()]
-        }
-      ),
+      ("T1", { s in
+        try FileManager.default.createDirectory(atPath: s.file("teacher"), withIntermediateDirectories: true)
+        return ["validate", try s.teacherManifest()]
+      }),
+      ("T2", { s in try s.write("teacher", "not a folder"); return ["validate", try s.teacherManifest()] }),
       ("T3", teacher { s in try s.write("teacher/denoiser.json", #"{"format":"#) }),
       ("T4", teacher { s in try s.editJSON("teacher/denoiser.json", ["format=\"other\""]) }),
       ("T5", teacher { s in try s.editJSON("teacher/denoiser.json", ["version=2"]) }),
@@ -288,41 +188,24 @@ enum CatalogueCases {
       ("T7", teacher { s in try s.editJSON("teacher/denoiser.json", ["prediction=\"eps\""]) }),
       ("T8", teacher { s in try s.editJSON("teacher/denoiser.json", ["schedule.trainSteps=1"]) }),
       ("T9", teacher { s in try s.editJSON("teacher/denoiser.json", ["network.width=64"]) }),
-      (
-        "T10",
-        teacher { s in
-          try FileManager.default.removeItem(atPath: s.file("teacher/weights.safetensors"))
-        }
-      ),
+      ("T10", teacher { s in try FileManager.default.removeItem(atPath: s.file("teacher/weights.safetensors")) }),
       ("T11", teacher { s in try s.truncate("teacher/weights.safetensors", to: 3000) }),
-      (
-        "T12",
-        teacher { s in
-          try s.editSafetensors("teacher/weights.safetensors") { tensors in
-            var bias = tensors["mlp.0.bias"]!.scalars
-            bias[3] = .nan
-            tensors["mlp.0.bias"] = Tensor(shape: [bias.count], scalars: bias)
-          }
+      ("T12", teacher { s in
+        try s.editSafetensors("teacher/weights.safetensors") { tensors in
+          var bias = tensors["mlp.0.bias"]!.scalars
+          bias[3] = .nan
+          tensors["mlp.0.bias"] = Tensor(shape: [bias.count], scalars: bias)
         }
-      ),
-      (
-        "T13",
-        teacher { s in
-          try s.editSafetensors("teacher/weights.safetensors") { tensors in
-            tensors["mlp.0.bias2"] = tensors.removeValue(forKey: "mlp.0.bias")
-          }
+      }),
+      ("T13", teacher { s in
+        try s.editSafetensors("teacher/weights.safetensors") { tensors in
+          tensors["mlp.0.bias2"] = tensors.removeValue(forKey: "mlp.0.bias")
         }
-      ),
-      (
-        "T14",
-        { s in
-          try s.copy(s.fixtures.teacher, to: "teacher")
-          return [
-            "predict", "--teacher", "teacher", "--input", "missing.safetensors", "--output",
-            "out.safetensors",
-          ]
-        }
-      ),
+      }),
+      ("T14", { s in
+        try s.copy(s.fixtures.teacher, to: "teacher")
+        return ["predict", "--teacher", "teacher", "--input", "missing.safetensors", "--output", "out.safetensors"]
+      }),
     ]
   }
 
@@ -331,8 +214,7 @@ enum CatalogueCases {
   /// The small diffusers UNet fixture as the teacher folder, changed by `body`.
   static func unet(_ body: @escaping (CatalogueScratch) throws -> Void) -> Setup {
     { s in
-      try FileManager.default.createDirectory(
-        atPath: s.file("teacher"), withIntermediateDirectories: true)
+      try FileManager.default.createDirectory(atPath: s.file("teacher"), withIntermediateDirectories: true)
       for name in ["config.json", "diffusion_pytorch_model.safetensors"] {
         try s.copy(s.fixtures.unet + "/" + name, to: "teacher/" + name)
       }
@@ -343,41 +225,18 @@ enum CatalogueCases {
 
   static var diffusersConfig: [(id: String, setup: Setup)] {
     [
-      (
-        "D1",
-        unet { s in try s.editJSON("teacher/config.json", ["_class_name=\"UNet2DConditionModel\""])
-        }
-      ),
+      ("D1", unet { s in try s.editJSON("teacher/config.json", ["_class_name=\"UNet2DConditionModel\""]) }),
       ("D2", unet { s in try s.editJSON("teacher/config.json", ["cross_attention_dim=8"]) }),
-      (
-        "D3",
-        unet { s in
-          try s.editJSON("teacher/config.json", ["down_block_types[0]=\"CrossAttnDownBlock2D\""])
-        }
-      ),
+      ("D3", unet { s in try s.editJSON("teacher/config.json", ["down_block_types[0]=\"CrossAttnDownBlock2D\""]) }),
       ("D4", unet { s in try s.editJSON("teacher/config.json", ["act_fn=\"mish\""]) }),
       ("D5", unet { s in try s.editJSON("teacher/config.json", ["layers_per_block=\"two\""]) }),
       ("D6", unet { s in try s.editJSON("teacher/config.json", ["norm_num_groups=3"]) }),
-      (
-        "D7",
-        unet { s in try s.editJSON("teacher/config.json", ["block_out_channels=[100000, 100000]"]) }
-      ),
+      ("D7", unet { s in try s.editJSON("teacher/config.json", ["block_out_channels=[100000, 100000]"]) }),
       ("D8", unet { s in try s.editJSON("teacher/config.json", ["norm_eps=1e40"]) }),
       ("D9", unet { s in try s.write("teacher/config.json", "{\"_class_name\": ") }),
-      (
-        "D10",
-        unet { s in
-          try s.write("teacher/scheduler_config.json", #"{"_class_name": "DPMSolverSDEScheduler"}"#)
-        }
-      ),
-      (
-        "D11",
-        unet { s in try s.write("teacher/scheduler_config.json", #"{"num_train_timesteps": 1}"#) }
-      ),
-      (
-        "D12",
-        unet { s in try s.write("teacher/scheduler_config.json", #"{"prediction_type": "flow"}"#) }
-      ),
+      ("D10", unet { s in try s.write("teacher/scheduler_config.json", #"{"_class_name": "DPMSolverSDEScheduler"}"#) }),
+      ("D11", unet { s in try s.write("teacher/scheduler_config.json", #"{"num_train_timesteps": 1}"#) }),
+      ("D12", unet { s in try s.write("teacher/scheduler_config.json", #"{"prediction_type": "flow"}"#) }),
       ("D13", unet { s in try s.editJSON("teacher/config.json", ["block_out_channels=[64, 64]"]) }),
     ]
   }
@@ -392,108 +251,63 @@ enum CatalogueCases {
       ("S2", unet { s in try s.truncate(weights, to: 5000) }),
       ("S3", unet { s in try s.write(weights, "short") }),
       // A header length larger than the file, the size kept (so the size check passes).
-      (
-        "S4",
-        unet { s in try s.patch(weights, at: 0, [0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00]) }
-      ),
+      ("S4", unet { s in try s.patch(weights, at: 0, [0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00]) }),
       ("S5", unet { s in try s.patch(weights, at: 8, Array("[".utf8)) }),
-      (
-        "S6",
-        unet { s in
-          let size =
-            try FileManager.default.attributesOfItem(atPath: s.file(weights))[.size] as! Int
-          try s.truncate(weights, to: size - 4)
+      ("S6", unet { s in
+        let size = try FileManager.default.attributesOfItem(atPath: s.file(weights))[.size] as! Int
+        try s.truncate(weights, to: size - 4)
+      }),
+      ("S7", unet { s in
+        try s.editSafetensors(weights) { tensors in
+          var bias = tensors["conv_in.bias"]!.scalars
+          bias[1] = .infinity
+          tensors["conv_in.bias"] = Tensor(shape: [bias.count], scalars: bias)
         }
-      ),
-      (
-        "S7",
-        unet { s in
-          try s.editSafetensors(weights) { tensors in
-            var bias = tensors["conv_in.bias"]!.scalars
-            bias[1] = .infinity
-            tensors["conv_in.bias"] = Tensor(shape: [bias.count], scalars: bias)
-          }
+      }),
+      ("S8", unet { s in
+        try s.editSafetensors(weights) { tensors in tensors["extra.weight"] = Tensor(shape: [1], scalars: [0]) }
+      }),
+      ("S9", unet { s in
+        try s.editSafetensors(weights) { tensors in
+          tensors["conv_in.bias"] = Tensor(shape: [31], scalars: Array(repeating: 0, count: 31))
         }
-      ),
-      (
-        "S8",
-        unet { s in
-          try s.editSafetensors(weights) { tensors in
-            tensors["extra.weight"] = Tensor(shape: [1], scalars: [0])
-          }
-        }
-      ),
-      (
-        "S9",
-        unet { s in
-          try s.editSafetensors(weights) { tensors in
-            tensors["conv_in.bias"] = Tensor(shape: [31], scalars: Array(repeating: 0, count: 31))
-          }
-        }
-      ),
-      (
-        "S10",
-        { s in
-          try s.copy(s.fixtures.teacher, to: "teacher")
-          try s.write("in.safetensors", "\u{8}\0\0\0\0\0\0\0{\"a\": 1}")
-          return [
-            "predict", "--teacher", "teacher", "--input", "in.safetensors", "--output",
-            "out.safetensors",
-          ]
-        }
-      ),
+      }),
+      ("S10", { s in
+        try s.copy(s.fixtures.teacher, to: "teacher")
+        try s.write("in.safetensors", "\u{8}\0\0\0\0\0\0\0{\"a\": 1}")
+        return ["predict", "--teacher", "teacher", "--input", "in.safetensors", "--output", "out.safetensors"]
+      }),
     ]
   }
 
   // MARK: I: images (pipeline lpips reads PNG and JPEG)
 
   static func lpips(_ body: @escaping (CatalogueScratch) throws -> String) -> Setup {
-    { s in
-      [
-        "lpips", "--net", "alex", "--weights", s.fixtures.lpipsWeights, try body(s),
-        s.fixtures.image,
-      ]
-    }
+    { s in ["lpips", "--net", "alex", "--weights", s.fixtures.lpipsWeights, try body(s), s.fixtures.image] }
   }
 
   static var images: [(id: String, setup: Setup)] {
     [
       ("I1", lpips { _ in "missing.png" }),
-      (
-        "I2",
-        lpips { s in
-          try s.write("a.png", "hello")
-          return "a.png"
-        }
-      ),
-      (
-        "I3",
-        lpips { s in
-          try s.copy(s.fixtures.image, to: "a.png")
-          try s.truncate("a.png", to: 100)
-          return "a.png"
-        }
-      ),
+      ("I2", lpips { s in try s.write("a.png", "hello"); return "a.png" }),
+      ("I3", lpips { s in
+        try s.copy(s.fixtures.image, to: "a.png")
+        try s.truncate("a.png", to: 100)
+        return "a.png"
+      }),
       ("I4", lpips { s in s.fixtures.imageFixtures + "/bad_zlib.png" }),
-      (
-        "I5",
-        lpips { s in
-          try s.copy(s.fixtures.imageFixtures + "/rgb.jpg", to: "a.jpg")
-          try s.truncate("a.jpg", to: 300)
-          return "a.jpg"
-        }
-      ),
+      ("I5", lpips { s in
+        try s.copy(s.fixtures.imageFixtures + "/rgb.jpg", to: "a.jpg")
+        try s.truncate("a.jpg", to: 300)
+        return "a.jpg"
+      }),
       ("I6", lpips { s in s.fixtures.imageFixtures + "/huge.png" }),
       ("I7", lpips { s in s.fixtures.imageFixtures + "/huge.jpg" }),
       ("I8", lpips { s in s.fixtures.imageFixtures + "/rgb8.png" }),
-      (
-        "I9",
-        lpips { s in
-          try FileManager.default.createDirectory(
-            atPath: s.file("dir.png"), withIntermediateDirectories: true)
-          return "dir.png"
-        }
-      ),
+      ("I9", lpips { s in
+        try FileManager.default.createDirectory(atPath: s.file("dir.png"), withIntermediateDirectories: true)
+        return "dir.png"
+      }),
     ]
   }
 
@@ -509,60 +323,33 @@ enum CatalogueCases {
 
   static var pairs: [(id: String, setup: Setup)] {
     [
-      (
-        "P1",
-        pairsFolder { s in try FileManager.default.removeItem(atPath: s.file("pairs/pairs.json")) }
-      ),
+      ("P1", pairsFolder { s in try FileManager.default.removeItem(atPath: s.file("pairs/pairs.json")) }),
       ("P2", pairsFolder { s in try s.write("pairs/pairs.json", "{") }),
       ("P3", pairsFolder { s in try s.editJSON("pairs/pairs.json", ["format=\"other\""]) }),
       ("P4", pairsFolder { s in try s.editJSON("pairs/pairs.json", ["count=11"]) }),
       ("P5", pairsFolder { s in try s.editJSON("pairs/pairs.json", ["sampleShape=[3]"]) }),
-      (
-        "P6",
-        pairsFolder { s in
-          try FileManager.default.removeItem(atPath: s.file("pairs/shard-00001.safetensors"))
-        }
-      ),
+      ("P6", pairsFolder { s in try FileManager.default.removeItem(atPath: s.file("pairs/shard-00001.safetensors")) }),
       ("P7", pairsFolder { s in try s.truncate("pairs/shard-00001.safetensors", to: 100) }),
-      (
-        "P8",
-        pairsFolder { s in
-          try FileManager.default.removeItem(atPath: s.file("pairs/shard-00001.safetensors"))
-          try s.copy(s.file("pairs/shard-00000.safetensors"), to: "pairs/shard-00001.safetensors")
+      ("P8", pairsFolder { s in
+        try FileManager.default.removeItem(atPath: s.file("pairs/shard-00001.safetensors"))
+        try s.copy(s.file("pairs/shard-00000.safetensors"), to: "pairs/shard-00001.safetensors")
+      }),
+      ("P9", pairsFolder { s in
+        try s.editSafetensors("pairs/shard-00000.safetensors") { tensors in
+          tensors["samples"] = Tensor(shape: [4, 3], scalars: Array(repeating: 0, count: 12))
         }
-      ),
-      (
-        "P9",
-        pairsFolder { s in
-          try s.editSafetensors("pairs/shard-00000.safetensors") { tensors in
-            tensors["samples"] = Tensor(shape: [4, 3], scalars: Array(repeating: 0, count: 12))
-          }
-        }
-      ),
-      (
-        "P10",
-        pairsFolder { s in
-          try s.editSafetensors("pairs/shard-00000.safetensors") { tensors in tensors["noise"] = nil
-          }
-        }
-      ),
-      (
-        "P11",
-        { s in
-          try s.copy(s.fixtures.pairs, to: "pairs")
-          return [
-            "precompute", try s.manifest(), "--out", "pairs", "--count", "10", "--steps", "5",
-            "--seed", "9",
-          ]
-        }
-      ),
-      (
-        "P12",
-        { s in
-          try s.write("pairs/notes.txt", "mine")
-          return ["precompute", try s.manifest(), "--out", "pairs", "--count", "10", "--force"]
-        }
-      ),
+      }),
+      ("P10", pairsFolder { s in
+        try s.editSafetensors("pairs/shard-00000.safetensors") { tensors in tensors["noise"] = nil }
+      }),
+      ("P11", { s in
+        try s.copy(s.fixtures.pairs, to: "pairs")
+        return ["precompute", try s.manifest(), "--out", "pairs", "--count", "10", "--steps", "5", "--seed", "9"]
+      }),
+      ("P12", { s in
+        try s.write("pairs/notes.txt", "mine")
+        return ["precompute", try s.manifest(), "--out", "pairs", "--count", "10", "--force"]
+      }),
     ]
   }
 
@@ -580,88 +367,38 @@ enum CatalogueCases {
   static var runFolder: [(id: String, setup: Setup)] {
     [
       ("W1", finishedRun { _ in ["run", "m.json"] }),
-      (
-        "W2",
-        { s in
-          try s.write("run/notes.txt", "mine")
-          return ["run", try s.manifest()]
-        }
-      ),
-      (
-        "W3",
-        { s in
-          try s.write("run/notes.txt", "mine")
-          return ["run", try s.manifest(), "--force"]
-        }
-      ),
-      (
-        "W4",
-        { s in
-          try s.write("run/notes.txt", "mine")
-          return ["run", try s.manifest(), "--resume"]
-        }
-      ),
+      ("W2", { s in try s.write("run/notes.txt", "mine"); return ["run", try s.manifest()] }),
+      ("W3", { s in try s.write("run/notes.txt", "mine"); return ["run", try s.manifest(), "--force"] }),
+      ("W4", { s in try s.write("run/notes.txt", "mine"); return ["run", try s.manifest(), "--resume"] }),
       ("W5", { s in ["run", try s.manifest(), "--resume"] }),
-      (
-        "W6",
-        { s in
-          try s.write("run", "a file")
-          return ["run", try s.manifest()]
-        }
-      ),
+      ("W6", { s in try s.write("run", "a file"); return ["run", try s.manifest()] }),
       ("W7", finishedRun { _ in ["run", "m.json", "--resume", "--set", "seed=3"] }),
       ("W8", finishedRun { _ in ["run", "m.json", "--resume", "--set", "training.batchSize=3"] }),
-      (
-        "W9",
-        finishedRun { s in
-          try s.truncate("run/checkpoints/step-00000020/state.safetensors", to: 1000)
-          return ["run", "m.json", "--resume"]
-        }
-      ),
-      (
-        "W10",
-        finishedRun { s in
-          try FileManager.default.removeItem(atPath: s.file("run/checkpoints"))
-          return ["run", "m.json", "--resume"]
-        }
-      ),
-      (
-        "W11",
-        finishedRun { s in
-          try s.write("run/manifest.json", "{\"x\": ")
-          return ["run", "m.json", "--resume"]
-        }
-      ),
+      ("W9", finishedRun { s in
+        try s.truncate("run/checkpoints/step-00000020/state.safetensors", to: 1000)
+        return ["run", "m.json", "--resume"]
+      }),
+      ("W10", finishedRun { s in
+        try FileManager.default.removeItem(atPath: s.file("run/checkpoints"))
+        return ["run", "m.json", "--resume"]
+      }),
+      ("W11", finishedRun { s in try s.write("run/manifest.json", "{\"x\": "); return ["run", "m.json", "--resume"] }),
       ("W12", { _ in ["sample", "--run", "nothing", "--count", "4", "--out", "s.png"] }),
-      (
-        "W13",
-        finishedRun { _ in
-          ["sample", "--run", "run", "--count", "4", "--out", "s.png", "--checkpoint", "7"]
-        }
-      ),
-      (
-        "W14",
-        finishedRun { s in
-          try s.write("run/generator.safetensors", "junk")
-          return ["sample", "--run", "run", "--count", "4", "--out", "s.png"]
-        }
-      ),
-      (
-        "W15",
-        finishedRun { s in
-          try s.truncate("run/checkpoints/step-00000020/state.safetensors", to: 1000)
-          return ["checkpoints", "run"]
-        }
-      ),
+      ("W13", finishedRun { _ in ["sample", "--run", "run", "--count", "4", "--out", "s.png", "--checkpoint", "7"] }),
+      ("W14", finishedRun { s in
+        try s.write("run/generator.safetensors", "junk")
+        return ["sample", "--run", "run", "--count", "4", "--out", "s.png"]
+      }),
+      ("W15", finishedRun { s in
+        try s.truncate("run/checkpoints/step-00000020/state.safetensors", to: 1000)
+        return ["checkpoints", "run"]
+      }),
       ("W16", { _ in ["checkpoints", "nothing"] }),
-      (
-        "W17",
-        finishedRun { s in
-          try s.write("s.png", "a good grid")
-          try s.write("run/generator.safetensors", "junk")
-          return ["sample", "--run", "run", "--count", "4", "--out", "s.png"]
-        }
-      ),
+      ("W17", finishedRun { s in
+        try s.write("s.png", "a good grid")
+        try s.write("run/generator.safetensors", "junk")
+        return ["sample", "--run", "run", "--count", "4", "--out", "s.png"]
+      }),
     ]
   }
 

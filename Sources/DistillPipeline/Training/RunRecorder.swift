@@ -127,9 +127,9 @@ public final class RunRecorder {
         : Self.generate(
           pipeline.generator, count: evaluation.gridSize, seed: evaluation.seed, batchSize: batch, data: data
         ) { progress.phase("evaluation at step \(step): sampling the grid", done: $0, total: $1) }
-      return (samples, decoded(grid))
+      return (samples, pipeline.images(grid))
     }
-    let samples = decoded(generated)
+    let samples = pipeline.images(generated)
     var values: [String: Double] = [:]
     let context = evaluationContext
     for metric in pipeline.metrics {
@@ -145,8 +145,6 @@ public final class RunRecorder {
     try writeGrid(grid, reference: try context.referenceSamples(min(evaluation.samples, 2048)), at: step)
     try writeReport(at: step)
   }
-
-  func decoded(_ samples: Tensor) -> Tensor { pipeline.images(samples) }
 
   /// The reference distribution metrics compare with: the data source's samples, else
   /// exact draws from an analytic teacher (images: a latent source's samples decoded).
