@@ -20,7 +20,7 @@ scheduler.set_timesteps(steps)
 x = noise
 with torch.no_grad():
     for t in scheduler.timesteps:
-        x = scheduler.step(unet(x, t).sample, t, x, eta=0.0).prev_sample
+        x = scheduler.step(unet(x, t).sample, t, x, eta=0.0, use_clipped_model_output=True).prev_sample
 with tempfile.TemporaryDirectory() as d:
     save_file({"noise": noise.contiguous()}, os.path.join(d, "noise.safetensors"))
     out = os.path.join(d, "samples.safetensors")

@@ -60,7 +60,8 @@ public func deterministicSample(
   switch sampler {
   case .ddim, .ddpm:
     precondition(sampler == .ddim, "deterministicSample: DDPM draws noise at every step")
-    let ddim = DDIMSampler(schedule: schedule, prediction: prediction, clipSample: clipSample, spacing: spacing)
+    let ddim = DDIMSampler(
+      schedule: schedule, prediction: prediction, clipSample: clipSample, useClippedModelOutput: true, spacing: spacing)
     return try ddim.sample(model: model, initialNoise: noise, steps: steps)
   case .euler:
     return try EulerSampler(schedule: schedule, prediction: prediction).sample(model: model, initialNoise: noise, steps: steps)

@@ -93,12 +93,12 @@ import Testing
   }
 
   /// A one-step DMD student of the diffusers UNet fixture (ε, random weights, 3×16×16).
-  static func imageStudent(clipSample: Bool? = nil) throws -> AssembledPipeline {
+  static func imageStudent(clipSample: Bool? = nil, steps: Int = 1) throws -> AssembledPipeline {
     let teacher = coreFixtures.appendingPathComponent("unet2d-small").path
     let clip = clipSample.map { #", "clipSample": \#($0)"# } ?? ""
     let text = """
       {"teacher": {"type": "folder", "path": \(JSONValue.quoted(teacher))},
-       "generator": {"type": "denoiser", "init": "teacher", "steps": 1\(clip)},
+       "generator": {"type": "denoiser", "init": "teacher", "steps": \(steps)\(clip)},
        "scores": {"real": {"type": "teacher"}, "fake": {"type": "trained", "init": "teacher"}},
        "losses": [{"type": "distribution-matching"}], "training": {"steps": 1, "batchSize": 2}}
       """
@@ -125,6 +125,40 @@ import Testing
     #expect(!unclipped.clipSample)
     let far = withoutGradients { unclipped(noise) }.scalars.map(abs).max() ?? 0
     #expect(far > 10, "largest unclipped one-step value \(far)")
+  }
+
+  @Test func clippedCopiesMoveWithTheEpsilonOfTheClippedEstimate() throws {
+    // Two steps of the clipped ε copy against diffusers' DDIM step with
+    // use_clipped_model_output (SamplerTests checks that step against diffusers).
+    let generator = try #require(try Self.imageStudent(steps: 2).generator as? DenoiserSampleGenerator)
+    let (first, second) = (generator.timesteps[0], generator.timesteps[1])
+    let schedule = generator.denoiser.schedule
+    var rng = RandomGenerator(seed: 4)
+    let noise = Tensor.normal([2, 3, 16, 16], using: &rng)
+    let ddim = DDIMSampler(schedule: schedule, prediction: .epsilon, useClippedModelOutput: true)
+    let network = generator.denoiser
+    let expected = withoutGradients { () -> Tensor in
+      let x = ddim.step(
+        output: network(noise, timesteps: [Float(first), Float(first)]), alphaBar: schedule.alphaBar(first),
+        previousAlphaBar: schedule.alphaBar(second), sample: noise)
+      return ddim.step(
+        output: network(x, timesteps: [Float(second), Float(second)]), alphaBar: schedule.alphaBar(second),
+        previousAlphaBar: 1, sample: x)
+    }
+    let samples = withoutGradients { generator(noise) }
+    expectClose(samples.scalars, expected.scalars, rtol: 1e-4, atol: 1e-5)
+    // The network's own ε̂ in the move (diffusers' default) lands elsewhere.
+    let modelEpsilon = DDIMSampler(schedule: schedule, prediction: .epsilon)
+    let other = withoutGradients { () -> Tensor in
+      let x = modelEpsilon.step(
+        output: network(noise, timesteps: [Float(first), Float(first)]), alphaBar: schedule.alphaBar(first),
+        previousAlphaBar: schedule.alphaBar(second), sample: noise)
+      return modelEpsilon.step(
+        output: network(x, timesteps: [Float(second), Float(second)]), alphaBar: schedule.alphaBar(second),
+        previousAlphaBar: 1, sample: x)
+    }
+    let apart = zip(samples.scalars, other.scalars).map { abs($0 - $1) }.max() ?? 0
+    #expect(apart > 0.1, "largest difference to the model-ε move \(apart)")
   }
 
   @Test func copiesOfAnEpsilonTeacherPredictVWithItsWeights() throws {

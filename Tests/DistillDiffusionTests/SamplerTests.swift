@@ -39,6 +39,19 @@ import Testing
       [-0.0100013, 0.9568202, 1.0, 1.0, 0.4988833, -0.5269086, -1.0, -1.0], rtol: 1e-5, atol: 2e-6)
   }
 
+  @Test func ddimMovesWithTheClippedEstimatesEpsilonWhenAsked() {
+    // DDIMScheduler().set_timesteps(50); step(e, 500, x, eta=0, use_clipped_model_output=u):
+    // x̂₀ is clipped at 5 of 8 values; with u the move takes (x − √ᾱ·x̂₀)/√(1 − ᾱ).
+    let diffusers: [Bool: [Float]] = [
+      false: [0.6433762, 0.9628949, 1.0932187, 0.8993974, 0.5153587, -0.2407094, -0.524164, -0.7883101],
+      true: [-0.0316809, 0.9628949, 1.4961094, 1.3144538, 0.5153587, -0.5529627, -1.3268868, -1.4916555],
+    ]
+    for (recompute, expected) in diffusers {
+      let sampler = DDIMSampler(schedule: .ddpm(), useClippedModelOutput: recompute)
+      expectClose(sampler.step(output: e, timestep: 500, sample: x, steps: 50).scalars, expected, rtol: 1e-5, atol: 2e-6)
+    }
+  }
+
   @Test func ddimWithPerfectDenoiserLandsOnPointMass() {
     // Data is the constant c: the exact ε for x_t is (x_t − √ᾱ_t·c)/√(1−ᾱ_t).
     let schedule = NoiseSchedule.ddpm(betas: .scaledLinear, start: 0.00085, end: 0.012)

@@ -131,8 +131,8 @@ public enum StudentExport {
   /// The sampler of an exported student: diffusers' DDIM as the folder configures it.
   static func ddim(_ denoiser: UNetDenoiser, clipSample: Bool = false) -> DDIMSampler {
     DDIMSampler(
-      schedule: denoiser.schedule, prediction: denoiser.prediction, clipSample: clipSample, setAlphaToOne: true,
-      spacing: .trailing)
+      schedule: denoiser.schedule, prediction: denoiser.prediction, clipSample: clipSample, useClippedModelOutput: true,
+      setAlphaToOne: true, spacing: .trailing)
   }
 
   /// The beta keys of a scheduler config.

@@ -103,21 +103,22 @@ public final class DenoiserSampleGenerator: SteppedDenoiserGenerator, TrainingSa
   func clipped(_ x0: Tensor) -> Tensor { clipSample ? x0.clamp(min: -1, max: 1) : x0 }
 
   /// The network's x̂₀ (clamped with ``clipSample``) and ε̂ at `x` for `condition` (guided),
-  /// from one call.
+  /// from one call. With ``clipSample`` the ε̂ is the clamped x̂₀'s, `(x − α·x̂₀)/σ`
+  /// (diffusers' `use_clipped_model_output`): moving with the network's own ε̂ beside a
+  /// clamped x̂₀ ruined a guided ε teacher's samples (docs/methods.md).
   func estimates(_ x: Tensor, timestep t: Int, condition: Condition) -> (x0: Tensor, epsilon: Tensor) {
     let timesteps = [Float](repeating: Float(t), count: x.shape[0])
     let (alpha, sigma) = denoiser.scales(timesteps)
     let output = sampling(x, timesteps: timesteps, condition: condition)
     let prediction = denoiser.prediction
-    return (
-      clipped(NoiseSchedule.x0(from: output, prediction: prediction, xt: x, alpha: alpha, sigma: sigma)),
-      NoiseSchedule.epsilon(from: output, prediction: prediction, xt: x, alpha: alpha, sigma: sigma)
-    )
+    let x0 = clipped(NoiseSchedule.x0(from: output, prediction: prediction, xt: x, alpha: alpha, sigma: sigma))
+    return clipSample
+      ? (x0, NoiseSchedule.epsilon(from: x0, prediction: .sample, xt: x, alpha: alpha, sigma: sigma))
+      : (x0, NoiseSchedule.epsilon(from: output, prediction: prediction, xt: x, alpha: alpha, sigma: sigma))
   }
 
   /// From x at step `index` with the network's (clamped) `x0` and `epsilon` there to x at step
-  /// `index + 1`: the DDIM move takes the network's own ε̂, as diffusers' DDIM does
-  /// (`use_clipped_model_output` false).
+  /// `index + 1`.
   func move(_ x: Tensor, x0: Tensor, epsilon: Tensor, from index: Int, noise: Tensor) -> Tensor {
     let schedule = denoiser.schedule
     let next = timesteps[index + 1]
