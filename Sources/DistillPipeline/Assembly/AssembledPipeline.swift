@@ -71,6 +71,32 @@ public struct AssembledPipeline {
     return teacher
   }
 
+  /// Builds the teacher and, for a text-to-image teacher, the manifest's data, whose prompts
+  /// (a captions source) it samples (`pipeline precompute`).
+  ///
+  /// - Throws: ``ManifestError`` as ``buildTeacher(_:registry:for:)``, or naming `data` for a
+  ///   text-to-image teacher whose manifest's data has no prompts.
+  public static func buildTeacherWithPrompts(_ manifest: Manifest, registry: ComponentRegistry, for purpose: String)
+    throws -> (teacher: any Denoiser, prompts: (texts: [String], embeddings: Tensor)?)
+  {
+    let context = try BuildContext.assemble(manifest, registry: registry, through: .teacher)
+    guard let teacher = context.teacher else {
+      throw ManifestError(
+        source: manifest.source, problems: [ManifestProblem("teacher", "missing: \(purpose) needs a teacher")])
+    }
+    guard teacher.prompts != nil else { return (teacher, nil) }
+    try context.buildData()
+    guard let captions = context.data as? any PromptDataSource else {
+      throw ManifestError(
+        source: manifest.source,
+        problems: [
+          ManifestProblem(
+            "data", "expected a captions data source: \(purpose) of the text-to-image teacher needs its prompts")
+        ])
+    }
+    return (teacher, (captions.prompts, captions.promptEmbeddings))
+  }
+
   /// Builds only the data source of a data entry or of a manifest's `data` (with its schedule,
   /// without a teacher), for commands that need data but no pipeline (`pipeline
   /// train-classifier`).
@@ -114,23 +140,7 @@ extension BuildContext {
       let teacher = try context.building(entry) { try registry.factory(\.teachers, for: entry).make(entry, context) }
       context.adopt(teacher)
     }
-    if stage.buildsData, let entry = manifest.data {
-      let data = try context.building(entry) { try registry.factory(\.data, for: entry).make(entry, context) }
-      // Caught here rather than at the first evaluation: grey files read as RGB for a
-      // one-channel teacher, images of another size.
-      if let teacher = context.teacher, let shape = teacher.sampleShape, data.sampleShape != shape {
-        throw ManifestError(
-          source: manifest.source,
-          problems: [
-            ManifestProblem(
-              entry.path,
-              "expected samples of the teacher's shape \(shape) (\(teacher.summary)), found \(data.sampleShape)"
-                + (data.sampleShape.count == 3 && shape.count == 3 && data.sampleShape[0] != shape[0]
-                  ? "; image folders take \"channels\": 1 for grey" : ""))
-          ])
-      }
-      context.data = data
-    }
+    if stage.buildsData { try context.buildData() }
     guard stage == .all, let entry = manifest.generator else { return context }
     let generator = try context.building(entry) { try registry.factory(\.generators, for: entry).make(entry, context) }
     context.generator = generator
@@ -181,5 +191,28 @@ extension AssembledPipeline {
   public func images(_ samples: Tensor) -> Tensor {
     guard let latent = teacher as? any LatentDenoiser else { return samples }
     return withoutGradients { latent.decode(samples) }.detached()
+  }
+}
+
+extension BuildContext {
+  /// Builds the manifest's data source, when it has one, into this context, checked against
+  /// the teacher's sample shape.
+  func buildData() throws {
+    guard let entry = manifest.data else { return }
+    let data = try building(entry) { try registry.factory(\.data, for: entry).make(entry, self) }
+    // Caught here rather than at the first evaluation: grey files read as RGB for a
+    // one-channel teacher, images of another size.
+    if let teacher, let shape = teacher.sampleShape, data.sampleShape != shape {
+      throw ManifestError(
+        source: manifest.source,
+        problems: [
+          ManifestProblem(
+            entry.path,
+            "expected samples of the teacher's shape \(shape) (\(teacher.summary)), found \(data.sampleShape)"
+              + (data.sampleShape.count == 3 && shape.count == 3 && data.sampleShape[0] != shape[0]
+                ? "; image folders take \"channels\": 1 for grey" : ""))
+        ])
+    }
+    self.data = data
   }
 }
