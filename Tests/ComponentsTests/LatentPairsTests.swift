@@ -7,6 +7,7 @@ import Foundation
 import Testing
 
 @testable import DistillPipeline
+@testable import KnowledgeDistillation
 @testable import PairsData
 @testable import Regression
 
@@ -165,5 +166,51 @@ import Testing
       return lpips(teacher.decode(student), teacher.decode(batch.samples!)).mean()
     }
     #expect(Swift.abs(Double(expected.item) - losses[0]) < 1e-4 * max(1, losses[0]), "\(expected.item) vs \(losses[0])")
+  }
+
+  /// Knowledge distillation's fixed pairs (`pairs: N`) of a text-conditional student: pair `i`
+  /// of the captions' prompt `i mod P`, its target the guided teacher's DDIM output at that
+  /// prompt (not the empty prompt's), and the distance falls on them.
+  @Test func knowledgeDistillationFixedPairsCarryTheirPrompts() throws {
+    let folder = temporaryFolder()
+    let captions = try LatentTextToImageTests.writeCaptions(in: folder, Self.prompts)
+    let text = """
+      {
+        "name": "sd-tiny-kd-pairs", "seed": 2,
+        "teacher": {"type": "folder", "path": \(JSONValue.quoted(sdTinyFixture))},
+        "data": {"type": "captions", "path": \(JSONValue.quoted(captions))},
+        "generator": {"type": "denoiser", "init": "teacher", "steps": 1},
+        "losses": [{"type": "knowledge-distillation", "guidance": 3, "steps": 4, "pairs": 4}],
+        "optimizer": {"type": "adam", "lr": 0.0001},
+        "training": {"steps": 4, "batchSize": 4, "checkpointEvery": 100000, "logEvery": 1},
+        "evaluation": {"every": 4, "samples": 2, "metrics": []},
+        "output": \(JSONValue.quoted(folder + "/run"))
+      }
+      """
+    let json = try JSONValue.parse(Data(text.utf8), source: "kd")
+    let pipeline = try AssembledPipeline.assemble(
+      Manifest.decode(json, source: "m", baseDirectory: folder, fallbackName: "m", registry: .standard()),
+      registry: .standard())
+    let term = try #require(pipeline.losses[0].term as? KnowledgeDistillationTerm)
+    let pairs = try #require(term.pairs)
+    let teacher = try #require(pipeline.teacher as? TextToImageDenoiser)
+    let embeddings = teacher.encode(prompts: Self.prompts).embeddings
+    #expect(pairs.condition.embeddings == embeddings.gatheringRows([0, 1, 0, 1]))
+    let row = pairs.noise.sliced(axis: 0, 1..<2)
+    let sampler = DDIMSampler(schedule: teacher.schedule, prediction: .epsilon, clipSample: false, spacing: .trailing)
+    let prompted = KnowledgeDistillationTerm.teacherOutput(
+      teacher.guided(3), sampler: sampler, steps: 4, noise: row,
+      condition: Condition(embeddings: embeddings.sliced(axis: 0, 1..<2)))
+    let empty = KnowledgeDistillationTerm.teacherOutput(teacher, sampler: sampler, steps: 4, noise: row)
+    let target = pairs.target.sliced(axis: 0, 1..<2)
+    #expect(zip(target.scalars, prompted.scalars).map { Swift.abs($0 - $1) }.max()! < 1e-5)
+    #expect(zip(target.scalars, empty.scalars).map { Swift.abs($0 - $1) }.max()! > 1e-3)
+
+    try train(json, baseDirectory: folder)
+    let records = try MetricsLog.read(path: RunFolder(path: folder + "/run").metricsPath)
+    let distances = records.compactMap { $0.values["kd/distance"] }
+    print("sd-tiny knowledge distillation on 4 fixed pairs with prompts: kd/distance \(distances)")
+    #expect(distances.count == 4 && distances.allSatisfy(\.isFinite))
+    #expect(distances.last! < 0.9 * distances.first!, "kd/distance \(distances)")
   }
 }
