@@ -96,6 +96,7 @@ import Testing
       }
       let stored = latents.sliced(axis: 0, pair..<(pair + 1))
       let difference = zip(stored.scalars, x.scalars).map { Swift.abs($0 - $1) }.max()!
+      print("sd-tiny precompute: pair \(pair)'s stored latent is off the guided DDIM-4 sample by \(difference)")
       #expect(difference < 1e-4, "pair \(pair): stored latent off the guided DDIM sample by \(difference)")
     }
   }
