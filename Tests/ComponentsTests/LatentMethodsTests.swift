@@ -31,19 +31,25 @@ import Testing
 
   /// A run on sd-tiny with `captions`, `body` the generator, scores and losses, and `steps`
   /// steps of batch 2; returns the metrics it logged.
-  static func run(_ body: String, captions: String, in folder: String, steps: Int, learningRate: Double = 0.0001)
+  static func run(
+    _ body: String, captions: String, in folder: String, steps: Int, learningRate: Double = 0.0001
+  )
     throws -> [[String: Double]]
   {
-    let json = manifest(body, captions: captions, in: folder, steps: steps, learningRate: learningRate)
+    let json = manifest(
+      body, captions: captions, in: folder, steps: steps, learningRate: learningRate)
     try train(json, baseDirectory: folder)
     return try MetricsLog.read(path: RunFolder(path: folder + "/run").metricsPath).map(\.values)
   }
 
   /// The pipeline of that run, untrained.
-  static func assembled(_ body: String, captions: String, in folder: String) throws -> AssembledPipeline {
+  static func assembled(_ body: String, captions: String, in folder: String) throws
+    -> AssembledPipeline
+  {
     let json = manifest(body, captions: captions, in: folder, steps: 1)
     return try AssembledPipeline.assemble(
-      Manifest.decode(json, source: "m", baseDirectory: folder, fallbackName: "m", registry: .standard()),
+      Manifest.decode(
+        json, source: "m", baseDirectory: folder, fallbackName: "m", registry: .standard()),
       registry: .standard())
   }
 
@@ -66,11 +72,14 @@ import Testing
   }
 
   /// Two latents and the embeddings of the captions' prompts 0 and 2 of `pipeline`.
-  static func promptedInput(_ pipeline: AssembledPipeline) throws -> (x: Tensor, condition: Condition) {
+  static func promptedInput(_ pipeline: AssembledPipeline) throws -> (
+    x: Tensor, condition: Condition
+  ) {
     let captions = try #require(pipeline.data as? CaptionSource)
     var rng = RandomGenerator(seed: 6)
     return (
-      Tensor.normal([2, 4, 8, 8], using: &rng), Condition(embeddings: captions.promptEmbeddings.gatheringRows([0, 2]))
+      Tensor.normal([2, 4, 8, 8], using: &rng),
+      Condition(embeddings: captions.promptEmbeddings.gatheringRows([0, 2]))
     )
   }
 
@@ -98,7 +107,9 @@ import Testing
     #expect(prompted.encoder.map(\.shape) == [[2, 32, 4, 4], [2, 64, 4, 4]])
     #expect(prompted.bottleneck.shape == [2, 64, 4, 4])
     #expect(empty.bottleneck == emptyAgain.bottleneck)
-    let moved = zip(prompted.bottleneck.scalars, empty.bottleneck.scalars).map { Swift.abs($0 - $1) }.max()!
+    let moved = zip(prompted.bottleneck.scalars, empty.bottleneck.scalars).map {
+      Swift.abs($0 - $1)
+    }.max()!
     #expect(moved > 1e-4, "the mid block's output moved by \(moved) with the prompt")
   }
 
@@ -123,7 +134,8 @@ import Testing
     let records = try Self.run(body, captions: captions, in: folder, steps: 4)
     let discriminator = records.compactMap { $0["add/discriminator-loss"] }
     let adversarial = records.compactMap { $0["add/adversarial-loss"] }
-    print("sd-tiny ADD: add/discriminator-loss \(discriminator), add/adversarial-loss \(adversarial)")
+    print(
+      "sd-tiny ADD: add/discriminator-loss \(discriminator), add/adversarial-loss \(adversarial)")
     #expect(discriminator.count >= 4 && discriminator.allSatisfy(\.isFinite))
     #expect(Set(discriminator).count > 1, "the discriminator loss did not move: \(discriminator)")
     #expect(adversarial.count == 4 && adversarial.allSatisfy(\.isFinite))
@@ -149,7 +161,11 @@ import Testing
     var rng = RandomGenerator(seed: 7)
     let noise = Tensor.normal(x.shape, using: &rng)
     func logits(_ condition: Condition) -> Tensor {
-      withoutGradients { term.logits(x, noise: noise, t: [300, 300], schedule: pipeline.teacher!.schedule, condition: condition) }
+      withoutGradients {
+        term.logits(
+          x, noise: noise, t: [300, 300], schedule: pipeline.teacher!.schedule, condition: condition
+        )
+      }
     }
     #expect(Self.largestDifference(logits(condition), logits(.none)) > 1e-5)
 
@@ -165,10 +181,13 @@ import Testing
   /// The first step's value of `key` with the loss `loss` at guidance 1 and at 3: guidance
   /// against the empty prompt changes the teacher's targets only where the rows' prompts reach
   /// the teacher (an unconditional call is the empty prompt, where guidance does nothing).
-  static func firstStepWithAndWithoutGuidance(_ body: (Double) -> String, key: String) throws -> (Double, Double) {
+  static func firstStepWithAndWithoutGuidance(_ body: (Double) -> String, key: String) throws -> (
+    Double, Double
+  ) {
     func first(_ guidance: Double) throws -> Double {
       let folder = temporaryFolder()
-      let records = try run(body(guidance), captions: try captionsWithImages(in: folder), in: folder, steps: 1)
+      let records = try run(
+        body(guidance), captions: try captionsWithImages(in: folder), in: folder, steps: 1)
       return try #require(records.first?[key])
     }
     return (try first(1), try first(3))
@@ -185,14 +204,19 @@ import Testing
     }
     let folder = temporaryFolder()
     let captions = try Self.captionsWithImages(in: folder)
-    let records = try Self.run(body(3), captions: captions, in: folder, steps: 6, learningRate: 0.0003)
+    let records = try Self.run(
+      body(3), captions: captions, in: folder, steps: 6, learningRate: 0.0003)
     let distances = records.compactMap { $0["pd/distance"] }
     print("sd-tiny progressive distillation, guidance 3: pd/distance \(distances)")
     #expect(distances.count == 6 && distances.allSatisfy(\.isFinite))
     #expect(distances.last! < distances.first!, "pd/distance \(distances)")
     let (unguided, guided) = try Self.firstStepWithAndWithoutGuidance(body, key: "pd/distance")
-    print("sd-tiny progressive distillation, first step: pd/distance \(unguided) unguided, \(guided) guided")
-    #expect(Swift.abs(guided - unguided) > 1e-3 * unguided, "pd/distance \(unguided) unguided, \(guided) guided")
+    print(
+      "sd-tiny progressive distillation, first step: pd/distance \(unguided) unguided, \(guided) guided"
+    )
+    #expect(
+      Swift.abs(guided - unguided) > 1e-3 * unguided,
+      "pd/distance \(unguided) unguided, \(guided) guided")
   }
 
   /// Consistency distillation with prompts, the guidance distilled: the consistency student of
@@ -211,7 +235,11 @@ import Testing
     print("sd-tiny consistency distillation, guidance 3: cd/distance \(distances)")
     #expect(distances.count == 6 && distances.allSatisfy { $0.isFinite && $0 > 0 })
     let (unguided, guided) = try Self.firstStepWithAndWithoutGuidance(body, key: "cd/distance")
-    print("sd-tiny consistency distillation, first step: cd/distance \(unguided) unguided, \(guided) guided")
-    #expect(Swift.abs(guided - unguided) > 1e-3 * unguided, "cd/distance \(unguided) unguided, \(guided) guided")
+    print(
+      "sd-tiny consistency distillation, first step: cd/distance \(unguided) unguided, \(guided) guided"
+    )
+    #expect(
+      Swift.abs(guided - unguided) > 1e-3 * unguided,
+      "cd/distance \(unguided) unguided, \(guided) guided")
   }
 }

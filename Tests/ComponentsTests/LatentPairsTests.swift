@@ -21,10 +21,12 @@ import Testing
   /// A one-step student of sd-tiny regressing the pairs at `pairs` on `captions`' prompts, all
   /// 4 pairs in every batch (so that the steps' distances compare).
   static func manifest(
-    captions: String, pairs: String, output: String, steps: Int, distance: String = "l2", lpips: String? = nil,
+    captions: String, pairs: String, output: String, steps: Int, distance: String = "l2",
+    lpips: String? = nil,
     learningRate: Double = 0.0001
   ) -> JSONValue {
-    let lpipsObject = lpips.map { #", "lpips": {"net": "vgg", "weights": \#(JSONValue.quoted($0))}"# } ?? ""
+    let lpipsObject =
+      lpips.map { #", "lpips": {"net": "vgg", "weights": \#(JSONValue.quoted($0))}"# } ?? ""
     let text = """
       {
         "name": "sd-tiny-regression", "seed": 3,
@@ -43,7 +45,9 @@ import Testing
 
   /// Writes the captions, the student's manifest, and 4 pairs precomputed from it (DDIM-4,
   /// guidance 3) by the `pipeline` executable; returns the paths.
-  static func precomputed(in folder: String) throws -> (captions: String, manifest: String, pairs: String) {
+  static func precomputed(in folder: String) throws -> (
+    captions: String, manifest: String, pairs: String
+  ) {
     let captions = try LatentTextToImageTests.writeCaptions(in: folder, prompts)
     let pairs = folder + "/pairs"
     let manifest = folder + "/student.json"
@@ -51,11 +55,14 @@ import Testing
     try (json.text() + "\n").write(toFile: manifest, atomically: true, encoding: .utf8)
     // The student's manifest names the folder it is about to be written into.
     let result = try runPipeline([
-      "precompute", manifest, "--out", pairs, "--count", "4", "--steps", "4", "--guidance", "3", "--batch-size", "3",
+      "precompute", manifest, "--out", pairs, "--count", "4", "--steps", "4", "--guidance", "3",
+      "--batch-size", "3",
       "--shard-size", "3",
     ])
     #expect(result.status == 0, "\(result.error)")
-    #expect(result.output.contains("prompts: 2 (pair i of prompt i mod 2), guidance 3.0"), "\(result.output)")
+    #expect(
+      result.output.contains("prompts: 2 (pair i of prompt i mod 2), guidance 3.0"),
+      "\(result.output)")
     return (captions, manifest, pairs)
   }
 
@@ -66,7 +73,9 @@ import Testing
     let folder = temporaryFolder()
     let (_, _, pairs) = try Self.precomputed(in: folder)
     let store = try PairsStore(folder: pairs)
-    #expect(store.index.prompts == Self.prompts && store.index.guidance == 3 && store.index.classes == nil)
+    #expect(
+      store.index.prompts == Self.prompts && store.index.guidance == 3 && store.index.classes == nil
+    )
     #expect(store.index.shards.map(\.count) == [3, 1])
     let teacher = try TextToImageDenoiser(folder: sdTinyFixture)
     let embeddings = teacher.encode(prompts: Self.prompts).embeddings
@@ -83,12 +92,17 @@ import Testing
     for pair in [1, 2] {
       var x = noise.sliced(axis: 0, pair..<(pair + 1))
       let context = Tensor.concat(
-        [embeddings.sliced(axis: 0, (pair % 2)..<(pair % 2 + 1)), teacher.promptConditioning.null], axis: 0)
+        [embeddings.sliced(axis: 0, (pair % 2)..<(pair % 2 + 1)), teacher.promptConditioning.null],
+        axis: 0)
       for t in [750, 500, 250, 0] {
         let both = withoutGradients {
-          teacher.unet(Tensor.concat([x, x], axis: 0), timesteps: [Float(t), Float(t)], encoderHiddenStates: context)
+          teacher.unet(
+            Tensor.concat([x, x], axis: 0), timesteps: [Float(t), Float(t)],
+            encoderHiddenStates: context)
         }
-        let (conditional, unconditional) = (both.sliced(axis: 0, 0..<1), both.sliced(axis: 0, 1..<2))
+        let (conditional, unconditional) = (
+          both.sliced(axis: 0, 0..<1), both.sliced(axis: 0, 1..<2)
+        )
         let epsilon = unconditional + (conditional - unconditional) * 3
         let (a, previous) = (alphaBar[t], t == 0 ? 1 : alphaBar[t - 250])
         let x0 = (x - epsilon * Float((1 - a).squareRoot())) / Float(a.squareRoot())
@@ -96,8 +110,25 @@ import Testing
       }
       let stored = latents.sliced(axis: 0, pair..<(pair + 1))
       let difference = zip(stored.scalars, x.scalars).map { Swift.abs($0 - $1) }.max()!
-      print("sd-tiny precompute: pair \(pair)'s stored latent is off the guided DDIM-4 sample by \(difference)")
-      #expect(difference < 1e-4, "pair \(pair): stored latent off the guided DDIM sample by \(difference)")
+      print(
+        "sd-tiny precompute: pair \(pair)'s stored latent is off the guided DDIM-4 sample by \(difference)"
+      )
+      #expect(
+        difference < 1e-4, "pair \(pair): stored latent off the guided DDIM sample by \(difference)"
+      )
+    }
+
+    // A prompt index beyond the index's prompts, and a missing embeddings file, name the file.
+    var tensors = try shard.tensors()
+    tensors["prompts"] = Tensor([2])
+    try SafetensorsFile.write(
+      tensors, metadata: shard.metadata, to: pairs + "/shard-00001.safetensors")
+    expectDistillError(containing: ["shard-00001.safetensors: prompts", "prompt indices in 0..<2", "2.0"]) {
+      _ = try PairsStore(folder: pairs)
+    }
+    try FileManager.default.removeItem(atPath: pairs + "/" + PairsIndex.promptEmbeddingsFileName)
+    expectDistillError(containing: [PairsIndex.promptEmbeddingsFileName, "missing"]) {
+      _ = try PairsStore(folder: pairs)
     }
   }
 
@@ -116,9 +147,12 @@ import Testing
 
     // The pairs folder as the run's data: batches carry their prompts' embeddings.
     var object = json
-    try ManifestOverride(parsing: "data={\"type\": \"pairs\", \"path\": \(JSONValue.quoted(pairs))}").apply(to: &object)
+    try ManifestOverride(
+      parsing: "data={\"type\": \"pairs\", \"path\": \(JSONValue.quoted(pairs))}"
+    ).apply(to: &object)
     let pipeline = try AssembledPipeline.assemble(
-      Manifest.decode(object, source: "m", baseDirectory: folder, fallbackName: "m", registry: .standard()),
+      Manifest.decode(
+        object, source: "m", baseDirectory: folder, fallbackName: "m", registry: .standard()),
       registry: .standard())
     let source = try #require(pipeline.data as? PromptPairsSource)
     #expect(source.prompts == Self.prompts)
@@ -139,13 +173,16 @@ import Testing
     let folder = temporaryFolder()
     let (captions, _, pairs) = try Self.precomputed(in: folder)
     let weights = try lpipsTestWeights(
-      fixture: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path
+      fixture: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().path
         + "/DistillNNTests/Fixtures/lpips-vgg-randbackbone/weights.safetensors")
     let json = Self.manifest(
-      captions: captions, pairs: pairs, output: folder + "/run", steps: 5, distance: "lpips", lpips: weights,
+      captions: captions, pairs: pairs, output: folder + "/run", steps: 5, distance: "lpips",
+      lpips: weights,
       learningRate: 0.00003)
     let untrained = try AssembledPipeline.assemble(
-      Manifest.decode(json, source: "m", baseDirectory: folder, fallbackName: "m", registry: .standard()),
+      Manifest.decode(
+        json, source: "m", baseDirectory: folder, fallbackName: "m", registry: .standard()),
       registry: .standard())
     let term = try #require(untrained.losses.first?.term as? RegressionTerm)
     let teacher = try #require(untrained.teacher as? TextToImageDenoiser)
@@ -163,10 +200,13 @@ import Testing
     let batch = term.cursor.next(4)
     let lpips = try LPIPS.load(network: .vgg, weightsPath: weights)
     let expected = withoutGradients {
-      let student = untrained.generator(batch.inputs!, condition: Condition(embeddings: batch.embeddings!))
+      let student = untrained.generator(
+        batch.inputs!, condition: Condition(embeddings: batch.embeddings!))
       return lpips(teacher.decode(student), teacher.decode(batch.samples!)).mean()
     }
-    #expect(Swift.abs(Double(expected.item) - losses[0]) < 1e-4 * max(1, losses[0]), "\(expected.item) vs \(losses[0])")
+    #expect(
+      Swift.abs(Double(expected.item) - losses[0]) < 1e-4 * max(1, losses[0]),
+      "\(expected.item) vs \(losses[0])")
   }
 
   /// Knowledge distillation's fixed pairs (`pairs: N`) of a text-conditional student: pair `i`
@@ -190,7 +230,8 @@ import Testing
       """
     let json = try JSONValue.parse(Data(text.utf8), source: "kd")
     let pipeline = try AssembledPipeline.assemble(
-      Manifest.decode(json, source: "m", baseDirectory: folder, fallbackName: "m", registry: .standard()),
+      Manifest.decode(
+        json, source: "m", baseDirectory: folder, fallbackName: "m", registry: .standard()),
       registry: .standard())
     let term = try #require(pipeline.losses[0].term as? KnowledgeDistillationTerm)
     let pairs = try #require(term.pairs)
@@ -198,11 +239,13 @@ import Testing
     let embeddings = teacher.encode(prompts: Self.prompts).embeddings
     #expect(pairs.condition.embeddings == embeddings.gatheringRows([0, 1, 0, 1]))
     let row = pairs.noise.sliced(axis: 0, 1..<2)
-    let sampler = DDIMSampler(schedule: teacher.schedule, prediction: .epsilon, clipSample: false, spacing: .trailing)
+    let sampler = DDIMSampler(
+      schedule: teacher.schedule, prediction: .epsilon, clipSample: false, spacing: .trailing)
     let prompted = KnowledgeDistillationTerm.teacherOutput(
       teacher.guided(3), sampler: sampler, steps: 4, noise: row,
       condition: Condition(embeddings: embeddings.sliced(axis: 0, 1..<2)))
-    let empty = KnowledgeDistillationTerm.teacherOutput(teacher, sampler: sampler, steps: 4, noise: row)
+    let empty = KnowledgeDistillationTerm.teacherOutput(
+      teacher, sampler: sampler, steps: 4, noise: row)
     let target = pairs.target.sliced(axis: 0, 1..<2)
     #expect(zip(target.scalars, prompted.scalars).map { Swift.abs($0 - $1) }.max()! < 1e-5)
     #expect(zip(target.scalars, empty.scalars).map { Swift.abs($0 - $1) }.max()! > 1e-3)

@@ -71,10 +71,11 @@ public final class PairsStore {
         }
       }
       if let classes = index.classes {
-        try Self.checkIndices(file, "labels", path: path, count: shard.count, below: classes, "classes: \(classes)")
+        try Self.checkIndices(file, "labels", path: path, count: shard.count, below: classes, "\(indexPath) says classes: \(classes)")
       }
       if let prompts = index.prompts {
-        try Self.checkIndices(file, "prompts", path: path, count: shard.count, below: prompts.count, "\(prompts.count) prompts")
+        try Self.checkIndices(
+          file, "prompts", path: path, count: shard.count, below: prompts.count, "\(indexPath) lists \(prompts.count) prompts")
       }
       shards.append(file)
       starts.append(starts.last! + shard.count)
@@ -85,18 +86,19 @@ public final class PairsStore {
   }
 
   /// Checks that `file` holds `key`, float32 `[count]` indices in `0..<limit` (`said`: what the
-  /// index says of them).
+  /// index says of them, for the error).
   private static func checkIndices(
     _ file: SafetensorsFile, _ key: String, path: String, count: Int, below limit: Int, _ said: String
   ) throws {
     guard let info = file.entries[key], info.dtype == .F32, info.shape == [count] else {
       throw DistillError.invalidValue(
-        location: path, expected: "a float32 tensor \"\(key)\" of shape [\(count)] (\(PairsIndex.fileName) says \(said))",
+        location: path, expected: "a float32 tensor \"\(key)\" of shape [\(count)] (\(said))",
         found: file.entries[key].map { "\($0.dtype.rawValue) \($0.shape)" } ?? "none")
     }
     let values = try file.tensor(key).scalars
     if let bad = values.first(where: { !($0 >= 0 && $0 < Float(limit) && $0 == $0.rounded()) }) {
-      throw DistillError.invalidValue(location: "\(path): \(key)", expected: "indices in 0..<\(limit)", found: "\(bad)")
+      let what = key == "labels" ? "class indices" : "prompt indices"
+      throw DistillError.invalidValue(location: "\(path): \(key)", expected: "\(what) in 0..<\(limit)", found: "\(bad)")
     }
   }
 
