@@ -130,6 +130,12 @@ import Testing
     expectDistillError(containing: [PairsIndex.promptEmbeddingsFileName, "missing"]) {
       _ = try PairsStore(folder: pairs)
     }
+    // A run that stopped before its index left shards and the embeddings: written over, not refused.
+    let index = store.index
+    try SafetensorsFile.write(
+      ["embeddings": embeddings], to: pairs + "/" + PairsIndex.promptEmbeddingsFileName)
+    try FileManager.default.removeItem(atPath: pairs + "/" + PairsIndex.fileName)
+    #expect(pairsFolderState(pairs, for: index) == .absentOrEmpty)
   }
 
   /// Regression on the triples: each row asks the student at its pair's prompt, the distance

@@ -64,11 +64,20 @@ public struct AssembledPipeline {
   public static func buildTeacher(_ manifest: Manifest, registry: ComponentRegistry, for purpose: String) throws
     -> any Denoiser
   {
-    guard let teacher = try BuildContext.assemble(manifest, registry: registry, through: .teacher).teacher else {
+    try teacherContext(manifest, registry: registry, for: purpose).teacher
+  }
+
+  /// The context built through the teacher, and the teacher, or an error saying `purpose`
+  /// needs one.
+  private static func teacherContext(_ manifest: Manifest, registry: ComponentRegistry, for purpose: String) throws
+    -> (context: BuildContext, teacher: any Denoiser)
+  {
+    let context = try BuildContext.assemble(manifest, registry: registry, through: .teacher)
+    guard let teacher = context.teacher else {
       throw ManifestError(
         source: manifest.source, problems: [ManifestProblem("teacher", "missing: \(purpose) needs a teacher")])
     }
-    return teacher
+    return (context, teacher)
   }
 
   /// Builds the teacher and, for a text-to-image teacher, the manifest's data, whose prompts
@@ -79,11 +88,7 @@ public struct AssembledPipeline {
   public static func buildTeacherWithPrompts(_ manifest: Manifest, registry: ComponentRegistry, for purpose: String)
     throws -> (teacher: any Denoiser, prompts: (texts: [String], embeddings: Tensor)?)
   {
-    let context = try BuildContext.assemble(manifest, registry: registry, through: .teacher)
-    guard let teacher = context.teacher else {
-      throw ManifestError(
-        source: manifest.source, problems: [ManifestProblem("teacher", "missing: \(purpose) needs a teacher")])
-    }
+    let (context, teacher) = try teacherContext(manifest, registry: registry, for: purpose)
     guard teacher.prompts != nil else { return (teacher, nil) }
     try context.buildData()
     guard let captions = context.data as? any PromptDataSource else {

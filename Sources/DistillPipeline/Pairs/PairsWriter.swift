@@ -54,8 +54,10 @@ public func pairsFolderState(_ folder: String, for index: PairsIndex) -> PairsFo
   let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
   if names.isEmpty { return .absentOrEmpty }
   guard let existing = try? PairsIndex.read(folder: folder) else {
-    // A run that failed before its index: only shards and temporary files.
-    let ours = names.allSatisfy { ($0.hasPrefix("shard-") || $0.hasPrefix(".")) }
+    // A run that failed before its index: only shards, prompt embeddings and temporary files.
+    let ours = names.allSatisfy {
+      $0.hasPrefix("shard-") || $0.hasPrefix(".") || $0 == PairsIndex.promptEmbeddingsFileName
+    }
     return ours ? .absentOrEmpty : .otherFiles
   }
   return existing.samePairs(as: index) ? .samePairs(existing) : .otherPairs(existing)
