@@ -94,7 +94,8 @@ public final class TextToImageDenoiser: LatentDenoiser, SavableDenoiser {
 
   public var imageShape: [Int]? {
     let vae = pipeline.vae.config
-    return sampleShape.map { [vae.outChannels, $0[1] << (vae.blockOutChannels.count - 1), $0[2] << (vae.blockOutChannels.count - 1)] }
+    let factor = 1 << (vae.blockOutChannels.count - 1)
+    return sampleShape.map { [vae.outChannels, $0[1] * factor, $0[2] * factor] }
   }
 
   public func decode(_ latents: Tensor) -> Tensor {

@@ -125,7 +125,7 @@ public enum KnowledgeDistillation: LossComponent {
         found: String(steps))
     }
     // A latent generator's samples are compared as the teacher's decoder shows them.
-    let decoder = (context.teacher as? any LatentDenoiser).flatMap { $0.sampleShape == generator.sampleShape ? $0 : nil }
+    let decoder = LPIPSOptions.decoder(context, for: generator)
     let lpips = try LPIPSOptions.load(
       entry, context, distance: entry.string("distance"), imageShape: decoder?.imageShape ?? generator.sampleShape)
     let sampler = DDIMSampler(

@@ -118,7 +118,7 @@ public enum Regression: LossComponent {
     let cursor = PairsCursor(
       store: store, shuffle: entry.bool("shuffle"), seed: context.initialisationRNG(for: entry.path))
     // A latent generator's samples are compared as the teacher's decoder shows them.
-    let decoder = (context.teacher as? any LatentDenoiser).flatMap { $0.sampleShape == generator.sampleShape ? $0 : nil }
+    let decoder = LPIPSOptions.decoder(context, for: generator)
     let lpips = try LPIPSOptions.load(
       entry, context, distance: distance.rawValue, imageShape: decoder?.imageShape ?? generator.sampleShape)
     context.addCheckpointState(prefix: entry.path, cursor)
