@@ -17,8 +17,9 @@ struct PrecomputePairs: CommandPlugin {
         """
         usage: swift package --allow-writing-to-package-directory precompute-pairs MANIFEST --out DIR --count N
                  [--steps 50] [--sampler ddim|euler|heun|ddpm] [--shard-size 1024] [--seed S] [--batch-size B]
-                 [--set PATH=VALUE ...] [--force]
-        Builds `pipeline` in release and runs `pipeline precompute` (docs/precompute.md).
+                 [--clip-sample] [--guidance S] [--set PATH=VALUE ...] [--force]
+        Builds `pipeline` in release and runs `pipeline precompute` (docs/precompute.md). For a text-to-image
+        teacher the manifest's captions give the prompts: the pairs are (noise, latent, prompt) triples.
         """)
       if forwarded.isEmpty { throw PluginError("no arguments: give a manifest, --out and --count") }
       return

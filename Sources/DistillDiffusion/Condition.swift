@@ -1,4 +1,5 @@
 import DistillCore
+import DistillNN
 
 /// What a denoiser is conditioned on besides the noisy sample and its timestep.
 ///
@@ -148,5 +149,13 @@ extension Denoiser {
   /// This denoiser with classifier-free guidance `scale` (itself at scale 1).
   public func guided(_ scale: Double) -> any Denoiser {
     scale == 1 ? self : GuidedDenoiser(self, scale: scale)
+  }
+}
+
+extension FeatureTapping {
+  /// The features at `condition`: its class labels, or its prompt embeddings for a
+  /// text-conditional network.
+  public func features(_ x: Tensor, timesteps: [Float], condition: Condition) -> NetworkFeatures {
+    features(x, timesteps: timesteps, labels: condition.labels, encoderHiddenStates: condition.embeddings)
   }
 }

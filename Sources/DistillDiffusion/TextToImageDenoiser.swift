@@ -5,6 +5,8 @@ import Foundation
 public protocol LatentDenoiser: Denoiser {
   /// Images `[N, C, H, W]` in [−1, 1] for latents `[N] + sampleShape`.
   func decode(_ latents: Tensor) -> Tensor
+  /// The shape `[C, H, W]` of one decoded image, when the sample shape is fixed.
+  var imageShape: [Int]? { get }
 }
 
 /// The UNet of a Stable-Diffusion-layout folder as a text-conditional latent denoiser: samples
@@ -90,6 +92,12 @@ public final class TextToImageDenoiser: LatentDenoiser, SavableDenoiser {
     return (states, truncated)
   }
 
+  public var imageShape: [Int]? {
+    let vae = pipeline.vae.config
+    let factor = 1 << (vae.blockOutChannels.count - 1)
+    return sampleShape.map { [vae.outChannels, $0[1] * factor, $0[2] * factor] }
+  }
+
   public func decode(_ latents: Tensor) -> Tensor {
     pipeline.vae.decodeLatents(latents).clamp(min: -1, max: 1)
   }
@@ -142,5 +150,23 @@ public final class TextToImageDenoiser: LatentDenoiser, SavableDenoiser {
     try AtomicFileWriter.write(
       Array(try encoder.encode(JSONValue.object(scheduler))),
       to: target("scheduler/scheduler_config.json"))
+  }
+}
+
+extension TextToImageDenoiser: FeatureTapping {
+  /// The UNet's down-block and mid-block outputs at the empty prompt (labels: none).
+  public func features(_ x: Tensor, timesteps: [Float], labels: [Int]?) -> NetworkFeatures {
+    features(x, timesteps: timesteps, labels: labels, encoderHiddenStates: nil)
+  }
+
+  /// The UNet's down-block and mid-block outputs for one prompt embedding per sample (`nil`:
+  /// the empty prompt's, as an unconditional call).
+  public func features(_ x: Tensor, timesteps: [Float], labels: [Int]?, encoderHiddenStates: Tensor?)
+    -> NetworkFeatures
+  {
+    precondition(labels == nil, "class labels for a text-conditional denoiser")
+    let condition = encoderHiddenStates.map { Condition(embeddings: $0) } ?? .none
+    let context = promptConditioning.embeddings(for: condition, count: x.shape[0])
+    return unet.features(x, timesteps: timesteps, encoderHiddenStates: context)
   }
 }

@@ -23,6 +23,19 @@ public protocol FeatureTapping: AnyObject {
   /// network, one class label per sample (`nil`: unconditional, the null class) — the same
   /// input as the network's forward pass.
   func features(_ x: Tensor, timesteps: [Float], labels: [Int]?) -> NetworkFeatures
+  /// The features with, for a text-conditional network, one prompt embedding per sample
+  /// (`[N, L, D]`, the encoder hidden states its cross-attention reads; `nil`: the empty
+  /// prompt's). The default is the labels' features, for networks that take no prompts.
+  func features(_ x: Tensor, timesteps: [Float], labels: [Int]?, encoderHiddenStates: Tensor?) -> NetworkFeatures
+}
+
+extension FeatureTapping {
+  public func features(_ x: Tensor, timesteps: [Float], labels: [Int]?, encoderHiddenStates: Tensor?)
+    -> NetworkFeatures
+  {
+    precondition(encoderHiddenStates == nil, "prompt embeddings for a network that takes no prompts")
+    return features(x, timesteps: timesteps, labels: labels)
+  }
 }
 
 extension FeatureTapping {

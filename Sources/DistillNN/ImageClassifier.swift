@@ -97,6 +97,13 @@ extension ImageClassifier: FeatureTapping {
     return NetworkFeatures(encoder: stages, bottleneck: fc(h.reshaped([x.shape[0], h.count / x.shape[0]])).relu())
   }
 
+  /// The same features: a classifier reads the images alone, not the prompts.
+  public func features(_ x: Tensor, timesteps: [Float], labels: [Int]?, encoderHiddenStates: Tensor?)
+    -> NetworkFeatures
+  {
+    features(x, timesteps: timesteps, labels: labels)
+  }
+
 }
 
 extension ImageClassifier {

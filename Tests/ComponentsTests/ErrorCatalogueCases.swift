@@ -470,6 +470,44 @@ enum CatalogueCases {
           return ["validate", "x.json"]
         }
       ),
+      (
+        "X8",
+        { s in
+          try s.write(
+            "x.json",
+            """
+            {"teacher": {"type": "folder", "path": \(JSONValue.quoted(sdTinyFixture))},
+             "generator": {"type": "denoiser", "init": "teacher", "steps": 1},
+             "losses": [{"type": "knowledge-distillation"}]}
+            """)
+          return ["precompute", "x.json", "--out", "pairs", "--count", "2", "--steps", "2"]
+        }
+      ),
+      (
+        "X9",
+        { s in
+          // Pairs of sd-tiny's latent shape without prompts, for the text-conditional student.
+          try FileManager.default.createDirectory(atPath: s.file("p"), withIntermediateDirectories: true)
+          try SafetensorsFile.write(
+            ["noise": Tensor.zeros([2, 4, 8, 8]), "samples": Tensor.zeros([2, 4, 8, 8])], to: s.file("p/shard-00000.safetensors"))
+          try s.write(
+            "p/pairs.json",
+            """
+            {"format": "distillery-pairs", "version": 1, "sampleShape": [4, 8, 8], "count": 2, "teacher": "t",
+             "sampler": "ddim", "steps": 2, "seed": 0, "shards": [{"file": "shard-00000.safetensors", "count": 2}]}
+            """)
+          try s.write("c.txt", "a red disc\n")
+          try s.write(
+            "x.json",
+            """
+            {"teacher": {"type": "folder", "path": \(JSONValue.quoted(sdTinyFixture))},
+             "data": {"type": "captions", "path": "c.txt"},
+             "generator": {"type": "denoiser", "init": "teacher", "steps": 1},
+             "losses": [{"type": "regression", "pairs": "p"}], "training": {"steps": 1, "batchSize": 2}}
+            """)
+          return ["validate", "x.json"]
+        }
+      ),
     ]
   }
 }

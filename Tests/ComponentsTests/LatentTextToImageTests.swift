@@ -185,6 +185,13 @@ import Testing
     let export = try runPipeline(["export", "--run", folder + "/run", "--out", folder + "/exported"])
     #expect(export.status == 2 && export.error.contains("already a Stable-Diffusion-layout folder"), "\(export.error)")
     #expect(!FileManager.default.fileExists(atPath: folder + "/exported"))
+    // Nor does `generate` sample it: it points to `sample-teacher` (W24).
+    let generate = try runPipeline([
+      "generate", "--student", folder + "/run/denoiser", "--count", "2", "--out", folder + "/g.png",
+    ])
+    #expect(
+      generate.status == 2 && generate.error.contains("sample it with `pipeline sample-teacher"), "\(generate.error)")
+    #expect(!FileManager.default.fileExists(atPath: folder + "/g.png"))
   }
 
   @Test func guidanceOfTheRealScoreChangesTheDMGradient() throws {

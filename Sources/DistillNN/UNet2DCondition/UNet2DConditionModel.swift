@@ -126,6 +126,23 @@ public final class UNet2DConditionModel: Module {
   /// `[N, inChannels, H, W]`, one timestep per sample and the text encoder's hidden states
   /// `[N, L, cross_attention_dim]`.
   public func callAsFunction(_ x: Tensor, timesteps: [Float], encoderHiddenStates context: Tensor) -> Tensor {
+    let encoded = encode(x, timesteps: timesteps, context: context)
+    var (h, skips) = (encoded.bottleneck, encoded.skips)
+    for block in upBlocks {
+      for j in block.resnets.indices {
+        h = block.layer(j, Tensor.concat([h, skips.removeLast()], axis: 1), encoded.embedding, context)
+      }
+      if let up = block.resampler { h = up(h) }
+    }
+    return convOut(normOut(h, then: .silu))
+  }
+
+  /// The down path and the mid block: the time embedding, the skip activations, each down
+  /// block's output (after its downsampler) and the mid block's output (the last down block's
+  /// without a mid block).
+  func encode(_ x: Tensor, timesteps: [Float], context: Tensor) -> (
+    embedding: Tensor, skips: [Tensor], blockOutputs: [Tensor], bottleneck: Tensor
+  ) {
     let n = x.shape[0]
     precondition(x.rank == 4 && x.shape[1] == config.inChannels, "UNet input \(x.shape) does not have \(config.inChannels) channels")
     precondition(timesteps.count == n, "\(timesteps.count) timesteps for a batch of \(n)")
@@ -135,6 +152,7 @@ public final class UNet2DConditionModel: Module {
     let embedding = timeEmbedding(timesteps)
     var h = convIn(config.centerInputSample ? x * 2 - 1 : x)
     var skips = [h]
+    var blockOutputs: [Tensor] = []
     for block in downBlocks {
       for j in block.resnets.indices {
         h = block.layer(j, h, embedding, context)
@@ -144,17 +162,20 @@ public final class UNet2DConditionModel: Module {
         h = down(h)
         skips.append(h)
       }
+      blockOutputs.append(h)
     }
     if let midAttention {
       h = midResnets[1](midAttention(midResnets[0](h, embedding), context: context), embedding)
     }
-    for block in upBlocks {
-      for j in block.resnets.indices {
-        h = block.layer(j, Tensor.concat([h, skips.removeLast()], axis: 1), embedding, context)
-      }
-      if let up = block.resampler { h = up(h) }
-    }
-    return convOut(normOut(h, then: .silu))
+    return (embedding, skips, blockOutputs, h)
+  }
+
+  /// The encoder's activations for discriminators (as ``UNet2DModel``'s ``FeatureTapping``),
+  /// with the prompts' hidden states `[N, L, cross_attention_dim]`: each down block's output
+  /// and the mid block's output; the up blocks do not run.
+  public func features(_ x: Tensor, timesteps: [Float], encoderHiddenStates context: Tensor) -> NetworkFeatures {
+    let encoded = encode(x, timesteps: timesteps, context: context)
+    return NetworkFeatures(encoder: encoded.blockOutputs, bottleneck: encoded.bottleneck)
   }
 
   /// Loads a diffusers `unet/` folder (`config.json` and `diffusion_pytorch_model.safetensors`).

@@ -64,11 +64,42 @@ public struct AssembledPipeline {
   public static func buildTeacher(_ manifest: Manifest, registry: ComponentRegistry, for purpose: String) throws
     -> any Denoiser
   {
-    guard let teacher = try BuildContext.assemble(manifest, registry: registry, through: .teacher).teacher else {
+    try teacherContext(manifest, registry: registry, for: purpose).teacher
+  }
+
+  /// The context built through the teacher, and the teacher, or an error saying `purpose`
+  /// needs one.
+  private static func teacherContext(_ manifest: Manifest, registry: ComponentRegistry, for purpose: String) throws
+    -> (context: BuildContext, teacher: any Denoiser)
+  {
+    let context = try BuildContext.assemble(manifest, registry: registry, through: .teacher)
+    guard let teacher = context.teacher else {
       throw ManifestError(
         source: manifest.source, problems: [ManifestProblem("teacher", "missing: \(purpose) needs a teacher")])
     }
-    return teacher
+    return (context, teacher)
+  }
+
+  /// Builds the teacher and, for a text-to-image teacher, the manifest's data, whose prompts
+  /// (a captions source) it samples (`pipeline precompute`).
+  ///
+  /// - Throws: ``ManifestError`` as ``buildTeacher(_:registry:for:)``, or naming `data` for a
+  ///   text-to-image teacher whose manifest's data has no prompts.
+  public static func buildTeacherWithPrompts(_ manifest: Manifest, registry: ComponentRegistry, for purpose: String)
+    throws -> (teacher: any Denoiser, prompts: (texts: [String], embeddings: Tensor)?)
+  {
+    let (context, teacher) = try teacherContext(manifest, registry: registry, for: purpose)
+    guard teacher.prompts != nil else { return (teacher, nil) }
+    try context.buildData()
+    guard let captions = context.data as? any PromptDataSource else {
+      throw ManifestError(
+        source: manifest.source,
+        problems: [
+          ManifestProblem(
+            "data", "expected a captions data source: \(purpose) of the text-to-image teacher needs its prompts")
+        ])
+    }
+    return (teacher, (captions.prompts, captions.promptEmbeddings))
   }
 
   /// Builds only the data source of a data entry or of a manifest's `data` (with its schedule,
@@ -114,23 +145,7 @@ extension BuildContext {
       let teacher = try context.building(entry) { try registry.factory(\.teachers, for: entry).make(entry, context) }
       context.adopt(teacher)
     }
-    if stage.buildsData, let entry = manifest.data {
-      let data = try context.building(entry) { try registry.factory(\.data, for: entry).make(entry, context) }
-      // Caught here rather than at the first evaluation: grey files read as RGB for a
-      // one-channel teacher, images of another size.
-      if let teacher = context.teacher, let shape = teacher.sampleShape, data.sampleShape != shape {
-        throw ManifestError(
-          source: manifest.source,
-          problems: [
-            ManifestProblem(
-              entry.path,
-              "expected samples of the teacher's shape \(shape) (\(teacher.summary)), found \(data.sampleShape)"
-                + (data.sampleShape.count == 3 && shape.count == 3 && data.sampleShape[0] != shape[0]
-                  ? "; image folders take \"channels\": 1 for grey" : ""))
-          ])
-      }
-      context.data = data
-    }
+    if stage.buildsData { try context.buildData() }
     guard stage == .all, let entry = manifest.generator else { return context }
     let generator = try context.building(entry) { try registry.factory(\.generators, for: entry).make(entry, context) }
     context.generator = generator
@@ -181,5 +196,28 @@ extension AssembledPipeline {
   public func images(_ samples: Tensor) -> Tensor {
     guard let latent = teacher as? any LatentDenoiser else { return samples }
     return withoutGradients { latent.decode(samples) }.detached()
+  }
+}
+
+extension BuildContext {
+  /// Builds the manifest's data source, when it has one, into this context, checked against
+  /// the teacher's sample shape.
+  func buildData() throws {
+    guard let entry = manifest.data else { return }
+    let data = try building(entry) { try registry.factory(\.data, for: entry).make(entry, self) }
+    // Caught here rather than at the first evaluation: grey files read as RGB for a
+    // one-channel teacher, images of another size.
+    if let teacher, let shape = teacher.sampleShape, data.sampleShape != shape {
+      throw ManifestError(
+        source: manifest.source,
+        problems: [
+          ManifestProblem(
+            entry.path,
+            "expected samples of the teacher's shape \(shape) (\(teacher.summary)), found \(data.sampleShape)"
+              + (data.sampleShape.count == 3 && shape.count == 3 && data.sampleShape[0] != shape[0]
+                ? "; image folders take \"channels\": 1 for grey" : ""))
+        ])
+    }
+    self.data = data
   }
 }

@@ -1,4 +1,5 @@
 import DistillCore
+import DistillDiffusion
 import DistillNN
 
 /// The `lpips` object of a manifest entry that uses LPIPS as a distance (the regression,
@@ -74,6 +75,15 @@ public enum LPIPSOptions {
         found: "nothing")
     }
     return try load(entry, context, imageShape: imageShape)
+  }
+
+  /// The latent teacher whose decoder shows `generator`'s samples as images (LPIPS compares
+  /// those), when the generator makes the teacher's latents; `nil` otherwise.
+  public static func decoder(_ context: BuildContext, for generator: any Generator) -> (any LatentDenoiser)? {
+    guard let latent = context.teacher as? any LatentDenoiser, latent.sampleShape == generator.sampleShape else {
+      return nil
+    }
+    return latent
   }
 
   /// Throws when `target`, which should be images in [-1, 1] (data, a teacher's samples), has

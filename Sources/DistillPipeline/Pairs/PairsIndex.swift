@@ -12,10 +12,15 @@ import Foundation
 ///
 /// Each shard holds float32 tensors `noise` and `samples`, both `[count] + sampleShape`, and,
 /// for a class-conditional teacher (`"classes": C`, with its `"guidance"` scale), `labels`
-/// `[count]` (class indices as float32); pair `i` of the folder is row `i` of the concatenated
-/// shards. docs/precompute.md is the reference.
+/// `[count]` (class indices as float32); for a text-to-image teacher (`"prompts": [...]`, the
+/// prompt texts, with `"guidance"`) each shard holds `prompts` `[count]` (indices into that
+/// list as float32) and the folder holds ``promptEmbeddingsFileName``, the teacher's embedding
+/// of each prompt. Pair `i` of the folder is row `i` of the concatenated shards.
+/// docs/precompute.md is the reference.
 public struct PairsIndex: Equatable, Sendable {
   public static let fileName = "pairs.json"
+  /// The prompts' embeddings of text-to-image pairs: `embeddings` `[prompts, L, D]`, float32.
+  public static let promptEmbeddingsFileName = "prompt-embeddings.safetensors"
   public static let format = "distillery-pairs"
   public static let version = 1
   /// How the noise of pair `i` is drawn: `RandomGenerator(seed: seed).fork(i)`.
@@ -36,6 +41,9 @@ public struct PairsIndex: Equatable, Sendable {
   public var clipSample: Bool
   /// The teacher's classes when the pairs are class-conditional (each shard then holds `labels`).
   public var classes: Int?
+  /// The prompts of text-to-image pairs (each shard then holds `prompts`): pair `i` has prompt
+  /// `i mod prompts.count`.
+  public var prompts: [String]?
   /// The classifier-free guidance scale the samples were drawn with (1 = none).
   public var guidance: Double = 1
   public var shards: [Shard]
@@ -47,7 +55,8 @@ public struct PairsIndex: Equatable, Sendable {
   public func samePairs(as other: PairsIndex) -> Bool {
     sampleShape == other.sampleShape && count == other.count && teacher == other.teacher
       && sampler == other.sampler && steps == other.steps && seed == other.seed && batchSize == other.batchSize
-      && clipSample == other.clipSample && classes == other.classes && guidance == other.guidance
+      && clipSample == other.clipSample && classes == other.classes && prompts == other.prompts
+      && guidance == other.guidance
   }
 
   public var json: JSONValue {
@@ -59,10 +68,9 @@ public struct PairsIndex: Equatable, Sendable {
       "clipSample": .bool(clipSample),
       "shards": .array(shards.map { .object(["file": .string($0.file), "count": .number(Double($0.count))]) }),
     ]
-    if let classes {
-      object["classes"] = .number(Double(classes))
-      object["guidance"] = .number(guidance)
-    }
+    if let classes { object["classes"] = .number(Double(classes)) }
+    if let prompts { object["prompts"] = .array(prompts.map { .string($0) }) }
+    if classes != nil || prompts != nil { object["guidance"] = .number(guidance) }
     return .object(object)
   }
 
@@ -133,11 +141,21 @@ public struct PairsIndex: Equatable, Sendable {
     case nil: guidance = 1
     default: throw fail("guidance", "a non-negative number")
     }
+    var prompts: [String]?
+    if let value = object["prompts"] {
+      guard case .array(let items) = value, !items.isEmpty, object["classes"] == nil else {
+        throw fail("prompts", "a non-empty array of prompt strings (and no classes)")
+      }
+      prompts = try items.map {
+        guard case .string(let prompt) = $0 else { throw fail("prompts", "a non-empty array of prompt strings") }
+        return prompt
+      }
+    }
     return PairsIndex(
       sampleShape: sampleShape, count: count, teacher: try string("teacher"), sampler: try string("sampler"),
       steps: try integer("steps", 1...Int(Int32.max)), seed: UInt64(try integer("seed", 0...Int.max)),
       batchSize: object["batchSize"] == nil ? 0 : try integer("batchSize", 1...Int(Int32.max)),
       clipSample: clipSample, classes: object["classes"] == nil ? nil : try integer("classes", 1...(1 << 24)),
-      guidance: guidance, shards: shards)
+      prompts: prompts, guidance: guidance, shards: shards)
   }
 }

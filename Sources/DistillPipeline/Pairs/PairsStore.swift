@@ -12,6 +12,8 @@ public final class PairsStore {
   /// The first pair of each shard, and `count` at the end.
   private let starts: [Int]
   private let valuesPerSample: Int
+  /// The prompts' embeddings `[prompts, L, D]` of text-to-image pairs.
+  public let promptEmbeddings: Tensor?
 
   /// Opens the pairs folder at `folder`.
   ///
@@ -19,7 +21,9 @@ public final class PairsStore {
   ///   generator's); `location` names that shape's owner in the error.
   /// - Throws: ``DistillError`` naming the file: a missing or malformed index, a missing shard,
   ///   a tensor other than float32 `[n] + sampleShape` (`[n]` labels in `0..<classes` for
-  ///   class-conditional pairs), or a sample shape other than `expectedShape`.
+  ///   class-conditional pairs, `[n]` prompt indices for text-to-image pairs), a prompt
+  ///   embeddings file other than float32 `[prompts, L, D]`, or a sample shape other than
+  ///   `expectedShape`.
   public init(folder: String, expectedShape: [Int]? = nil, location: String = "") throws {
     self.folder = folder
     let index = try PairsIndex.read(folder: folder)
@@ -36,6 +40,7 @@ public final class PairsStore {
         expected: "\(expectedShape) (the sample shape of \(location.isEmpty ? "this pipeline" : location))",
         found: "\(index.sampleShape)")
     }
+    promptEmbeddings = try index.prompts.map { try Self.readPromptEmbeddings(folder: folder, count: $0.count) }
     var shards: [SafetensorsFile] = []
     var starts = [0]
     for (number, shard) in index.shards.enumerated() {
@@ -66,16 +71,11 @@ public final class PairsStore {
         }
       }
       if let classes = index.classes {
-        guard let info = file.entries["labels"], info.dtype == .F32, info.shape == [shard.count] else {
-          throw DistillError.invalidValue(
-            location: path, expected: "a float32 tensor \"labels\" of shape [\(shard.count)] (\(indexPath) says classes: \(classes))",
-            found: file.entries["labels"].map { "\($0.dtype.rawValue) \($0.shape)" } ?? "none")
-        }
-        let labels = try file.tensor("labels").scalars
-        if let bad = labels.first(where: { !($0 >= 0 && $0 < Float(classes) && $0 == $0.rounded()) }) {
-          throw DistillError.invalidValue(
-            location: "\(path): labels", expected: "class indices in 0..<\(classes)", found: "\(bad)")
-        }
+        try Self.checkIndices(file, "labels", path: path, count: shard.count, below: classes, "\(indexPath) says classes: \(classes)")
+      }
+      if let prompts = index.prompts {
+        try Self.checkIndices(
+          file, "prompts", path: path, count: shard.count, below: prompts.count, "\(indexPath) lists \(prompts.count) prompts")
       }
       shards.append(file)
       starts.append(starts.last! + shard.count)
@@ -85,17 +85,55 @@ public final class PairsStore {
     self.valuesPerSample = index.sampleShape.reduce(1, *)
   }
 
+  /// Checks that `file` holds `key`, float32 `[count]` indices in `0..<limit` (`said`: what the
+  /// index says of them, for the error).
+  private static func checkIndices(
+    _ file: SafetensorsFile, _ key: String, path: String, count: Int, below limit: Int, _ said: String
+  ) throws {
+    guard let info = file.entries[key], info.dtype == .F32, info.shape == [count] else {
+      throw DistillError.invalidValue(
+        location: path, expected: "a float32 tensor \"\(key)\" of shape [\(count)] (\(said))",
+        found: file.entries[key].map { "\($0.dtype.rawValue) \($0.shape)" } ?? "none")
+    }
+    let values = try file.tensor(key).scalars
+    if let bad = values.first(where: { !($0 >= 0 && $0 < Float(limit) && $0 == $0.rounded()) }) {
+      let what = key == "labels" ? "class indices" : "prompt indices"
+      throw DistillError.invalidValue(location: "\(path): \(key)", expected: "\(what) in 0..<\(limit)", found: "\(bad)")
+    }
+  }
+
+  /// The prompt embeddings file of a folder of text-to-image pairs with `count` prompts.
+  static func readPromptEmbeddings(folder: String, count: Int) throws -> Tensor {
+    let path = (folder as NSString).appendingPathComponent(PairsIndex.promptEmbeddingsFileName)
+    guard FileManager.default.fileExists(atPath: path) else {
+      throw DistillError.io(path: path, reason: "missing: \(PairsIndex.fileName) lists prompts, whose embeddings this file holds")
+    }
+    let file = try SafetensorsFile.read(contentsOf: path)
+    guard let info = file.entries["embeddings"], info.dtype == .F32, info.shape.count == 3, info.shape[0] == count else {
+      throw DistillError.invalidValue(
+        location: "\(path): embeddings", expected: "a float32 tensor [\(count), L, D] (one embedding per prompt of \(PairsIndex.fileName))",
+        found: file.entries["embeddings"].map { "\($0.dtype.rawValue) \($0.shape)" } ?? "none")
+    }
+    return try file.tensor("embeddings")
+  }
+
   public var count: Int { index.count }
   public var sampleShape: [Int] { index.sampleShape }
 
   /// The pairs at `indices`: the teacher's samples, their noise as `inputs`, each
-  /// `[indices.count] + sampleShape`, and their classes for class-conditional pairs.
+  /// `[indices.count] + sampleShape`, and their classes for class-conditional pairs, their
+  /// prompts' embeddings for text-to-image pairs.
   public func pairs(_ indices: [Int]) -> Batch {
-    Batch(
+    func rows(_ key: String) -> [Int] {
+      gather(key, indices, width: 1, shape: [indices.count]).scalars.map { Int($0) }
+    }
+    return Batch(
       samples: gather("samples", indices),
-      labels: index.classes == nil ? nil : gather("labels", indices, width: 1, shape: [indices.count]).scalars.map { Int($0) },
-      inputs: gather("noise", indices))
+      labels: index.classes == nil ? nil : rows("labels"),
+      inputs: gather("noise", indices),
+      embeddings: promptEmbeddings.map { $0.gatheringRows(rows("prompts")) })
   }
+
 
   private func gather(_ key: String, _ indices: [Int], width: Int? = nil, shape: [Int]? = nil) -> Tensor {
     let width = width ?? valuesPerSample

@@ -15,12 +15,16 @@ public struct PairsOptions: Sendable {
   public var batchSize: Int
   /// Clamp x̂₀ to ±1 in DDPM/DDIM steps (for image models).
   public var clipSample: Bool
-  /// Classifier-free guidance on a class-conditional teacher (1 = none).
+  /// Classifier-free guidance on a class-conditional or text-to-image teacher (1 = none).
   public var guidance: Double
+  /// The prompts of a text-to-image teacher and their embeddings `[prompts, L, D]` (its text
+  /// encoder's): pair `i` is of prompt `i mod prompts.count`.
+  public var prompts: (texts: [String], embeddings: Tensor)?
 
   public init(
     count: Int, sampler: TeacherSamplerKind = .ddim, steps: Int = 50, seed: UInt64 = 0, shardSize: Int = 1024,
-    batchSize: Int = 64, clipSample: Bool = false, guidance: Double = 1
+    batchSize: Int = 64, clipSample: Bool = false, guidance: Double = 1,
+    prompts: (texts: [String], embeddings: Tensor)? = nil
   ) {
     self.count = count
     self.sampler = sampler
@@ -30,6 +34,7 @@ public struct PairsOptions: Sendable {
     self.batchSize = batchSize
     self.clipSample = clipSample
     self.guidance = guidance
+    self.prompts = prompts
   }
 }
 
@@ -49,8 +54,10 @@ public func pairsFolderState(_ folder: String, for index: PairsIndex) -> PairsFo
   let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
   if names.isEmpty { return .absentOrEmpty }
   guard let existing = try? PairsIndex.read(folder: folder) else {
-    // A run that failed before its index: only shards and temporary files.
-    let ours = names.allSatisfy { ($0.hasPrefix("shard-") || $0.hasPrefix(".")) }
+    // A run that failed before its index: only shards, prompt embeddings and temporary files.
+    let ours = names.allSatisfy {
+      $0.hasPrefix("shard-") || $0.hasPrefix(".") || $0 == PairsIndex.promptEmbeddingsFileName
+    }
     return ours ? .absentOrEmpty : .otherFiles
   }
   return existing.samePairs(as: index) ? .samePairs(existing) : .otherPairs(existing)
@@ -62,7 +69,9 @@ public func pairsFolderState(_ folder: String, for index: PairsIndex) -> PairsFo
 /// The noise of pair `i` is `Tensor.normal([1] + sampleShape)` from
 /// `RandomGenerator(seed: seed).fork(i)`; DDPM's per-step noise continues that stream. For a
 /// class-conditional teacher pair `i` is of class `i mod classes` (every class its share),
-/// sampled with `options.guidance`, and the shards hold the labels. With a
+/// sampled with `options.guidance`, and the shards hold the labels; for a text-to-image teacher
+/// pair `i` is of prompt `i mod prompts` of `options.prompts`, the shards hold the prompt
+/// indices and the folder the prompts' embeddings. With a
 /// deterministic sampler (DDIM, Euler, Heun) each pair depends on the seed, the sampler, the
 /// steps and the batch size alone: the shard size and the thread count change nothing, and the
 /// same options write byte-identical files. Every file is written under a temporary name and
@@ -73,8 +82,8 @@ public func pairsFolderState(_ folder: String, for index: PairsIndex) -> PairsFo
 ///   refused. A folder holding other files is always refused.
 /// - Parameter progress: called after each batch with (pairs done, total).
 /// - Throws: ``SamplingSettingError`` for bad options, ``PairsFolderError`` for a folder that
-///   is refused, ``DistillError`` for a shape the teacher cannot take or a folder that cannot be
-///   written.
+///   is refused, ``DistillError`` for a shape the teacher cannot take, a text-to-image teacher
+///   without prompts (at `data`), or a folder that cannot be written.
 @discardableResult
 public func writePairs(
   teacher: any Denoiser, options: PairsOptions, folder: String, replace: Bool = false,
@@ -93,12 +102,13 @@ public func writePairs(
       location: "teacher", expected: "a teacher with a sample shape (a UNet config with sample_size)", found: "none")
   }
   try teacher.validateInput(shape: [1] + shape, location: "sample shape")
-  if options.guidance != 1 && teacher.classes?.null == nil {
+  if options.guidance != 1 && teacher.classes?.null == nil && teacher.prompts == nil {
     throw fail(
       .guidance, "1 for a teacher " + (teacher.classes == nil ? "without classes" : "without a null class"),
       String(options.guidance))
   }
   let classes = teacher.classes?.count
+  let prompts = try checkedPrompts(options.prompts, teacher: teacher)
 
   var shards: [PairsIndex.Shard] = []
   var start = 0
@@ -110,7 +120,8 @@ public func writePairs(
   let index = PairsIndex(
     sampleShape: shape, count: options.count, teacher: teacher.summary, sampler: options.sampler.rawValue,
     steps: options.steps, seed: options.seed, batchSize: options.batchSize, clipSample: options.clipSample,
-    classes: classes, guidance: classes == nil ? 1 : options.guidance, shards: shards)
+    classes: classes, prompts: prompts?.texts, guidance: classes == nil && prompts == nil ? 1 : options.guidance,
+    shards: shards)
 
   let manager = FileManager.default
   let indexPath = (folder as NSString).appendingPathComponent(PairsIndex.fileName)
@@ -124,6 +135,8 @@ public func writePairs(
   do {
     try manager.createDirectory(atPath: folder, withIntermediateDirectories: true)
     if manager.fileExists(atPath: indexPath) { try manager.removeItem(atPath: indexPath) }
+    let embeddingsPath = (folder as NSString).appendingPathComponent(PairsIndex.promptEmbeddingsFileName)
+    if manager.fileExists(atPath: embeddingsPath) { try manager.removeItem(atPath: embeddingsPath) }
   } catch {
     throw DistillError.io(path: folder, reason: "cannot prepare the pairs folder: \(error.localizedDescription)")
   }
@@ -133,6 +146,7 @@ public func writePairs(
   var pendingNoise: [Tensor] = []
   var pendingSamples: [Tensor] = []
   var pendingLabels: [Int] = []
+  var pendingPrompts: [Int] = []
   var pendingCount = 0
   var shardNumber = 0
   var done = 0
@@ -142,11 +156,14 @@ public func writePairs(
     let hi = min(lo + options.batchSize, options.count)
     var streams = (lo..<hi).map { root.fork(UInt64($0)) }
     let noise = Tensor.concat(streams.indices.map { Tensor.normal([1] + shape, using: &streams[$0]) }, axis: 0)
-    let condition = Condition(labels: classes.map { count in (lo..<hi).map { $0 % count } })
+    var condition = Condition(labels: classes.map { count in (lo..<hi).map { $0 % count } })
+    let promptRows = prompts.map { p in (lo..<hi).map { $0 % p.texts.count } }
+    if let prompts, let promptRows { condition.embeddings = prompts.embeddings.gatheringRows(promptRows) }
     let samples = try withoutGradients {
       try sampleBatch(teacher.guided(options.guidance), condition, noise: noise, options: options, streams: &streams)
     }
     pendingLabels += condition.labels ?? []
+    pendingPrompts += promptRows ?? []
     precondition(samples.shape == noise.shape && samples.count == (hi - lo) * valuesPerSample)
     pendingNoise.append(noise)
     pendingSamples.append(samples)
@@ -161,6 +178,10 @@ public func writePairs(
       if classes != nil {
         tensors["labels"] = Tensor(shape: [n], scalars: pendingLabels.prefix(n).map(Float.init))
         pendingLabels.removeFirst(n)
+      }
+      if prompts != nil {
+        tensors["prompts"] = Tensor(shape: [n], scalars: pendingPrompts.prefix(n).map(Float.init))
+        pendingPrompts.removeFirst(n)
       }
       try SafetensorsFile.write(
         tensors, metadata: ["format": PairsIndex.format, "shard": String(shardNumber)], to: path)
@@ -179,8 +200,37 @@ public func writePairs(
   where name.hasPrefix("shard-") && name.hasSuffix(".safetensors") && !listed.contains(name) {
     try? manager.removeItem(atPath: (folder as NSString).appendingPathComponent(name))
   }
+  if let prompts {
+    try SafetensorsFile.write(
+      ["embeddings": prompts.embeddings], metadata: ["format": PairsIndex.format],
+      to: (folder as NSString).appendingPathComponent(PairsIndex.promptEmbeddingsFileName))
+  }
   try AtomicFileWriter.write(Array((index.json.text() + "\n").utf8), to: indexPath)
   return index
+}
+
+/// The prompts of `options` checked against `teacher`: required for a teacher that takes
+/// prompts (embeddings of its width), refused for one that does not.
+private func checkedPrompts(_ prompts: (texts: [String], embeddings: Tensor)?, teacher: any Denoiser) throws
+  -> (texts: [String], embeddings: Tensor)?
+{
+  switch (prompts, teacher.prompts) {
+  case (nil, nil): return nil
+  case (nil, _?):
+    throw DistillError.invalidValue(
+      location: "data",
+      expected: "a captions data source: the prompts of the text-to-image teacher's pairs (\(teacher.summary))",
+      found: "no prompts")
+  case (_?, nil):
+    throw DistillError.invalidValue(
+      location: "data", expected: "no prompts for the teacher \"\(teacher.summary)\", which takes none",
+      found: "a captions data source")
+  case (let given?, let conditioning?):
+    precondition(
+      !given.texts.isEmpty && given.embeddings.shape == [given.texts.count, conditioning.length, conditioning.width],
+      "prompt embeddings \(given.embeddings.shape) for \(given.texts.count) prompts of [\(conditioning.length), \(conditioning.width)]")
+    return given
+  }
 }
 
 /// One batch of the teacher's sampler from `noise` for `condition`; DDPM draws its step noise

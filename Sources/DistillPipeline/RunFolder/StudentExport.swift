@@ -91,6 +91,12 @@ public enum StudentExport {
   public static func sample(
     folder: String, count: Int, seed: UInt64, noise given: Tensor? = nil, classLabel: Int? = nil
   ) throws -> Tensor {
+    guard !StableDiffusionFolder.isTextToImage(folder: folder) else {
+      throw DistillError.invalidValue(
+        location: folder,
+        expected: "an exported UNet2DModel student (a text-to-image run's denoiser/ is a Stable-Diffusion-layout folder: sample it with `pipeline sample-teacher --teacher \(folder) --prompt P`)",
+        found: "a Stable-Diffusion-layout folder")
+    }
     let denoiser = try UNetDenoiser.load(diffusersFolder: folder)
     let path = (folder as NSString).appendingPathComponent("scheduler_config.json")
     var reader = try JSONObjectReader(file: path, missing: "cannot read: an exported student holds scheduler_config.json")

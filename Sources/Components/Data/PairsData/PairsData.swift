@@ -4,8 +4,9 @@ import DistillPipeline
 
 /// Precomputed noise-sample pairs as training data: each batch holds the teacher's samples
 /// (`samples`), the noise they came from (`inputs`) and, for class-conditional pairs, their
-/// classes, in a per-epoch permutation.
-public final class PairsSource: DataSource {
+/// classes (for text-to-image pairs their prompts' embeddings: ``PromptPairsSource``), in a
+/// per-epoch permutation.
+public class PairsSource: DataSource {
   public let cursor: PairsCursor
   public var sampleShape: [Int] { cursor.store.sampleShape }
 
@@ -24,9 +25,16 @@ public final class PairsSource: DataSource {
   }
 }
 
+/// Text-to-image pairs: each row carries its prompt's embedding, and the prompts are those a
+/// text-conditional student is evaluated on.
+public final class PromptPairsSource: PairsSource, PromptDataSource {
+  public var prompts: [String] { cursor.store.index.prompts! }
+  public var promptEmbeddings: Tensor { cursor.store.promptEmbeddings! }
+}
+
 public enum PairsData: DataComponent {
   public static let id = "pairs"
-  public static let summary = "noise-sample pairs written by `pipeline precompute` (docs/precompute.md): samples and their noise"
+  public static let summary = "noise-sample pairs written by `pipeline precompute` (docs/precompute.md): samples and their noise (and classes or prompts)"
   public static let parameters: [ParameterSpec] = [
     ParameterSpec("path", .path(mustExist: true), "the pairs folder (holding pairs.json), relative to the manifest"),
     ParameterSpec("shuffle", .bool, default: .bool(true), "visit the pairs in a new permutation each epoch"),
@@ -39,6 +47,6 @@ public enum PairsData: DataComponent {
     let cursor = PairsCursor(
       store: store, shuffle: entry.bool("shuffle"), seed: context.initialisationRNG(for: entry.path))
     context.addCheckpointState(prefix: entry.path, cursor)
-    return PairsSource(cursor: cursor)
+    return store.index.prompts == nil ? PairsSource(cursor: cursor) : PromptPairsSource(cursor: cursor)
   }
 }

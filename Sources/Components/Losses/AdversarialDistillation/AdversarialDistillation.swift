@@ -76,12 +76,10 @@ public final class AdversarialDistillationTerm: LossTerm {
   public var auxiliaryPhases: [any AuxiliaryPhase] { [discriminator] }
 
   /// The encoder features of clean samples `x` of `condition` (the feature network sees
-  /// `featureTimestep` and each sample's class).
+  /// `featureTimestep` and each sample's class or prompt).
   func encoderFeatures(_ x: Tensor, _ condition: Condition) -> [Tensor] {
-    features.features(
-      x, timesteps: [Float](repeating: featureTimestep, count: x.shape[0]), labels: condition.labels
-    )
-    .encoder
+    features.features(x, timesteps: [Float](repeating: featureTimestep, count: x.shape[0]), condition: condition)
+      .encoder
   }
 
   /// Each head's logits on its feature, at each row's student step when the heads are
@@ -287,7 +285,7 @@ public enum AdversarialDistillation: LossComponent {
       }
       (features, sampleShape) = try context.requireFeatures(
         of: source, at: "\(entry.path).features",
-        expected: "a network that exposes features (mlp or unet2d)", for: entry)
+        expected: "a network that exposes features (mlp, unet2d or a Stable-Diffusion-layout UNet)", for: entry)
     }
     let trainSteps = context.schedule.trainSteps
     let range = try entry.timestepRange("timestepRange", trainSteps: trainSteps)

@@ -48,8 +48,8 @@ public final class DMD2GANTerm: LossTerm {
   /// The head's logits for clean samples `x` of `condition` noised with `noise` at `t`.
   func logits(_ x: Tensor, noise: Tensor, t: [Int], schedule: NoiseSchedule, condition: Condition) -> Tensor {
     let xt = schedule.addNoise(x0: x, noise: noise, timesteps: t)
-    let labels = condition.labels
-    return head(features.features(xt, timesteps: t.map(Float.init), labels: labels).bottleneck, labels: labels)
+    return head(
+      features.features(xt, timesteps: t.map(Float.init), condition: condition).bottleneck, labels: condition.labels)
   }
 
   public func loss(_ context: StepContext) throws -> Tensor {
@@ -135,7 +135,7 @@ public enum DMD2GAN: LossComponent {
     }
     let (features, sampleShape) = try context.requireFeatures(
       of: fake.denoiser, at: "\(entry.path).fake",
-      expected: "a trained score whose network exposes features (mlp or unet2d)", for: entry)
+      expected: "a trained score whose network exposes features (mlp, unet2d or a Stable-Diffusion-layout UNet)", for: entry)
     let range = try entry.timestepRange("timestepRange", trainSteps: context.schedule.trainSteps)
     let featureShape = features.featureShapes(sampleShape: sampleShape, timestep: 0).bottleneck
     var rng = context.initialisationRNG(for: entry.path)

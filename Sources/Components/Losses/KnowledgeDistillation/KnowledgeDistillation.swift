@@ -7,14 +7,15 @@ import DistillPipeline
 /// generator's sample for noise z on the teacher's deterministic DDIM output F(z) for the
 /// same z, `mean d(G(z), F(z))` with d the squared (l2) or absolute (l1) difference, or the
 /// LPIPS distance of the two images (with its weights; the teacher's outputs are compared as
-/// they come, unclipped).
+/// they come, unclipped; a latent teacher's latents, both, as its decoder shows them).
 ///
 /// The teacher's ODE runs without gradients (`steps` DDIM steps, eta 0, no clipping). With
 /// `pairs` unset every step draws fresh noise (the generator's own batch); with `pairs: N` a
 /// fixed set of N (z, F(z)) pairs is computed once when the pipeline is built, as precomputed
 /// pairs would be, and each step regresses a random batch of them. For a class-conditional
-/// student the teacher runs at each sample's class (pair `i` of class `i mod classes`) with the
-/// entry's `guidance`, which the student thereby learns.
+/// student the teacher runs at each sample's class (pair `i` of class `i mod classes`; for a
+/// text-conditional one, pair `i` of the captions' prompt `i mod prompts`) with the entry's
+/// `guidance`, which the student thereby learns.
 /// Logs `kd/distance` (mean per-sample ‖G(z) − F(z)‖) and `kd/sample-gradient-norm`.
 public final class KnowledgeDistillationTerm: LossTerm {
   public enum Distance: String, CaseIterable, Sendable { case l2, l1, lpips }
@@ -25,11 +26,16 @@ public final class KnowledgeDistillationTerm: LossTerm {
   let distance: Distance
   /// The LPIPS network, for the `lpips` distance.
   let lpips: LPIPS?
+  /// The latent teacher whose decoder turns latents into the images LPIPS compares.
+  let decoder: (any LatentDenoiser)?
   /// The fixed pairs, when `pairs` was given.
   let pairs: (noise: Tensor, target: Tensor, condition: Condition)?
 
+  /// - Parameter promptEmbeddings: the captions' prompts `[P, L, D]` of fixed pairs for a
+  ///   text-conditional student (pair `i` of prompt `i mod P`).
   init(
-    teacher: any Denoiser, sampler: DDIMSampler, steps: Int, distance: Distance, lpips: LPIPS? = nil, pairCount: Int?,
+    teacher: any Denoiser, sampler: DDIMSampler, steps: Int, distance: Distance, lpips: LPIPS? = nil,
+    decoder: (any LatentDenoiser)? = nil, pairCount: Int?, promptEmbeddings: Tensor? = nil,
     rng: inout RandomGenerator
   ) {
     precondition((distance == .lpips) == (lpips != nil), "the lpips distance needs its network")
@@ -38,9 +44,11 @@ public final class KnowledgeDistillationTerm: LossTerm {
     self.steps = steps
     self.distance = distance
     self.lpips = lpips
+    self.decoder = decoder
     if let pairCount, let shape = teacher.sampleShape {
       let noise = Tensor.normal([pairCount] + shape, using: &rng)
-      let condition = Condition(labels: teacher.classes.map { classes in (0..<pairCount).map { $0 % classes.count } })
+      var condition = Condition(labels: teacher.classes.map { classes in (0..<pairCount).map { $0 % classes.count } })
+      condition.embeddings = promptEmbeddings.map { p in p.gatheringRows((0..<pairCount).map { $0 % p.shape[0] }) }
       pairs = (noise, Self.teacherOutput(teacher, sampler: sampler, steps: steps, noise: noise, condition: condition), condition)
     } else {
       pairs = nil
@@ -62,7 +70,8 @@ public final class KnowledgeDistillationTerm: LossTerm {
     if let pairs {
       let indices = context.integers(in: 0..<pairs.noise.shape[0])
       let noise = pairs.noise.gatheringRows(indices)
-      let condition = Condition(labels: pairs.condition.labels.map { labels in indices.map { labels[$0] } })
+      var condition = Condition(labels: pairs.condition.labels.map { labels in indices.map { labels[$0] } })
+      condition.embeddings = pairs.condition.embeddings?.gatheringRows(indices)
       x = context.generator(noise.reshaped([indices.count] + context.generator.noiseShape), condition: condition)
       target = pairs.target.gatheringRows(indices)
     } else {
@@ -84,7 +93,8 @@ public final class KnowledgeDistillationTerm: LossTerm {
       context.log("kd/sample-gradient-norm", Double(nonzero).squareRoot() / Double(x.count))
       return Tensor.l1Loss(x, target)
     case .lpips:
-      return lpips!(x, target).mean()
+      guard let decoder else { return lpips!(x, target).mean() }
+      return lpips!(decoder.decode(x), withoutGradients { decoder.decode(target) }.detached()).mean()
     }
   }
 }
@@ -114,14 +124,19 @@ public enum KnowledgeDistillation: LossComponent {
         location: "\(entry.path).steps", expected: "at most the schedule's \(teacher.schedule.trainSteps) steps",
         found: String(steps))
     }
-    let lpips = try LPIPSOptions.load(entry, context, distance: entry.string("distance"), imageShape: generator.sampleShape)
+    // A latent generator's samples are compared as the teacher's decoder shows them.
+    let decoder = LPIPSOptions.decoder(context, for: generator)
+    let lpips = try LPIPSOptions.load(
+      entry, context, distance: entry.string("distance"), imageShape: decoder?.imageShape ?? generator.sampleShape)
     let sampler = DDIMSampler(
       schedule: teacher.schedule, prediction: teacher.prediction, clipSample: false,
       spacing: entry.choice("spacing"))
     var rng = context.initialisationRNG(for: entry.path)
     return KnowledgeDistillationTerm(
       teacher: teacher, sampler: sampler, steps: steps,
-      distance: entry.choice("distance"), lpips: lpips,
-      pairCount: entry.optionalInt("pairs"), rng: &rng)
+      distance: entry.choice("distance"), lpips: lpips, decoder: lpips == nil ? nil : decoder,
+      pairCount: entry.optionalInt("pairs"),
+      promptEmbeddings: generator.prompts == nil ? nil : (context.data as? any PromptDataSource)?.promptEmbeddings,
+      rng: &rng)
   }
 }
