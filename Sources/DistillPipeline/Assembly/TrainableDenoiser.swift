@@ -50,8 +50,10 @@ extension BuildContext {
       let standard =
         reparameterisingEpsilon && teacher.prediction == .epsilon && !image ? .vPrediction : teacher.prediction
       denoiser = try DenoiserFolder.copy(of: teacher, prediction: entry.optionalChoice("prediction") ?? standard)
+    } else if let made = newTextToImage, entry.path == manifest.generator?.path {
+      denoiser = made
     } else {
-      guard let network = entry.object("network") else {
+      guard let network = entry.object("network").map({ resolvingTextToImagePaths($0) }) else {
         throw DistillError.invalidValue(
           location: "\(entry.path).network", expected: "a network object for init \"new\"", found: "nothing")
       }
@@ -68,6 +70,28 @@ extension BuildContext {
     }
     module.train()
     return (denoiser, module)
+  }
+}
+
+extension BuildContext {
+  /// Whether `entry` (the generator's) makes a new text-to-image denoiser: `init` "new" with a
+  /// `network` of type "stable-diffusion". It is made before the data, whose prompts its text
+  /// encoder embeds (``newTextToImage``).
+  static func makesNewTextToImage(_ entry: ComponentEntry) -> Bool {
+    guard entry.has("init"), entry.string("init") == DenoiserStart.new.rawValue,
+      case .object(let network)? = entry.object("network")
+    else { return false }
+    return network["type"] == .string("stable-diffusion")
+  }
+
+  /// `network` with the `text` and `vae` folders of a "stable-diffusion" network resolved
+  /// against the manifest's folder.
+  func resolvingTextToImagePaths(_ network: JSONValue) -> JSONValue {
+    guard case .object(var object) = network, object["type"] == .string("stable-diffusion") else { return network }
+    for key in ["text", "vae"] {
+      if case .string(let path)? = object[key] { object[key] = .string(resolve(path, against: manifest.baseDirectory)) }
+    }
+    return .object(object)
   }
 }
 
