@@ -15,7 +15,9 @@ public let trainableDenoiserParameters: [ParameterSpec] = [
   .choice(
     "init", DenoiserStart.self, default: .teacher,
     "start from a copy of the teacher, or from a new network described by `network`"),
-  .optional("network", .object, "for init \"new\": the network object of denoiser.json (docs/teachers.md)"),
+  .optional(
+    "network", .object,
+    "for init \"new\": the network object of denoiser.json, or {\"type\": \"stable-diffusion\", \"unet\": {UNet2DConditionModel config}, \"text\": FOLDER, \"vae\": FOLDER} for a text-to-image latent denoiser (docs/teachers.md)"),
   .optionalChoice(
     "prediction", Prediction.self,
     "what the network predicts: for init \"new\" default the schedule's; for init \"teacher\" the copy's output read as this, the same weights (default: the teacher's, but v_prediction for a denoiser generator's or trained score's copy of an epsilon teacher of vectors, docs/methods.md); \"sample\" keeps x̂₀ bounded at high noise"),
