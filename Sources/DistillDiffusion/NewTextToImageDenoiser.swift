@@ -82,8 +82,8 @@ extension TextToImageDenoiser {
   }
 
   /// A Stable-Diffusion-layout folder without UNet weights in a new temporary directory:
-  /// `model_index.json`, `tokenizer/` and `text_encoder/` copied from `text`, `vae/` from
-  /// `vae`, `unet/config.json` and a DDIM `scheduler/`.
+  /// `model_index.json`, `tokenizer/` and `text_encoder/` linked to `text`'s, `vae/` to `vae`
+  /// (``save(folder:)`` copies what the links name), `unet/config.json` and a DDIM `scheduler/`.
   static func writeSkeleton(
     text: String, vae: String, unet: JSONValue, scheduleConfig: ScheduleConfig, prediction: Prediction
   ) throws -> String {
@@ -117,10 +117,11 @@ extension TextToImageDenoiser {
       for name in ["unet", "scheduler"] {
         try manager.createDirectory(atPath: target(name), withIntermediateDirectories: true)
       }
-      try manager.copyItem(atPath: (text as NSString).appendingPathComponent("tokenizer"), toPath: target("tokenizer"))
-      try manager.copyItem(
-        atPath: (text as NSString).appendingPathComponent("text_encoder"), toPath: target("text_encoder"))
-      try manager.copyItem(atPath: vae, toPath: target("vae"))
+      try manager.createSymbolicLink(
+        atPath: target("tokenizer"), withDestinationPath: (text as NSString).appendingPathComponent("tokenizer"))
+      try manager.createSymbolicLink(
+        atPath: target("text_encoder"), withDestinationPath: (text as NSString).appendingPathComponent("text_encoder"))
+      try manager.createSymbolicLink(atPath: target("vae"), withDestinationPath: vae)
       try encoder.encode(index).write(to: URL(fileURLWithPath: target("model_index.json")))
       try encoder.encode(unet).write(to: URL(fileURLWithPath: target("unet/config.json")))
       try encoder.encode(JSONValue.object(scheduler)).write(

@@ -118,8 +118,9 @@ public final class TextToImageDenoiser: LatentDenoiser, SavableDenoiser {
   /// exists is replaced part by part.
   public func save(folder: String) throws {
     let manager = FileManager.default
+    // A new denoiser's parts are links to their folders: the copy holds what they name.
     func source(_ name: String) -> String {
-      (pipeline.folder as NSString).appendingPathComponent(name)
+      ((pipeline.folder as NSString).appendingPathComponent(name) as NSString).resolvingSymlinksInPath
     }
     func target(_ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
     do {

@@ -32,6 +32,11 @@ struct NewTextToImageDenoiserTests {
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("new-sd-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: folder) }
     try denoiser.save(folder: folder)
+    // The saved folder holds copies of the text encoder, tokenizer and VAE, not links.
+    for part in ["tokenizer", "text_encoder", "vae"] {
+      let type = try FileManager.default.attributesOfItem(atPath: folder + "/" + part)[.type] as? FileAttributeType
+      #expect(type == .typeDirectory, "\(part): \(String(describing: type))")
+    }
     let loaded = try TextToImageDenoiser(folder: folder)
     #expect(loaded.prediction == .vPrediction && loaded.schedule == denoiser.schedule)
     var rng = RandomGenerator(seed: 1)
