@@ -60,6 +60,16 @@ public struct PromptConditioning: Equatable, Sendable {
       "prompt embeddings \(embeddings.shape) for a batch of \(n) of [\(length), \(width)]")
     return embeddings
   }
+
+  /// `embeddings` `[N, L, D]` with row `i` replaced by the null embedding where `drop[i]`
+  /// (prompt dropout in training, so that the network also learns the unconditional model
+  /// that classifier-free guidance needs).
+  public func dropping(_ embeddings: Tensor, where drop: [Bool]) -> Tensor {
+    let n = embeddings.shape[0]
+    precondition(drop.count == n, "\(drop.count) dropout draws for \(n) prompt embeddings")
+    let keep = Tensor(shape: [n, 1, 1], scalars: drop.map { $0 ? 0 : 1 })
+    return embeddings * keep + null.expand(to: [n, length, width]) * (1 - keep)
+  }
 }
 
 /// The class labels a conditional denoiser takes.

@@ -168,8 +168,12 @@ public enum DenoiserFolder {
     prediction: Prediction, location: String, weightsPath: String? = nil, using rng: inout RandomGenerator
   ) throws -> any SavableDenoiser {
     var n = try JSONObjectReader(networkValue, location: location)
-    let type = try n.choice("type", ["mlp", "unet2d", "gaussian-mixture"], default: "")
+    let type = try n.choice("type", ["mlp", "unet2d", "gaussian-mixture", "stable-diffusion"], default: "")
     switch type {
+    case "stable-diffusion":
+      return try TextToImageDenoiser.makeNew(
+        network: networkValue, scheduleConfig: scheduleConfig ?? ScheduleConfig(), prediction: prediction,
+        location: location, using: &rng)
     case "mlp":
       let config = try MLPDenoiserConfig.decode(&n)
       if let weightsPath {

@@ -24,12 +24,13 @@ public final class StableDiffusionFolder {
   /// The scheduler config's DDIM settings.
   public let sampler: DDIMSampler
 
-  /// Loads `folder`.
+  /// Loads `folder`; with `unet`, that network instead of `unet/`'s weights (a new UNet of
+  /// `unet/config.json`'s architecture: ``TextToImageDenoiser/makeNew(network:scheduleConfig:prediction:location:using:)``).
   ///
   /// - Throws: ``DistillError`` naming the file and key: a missing or unknown component in
   ///   `model_index.json`, a scheduler other than DDIM, and every error of the components'
   ///   loaders.
-  public init(folder: String) throws {
+  public init(folder: String, unet newUNet: UNet2DConditionModel? = nil) throws {
     self.folder = folder
     func path(_ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
     let indexPath = path("model_index.json")
@@ -51,7 +52,7 @@ public final class StableDiffusionFolder {
     }
     tokenizer = try CLIPTokenizer(folder: path("tokenizer"))
     textEncoder = try CLIPTextModel.load(folder: path("text_encoder"))
-    unet = try UNet2DConditionModel.load(folder: path("unet"))
+    unet = try newUNet ?? UNet2DConditionModel.load(folder: path("unet"))
     vae = try AutoencoderKL.load(folder: path("vae"))
     guard unet.config.crossAttentionDimension == textEncoder.config.hiddenSize,
       unet.config.inChannels == vae.config.latentChannels

@@ -23,16 +23,20 @@ public final class TextToImageDenoiser: LatentDenoiser, SavableDenoiser {
   public let unet: UNet2DConditionModel
   public let prediction: Prediction
   public let promptConditioning: PromptConditioning
+  /// The `network` object a new denoiser was made from (``makeNew(network:scheduleConfig:prediction:location:using:)``),
+  /// which ``networkJSON`` records so that a resumed run makes it again; `nil` for a loaded folder.
+  let newNetwork: JSONValue?
 
   /// The UNet of `pipeline` (or `unet`, a network of the same config), read as `prediction`
   /// (default: the scheduler config's).
   public init(
     pipeline: StableDiffusionFolder, unet: UNet2DConditionModel? = nil,
-    prediction: Prediction? = nil
+    prediction: Prediction? = nil, newNetwork: JSONValue? = nil
   ) {
     self.pipeline = pipeline
     self.unet = unet ?? pipeline.unet
     self.prediction = prediction ?? pipeline.prediction
+    self.newNetwork = newNetwork
     promptConditioning = PromptConditioning(null: pipeline.encode(prompts: [""]).states)
   }
 
@@ -43,6 +47,7 @@ public final class TextToImageDenoiser: LatentDenoiser, SavableDenoiser {
     self.unet = unet
     self.prediction = prediction
     promptConditioning = other.promptConditioning
+    newNetwork = other.newNetwork
   }
 
   /// Loads a Stable-Diffusion-layout folder (``StableDiffusionFolder/init(folder:)``).
@@ -111,7 +116,7 @@ public final class TextToImageDenoiser: LatentDenoiser, SavableDenoiser {
   }
 
   public var networkJSON: JSONValue {
-    .object(["type": .string("stable-diffusion"), "folder": .string(pipeline.folder)])
+    newNetwork ?? .object(["type": .string("stable-diffusion"), "folder": .string(pipeline.folder)])
   }
   public var weightsModule: Module? { unet }
 
@@ -121,8 +126,9 @@ public final class TextToImageDenoiser: LatentDenoiser, SavableDenoiser {
   /// exists is replaced part by part.
   public func save(folder: String) throws {
     let manager = FileManager.default
+    // A new denoiser's parts are links to their folders: the copy holds what they name.
     func source(_ name: String) -> String {
-      (pipeline.folder as NSString).appendingPathComponent(name)
+      ((pipeline.folder as NSString).appendingPathComponent(name) as NSString).resolvingSymlinksInPath
     }
     func target(_ name: String) -> String { (folder as NSString).appendingPathComponent(name) }
     do {

@@ -424,6 +424,26 @@ enum CatalogueCases {
     }
   }
 
+  /// A manifest training a new "stable-diffusion" network (`network`, JSON) on captions (`data`).
+  static func newTextToImage(_ network: String, data: String = #"{"type": "captions", "path": "c.txt"}"#) -> Setup {
+    { s in
+      try s.write("c.txt", "a red disc\n")
+      try s.write(
+        "x.json",
+        """
+        {"schedule": {"type": "ddpm", "prediction": "v_prediction"}, "data": \(data),
+         "generator": {"type": "denoiser", "init": "new", "network": \(network)},
+         "losses": [{"type": "denoising"}], "training": {"steps": 1, "batchSize": 2}, "evaluation": {"metrics": []}}
+        """)
+      return ["validate", "x.json"]
+    }
+  }
+
+  /// The keys of a new "stable-diffusion" network on sd-tiny's text encoder, with `unet` keys.
+  static func sdTinyNetwork(text: String = sdTinyFixture, unet: String) -> String {
+    #"{"type": "stable-diffusion", "text": \#(JSONValue.quoted(text)), "vae": \#(JSONValue.quoted(sdTinyFixture + "/vae")), "unet": {"sample_size": 8, "block_out_channels": [32], "down_block_types": ["CrossAttnDownBlock2D"], "up_block_types": ["CrossAttnUpBlock2D"], "norm_num_groups": 8, \#(unet)}}"#
+  }
+
   static var textToImage: [(id: String, setup: Setup)] {
     [
       (
@@ -508,6 +528,9 @@ enum CatalogueCases {
           return ["validate", "x.json"]
         }
       ),
+      ("X10", newTextToImage(sdTinyNetwork(unet: #""cross_attention_dim": 16"#))),
+      ("X11", newTextToImage(sdTinyNetwork(text: sdTinyFixture + "/vae", unet: #""cross_attention_dim": 32"#))),
+      ("X12", newTextToImage(sdTinyNetwork(unet: #""cross_attention_dim": 32"#), data: #"{"type": "captions", "path": "c.txt", "count": 5}"#)),
     ]
   }
 }

@@ -145,6 +145,11 @@ extension BuildContext {
       let teacher = try context.building(entry) { try registry.factory(\.teachers, for: entry).make(entry, context) }
       context.adopt(teacher)
     }
+    if stage.buildsData, context.teacher == nil, let entry = manifest.generator, makesNewTextToImage(entry) {
+      context.newTextToImage = try context.building(entry) {
+        try context.makeTrainableDenoiser(entry).denoiser as? TextToImageDenoiser
+      }
+    }
     if stage.buildsData { try context.buildData() }
     guard stage == .all, let entry = manifest.generator else { return context }
     let generator = try context.building(entry) { try registry.factory(\.generators, for: entry).make(entry, context) }
@@ -191,10 +196,14 @@ extension BuildContext {
 }
 
 extension AssembledPipeline {
-  /// `samples` as images: a latent teacher's decoding of them (its VAE, in [−1, 1]), else
-  /// themselves. What evaluation, grids and `pipeline sample` show.
+  /// What decodes latent samples to images: a latent teacher, else the generator's new
+  /// text-to-image denoiser (a run that trains a latent teacher).
+  public var latentDecoder: (any LatentDenoiser)? { teacher as? any LatentDenoiser ?? context.newTextToImage }
+
+  /// `samples` as images: a latent teacher's (or new latent generator's) decoding of them (its
+  /// VAE, in [−1, 1]), else themselves. What evaluation, grids and `pipeline sample` show.
   public func images(_ samples: Tensor) -> Tensor {
-    guard let latent = teacher as? any LatentDenoiser else { return samples }
+    guard let latent = latentDecoder else { return samples }
     return withoutGradients { latent.decode(samples) }.detached()
   }
 }

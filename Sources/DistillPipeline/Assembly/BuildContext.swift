@@ -14,6 +14,10 @@ public final class BuildContext {
   /// What new networks predict (the manifest schedule's `prediction`, or the teacher's).
   public internal(set) var prediction: Prediction
   public internal(set) var teacher: (any Denoiser)?
+  /// The generator's new text-to-image denoiser (`init` "new", a "stable-diffusion" network),
+  /// made before the data so that a captions source embeds its prompts with its text encoder
+  /// and encodes its images with its VAE (a run that trains a latent teacher has no teacher).
+  public internal(set) var newTextToImage: TextToImageDenoiser?
   public internal(set) var data: (any DataSource)?
   public internal(set) var generator: (any Generator)?
   /// The generator's network (named `generator`), once the generator is built.
@@ -52,6 +56,20 @@ public final class BuildContext {
 
   /// The generator's `type` id, for messages ("none" in an assembly without a generator).
   public var generatorType: String { manifest.generator?.type ?? "none" }
+
+  /// The text-to-image denoiser whose text encoder embeds prompts and whose VAE encodes and
+  /// decodes images: the teacher, else the generator's new one.
+  public var textToImage: TextToImageDenoiser? { teacher as? TextToImageDenoiser ?? newTextToImage }
+
+  /// The shape of the images metrics see: the generator's (else the data's or the teacher's)
+  /// sample shape, decoded by the VAE when a text-to-image denoiser's latents are the samples.
+  public var evaluatedShape: [Int]? {
+    guard let shape = generator?.sampleShape ?? sampleShape else { return nil }
+    guard let latent = textToImage, shape.count == 3 else { return shape }
+    let vae = latent.pipeline.vae.config
+    let factor = 1 << (vae.blockOutChannels.count - 1)
+    return [vae.outChannels, shape[1] * factor, shape[2] * factor]
+  }
 
   /// The shape of one sample: the data's, else the teacher's.
   public var sampleShape: [Int]? { data?.sampleShape ?? teacher?.sampleShape }

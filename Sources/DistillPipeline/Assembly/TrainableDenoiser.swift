@@ -15,7 +15,9 @@ public let trainableDenoiserParameters: [ParameterSpec] = [
   .choice(
     "init", DenoiserStart.self, default: .teacher,
     "start from a copy of the teacher, or from a new network described by `network`"),
-  .optional("network", .object, "for init \"new\": the network object of denoiser.json (docs/teachers.md)"),
+  .optional(
+    "network", .object,
+    "for init \"new\": the network object of denoiser.json, or {\"type\": \"stable-diffusion\", \"unet\": {UNet2DConditionModel config}, \"text\": FOLDER, \"vae\": FOLDER} for a text-to-image latent denoiser (docs/teachers.md)"),
   .optionalChoice(
     "prediction", Prediction.self,
     "what the network predicts: for init \"new\" default the schedule's; for init \"teacher\" the copy's output read as this, the same weights (default: the teacher's, but v_prediction for a denoiser generator's or trained score's copy of an epsilon teacher of vectors, docs/methods.md); \"sample\" keeps x̂₀ bounded at high noise"),
@@ -50,8 +52,10 @@ extension BuildContext {
       let standard =
         reparameterisingEpsilon && teacher.prediction == .epsilon && !image ? .vPrediction : teacher.prediction
       denoiser = try DenoiserFolder.copy(of: teacher, prediction: entry.optionalChoice("prediction") ?? standard)
+    } else if let made = newTextToImage, entry.path == manifest.generator?.path {
+      denoiser = made
     } else {
-      guard let network = entry.object("network") else {
+      guard let network = entry.object("network").map({ resolvingTextToImagePaths($0) }) else {
         throw DistillError.invalidValue(
           location: "\(entry.path).network", expected: "a network object for init \"new\"", found: "nothing")
       }
@@ -68,6 +72,28 @@ extension BuildContext {
     }
     module.train()
     return (denoiser, module)
+  }
+}
+
+extension BuildContext {
+  /// Whether `entry` (the generator's) makes a new text-to-image denoiser: `init` "new" with a
+  /// `network` of type "stable-diffusion". It is made before the data, whose prompts its text
+  /// encoder embeds (``newTextToImage``).
+  static func makesNewTextToImage(_ entry: ComponentEntry) -> Bool {
+    guard entry.has("init"), entry.string("init") == DenoiserStart.new.rawValue,
+      case .object(let network)? = entry.object("network")
+    else { return false }
+    return network["type"] == .string("stable-diffusion")
+  }
+
+  /// `network` with the `text` and `vae` folders of a "stable-diffusion" network resolved
+  /// against the manifest's folder.
+  func resolvingTextToImagePaths(_ network: JSONValue) -> JSONValue {
+    guard case .object(var object) = network, object["type"] == .string("stable-diffusion") else { return network }
+    for key in ["text", "vae"] {
+      if case .string(let path)? = object[key] { object[key] = .string(resolve(path, against: manifest.baseDirectory)) }
+    }
+    return .object(object)
   }
 }
 

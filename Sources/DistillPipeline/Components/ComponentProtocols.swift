@@ -313,6 +313,13 @@ public protocol PromptDataSource: DataSource {
   var prompts: [String] { get }
   /// Their embeddings `[prompts, L, D]`.
   var promptEmbeddings: Tensor { get }
+  /// The class of each prompt when the prompts name classes (captioned labelled images), so
+  /// that metrics judge prompt-following as class accuracy; `nil` (the default) otherwise.
+  var promptLabels: [Int]? { get }
+}
+
+extension PromptDataSource {
+  public var promptLabels: [Int]? { nil }
 }
 
 /// A data source whose samples are a fixed, finite set (an image folder, a tensor file), so

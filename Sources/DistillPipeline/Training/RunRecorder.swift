@@ -112,6 +112,18 @@ public final class RunRecorder {
     return Condition(labels: (0..<count).map { $0 % classes.count })
   }
 
+  /// What metrics judge evaluated samples by: the condition they were asked for and the
+  /// generator's classes; for a text-conditional generator whose prompts name classes, row `i`
+  /// of the class of prompt `i mod prompts` (so `class-accuracy` is prompt-following).
+  static func evaluationClasses(_ generator: any Generator, count: Int, data: (any DataSource)?) -> (
+    condition: Condition, classes: ClassConditioning?
+  ) {
+    guard generator.prompts != nil, let captions = data as? any PromptDataSource, let labels = captions.promptLabels
+    else { return (evaluationCondition(generator, count: count, data: data), generator.classes) }
+    let rows = (0..<count).map { labels[$0 % captions.prompts.count] }
+    return (Condition(labels: rows), ClassConditioning(count: (labels.max() ?? 0) + 1))
+  }
+
   /// Metrics and a sample grid on the fixed evaluation noise, logged at `step`, and the report.
   public func evaluate(at step: Int) throws {
     let evaluation = pipeline.manifest.evaluation
@@ -153,15 +165,17 @@ public final class RunRecorder {
     let seed = pipeline.manifest.evaluation.seed &+ 1
     let data = pipeline.data
     let teacher = pipeline.teacher
+    let decoder = pipeline.latentDecoder
     let generator = pipeline.generator
     let evaluation = pipeline.manifest.evaluation
     let noise = { Self.evaluationNoise(generator, count: evaluation.samples, seed: evaluation.seed) }
     let context = EvaluationContext(
       teacher: teacher, data: data, noise: noise,
-      condition: Self.evaluationCondition(generator, count: evaluation.samples, data: data), classes: generator.classes
+      condition: Self.evaluationClasses(generator, count: evaluation.samples, data: data).condition,
+      classes: Self.evaluationClasses(generator, count: evaluation.samples, data: data).classes
     ) { count -> Batch? in
       func decodingLatents(_ batch: Batch) -> Batch {
-        guard let latent = teacher as? any LatentDenoiser, let samples = batch.samples else { return batch }
+        guard let latent = decoder, let samples = batch.samples else { return batch }
         var images = batch
         images.samples = withoutGradients { latent.decode(samples) }.detached()
         return images

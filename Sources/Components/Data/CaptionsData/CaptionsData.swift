@@ -4,35 +4,49 @@ import DistillPipeline
 import Foundation
 import ImageIO
 
-/// Prompts from a captions file, each row of a batch one prompt drawn uniformly from its row's
-/// stream, carrying the prompt's embedding (computed once, when the run is built, by the
-/// teacher's text encoder) and, when the file pairs prompts with images, the image's latent
-/// (encoded once by the teacher's VAE) as the row's sample.
+/// Prompts from a captions file, or class prompts of labelled IDX images: each row of a batch
+/// one row drawn uniformly from its row's stream, carrying its prompt's embedding (computed
+/// once, when the run is built, by the text encoder) and, when the rows have images, the
+/// image's latent (encoded once by the VAE) as the row's sample.
 public final class CaptionSource: PromptDataSource, FiniteDataSource {
   public let prompts: [String]
   public let promptEmbeddings: Tensor
-  /// The latents of the prompts' images `[prompts] + sampleShape`, when the file has images.
+  /// The prompt of each row (an index into ``prompts``).
+  public let rowPrompts: [Int]
+  /// The latents of the rows' images `[rows] + sampleShape`, when the rows have images.
   public let latents: Tensor?
   public let sampleShape: [Int]
+  /// For class prompts: the class of each prompt (prompt `k` is class `k`), `nil` otherwise.
+  public let promptLabels: [Int]?
 
-  init(prompts: [String], embeddings: Tensor, latents: Tensor?, sampleShape: [Int]) {
+  init(
+    prompts: [String], embeddings: Tensor, rowPrompts: [Int]? = nil, latents: Tensor?, sampleShape: [Int],
+    classPrompts: Bool = false
+  ) {
+    let rows = rowPrompts ?? Array(prompts.indices)
     precondition(
-      embeddings.shape[0] == prompts.count && latents.map { $0.shape[0] == prompts.count } ?? true)
+      embeddings.shape[0] == prompts.count && latents.map { $0.shape[0] == rows.count } ?? true
+        && rows.allSatisfy { prompts.indices.contains($0) })
     self.prompts = prompts
     promptEmbeddings = embeddings
+    self.rowPrompts = rows
     self.latents = latents
     self.sampleShape = sampleShape
+    promptLabels = classPrompts ? Array(prompts.indices) : nil
   }
 
-  public var count: Int { prompts.count }
+  public var count: Int { rowPrompts.count }
+  public var labelNames: [String]? { promptLabels == nil ? nil : prompts }
 
   public func rows(_ indices: [Int]) -> Batch {
-    Batch(
-      samples: latents?.gatheringRows(indices), embeddings: promptEmbeddings.gatheringRows(indices))
+    let promptIndices = indices.map { rowPrompts[$0] }
+    return Batch(
+      samples: latents?.gatheringRows(indices), labels: promptLabels.map { labels in promptIndices.map { labels[$0] } },
+      embeddings: promptEmbeddings.gatheringRows(promptIndices))
   }
 
   public func next(_ count: Int, using rng: inout RandomGenerator) throws -> Batch {
-    rows(rng.integers(count: count, in: 0..<prompts.count))
+    rows(rng.integers(count: count, in: 0..<rowPrompts.count))
   }
 }
 
@@ -109,45 +123,73 @@ public enum CaptionsData: DataComponent {
   public static let summary =
     "prompts from a text file (one per line) or JSONL ({\"prompt\", \"image\"}), embedded once by a text-to-image teacher's text encoder"
   public static let parameters: [ParameterSpec] = [
-    ParameterSpec(
+    .optional(
       "path", .path(mustExist: true),
-      "the captions file: .jsonl (one {\"prompt\": ..., \"image\": ...} per line, image optional, relative to the file) or text (one prompt per line)"
-    )
+      "the captions file: .jsonl (one {\"prompt\": ..., \"image\": ...} per line, image optional, relative to the file) or text (one prompt per line); or images, labels and classPrompts"
+    ),
+    .optional("images", .path(mustExist: true), "instead of path: labelled IDX images ([N, H, W] bytes, e.g. Fashion-MNIST), each captioned by its class's prompt"),
+    .optional("labels", .path(mustExist: true), "with images: the IDX labels file (N bytes)"),
+    .optional("classPrompts", .strings, "with images: the prompt of each class, in label order (\"a t-shirt\", \"a trouser\", ...)"),
+    .optional("count", .integer(1...Int.max), "with images: use the first count images only (each is encoded once when the run is built)"),
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any DataSource
   {
-    let path = entry.path("path")
-    guard let teacher = context.teacher as? TextToImageDenoiser else {
+    let location = entry.has("path") ? "\(entry.path).path" : "\(entry.path).images"
+    guard let teacher = context.textToImage else {
       throw DistillError.invalidValue(
-        location: "\(entry.path).path",
+        location: location,
         expected:
-          "a text-to-image teacher (a Stable-Diffusion-layout folder) whose text encoder embeds the prompts of \(path)",
+          "a text-to-image teacher (a Stable-Diffusion-layout folder) or generator (a new \"stable-diffusion\" network) whose text encoder embeds the prompts",
         found: context.teacher.map { "the teacher \"\($0.summary)\", which takes no prompts" }
           ?? "no teacher")
     }
     guard let sampleShape = teacher.sampleShape else {
       throw DistillError.invalidValue(
-        location: "\(entry.path).path",
-        expected: "a teacher whose UNet config has sample_size (the latent size)", found: "none")
+        location: location, expected: "a teacher whose UNet config has sample_size (the latent size)", found: "none")
+    }
+    guard entry.has("path") != entry.has("images") else {
+      throw DistillError.invalidValue(
+        location: entry.path, expected: "exactly one of path (a captions file) and images (labelled IDX images)",
+        found: entry.has("path") ? "both" : "neither")
+    }
+    if entry.has("images") { return try ClassCaptions.make(entry, teacher: teacher, sampleShape: sampleShape) }
+    let path = entry.path("path")
+    for key in ["labels", "classPrompts", "count"] where entry.has(key) {
+      throw DistillError.invalidValue(
+        location: "\(entry.path).\(key)", expected: "nothing with path (\(key) goes with images)", found: "a value")
     }
     let captions = try Caption.read(path)
-    let (embeddings, truncated) = teacher.encode(prompts: captions.map(\.prompt))
-    for (caption, dropped) in zip(captions, truncated) where dropped > 0 {
-      FileHandle.standardError.write(
-        Data(
-          "warning: \(path): the prompt \"\(caption.prompt)\" is longer than the text encoder's \(teacher.promptConditioning.length) positions; its last \(dropped) tokens were dropped\n"
-            .utf8))
-    }
+    let embeddings = embed(captions.map(\.prompt), teacher: teacher, source: path)
     let images = try captions.compactMap(\.image).map {
       try image($0, teacher: teacher, latentShape: sampleShape)
     }
-    let latents =
-      images.isEmpty
-      ? nil : withoutGradients { teacher.pipeline.vae.latents(from: Tensor.stack(images)) }
+    let latents = images.isEmpty ? nil : encode(Tensor.stack(images), teacher: teacher)
     return CaptionSource(
-      prompts: captions.map(\.prompt), embeddings: embeddings, latents: latents?.detached(),
-      sampleShape: sampleShape)
+      prompts: captions.map(\.prompt), embeddings: embeddings, latents: latents, sampleShape: sampleShape)
+  }
+
+  /// The embeddings of `prompts`, warning about each prompt longer than the text encoder's
+  /// positions (naming `source`).
+  static func embed(_ prompts: [String], teacher: TextToImageDenoiser, source: String) -> Tensor {
+    let (embeddings, truncated) = teacher.encode(prompts: prompts)
+    for (prompt, dropped) in zip(prompts, truncated) where dropped > 0 {
+      FileHandle.standardError.write(
+        Data(
+          "warning: \(source): the prompt \"\(prompt)\" is longer than the text encoder's \(teacher.promptConditioning.length) positions; its last \(dropped) tokens were dropped\n"
+            .utf8))
+    }
+    return embeddings
+  }
+
+  /// The VAE's latents of `images` `[N, C, H, W]`, 256 at a time, without gradients.
+  static func encode(_ images: Tensor, teacher: TextToImageDenoiser) -> Tensor {
+    let n = images.shape[0]
+    let parts = stride(from: 0, to: n, by: 256).map { start in
+      withoutGradients { teacher.pipeline.vae.latents(from: images.sliced(axis: 0, start..<min(start + 256, n))) }
+        .detached()
+    }
+    return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
   }
 
   /// The image at `path` as `[3, H, W]` in [−1, 1], of the size the VAE encodes to `latentShape`.

@@ -8,7 +8,8 @@ import DistillPipeline
 ///
 /// A class-conditional denoiser learns at each sample's label, replaced by the null class with
 /// probability `labelDropout` per sample, so that it also learns the unconditional model that
-/// classifier-free guidance needs (Ho & Salimans 2022).
+/// classifier-free guidance needs (Ho & Salimans 2022); a text-conditional one learns at each
+/// row's prompt, replaced by the empty prompt with the same probability.
 public final class DenoisingLossTerm: LossTerm {
   let timesteps: Range<Int>
   let labelDropout: Double
@@ -31,6 +32,9 @@ public final class DenoisingLossTerm: LossTerm {
       let draws = context.uniform()
       condition.labels = zip(labels, draws).map { $1 < labelDropout ? null : $0 }
     }
+    if let embeddings = condition.embeddings, let prompts = generator.denoiser.prompts, labelDropout > 0 {
+      condition = Condition(embeddings: prompts.dropping(embeddings, where: context.uniform().map { $0 < labelDropout }))
+    }
     return generator.denoiser.denoisingLoss(
       x0: x0, timesteps: t, noise: context.normal(x0.shape), condition: condition)
   }
@@ -42,7 +46,7 @@ public enum DenoisingLoss: LossComponent {
   public static let parameters: [ParameterSpec] = [
     ParameterSpec(
       "labelDropout", .number(0...1), default: .number(0.1),
-      "for a class-conditional denoiser: the probability per sample of training on the null class instead of the label (classifier-free guidance needs it)")
+      "for a class- or text-conditional denoiser: the probability per sample of training on the null class (the empty prompt) instead of the label (prompt); classifier-free guidance needs it")
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any LossTerm {

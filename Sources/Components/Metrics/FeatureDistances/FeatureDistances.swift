@@ -166,7 +166,7 @@ public enum FeatureDistances: MetricComponent {
         found: "nothing")
     }
     let classifier = try TrainedClassifier.load(path: path)
-    try classifier.requireInput(context.generator?.sampleShape ?? context.sampleShape, location: "\(entry.path).classifier")
+    try classifier.requireInput(context.evaluatedShape, location: "\(entry.path).classifier")
     return FeatureDistancesMetric(
       extractor: extractor.rawValue, count: entry.int("samples"), k: entry.int("k"), classifier: classifier)
   }

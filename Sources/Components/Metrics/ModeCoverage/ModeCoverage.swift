@@ -98,7 +98,7 @@ public enum ModeCoverage: MetricComponent {
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Metric {
     if let path = entry.optionalPath("classifier") {
       let classifier = try TrainedClassifier.load(path: path)
-      try classifier.requireInput(context.generator?.sampleShape ?? context.sampleShape, location: "\(entry.path).classifier")
+      try classifier.requireInput(context.evaluatedShape, location: "\(entry.path).classifier")
       return ClassifierModeCoverageMetric(
         classifier: classifier, threshold: entry.double("threshold"), confidence: entry.double("confidence"))
     }
