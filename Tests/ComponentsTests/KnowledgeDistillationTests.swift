@@ -29,7 +29,7 @@ import Testing
     #expect(after < 0.1 * before, "energy distance \(after) after training, \(before) untrained")
     #expect(coveredModes(samples, mixture) == mixture.means.count)
     // Sharpness (docs/methods.md's table, 4096 samples: 0.86 within 3 std): at least 0.82 on the
-    // manifest's 1024 evaluation samples (about 3 standard errors below), every mode at least
+    // manifest's 1024 evaluation samples (3 to 4 standard errors below), every mode at least
     // half its weight.
     let within = try #require(final["eval/within-3std"])
     #expect(within >= 0.82, "within 3 std: \(within)")
