@@ -187,8 +187,8 @@ func consistencyManifestJSON(steps: Int = 30, output: String, data: Bool = true)
     let teacher = try teacherDDIMEnergyDistance(pipeline, steps: 50)
     #expect(after < 2 * teacher, "the one-step student \(after), the teacher's 50 DDIM steps \(teacher)")
     print(
-      "consistency-distillation: energy distance untrained \(before), trained (1 step) \(after); within 3 std \(within), "
-        + "least mode \(leastMode); teacher DDIM-50 \(teacher)"
+      "consistency-distillation: energy distance untrained \(before), trained (1 step) \(after); "
+        + "within 3 std \(within), least mode \(leastMode); teacher DDIM-50 \(teacher)"
     )
   }
 

@@ -35,6 +35,8 @@ import Testing
     #expect(within >= 0.82, "within 3 std: \(within)")
     let leastMode = try #require(final["eval/min-mode-mass"])
     #expect(leastMode >= 0.5, "least mode's mass over its weight: \(leastMode)")
-    print("knowledge-distillation: energy distance untrained \(before), trained \(after); within 3 std \(within), least mode \(leastMode)")
+    print(
+      "knowledge-distillation: energy distance untrained \(before), trained \(after); within 3 std \(within), "
+        + "least mode \(leastMode)")
   }
 }

@@ -213,8 +213,8 @@ func teacherDDIMEnergyDistance(_ pipeline: AssembledPipeline, steps: Int) throws
     #expect(after < 0.1 * teacherOne, "the one-step student \(after), the teacher's own one DDIM step \(teacherOne)")
     #expect(after < teacherFour, "the one-step student \(after), the teacher's four DDIM steps \(teacherFour)")
     print(
-      "progressive-distillation: energy distance untrained \(before), trained (1 step) \(after); within 3 std \(within), "
-        + "least mode \(leastMode); teacher DDIM "
+      "progressive-distillation: energy distance untrained \(before), trained (1 step) \(after); "
+        + "within 3 std \(within), least mode \(leastMode); teacher DDIM "
         + teacher.map { "\($0.0): \($0.1)" }.joined(separator: ", "))
   }
 
