@@ -177,10 +177,18 @@ func consistencyManifestJSON(steps: Int = 30, output: String, data: Bool = true)
     let mixture = try #require(pipeline.teacher as? GaussianMixtureDenoiser)
     #expect(after < 0.05 * before, "energy distance \(after) after training, \(before) untrained")
     #expect(coveredModes(samples, mixture) == mixture.means.count)
+    // Sharpness (docs/methods.md's table, 4096 samples: 0.92 within 3 std): at least 0.88 on the
+    // manifest's 1024 evaluation samples (3 to 4 standard errors below), every mode at least
+    // half its weight.
+    let within = try #require(final["eval/within-3std"])
+    #expect(within >= 0.88, "within 3 std: \(within)")
+    let leastMode = try #require(final["eval/min-mode-mass"])
+    #expect(leastMode >= 0.5, "least mode's mass over its weight: \(leastMode)")
     let teacher = try teacherDDIMEnergyDistance(pipeline, steps: 50)
     #expect(after < 2 * teacher, "the one-step student \(after), the teacher's 50 DDIM steps \(teacher)")
     print(
-      "consistency-distillation: energy distance untrained \(before), trained (1 step) \(after); teacher DDIM-50 \(teacher)"
+      "consistency-distillation: energy distance untrained \(before), trained (1 step) \(after); "
+        + "within 3 std \(within), least mode \(leastMode); teacher DDIM-50 \(teacher)"
     )
   }
 

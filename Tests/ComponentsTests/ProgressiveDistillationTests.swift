@@ -198,6 +198,13 @@ func teacherDDIMEnergyDistance(_ pipeline: AssembledPipeline, steps: Int) throws
     let mixture = try #require(pipeline.teacher as? GaussianMixtureDenoiser)
     #expect(after < 0.05 * before, "energy distance \(after) after training, \(before) untrained")
     #expect(coveredModes(samples, mixture) == mixture.means.count)
+    // Sharpness (docs/methods.md's table, 4096 samples: 0.89 within 3 std): at least 0.85 on the
+    // manifest's 1024 evaluation samples (3 to 4 standard errors below), every mode at least
+    // half its weight.
+    let within = try #require(final["eval/within-3std"])
+    #expect(within >= 0.85, "within 3 std: \(within)")
+    let leastMode = try #require(final["eval/min-mode-mass"])
+    #expect(leastMode >= 0.5, "least mode's mass over its weight: \(leastMode)")
     // The teacher's own DDIM at each round's step count: the student takes one step where
     // the teacher needs several for the same distance.
     let teacher = try [32, 16, 8, 4, 2, 1].map { ($0, try teacherDDIMEnergyDistance(pipeline, steps: $0)) }
@@ -206,7 +213,8 @@ func teacherDDIMEnergyDistance(_ pipeline: AssembledPipeline, steps: Int) throws
     #expect(after < 0.1 * teacherOne, "the one-step student \(after), the teacher's own one DDIM step \(teacherOne)")
     #expect(after < teacherFour, "the one-step student \(after), the teacher's four DDIM steps \(teacherFour)")
     print(
-      "progressive-distillation: energy distance untrained \(before), trained (1 step) \(after); teacher DDIM "
+      "progressive-distillation: energy distance untrained \(before), trained (1 step) \(after); "
+        + "within 3 std \(within), least mode \(leastMode); teacher DDIM "
         + teacher.map { "\($0.0): \($0.1)" }.joined(separator: ", "))
   }
 
