@@ -1,4 +1,5 @@
 import ArgumentParser
+import CKernels
 import DistillCore
 import Foundation
 
@@ -36,6 +37,7 @@ struct BenchCommand: ParsableCommand {
       precondition(selected.count == 1)
       var figures = withActivationRecompute(recompute) { selected[0].run() }
       figures["\(selected[0].rawValue)_peak_rss_mib"] = peakResidentMiB()
+      figures["\(selected[0].rawValue)_peak_tensors_mib"] = Double(distill_buffer_peak_live()) / 1_048_576
       print(try jsonLine(figures))
       return
     }
