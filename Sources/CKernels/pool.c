@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "CKernels.h"
 
 #include <pthread.h>
@@ -15,21 +16,23 @@
  * mapped and resident memory follows what the program actually holds.
  *
  * The cache has no fixed size: it holds what the program has released and may ask for again.
- * What bounds it is that a miss, once more than POOL_FLOOR bytes are cached, first releases
- * at least as many cached bytes of other sizes as it maps. Live plus cached memory thus stays
- * within about POOL_FLOOR of the most the program has held live at once, and a program whose
- * sizes change (training, then sampling) trades its old sizes for the new ones instead of
- * keeping both.
+ * What bounds it is that a miss that would take live plus cached bytes more than POOL_SLACK
+ * above the most the program has ever held live first releases cached buffers of other
+ * sizes: the one closest in size is remapped (mremap) to serve the request, so its pages
+ * stay resident and are not faulted in again, and others go back to the system until the
+ * total is within bounds. Resident memory thus stays within POOL_SLACK of the peak live set,
+ * and a program whose sizes change (training, then sampling) trades its old sizes for the
+ * new ones instead of keeping both.
  *
- * Large programs get a larger floor: half the most they have held live. A training step of
- * the 35.7 M-parameter UNet (w5, about 1 GiB live) with the fixed 128 MiB missed often enough
- * that a fifth of its time went to the kernel mapping, faulting in and unmapping buffers
- * (16% more CPU time per step at one thread than with 512 MiB, for 27 MiB more peak RSS). */
+ * Until 2026-12-07 the bound was on cached bytes alone (128 MiB, or half the peak live set
+ * for large programs), which let a training step of the 35.7 M-parameter UNet (w5) keep
+ * some 180 MiB of cached buffers above its live set; with activation recomputation that was
+ * a fifth of its peak RSS. The bound on the total, with remapped victims, keeps w5's page
+ * faults near the old policy's and w2's below them (docs/benchmarks.md, 2026-12-07). */
 
 #define POOL_BINS 1024            /* open-addressed table of sizes; a power of two */
-/* Cached bytes a miss may leave in place. w2 needs about 55 MiB more than its peak live set
- * for every size to find a buffer; at 64 MiB misses still evicted sizes needed later. */
-#define POOL_FLOOR (128u << 20)
+/* How far live plus cached bytes may exceed the most ever held live before a miss evicts. */
+#define POOL_SLACK (48u << 20)
 #define POOL_DIRECT (128u << 10)  /* buffers this large are mapped directly */
 
 typedef struct pool_bin {
@@ -102,6 +105,23 @@ static size_t take_victims(size_t wanted, victim *out, size_t capacity) {
   return count;
 }
 
+/* The bin of cached mapped buffers whose size is the smallest at least `bytes`, else the
+ * largest; NULL when none is cached. Called with the lock held, on misses only. */
+static pool_bin *closest_bin(size_t bytes) {
+  pool_bin *best = NULL;
+  for (size_t i = 0; i < POOL_BINS; i++) {
+    pool_bin *bin = &bins[i];
+    if (!bin->head || bin->bytes < POOL_DIRECT) continue;
+    if (!best) {
+      best = bin;
+      continue;
+    }
+    const int fits = bin->bytes >= bytes, best_fits = best->bytes >= bytes;
+    if (fits ? !best_fits || bin->bytes < best->bytes : !best_fits && bin->bytes > best->bytes) best = bin;
+  }
+  return best;
+}
+
 void *distill_buffer_alloc(size_t bytes) {
   bytes = round_bytes(bytes);
   victim victims[64];
@@ -117,11 +137,34 @@ void *distill_buffer_alloc(size_t bytes) {
     pthread_mutex_unlock(&pool_lock);
     return p;
   }
-  const size_t floor = peak_live_bytes / 2 > POOL_FLOOR ? peak_live_bytes / 2 : POOL_FLOOR;
-  if (cached_bytes > floor) count = take_victims(bytes, victims, 64);
+  /* Over budget: the cached buffer closest in size to `bytes` (remapped below to serve it,
+   * so its pages stay resident), then others round-robin until live plus cached is back
+   * within POOL_SLACK of the peak. */
+  if (live_bytes + cached_bytes > peak_live_bytes + POOL_SLACK) {
+    size_t over = live_bytes + cached_bytes - peak_live_bytes - POOL_SLACK;
+    pool_bin *best = bytes >= POOL_DIRECT ? closest_bin(bytes) : NULL;
+    if (best) {
+      void *buffer = best->head;
+      best->head = *(void **)buffer;
+      victims[count++] = (victim){buffer, best->bytes};
+      cached_bytes -= best->bytes;
+      over = over > best->bytes ? over - best->bytes : 0;
+    }
+    if (over) count += take_victims(over, victims + count, 64 - count);
+  }
   pthread_mutex_unlock(&pool_lock);
-  for (size_t i = 0; i < count; i++) system_free(victims[i].buffer, victims[i].bytes);
-  void *p = system_alloc(bytes);
+  void *p = NULL;
+  for (size_t i = 0; i < count; i++) {
+    if (!p && bytes >= POOL_DIRECT && victims[i].bytes >= POOL_DIRECT) {
+      void *moved = mremap(victims[i].buffer, victims[i].bytes, bytes, MREMAP_MAYMOVE);
+      if (moved != MAP_FAILED) {
+        p = moved;
+        continue;
+      }
+    }
+    system_free(victims[i].buffer, victims[i].bytes);
+  }
+  if (!p) p = system_alloc(bytes);
   if (!p) {
     pthread_mutex_lock(&pool_lock);
     live_bytes -= bytes;
@@ -145,4 +188,18 @@ void distill_buffer_free(void *buffer, size_t bytes) {
   }
   pthread_mutex_unlock(&pool_lock);
   system_free(buffer, bytes);
+}
+
+size_t distill_buffer_peak_live(void) {
+  pthread_mutex_lock(&pool_lock);
+  size_t bytes = peak_live_bytes;
+  pthread_mutex_unlock(&pool_lock);
+  return bytes;
+}
+
+size_t distill_buffer_cached(void) {
+  pthread_mutex_lock(&pool_lock);
+  size_t bytes = cached_bytes;
+  pthread_mutex_unlock(&pool_lock);
+  return bytes;
 }

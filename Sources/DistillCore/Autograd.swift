@@ -105,7 +105,11 @@ extension Tensor {
     }
     let seed = seed ?? Tensor.ones(shape)
     precondition(seed.shape == shape, "seed shape \(seed.shape) differs from tensor shape \(shape)")
-    let order = Self.topologicalOrder(from: root)
+    Self.propagate(seed, from: root, order: Self.topologicalOrder(from: root))
+  }
+
+  /// Walks `order` (``topologicalOrder(from:)`` of `root`) backwards from `seed` at `root`.
+  static func propagate(_ seed: Tensor, from root: GradNode, order: [GradNode]) {
     withoutGradients {
       Self.accumulate(seed.detached(), into: root)
       for node in order.reversed() {

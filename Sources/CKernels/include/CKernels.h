@@ -94,5 +94,8 @@ void distill_parallel_run(long threads, long chunks, distill_chunk_function func
  * distill_buffer_alloc returns NULL when out of memory. */
 void *distill_buffer_alloc(size_t bytes);
 void distill_buffer_free(void *buffer, size_t bytes);
+/* The most bytes of tensor buffers held at once so far, and the bytes cached now. */
+size_t distill_buffer_peak_live(void);
+size_t distill_buffer_cached(void);
 
 #endif

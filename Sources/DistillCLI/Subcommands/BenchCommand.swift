@@ -1,4 +1,5 @@
 import ArgumentParser
+import CKernels
 import DistillCore
 import Foundation
 
@@ -20,6 +21,9 @@ struct BenchCommand: ParsableCommand {
   @Option(name: .customLong("workload"), help: "A workload to run (repeatable): \(Workload.allCases.map(\.rawValue).joined(separator: ", ")). Default: all but w5, w5bf16 and sd15.")
   var workloads: [Workload] = []
 
+  @Option(help: "Activation recomputation in the training workloads (w2, w3, w5, w5bf16): none or blocks (each UNet block's intermediates computed again during backward).")
+  var recompute = ActivationRecompute.none
+
   @Flag(help: .hidden)
   var inProcess = false
 
@@ -31,8 +35,9 @@ struct BenchCommand: ParsableCommand {
     if inProcess {
       // A child: run the one workload and print its figures as JSON.
       precondition(selected.count == 1)
-      var figures = selected[0].run()
+      var figures = withActivationRecompute(recompute) { selected[0].run() }
       figures["\(selected[0].rawValue)_peak_rss_mib"] = peakResidentMiB()
+      figures["\(selected[0].rawValue)_peak_tensors_mib"] = Double(distill_buffer_peak_live()) / 1_048_576
       print(try jsonLine(figures))
       return
     }
@@ -51,6 +56,7 @@ struct BenchCommand: ParsableCommand {
     } else {
       print("blas: OpenBLAS \(blasCoreName()) kernels, \(blasThreads()) threads")
     }
+    if recompute != ActivationRecompute.none { print("activation recompute: \(recompute.rawValue)") }
     if json { print(try jsonLine(all)) }
   }
 
@@ -60,7 +66,7 @@ struct BenchCommand: ParsableCommand {
     if !FileManager.default.fileExists(atPath: "/proc/self/exe") {
       process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
     }
-    process.arguments = ["bench", "--in-process", "--workload", workload.rawValue]
+    process.arguments = ["bench", "--in-process", "--workload", workload.rawValue, "--recompute", recompute.rawValue]
     let pipe = Pipe()
     process.standardOutput = pipe
     try process.run()

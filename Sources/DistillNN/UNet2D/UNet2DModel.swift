@@ -156,8 +156,12 @@ public final class UNet2DModel: Module {
     var skips = encoded.skips
     for block in upBlocks {
       for (j, resnet) in block.resnets.enumerated() {
-        h = resnet(Tensor.concat([h, skips.removeLast()], axis: 1), encoded.embedding)
-        if !block.attentions.isEmpty { h = block.attentions[j](h) }
+        h = resnet.recomputable([h, skips.removeLast(), encoded.embedding]) {
+          resnet(Tensor.concat([$0[0], $0[1]], axis: 1), $0[2])
+        }
+        if let attention = block.attentions.isEmpty ? nil : block.attentions[j] {
+          h = attention.recomputable([h]) { attention($0[0]) }
+        }
       }
       if let upsampler = block.resampler { h = upsampler(h) }
     }
@@ -184,8 +188,10 @@ public final class UNet2DModel: Module {
     var blockOutputs: [Tensor] = []
     for block in downBlocks {
       for (j, resnet) in block.resnets.enumerated() {
-        h = resnet(h, embedding)
-        if !block.attentions.isEmpty { h = block.attentions[j](h) }
+        h = resnet.recomputable([h, embedding]) { resnet($0[0], $0[1]) }
+        if let attention = block.attentions.isEmpty ? nil : block.attentions[j] {
+          h = attention.recomputable([h]) { attention($0[0]) }
+        }
         skips.append(h)
       }
       if let downsampler = block.resampler {
@@ -195,9 +201,9 @@ public final class UNet2DModel: Module {
       blockOutputs.append(h)
     }
     if let midBlock {
-      h = midBlock.first(h, embedding)
-      if let attention = midBlock.attention { h = attention(h) }
-      h = midBlock.second(h, embedding)
+      h = midBlock.first.recomputable([h, embedding]) { midBlock.first($0[0], $0[1]) }
+      if let attention = midBlock.attention { h = attention.recomputable([h]) { attention($0[0]) } }
+      h = midBlock.second.recomputable([h, embedding]) { midBlock.second($0[0], $0[1]) }
     }
     return (embedding, skips, blockOutputs, h)
   }

@@ -34,10 +34,16 @@ public final class UNet2DConditionModel: Module {
       if let resampler { register(key, indexed([resampler])) }
     }
 
-    /// Resnet `j` (and its transformer) on `h`.
-    func layer(_ j: Int, _ h: Tensor, _ embedding: Tensor, _ context: Tensor) -> Tensor {
-      let out = resnets[j](h, embedding)
-      return attentions.isEmpty ? out : attentions[j](out, context: context)
+    /// Resnet `j` (and its transformer) on the channels of `h` (one tensor, or the up path's
+    /// two to concatenate), each a block ``Module/recomputable(_:_:)`` may recompute.
+    func layer(_ j: Int, _ h: [Tensor], _ embedding: Tensor, _ context: Tensor) -> Tensor {
+      let resnet = resnets[j]
+      let out = resnet.recomputable(h + [embedding]) { xs in
+        resnet(xs.count == 2 ? xs[0] : Tensor.concat(Array(xs.dropLast()), axis: 1), xs.last!)
+      }
+      guard !attentions.isEmpty else { return out }
+      let attention = attentions[j]
+      return attention.recomputable([out, context]) { attention($0[0], context: $0[1]) }
     }
   }
 
@@ -130,7 +136,7 @@ public final class UNet2DConditionModel: Module {
     var (h, skips) = (encoded.bottleneck, encoded.skips)
     for block in upBlocks {
       for j in block.resnets.indices {
-        h = block.layer(j, Tensor.concat([h, skips.removeLast()], axis: 1), encoded.embedding, context)
+        h = block.layer(j, [h, skips.removeLast()], encoded.embedding, context)
       }
       if let up = block.resampler { h = up(h) }
     }
@@ -155,7 +161,7 @@ public final class UNet2DConditionModel: Module {
     var blockOutputs: [Tensor] = []
     for block in downBlocks {
       for j in block.resnets.indices {
-        h = block.layer(j, h, embedding, context)
+        h = block.layer(j, [h], embedding, context)
         skips.append(h)
       }
       if let down = block.resampler {
@@ -165,7 +171,10 @@ public final class UNet2DConditionModel: Module {
       blockOutputs.append(h)
     }
     if let midAttention {
-      h = midResnets[1](midAttention(midResnets[0](h, embedding), context: context), embedding)
+      let (first, second) = (midResnets[0], midResnets[1])
+      h = first.recomputable([h, embedding]) { first($0[0], $0[1]) }
+      h = midAttention.recomputable([h, context]) { midAttention($0[0], context: $0[1]) }
+      h = second.recomputable([h, embedding]) { second($0[0], $0[1]) }
     }
     return (embedding, skips, blockOutputs, h)
   }

@@ -58,6 +58,8 @@ public struct TrainingSettings: Equatable, Sendable {
   public var logEvery: Int
   /// The arithmetic of the training step's products and convolutions (``ComputePrecision``).
   public var precision: ComputePrecision
+  /// Which activations the training step keeps for backward (``ActivationRecompute``).
+  public var recompute: ActivationRecompute
 
   static let specs: [ParameterSpec] = [
     ParameterSpec("steps", .integer(1...Int.max), default: .number(1000), "training steps"),
@@ -77,6 +79,10 @@ public struct TrainingSettings: Equatable, Sendable {
       "precision", ComputePrecision.self, default: .fp32,
       "\"bf16\": products and convolutions of the training step on bfloat16 operands with float32 accumulation (needs AVX512-BF16); weights, optimizer state, norms, losses and checkpoints stay float32"
     ),
+    .choice(
+      "recompute", ActivationRecompute.self, default: ActivationRecompute.none,
+      "\"blocks\": trained UNets keep only each block's inputs and output and compute its intermediates again during backward (less memory, about a third more time; same gradients)"
+    ),
   ]
 
   init(_ entry: ComponentEntry) {
@@ -89,6 +95,7 @@ public struct TrainingSettings: Equatable, Sendable {
     keepCheckpoints = entry.int("keepCheckpoints")
     logEvery = entry.int("logEvery")
     precision = entry.choice("precision")
+    recompute = entry.choice("recompute")
   }
 
   /// The problem with `precision` on this machine, if any.

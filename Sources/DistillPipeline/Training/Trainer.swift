@@ -70,7 +70,9 @@ public final class Trainer {
     let total = settings.steps
     progress.begin(total: total, from: step)
     while step < total {
-      var values = try withComputePrecision(settings.precision) { try trainStep(step) }
+      var values = try withComputePrecision(settings.precision) {
+        try withActivationRecompute(settings.recompute) { try trainStep(step) }
+      }
       step += 1
       values["lr"] = Double(pipeline.generatorNetwork.optimizer.learningRate)
       let interrupted = try agreeOnStep(&values, interrupt: interruptible && distill_interrupt_signal() != 0)
