@@ -41,7 +41,8 @@ import Testing
     #expect(names.contains("progressive-distillation.json") && names.contains("consistency-distillation.json"))
     // Manifests that name another run's output get it made first, in two steps. The shapes
     // chain's two manifests need a classifier, a UNet teacher and pairs: ShapesChainTests runs them
-    // (and FashionChainTests the Fashion-MNIST chain's).
+    // (FashionChainTests the Fashion-MNIST chain's, TextToImageChainTests the text-to-image
+    // chain's teacher and student).
     let work = temporaryFolder()
     defer { try? FileManager.default.removeItem(atPath: work) }
     let toyTeacher = try runPipeline([
@@ -53,7 +54,10 @@ import Testing
       "dmd2.json": ["--set", "teacher.path=\(work)/toy-x0/denoiser"],
       "add.json": ["--set", "teacher.path=\(work)/toy-x0/denoiser"],
     ]
-    let chain: Set = ["shapes-teacher.json", "shapes-student.json", "fashion-teacher.json", "fashion-student.json"]
+    let chain: Set = [
+      "shapes-teacher.json", "shapes-student.json", "fashion-teacher.json", "fashion-student.json", "t2i-teacher.json",
+      "t2i-student.json",
+    ]
     #expect(chain.isSubset(of: names))
     for name in names where !chain.contains(name) {
       let result = try runPipeline(
