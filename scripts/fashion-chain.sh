@@ -12,7 +12,7 @@
 #
 # Needs the Debian package dataset-fashion-mnist (scripts/setup.sh installs it).
 # Environment:
-#   GUIDANCE=2        the guidance scale of the teacher's evaluation, the pairs and the real score
+#   GUIDANCE=3        the guidance scale of the teacher's evaluation, the pairs and the real score
 #   PAIRS=2048        pairs to precompute
 #   SET="training.steps=500 ..."   --set overrides given to both training runs
 #   TEACHER_SET, STUDENT_SET       --set overrides for one run only
@@ -25,7 +25,7 @@ pipeline="${PIPELINE:-$root/.build/release/pipeline}"
 [ -x "$pipeline" ] || { echo "build first: swift build -c release" >&2; exit 2; }
 teacher_manifest="$root/Templates/manifests/fashion-teacher.json"
 student_manifest="$root/Templates/manifests/fashion-student.json"
-guidance="${GUIDANCE:-2}"
+guidance="${GUIDANCE:-3}"
 start=$(date +%s)
 stage() { echo "== $1 ($(( $(date +%s) - start )) s since start)"; }
 

@@ -31,7 +31,7 @@ import Testing
     // The pairs carry the classes and the guidance; the teacher folder names its null class.
     let pairs = try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: out + "/pairs/pairs.json")), source: "pairs")
     guard case .object(let index) = pairs else { throw DistillError.malformed(path: "pairs.json", detail: "not an object") }
-    #expect(index["classes"] == .number(10) && index["guidance"] == .number(2), "\(pairs)")
+    #expect(index["classes"] == .number(10) && index["guidance"] == .number(3), "\(pairs)")
     let denoiser = try JSONValue.parse(
       Data(contentsOf: URL(fileURLWithPath: out + "/teacher/denoiser/denoiser.json")), source: "denoiser")
     guard case .object(let document) = denoiser, case .object(let network)? = document["network"] else {
