@@ -135,28 +135,23 @@ import Testing
     let schedule = generator.denoiser.schedule
     var rng = RandomGenerator(seed: 4)
     let noise = Tensor.normal([2, 3, 16, 16], using: &rng)
-    let ddim = DDIMSampler(schedule: schedule, prediction: .epsilon, useClippedModelOutput: true)
     let network = generator.denoiser
-    let expected = withoutGradients { () -> Tensor in
-      let x = ddim.step(
-        output: network(noise, timesteps: [Float(first), Float(first)]), alphaBar: schedule.alphaBar(first),
-        previousAlphaBar: schedule.alphaBar(second), sample: noise)
-      return ddim.step(
-        output: network(x, timesteps: [Float(second), Float(second)]), alphaBar: schedule.alphaBar(second),
-        previousAlphaBar: 1, sample: x)
+    /// The two DDIM steps from `noise` at `first` to `second` and on to ᾱ = 1.
+    func twoSteps(_ ddim: DDIMSampler) -> Tensor {
+      withoutGradients {
+        let x = ddim.step(
+          output: network(noise, timesteps: [Float(first), Float(first)]), alphaBar: schedule.alphaBar(first),
+          previousAlphaBar: schedule.alphaBar(second), sample: noise)
+        return ddim.step(
+          output: network(x, timesteps: [Float(second), Float(second)]), alphaBar: schedule.alphaBar(second),
+          previousAlphaBar: 1, sample: x)
+      }
     }
     let samples = withoutGradients { generator(noise) }
+    let expected = twoSteps(DDIMSampler(schedule: schedule, prediction: .epsilon, useClippedModelOutput: true))
     expectClose(samples.scalars, expected.scalars, rtol: 1e-4, atol: 1e-5)
     // The network's own ε̂ in the move (diffusers' default) lands elsewhere.
-    let modelEpsilon = DDIMSampler(schedule: schedule, prediction: .epsilon)
-    let other = withoutGradients { () -> Tensor in
-      let x = modelEpsilon.step(
-        output: network(noise, timesteps: [Float(first), Float(first)]), alphaBar: schedule.alphaBar(first),
-        previousAlphaBar: schedule.alphaBar(second), sample: noise)
-      return modelEpsilon.step(
-        output: network(x, timesteps: [Float(second), Float(second)]), alphaBar: schedule.alphaBar(second),
-        previousAlphaBar: 1, sample: x)
-    }
+    let other = twoSteps(DDIMSampler(schedule: schedule, prediction: .epsilon))
     let apart = zip(samples.scalars, other.scalars).map { abs($0 - $1) }.max() ?? 0
     #expect(apart > 0.1, "largest difference to the model-ε move \(apart)")
   }

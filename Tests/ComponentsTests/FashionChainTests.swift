@@ -7,23 +7,20 @@ import Testing
 /// class-conditional teacher, guided labelled pairs, one-step conditional student, and the
 /// table with the per-class figures.
 @Suite(.serialized) struct FashionChainTests {
-  static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("scripts/fashion-chain.sh").path
   static let installed = FileManager.default.fileExists(
     atPath: "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
   @Test(.enabled(if: installed)) func runsWithAFewStepsPerStage() throws {
     let out = temporaryFolder()
     defer { try? FileManager.default.removeItem(atPath: out) }
-    var environment = ProcessInfo.processInfo.environment
-    environment["PIPELINE"] = pipelineExecutable().path
-    environment["PAIRS"] = "8"
-    environment["CLASSIFIER_STEPS"] = "20"
-    environment["SET"] =
-      "training.steps=2 training.batchSize=4 evaluation.every=2 evaluation.samples=20 evaluation.gridSize=10"
-    environment["TEACHER_SET"] = "generator.steps=2"
-    environment["STUDENT_SET"] = "evaluation.metrics[1].steps=2 evaluation.metrics[1].samples=4"
-    let result = try runPipeline([Self.script, out], executable: URL(fileURLWithPath: "/bin/bash"), environment: environment)
+    let result = try runChainScript(
+      "fashion-chain.sh", into: out,
+      settings: [
+        "PAIRS": "8",
+        "SET": "training.steps=2 training.batchSize=4 evaluation.every=2 evaluation.samples=20 evaluation.gridSize=10",
+        "TEACHER_SET": "generator.steps=2",
+        "STUDENT_SET": "evaluation.metrics[1].steps=2 evaluation.metrics[1].samples=4",
+      ])
     #expect(result.status == 0, "\(result.error)")
     for file in ["classifier/classifier.json", "teacher/denoiser/denoiser.json", "pairs/pairs.json", "student/generator.safetensors"] {
       #expect(FileManager.default.fileExists(atPath: out + "/" + file), "\(file)")

@@ -72,6 +72,18 @@ struct ProcessResult {
   var error: String
 }
 
+/// Runs `scripts/NAME` of the repository with bash into `out`, the built `pipeline` as
+/// `PIPELINE`, a 20-step classifier and `settings` (the script's environment variables).
+func runChainScript(_ name: String, into out: String, settings: [String: String]) throws -> ProcessResult {
+  let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("scripts/\(name)").path
+  var environment = ProcessInfo.processInfo.environment
+  environment["PIPELINE"] = pipelineExecutable().path
+  environment["CLASSIFIER_STEPS"] = "20"
+  environment.merge(settings) { $1 }
+  return try runPipeline([script, out], executable: URL(fileURLWithPath: "/bin/bash"), environment: environment)
+}
+
 /// Runs `executable` (the `pipeline` built beside the tests by default) with `arguments`, in
 /// `directory` and with `environment` (the tests' own when nil); `whileRunning` gets the
 /// process once started.

@@ -7,20 +7,14 @@ import Testing
 /// are in docs/shapes-chain.md): classifier, teacher, pairs, student, and the summary table,
 /// on the built-in shapes and on a folder of images with one subfolder per class.
 @Suite(.serialized) struct ShapesChainTests {
-  static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("scripts/shapes-chain.sh").path
-
   /// Runs the chain into `out` with tiny settings and `extra` environment.
   func runChain(_ out: String, extra: [String: String] = [:]) throws -> ProcessResult {
-    var environment = ProcessInfo.processInfo.environment
-    environment["PIPELINE"] = pipelineExecutable().path
-    environment["PAIRS"] = "8"
-    environment["CLASSIFIER_STEPS"] = "20"
-    environment["SET"] =
-      "training.steps=2 training.batchSize=4 evaluation.every=2 evaluation.samples=16 evaluation.gridSize=4"
-    environment["STUDENT_SET"] = "evaluation.metrics[2].steps=2 evaluation.metrics[2].samples=4"
-    environment.merge(extra) { $1 }
-    return try runPipeline([Self.script, out], executable: URL(fileURLWithPath: "/bin/bash"), environment: environment)
+    let settings = [
+      "PAIRS": "8",
+      "SET": "training.steps=2 training.batchSize=4 evaluation.every=2 evaluation.samples=16 evaluation.gridSize=4",
+      "STUDENT_SET": "evaluation.metrics[2].steps=2 evaluation.metrics[2].samples=4",
+    ]
+    return try runChainScript("shapes-chain.sh", into: out, settings: settings.merging(extra) { $1 })
   }
 
   /// The value of `key` in the summary table, for the teacher and the student.

@@ -9,22 +9,18 @@ import Testing
 /// classifier, autoencoder, text-conditional latent teacher, one-step student, and the table
 /// with the per-prompt figures.
 @Suite(.serialized) struct TextToImageChainTests {
-  static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("scripts/text-to-image-chain.sh").path
   static let installed = FileManager.default.fileExists(
     atPath: "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
   @Test(.enabled(if: installed)) func runsWithAFewStepsPerStage() throws {
     let out = temporaryFolder()
     defer { try? FileManager.default.removeItem(atPath: out) }
-    var environment = ProcessInfo.processInfo.environment
-    environment["PIPELINE"] = pipelineExecutable().path
-    environment["CLASSIFIER_STEPS"] = "20"
-    environment["SET"] =
-      "training.steps=2 training.batchSize=4 evaluation.every=2 evaluation.samples=20 evaluation.gridSize=10"
-    environment["TEACHER_SET"] = "generator.steps=2 data.count=64"
-    environment["STUDENT_SET"] = "data.count=40"
-    let result = try runPipeline([Self.script, out], executable: URL(fileURLWithPath: "/bin/bash"), environment: environment)
+    let result = try runChainScript(
+      "text-to-image-chain.sh", into: out,
+      settings: [
+        "SET": "training.steps=2 training.batchSize=4 evaluation.every=2 evaluation.samples=20 evaluation.gridSize=10",
+        "TEACHER_SET": "generator.steps=2 data.count=64", "STUDENT_SET": "data.count=40",
+      ])
     #expect(result.status == 0, "\(result.error)")
     for file in [
       "classifier/classifier.json", "vae/vae/config.json", "teacher/denoiser/model_index.json",
