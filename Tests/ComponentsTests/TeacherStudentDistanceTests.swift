@@ -2,10 +2,12 @@ import BuiltInComponents
 import DistillCore
 import DistillDiffusion
 import DistillNN
+import DistillTestSupport
 import Foundation
 import TeacherStudentDistance
 import Testing
 
+@testable import CaptionsData
 @testable import DistillPipeline
 
 /// An image teacher for tests: the 16x16 UNet fixture of DistillNNTests with `sample_size`
@@ -63,6 +65,11 @@ func randomLPIPSWeights(_ network: LPIPS.Network, in folder: String) throws -> S
        "training": {"steps": 1, "batchSize": 2},
        "evaluation": {"samples": 8, "gridSize": 4, "metrics": [\(metric)]}, "output": "run"}
       """
+    return try evaluateBeforeTraining(text, in: folder)
+  }
+
+  /// The manifest `text` (relative paths from `folder`) evaluated before training.
+  func evaluateBeforeTraining(_ text: String, in folder: String) throws -> (Trainer, [String: Double]) {
     let manifest = try Manifest.decode(
       JSONValue.parse(Data(text.utf8), source: "m"), source: folder + "/m.json", baseDirectory: folder,
       fallbackName: "m", registry: .standard())
@@ -120,6 +127,46 @@ func randomLPIPSWeights(_ network: LPIPS.Network, in folder: String) throws -> S
     let measured = try #require(values["eval/teacher-student-lpips"])
     #expect(abs(l2 - Double(expectedL2)) < 1e-4 * Double(expectedL2) && l2 > 1e-3, "\(l2) vs \(expectedL2)")
     #expect(abs(measured - Double(expectedLPIPS)) < 1e-4 * Double(expectedLPIPS) && measured > 0, "\(measured) vs \(expectedLPIPS)")
+  }
+
+  /// A latent text-to-image teacher (sd-tiny): the teacher's DDIM latents, asked at each row's
+  /// prompt with the entry's guidance, are decoded by its VAE and compared with the student's
+  /// decoded samples (before, raw latents met decoded images and the run stopped).
+  @Test func latentTeacherSamplesAreDecodedAtEachRowsPrompt() throws {
+    let folder = temporaryFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let captions = try LatentMethodsTests.captionsWithImages(in: folder)
+    let (trainer, values) = try evaluateBeforeTraining(
+      """
+      {"teacher": {"type": "folder", "path": \(JSONValue.quoted(sdTinyFixture))},
+       "data": {"type": "captions", "path": \(JSONValue.quoted(captions))},
+       "generator": {"type": "denoiser", "init": "teacher", "steps": 1},
+       "losses": [{"type": "knowledge-distillation", "guidance": 3, "steps": 2}],
+       "training": {"steps": 1, "batchSize": 2},
+       "evaluation": {"samples": 4, "gridSize": 4, "metrics": [
+         {"type": "teacher-student-distance", "steps": 2, "samples": 4, "guidance": 3}]}, "output": "run"}
+      """, in: folder)
+    let pipeline = trainer.pipeline
+    let teacher = try #require(pipeline.teacher as? any LatentDenoiser)
+    let captionsSource = try #require(pipeline.data as? CaptionSource)
+    let noise = RunRecorder.evaluationNoise(pipeline.generator, count: 4, seed: pipeline.manifest.evaluation.seed)
+    // Rows 0...3 ask for prompts 0, 1, 2, 0.
+    let condition = Condition(embeddings: captionsSource.promptEmbeddings.gatheringRows([0, 1, 2, 0]))
+    let student = try trainer.recorder.withEvaluationWeights {
+      RunRecorder.generate(pipeline.generator, count: 4, seed: pipeline.manifest.evaluation.seed, batchSize: 4, data: pipeline.data)
+    }
+    let guided = teacher.guided(3)
+    let latents = try withoutGradients {
+      try deterministicSample(
+        model: guided.model(condition), schedule: teacher.schedule, prediction: teacher.prediction, sampler: .ddim,
+        steps: 2, noise: noise, spacing: .trailing)
+    }
+    let studentImages: Tensor = pipeline.images(student)
+    let teacherImages: Tensor = withoutGradients { teacher.decode(latents) }
+    #expect(teacherImages.shape == [4, 3, 16, 16])
+    let expected = (studentImages - teacherImages).square().sum(axes: [1, 2, 3]).sqrt().mean().item
+    let l2 = try #require(values["eval/teacher-student-l2"])
+    #expect(abs(l2 - Double(expected)) < 1e-4 * Double(expected) && l2 > 1e-3, "\(l2) vs \(expected)")
   }
 
   @Test func refusesMoreSamplesThanTheEvaluationHas() throws {

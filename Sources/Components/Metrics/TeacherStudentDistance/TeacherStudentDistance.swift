@@ -10,7 +10,8 @@ import DistillPipeline
 /// over samples of ‖student − teacher‖₂), `teacher-student-mse` (the mean squared difference
 /// per value) and, with LPIPS weights, `teacher-student-lpips` (the mean LPIPS distance). For a
 /// class-conditional student the teacher samples each row at the class the student was asked
-/// for, with the entry's `guidance`.
+/// for, with the entry's `guidance`; for a text-conditional one, at the row's prompt. A latent
+/// teacher's samples are decoded by its VAE, as the student's are before metrics see them.
 public final class TeacherStudentDistanceMetric: Metric {
   let count: Int
   let teacherSample: (Tensor) throws -> Tensor
@@ -129,11 +130,14 @@ public enum TeacherStudentDistance: MetricComponent {
         location: "\(entry.path).sampler", expected: "a sampler other than heun (σ_max is infinite on a zero-terminal-SNR schedule)",
         found: "\"heun\"")
     }
-    let lpips = try LPIPSOptions.load(entry, context, imageShape: generator.sampleShape)
+    // A latent teacher's samples are latents; the student's reach metrics decoded, so the
+    // teacher's are decoded alike, and LPIPS compares the decoded images.
+    let decoder = LPIPSOptions.decoder(context, for: generator)
+    let lpips = try LPIPSOptions.load(entry, context, imageShape: decoder?.imageShape ?? generator.sampleShape)
     let spacing: TimestepSpacing = entry.choice("spacing")
     let clip = entry.bool("clipSample")
     let sampleShape = generator.sampleShape
-    let condition = RunRecorder.evaluationCondition(generator, count: count)
+    let condition = RunRecorder.evaluationCondition(generator, count: count, data: context.data)
     return TeacherStudentDistanceMetric(count: count, lpips: lpips) { noise in
       let x = noise.reshaped([noise.shape[0]] + sampleShape)
       var parts: [Tensor] = []
@@ -145,7 +149,8 @@ public enum TeacherStudentDistance: MetricComponent {
             model: teacher.model(condition.rows(range)), schedule: teacher.schedule, prediction: teacher.prediction,
             sampler: sampler, steps: steps, noise: rows, spacing: spacing, clipSample: clip))
       }
-      return parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
+      let samples = parts.count == 1 ? parts[0] : Tensor.concat(parts, axis: 0)
+      return decoder?.decode(samples) ?? samples
     }
   }
 }
