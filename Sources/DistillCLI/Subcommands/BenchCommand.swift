@@ -24,7 +24,7 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "Activation recomputation in the training workloads (w2, w3, w5, w5bf16): none or blocks (each UNet block's intermediates computed again during backward).")
   var recompute = ActivationRecompute.none
 
-  @Option(help: "The format of the sd15 UNet's product weights: fp32, or bf16 (held in bfloat16, products on the bfloat16 kernels; needs AVX512-BF16).")
+  @Option(name: .customLong("weight-format"), help: "The format of the sd15 UNet's product weights: fp32, or bf16 (held in bfloat16, products on the bfloat16 kernels; needs AVX512-BF16).")
   var weights = WeightFormat.fp32
 
   @Flag(help: .hidden)
@@ -37,10 +37,10 @@ struct BenchCommand: ParsableCommand {
     }
     if weights == .bf16 {
       guard selected.allSatisfy({ $0 == .sd15 }) else {
-        throw ValidationError("--weights bf16 applies to --workload sd15 only (the other workloads train their weights)")
+        throw ValidationError("--weight-format bf16 applies to --workload sd15 only (the other workloads train their weights)")
       }
       guard weights.isSupported else {
-        throw ValidationError("--weights bf16 needs a CPU with AVX512-BF16 (and Distillery's product kernel)")
+        throw ValidationError("--weight-format bf16 needs a CPU with AVX512-BF16 (and Distillery's product kernel)")
       }
     }
     if inProcess {
@@ -68,7 +68,7 @@ struct BenchCommand: ParsableCommand {
       print("blas: OpenBLAS \(blasCoreName()) kernels, \(blasThreads()) threads")
     }
     if recompute != ActivationRecompute.none { print("activation recompute: \(recompute.rawValue)") }
-    if weights != .fp32 { print("weights: \(weights.rawValue)") }
+    if weights != .fp32 { print("weight format: \(weights.rawValue)") }
     if json { print(try jsonLine(all)) }
   }
 
@@ -79,7 +79,7 @@ struct BenchCommand: ParsableCommand {
       process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
     }
     process.arguments = [
-      "bench", "--in-process", "--workload", workload.rawValue, "--recompute", recompute.rawValue, "--weights",
+      "bench", "--in-process", "--workload", workload.rawValue, "--recompute", recompute.rawValue, "--weight-format",
       weights.rawValue,
     ]
     let pipe = Pipe()
