@@ -136,11 +136,13 @@ BF16_TARGET void conv_direct_bf16(long threads, const float *x, const float *wei
 
 #endif
 
-/* Round to nearest even on the bits, as vcvtneps2bf16 does; a NaN stays a (quiet) NaN. */
+/* Round to nearest even on the bits, as vcvtneps2bf16 does: a NaN stays a (quiet) NaN, and a
+ * subnormal input becomes a zero of its sign. */
 static inline uint16_t bf16_round_scalar(float x) {
   uint32_t bits;
   memcpy(&bits, &x, sizeof bits);
   if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((bits >> 16) | 0x40);
+  if ((bits & 0x7F800000u) == 0) return (uint16_t)((bits >> 16) & 0x8000u);
   return (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
 }
 

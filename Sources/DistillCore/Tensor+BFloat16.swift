@@ -39,7 +39,8 @@ extension Tensor {
   /// The bytes this tensor's elements take: 4 per element, 2 for a bfloat16 tensor.
   public var storageBytes: Int { storage.elementBytes }
 
-  /// This tensor rounded to bfloat16 (to nearest even) and held in 2 bytes per element,
+  /// This tensor rounded to bfloat16 (to nearest even, as `vcvtneps2bf16`: subnormals become
+  /// zeros, as in the bf16 products) and held in 2 bytes per element,
   /// detached: a frozen weight for the products (``isBFloat16``). A bfloat16 tensor is
   /// returned as it is.
   public func bfloat16Rounded() -> Tensor {

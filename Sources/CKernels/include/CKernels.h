@@ -83,8 +83,8 @@ void distill_conv2d_weight_gradient(long threads, const float *x, const float *g
                                     distill_conv_geometry g, int bf16);
 
 /* Weights held in bfloat16 (a frozen network's, see Tensor.bfloat16Rounded): halves[i] =
- * x[i] rounded to bfloat16 (to nearest even, NaN kept a NaN), and x[i] = halves[i] widened
- * (exact). Any CPU. */
+ * x[i] rounded to bfloat16 as vcvtneps2bf16 rounds (to nearest even, a NaN kept a NaN, a
+ * subnormal to zero), and x[i] = halves[i] widened (exact). Any CPU. */
 void distill_bf16_round(const float *x, uint16_t *halves, long n);
 void distill_bf16_widen(const uint16_t *halves, float *x, long n);
 /* Whether distill_conv2d_forward runs the convolution of geometry g direct (conv.c) rather
