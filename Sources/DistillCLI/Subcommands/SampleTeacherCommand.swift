@@ -61,12 +61,8 @@ struct SampleTeacherCommand: ParsableCommand {
       if let size, size < 1 {
         throw DistillError.invalidValue(location: "--size", expected: "a positive integer", found: String(size))
       }
-      guard weightFormat.isSupported else {
-        throw DistillError.invalidValue(
-          location: "--weight-format", expected: "fp32 on this machine (bf16 needs a CPU with AVX512-BF16)",
-          found: weightFormat.rawValue)
-      }
       if StableDiffusionFolder.isTextToImage(folder: teacher) {
+        try requireSupported(weightFormat, location: "--weight-format")
         let pipeline = try StableDiffusionFolder(folder: teacher)
         pipeline.unet.holdProductWeights(in: weightFormat)
         let samples = try sampleTextToImage(

@@ -11,7 +11,8 @@ public let teacherWeightsParameter = ParameterSpec.choice(
 /// Holds the product weights of `teacher`'s network in `format` (``Module/holdProductWeights(in:)``).
 ///
 /// - Throws: ``DistillError/invalidValue(location:expected:found:)`` at `location` for `bf16`
-///   and a teacher without a network (an analytic one).
+///   and a teacher without a network (an analytic one), or on a machine where bf16 cannot run
+///   (``WeightFormat/isSupported``).
 public func holdWeights(of teacher: any Denoiser, in format: WeightFormat, location: String) throws {
   guard format == .bf16 else { return }
   guard let module = (teacher as? any SavableDenoiser)?.weightsModule else {
@@ -19,7 +20,17 @@ public func holdWeights(of teacher: any Denoiser, in format: WeightFormat, locat
       location: location, expected: "a teacher with a network for \"bf16\" (its product weights held in bfloat16)",
       found: "the teacher \"\(teacher.summary)\", which has none")
   }
+  try requireSupported(format, location: location)
   module.holdProductWeights(in: format)
+}
+
+/// Throws ``DistillError/invalidValue(location:expected:found:)`` at `location` where `format`
+/// cannot run on this machine (``WeightFormat/isSupported``).
+public func requireSupported(_ format: WeightFormat, location: String) throws {
+  guard !format.isSupported else { return }
+  throw DistillError.invalidValue(
+    location: location, expected: "fp32 on this machine (bf16 needs a CPU with AVX512-BF16 and Distillery's own product kernel)",
+    found: format.rawValue)
 }
 
 extension Manifest {
