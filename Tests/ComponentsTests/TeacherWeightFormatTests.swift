@@ -171,4 +171,36 @@ import Testing
     #expect(problem?.path == "teacher.weightFormat", "\(String(describing: problem))")
     #expect(problem?.message.contains("trained as \"tuned-teacher\"") == true, "\(String(describing: problem))")
   }
+
+  /// ADD with the teacher's encoder as the discriminator's feature network: the generator's
+  /// adversarial gradient passes back through the frozen bf16 teacher to its samples; the
+  /// teacher's weights take none and stay as they were.
+  @Test(.enabled(if: ComputePrecision.bf16Supported, "needs AVX512-BF16"))
+  func adversarialGradientsPassThroughABF16Teacher() throws {
+    func step(_ format: String) throws -> (values: [String: Double], teacher: [Float], unchanged: Bool) {
+      let pipeline = try AssembledPipeline.assemble(
+        try Self.decode(
+          """
+          {"teacher": {"type": "folder", "path": \(JSONValue.quoted(Self.teacherPath)), "weightFormat": "\(format)"},
+           "data": {"type": "shapes", "size": 16},
+           "generator": {"type": "denoiser", "init": "teacher", "timesteps": [999, 499], "stepping": "renoise"},
+           "losses": [{"type": "adversarial-distillation", "featureTimestep": 300}],
+           "training": {"steps": 1, "batchSize": 4}}
+          """), registry: .standard())
+      let teacher = (pipeline.teacher as! any SavableDenoiser).weightsModule!
+      let before = teacher.parameters().flatMap(\.value.scalars)
+      let trainer = Trainer(
+        pipeline: pipeline, folder: RunFolder(path: "/nonexistent"), progress: ProgressReporter(style: .silent))
+      let values = try trainer.trainStep(0)
+      let held = teacher.parameters().filter(\.isBFloat16)
+      #expect(held.allSatisfy { $0.grad == nil })
+      return (values, before, teacher.parameters().flatMap(\.value.scalars) == before)
+    }
+    let bf16 = try step("bf16")
+    let fp32 = try step("fp32")
+    #expect(bf16.unchanged)
+    let key = "add/adversarial-sample-gradient-norm"
+    let (held, full) = (try #require(bf16.values[key]), try #require(fp32.values[key]))
+    #expect(held > 0 && abs(held - full) < 0.05 * full, "\(key): bf16 teacher \(held), fp32 teacher \(full)")
+  }
 }
