@@ -236,13 +236,18 @@ GEMM_TARGET static void gradient_chunk(void *context, long chunk) {
 #endif
 
 #if GEMM_X86
+/* Whether a forward convolution runs direct rather than as an implicit product. */
+static int runs_direct(const distill_conv_geometry *g) {
+  return g->sh == 1 && g->sw == 1 && (g->ho * g->wo) % 32 == 0 && (g->wo % 16 == 0 || g->w == g->wo) &&
+         g->kh * g->kw <= DIRECT_TAPS_MAX;
+}
+
 GEMM_TARGET static void conv_forward(long threads, const float *x, const float *weight, int flipped, long o, float *out,
                                      const distill_conv_geometry *g, int bf16) {
   const long taps = g->kh * g->kw;
-  if (g->sh == 1 && g->sw == 1 && (g->ho * g->wo) % 32 == 0 && (g->wo % 16 == 0 || g->w == g->wo) &&
-      taps <= DIRECT_TAPS_MAX) {
+  if (runs_direct(g)) {
     if (bf16)
-      conv_direct_bf16(threads, x, weight, flipped, o, out, g);
+      conv_direct_bf16(threads, x, weight, NULL, flipped, o, out, g);
     else
       conv_direct(threads, x, weight, flipped, o, out, g);
     return;
@@ -263,6 +268,26 @@ void distill_conv2d_forward(long threads, const float *x, const float *weight, i
 #else
   (void)bf16, (void)threads, (void)x, (void)weight, (void)flipped, (void)o, (void)out, (void)g;
   abort(); /* callers check distill_sgemm_supported() */
+#endif
+}
+
+int distill_conv2d_runs_direct(distill_conv_geometry g) {
+#if GEMM_X86
+  return distill_sgemm_supported() && runs_direct(&g);
+#else
+  (void)g;
+  return 0;
+#endif
+}
+
+void distill_conv2d_forward_bf16_weight(long threads, const float *x, const uint16_t *weight, int flipped, long o,
+                                        float *out, distill_conv_geometry g) {
+#if GEMM_X86
+  if (!runs_direct(&g)) abort(); /* callers check distill_conv2d_runs_direct */
+  conv_direct_bf16(threads, x, NULL, weight, flipped, o, out, &g);
+#else
+  (void)threads, (void)x, (void)weight, (void)flipped, (void)o, (void)out, (void)g;
+  abort();
 #endif
 }
 

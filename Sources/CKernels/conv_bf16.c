@@ -1,6 +1,7 @@
 #include "gemm.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Direct convolutions on bfloat16 operands (AVX512-BF16), under the conditions of conv.c's
  * float32 direct kernel and with its tiles: 8 output channels by two 16-pixel vectors.
@@ -89,15 +90,20 @@ static _Thread_local size_t image_pairs_bytes, weight_pairs_bytes;
 static _Thread_local uint16_t *weight_halves;
 static _Thread_local size_t weight_halves_bytes;
 
-BF16_TARGET void conv_direct_bf16(long threads, const float *x, const float *weight, int flipped, long o, float *out,
-                                  const distill_conv_geometry *g) {
+BF16_TARGET void conv_direct_bf16(long threads, const float *x, const float *weight, const uint16_t *halves,
+                                  int flipped, long o, float *out, const distill_conv_geometry *g) {
   const long taps = g->kh * g->kw, strips = (o + MR - 1) / MR, pairs = (g->c + 1) / 2, plane = g->h * g->w;
-  /* The weight in bfloat16, in its own layout, then its pairs gathered from that. */
+  /* The weight in bfloat16, in its own layout (a weight held in bfloat16 already is), then its
+   * pairs gathered from that. */
   const long count = o * g->c * taps;
-  uint16_t *halves = grow_scratch((void **)&weight_halves, &weight_halves_bytes, (size_t)count * sizeof(uint16_t));
-  for (long q = 0; q < count; q += 16) {
-    const __mmask16 m = lanes(0, count - q);
-    _mm256_mask_storeu_epi16(halves + q, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, weight + q)));
+  if (!halves) {
+    uint16_t *rounded =
+        grow_scratch((void **)&weight_halves, &weight_halves_bytes, (size_t)count * sizeof(uint16_t));
+    for (long q = 0; q < count; q += 16) {
+      const __mmask16 m = lanes(0, count - q);
+      _mm256_mask_storeu_epi16(rounded + q, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, weight + q)));
+    }
+    halves = rounded;
   }
   uint32_t *packed =
       grow_scratch((void **)&weight_pairs, &weight_pairs_bytes, (size_t)strips * taps * pairs * MR * sizeof(uint32_t));
@@ -129,3 +135,57 @@ BF16_TARGET void conv_direct_bf16(long threads, const float *x, const float *wei
 }
 
 #endif
+
+/* Round to nearest even on the bits, as vcvtneps2bf16 does: a NaN stays a (quiet) NaN, and a
+ * subnormal input becomes a zero of its sign. */
+static inline uint16_t bf16_round_scalar(float x) {
+  uint32_t bits;
+  memcpy(&bits, &x, sizeof bits);
+  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((bits >> 16) | 0x40);
+  if ((bits & 0x7F800000u) == 0) return (uint16_t)((bits >> 16) & 0x8000u);
+  return (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+
+#if GEMM_X86
+BF16_TARGET static void bf16_round_avx512(const float *x, uint16_t *halves, long n) {
+  for (long q = 0; q < n; q += 16) {
+    const __mmask16 m = lanes(0, n - q);
+    _mm256_mask_storeu_epi16(halves + q, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + q)));
+  }
+}
+
+GEMM_TARGET static void bf16_widen_avx512(const uint16_t *halves, float *x, long n) {
+  long q = 0;
+  for (; q + 16 <= n; q += 16) {
+    const __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(halves + q)));
+    _mm512_storeu_ps(x + q, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
+  }
+  for (; q < n; q++) {
+    const uint32_t bits = (uint32_t)halves[q] << 16;
+    memcpy(x + q, &bits, sizeof bits);
+  }
+}
+#endif
+
+void distill_bf16_round(const float *x, uint16_t *halves, long n) {
+#if GEMM_X86
+  if (distill_bf16_supported()) {
+    bf16_round_avx512(x, halves, n);
+    return;
+  }
+#endif
+  for (long i = 0; i < n; i++) halves[i] = bf16_round_scalar(x[i]);
+}
+
+void distill_bf16_widen(const uint16_t *halves, float *x, long n) {
+#if GEMM_X86
+  if (distill_sgemm_supported()) {
+    bf16_widen_avx512(halves, x, n);
+    return;
+  }
+#endif
+  for (long i = 0; i < n; i++) {
+    const uint32_t bits = (uint32_t)halves[i] << 16;
+    memcpy(x + i, &bits, sizeof bits);
+  }
+}

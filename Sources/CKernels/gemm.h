@@ -88,9 +88,10 @@ BF16_TARGET static inline __m512i bf16_pairs16(__m512 lo, __m512 hi) {
  * tap, the offset of lane 0's input in its plane and the lanes inside the image (thread-local
  * tables, valid until the thread's next call). */
 void conv_direct_tables(const distill_conv_geometry *g, const long **offsets, const __mmask16 **masks);
-/* out = conv(x, weight) on bfloat16 operands, stride 1, under conv.c's direct conditions. */
-void conv_direct_bf16(long threads, const float *x, const float *weight, int flipped, long o, float *out,
-                      const distill_conv_geometry *g);
+/* out = conv(x, weight) on bfloat16 operands, stride 1, under conv.c's direct conditions; the
+ * weight given in float32 (`weight`) or already in bfloat16 (`halves`, the other NULL). */
+void conv_direct_bf16(long threads, const float *x, const float *weight, const uint16_t *halves, int flipped, long o,
+                      float *out, const distill_conv_geometry *g);
 
 /* Element (oc, ci, tap) of a convolution's weight: weight [o, c, taps] itself, or with `flipped`
  * the adjoint convolution's weight read from a weight [c, o, taps] (flipped in both spatial

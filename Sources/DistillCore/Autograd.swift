@@ -50,7 +50,10 @@ extension Tensor {
   public var requiresGrad: Bool { node != nil }
 
   /// This tensor as a new leaf that accumulates a gradient in ``grad``.
-  public func requiringGrad() -> Tensor { Tensor(shape: shape, storage: storage, node: GradNode(leaf: ())) }
+  public func requiringGrad() -> Tensor {
+    precondition(!storage.isBFloat16, "a bfloat16 tensor \(shape) holds frozen weights: it takes no gradient")
+    return Tensor(shape: shape, storage: storage, node: GradNode(leaf: ()))
+  }
 
   /// This tensor cut from the graph: same values, no gradient flows through it.
   public func detached() -> Tensor { Tensor(shape: shape, storage: storage) }

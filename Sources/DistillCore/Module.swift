@@ -61,6 +61,28 @@ open class Module {
   /// The number of trainable scalars.
   public var parameterCount: Int { parameters().reduce(0) { $0 + $1.value.count } }
 
+  /// The bytes the parameters' values take (4 per scalar, 2 per scalar held in bfloat16).
+  public var parameterBytes: Int { parameters().reduce(0) { $0 + $1.value.storageBytes } }
+
+  /// Holds the weight of every product and convolution in this tree (the parameters that are
+  /// ``Parameter/isProductWeight``) in `format`, releasing the previous copy where nothing else
+  /// shares it. For a frozen network only: `bf16` rounds each weight to bfloat16 (2 bytes
+  /// instead of 4) and its products then run on the bfloat16 kernels
+  /// (``ComputePrecision/bf16``, float32 accumulation); biases, norms and embeddings stay
+  /// float32, and gradients still flow to the inputs. `fp32` widens them back (to the rounded
+  /// values). Copy a trainable network from this one before, not after:
+  /// ``load(_:strict:)`` refuses bfloat16 weights for a float32 parameter, and optimizers and
+  /// EMA refuse bfloat16 parameters.
+  ///
+  /// `bf16` traps where ``WeightFormat/isSupported`` is false (no AVX512-BF16): callers that
+  /// take the format from a user check that first.
+  public func holdProductWeights(in format: WeightFormat) {
+    precondition(format.isSupported, "bf16 weights need a CPU with AVX512-BF16 and Distillery's kernel")
+    for parameter in parameters() where parameter.isProductWeight {
+      parameter.value = format == .bf16 ? parameter.value.bfloat16Rounded() : parameter.value.float32()
+    }
+  }
+
   /// Sets training (`true`) or evaluation mode here and in every submodule.
   public func train(_ training: Bool = true) {
     isTraining = training
@@ -73,7 +95,8 @@ open class Module {
   /// Drops the gradients of every parameter.
   public func zeroGrad() { for p in parameters() { p.zeroGrad() } }
 
-  /// The current weights by state-dict key (values share storage until either side writes).
+  /// The current weights by state-dict key (values share storage until either side writes;
+  /// a weight held in bfloat16 is a bfloat16 tensor).
   public func stateDict() -> [String: Tensor] {
     Dictionary(uniqueKeysWithValues: namedParameters().map { ($0.name, $0.parameter.value.detached()) })
   }
@@ -82,6 +105,10 @@ open class Module {
   ///
   /// - Parameter strict: when `true`, a key of the module missing from `tensors` or a key of
   ///   `tensors` the module does not have is an error. A shape mismatch is always an error.
+  /// A parameter held in bfloat16 takes its weights rounded to bfloat16; bfloat16 weights for
+  /// a float32 parameter are refused (a trainable copy of a frozen bfloat16 network would
+  /// start from rounded weights).
+  ///
   /// - Throws: ``DistillError/stateDictMismatch(problems:)`` naming every offending key; on
   ///   error no weight has been changed.
   /// - Returns: the keys that were missing and unexpected (empty lists when strict).
@@ -96,6 +123,10 @@ open class Module {
       if let t = tensors[name], t.shape != parameter.shape {
         problems.append("'\(name)': shape \(t.shape) in the weights, the module expects \(parameter.shape)")
       }
+      if let t = tensors[name], t.isBFloat16, !parameter.isBFloat16 {
+        problems.append(
+          "'\(name)': bfloat16 weights for a float32 parameter (copy a network before holding its weights in bf16)")
+      }
     }
     if strict {
       problems += missing.map { "'\($0)': missing from the weights" }
@@ -103,7 +134,7 @@ open class Module {
     }
     guard problems.isEmpty else { throw DistillError.stateDictMismatch(problems: problems) }
     for (name, parameter) in named {
-      if let t = tensors[name] { parameter.value = t.detached() }
+      if let t = tensors[name] { parameter.value = parameter.isBFloat16 ? t.bfloat16Rounded() : t.detached() }
     }
     return (missing, unexpected)
   }

@@ -151,7 +151,8 @@ extension ConvGeometry {
 /// `[n, o, ho, wo]` convolution of `x` (`[n, c, h, w]`) with `weight` (`[o, c, kh, kw]`),
 /// without bias.
 func convForward(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> Tensor {
-  Tensor(shape: g.outputShape) { out in
+  if weight.isBFloat16 { return convolutionOfBFloat16Weight(x, weight, g, flipped: false) }
+  return Tensor(shape: g.outputShape) { out in
     x.withUnsafeBufferPointer { xb in
       weight.withUnsafeBufferPointer { wb in
         let wp = wb.baseAddress!
@@ -180,6 +181,7 @@ func convForward(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> Tensor {
 /// The gradient of ``convForward(_:_:_:)`` with respect to its input: `[n, c, h, w]` from an
 /// output gradient `grad` (`[n, o, ho, wo]`).
 func convInputGradient(_ grad: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> Tensor {
+  if weight.isBFloat16 { return convolutionOfBFloat16Weight(grad, weight, g, flipped: true) }
   if let adjoint = g.adjointConvolution {
     return Tensor(shape: g.inputShape) { out in
       grad.withUnsafeBufferPointer { gb in
@@ -208,6 +210,27 @@ func convInputGradient(_ grad: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> T
         }
       }
     }
+  }
+}
+
+/// ``convForward(_:_:_:)`` (or with `flipped`, ``convInputGradient(_:_:_:)``) of a weight held
+/// in bfloat16, with bfloat16 products: a convolution that runs direct reads the bfloat16
+/// values as they are (CKernels `conv_bf16.c`); any other widens the weight for the call.
+private func convolutionOfBFloat16Weight(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry, flipped: Bool) -> Tensor {
+  precondition(ComputePrecision.bf16Supported, "bfloat16 weights need a CPU with AVX512-BF16 and Distillery's kernel")
+  if let direct = flipped ? g.adjointConvolution : g, distill_conv2d_runs_direct(direct.cGeometry) != 0 {
+    return Tensor(shape: direct.outputShape) { out in
+      x.withUnsafeBufferPointer { xb in
+        weight.withHalves { halves in
+          distill_conv2d_forward_bf16_weight(
+            direct.threads, xb.baseAddress!, halves, flipped ? 1 : 0, direct.o, out.baseAddress!, direct.cGeometry)
+        }
+      }
+    }
+  }
+  let widened = weight.float32()
+  return withComputePrecision(.bf16) {
+    flipped ? convInputGradient(x, widened, g) : convForward(x, widened, g)
   }
 }
 

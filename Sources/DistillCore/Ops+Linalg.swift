@@ -132,6 +132,10 @@ extension Tensor {
 
   /// `x W^T + b` over the last dimension, as PyTorch's `F.linear`: `weight` is `[out, in]`,
   /// `bias` is `[out]`. One BLAS call forward and one per gradient.
+  ///
+  /// A weight held in bfloat16 (``isBFloat16``, frozen) is widened for each product (a
+  /// transient float32 copy) and its products, forward and input gradient, run in
+  /// ``ComputePrecision/bf16``.
   public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     precondition(weight.rank == 2 && x.shape.last == weight.shape[1], "linear: input \(x.shape) does not fit weight \(weight.shape)")
     let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
@@ -147,9 +151,11 @@ extension Tensor {
         }
         beta = 1
       }
-      x.withUnsafeBufferPointer { xs in
-        weight.withUnsafeBufferPointer { w in
-          sgemm(xs.baseAddress!, transposeA: false, w.baseAddress!, transposeB: true, o, m: rows, n: outFeatures, k: inFeatures, beta: beta)
+      withWeightPrecision(weight) {
+        x.withUnsafeBufferPointer { xs in
+          weight.float32().withUnsafeBufferPointer { w in
+            sgemm(xs.baseAddress!, transposeA: false, w.baseAddress!, transposeB: true, o, m: rows, n: outFeatures, k: inFeatures, beta: beta)
+          }
         }
       }
     }
@@ -158,8 +164,10 @@ extension Tensor {
     return result.recorded("linear", inputs) { g in
       var grads: [Tensor?] = [
         x.requiresGrad
-          ? batchedProduct(g, transposeA: false, weight, transposeB: false, batch: 1, m: rows, n: inFeatures, k: outFeatures)
-            .reshaped(x.shape) : nil,
+          ? withWeightPrecision(weight) {
+            batchedProduct(
+              g, transposeA: false, weight.float32(), transposeB: false, batch: 1, m: rows, n: inFeatures, k: outFeatures)
+          }.reshaped(x.shape) : nil,
         weight.requiresGrad
           ? batchedProduct(g, transposeA: true, x, transposeB: false, batch: 1, m: outFeatures, n: inFeatures, k: rows)
             .reshaped(weight.shape) : nil,

@@ -33,11 +33,16 @@ extension Optimizer {
   }
 }
 
-/// Validates parameter names for an optimizer or EMA.
+/// Validates parameter names for an optimizer or EMA, and that every parameter is trainable:
+/// a weight held in bfloat16 is frozen (``Module/holdProductWeights(in:)``) and takes no
+/// gradient, so an optimizer would skip it silently.
 func checkUniqueNames(_ parameters: [NamedParameter], _ owner: String) {
   var seen = Set<String>()
   for entry in parameters {
     precondition(seen.insert(entry.name).inserted, "\(owner): parameter name '\(entry.name)' appears twice")
+    precondition(
+      !entry.parameter.isBFloat16,
+      "\(owner): parameter '\(entry.name)' is held in bfloat16, frozen; a trained parameter must be float32")
   }
 }
 

@@ -88,19 +88,24 @@ public struct Tensor: @unchecked Sendable {
   /// The number of elements.
   public var count: Int { storage.count }
 
-  /// The elements in row-major order.
-  public var scalars: [Float] { Array(UnsafeBufferPointer(start: storage.pointer, count: storage.count)) }
+  /// The elements in row-major order (a bfloat16 tensor's widened to float).
+  public var scalars: [Float] {
+    if storage.isBFloat16 { return float32().scalars }
+    return Array(UnsafeBufferPointer(start: storage.pointer, count: storage.count))
+  }
 
   /// The single element of a tensor with one element.
   public var item: Float {
     precondition(count == 1, "item needs a tensor with one element, shape is \(shape)")
-    return storage.pointer[0]
+    return scalars[0]
   }
 
-  /// Reads the elements without copying.
+  /// Reads the elements without copying. A bfloat16 tensor (``isBFloat16``) has no float
+  /// elements to read: only products take it (``float32()`` widens it).
   @inlinable
   public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
-    try body(UnsafeBufferPointer(start: storage.pointer, count: storage.count))
+    precondition(!storage.isBFloat16, "a bfloat16 tensor \(shape) is a product weight only: widen it with float32()")
+    return try body(UnsafeBufferPointer(start: storage.pointer, count: storage.count))
   }
 
   /// Writes the elements in place, copying the storage first if another tensor shares it.
@@ -110,6 +115,7 @@ public struct Tensor: @unchecked Sendable {
   public mutating func withUnsafeMutableBufferPointer<R>(
     _ body: (UnsafeMutableBufferPointer<Float>) throws -> R
   ) rethrows -> R {
+    precondition(!storage.isBFloat16, "a bfloat16 tensor \(shape) is a frozen product weight: it is not written")
     if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
     return try body(UnsafeMutableBufferPointer(start: storage.pointer, count: storage.count))
   }
@@ -128,6 +134,7 @@ extension Tensor: CustomStringConvertible {
 extension Tensor: Equatable {
   /// Equal shapes and equal elements; gradient state is not compared.
   public static func == (lhs: Tensor, rhs: Tensor) -> Bool {
-    lhs.shape == rhs.shape && (lhs.storage === rhs.storage || lhs.scalars == rhs.scalars)
+    lhs.shape == rhs.shape
+      && (lhs.storage === rhs.storage || (lhs.isBFloat16 == rhs.isBFloat16 && lhs.scalars == rhs.scalars))
   }
 }

@@ -13,7 +13,8 @@ public final class Conv2d: Module, UnaryLayer {
   ) {
     let bound = 1 / Float(inputChannels * kernel * kernel).squareRoot()
     weight = Parameter(
-      Tensor.uniform([outputChannels, inputChannels, kernel, kernel], low: -bound, high: bound, using: &rng))
+      Tensor.uniform([outputChannels, inputChannels, kernel, kernel], low: -bound, high: bound, using: &rng),
+      isProductWeight: true)
     self.bias = bias ? Parameter(Tensor.uniform([outputChannels], low: -bound, high: bound, using: &rng)) : nil
     self.stride = stride
     self.padding = padding

@@ -6,7 +6,8 @@ public final class Linear: Module, UnaryLayer {
   /// Initialised as PyTorch does: both tensors uniform in `±1/sqrt(inputSize)`.
   public init(inputSize: Int, outputSize: Int, bias: Bool = true, using rng: inout RandomGenerator) {
     let bound = 1 / Float(inputSize).squareRoot()
-    weight = Parameter(Tensor.uniform([outputSize, inputSize], low: -bound, high: bound, using: &rng))
+    weight = Parameter(
+      Tensor.uniform([outputSize, inputSize], low: -bound, high: bound, using: &rng), isProductWeight: true)
     self.bias = bias ? Parameter(Tensor.uniform([outputSize], low: -bound, high: bound, using: &rng)) : nil
     super.init()
     register("weight", weight)

@@ -1,4 +1,5 @@
 import DistillCore
+import DistillDiffusion
 import DistillTestSupport
 import Foundation
 
@@ -9,7 +10,7 @@ enum CatalogueCases {
 
   static var all: [(id: String, setup: Setup)] {
     manifestFile + manifestValues + references + overrides + flags + teacherFolder + diffusersConfig + safetensors
-      + images + pairs + runFolder + textToImage
+      + images + pairs + runFolder + textToImage + weightFormat
   }
 
   // MARK: J: the manifest file and its JSON
@@ -531,6 +532,26 @@ enum CatalogueCases {
       ("X10", newTextToImage(sdTinyNetwork(unet: #""cross_attention_dim": 16"#))),
       ("X11", newTextToImage(sdTinyNetwork(text: sdTinyFixture + "/vae", unet: #""cross_attention_dim": 32"#))),
       ("X12", newTextToImage(sdTinyNetwork(unet: #""cross_attention_dim": 32"#), data: #"{"type": "captions", "path": "c.txt", "count": 5}"#)),
+    ]
+  }
+
+  // MARK: B: weights held in bfloat16
+
+  /// A Distillery denoiser folder `teacher` holding a Gaussian mixture (no network).
+  static func mixtureTeacher(_ s: CatalogueScratch) throws {
+    let mixture = try GaussianMixtureDenoiser(
+      means: [[0, 0], [1, 1]], std: 0.5, weights: nil, schedule: ScheduleConfig().schedule, prediction: .epsilon,
+      location: "test")
+    try mixture.save(folder: s.file("teacher"))
+  }
+
+  static var weightFormat: [(id: String, setup: Setup)] {
+    [
+      ("B4", { _ in ["bench", "--workload", "w1", "--weight-format", "bf16"] }),
+      ("B5", { s in
+        try mixtureTeacher(s)
+        return ["sample-teacher", "--teacher", "teacher", "--out", "x.safetensors", "--weight-format", "bf16"]
+      }),
     ]
   }
 }

@@ -82,6 +82,21 @@ void distill_conv2d_forward(long threads, const float *x, const float *weight, i
 void distill_conv2d_weight_gradient(long threads, const float *x, const float *grad, long o, float *weight_grad,
                                     distill_conv_geometry g, int bf16);
 
+/* Weights held in bfloat16 (a frozen network's, see Tensor.bfloat16Rounded): halves[i] =
+ * x[i] rounded to bfloat16 as vcvtneps2bf16 rounds (to nearest even, a NaN kept a NaN, a
+ * subnormal to zero), and x[i] = halves[i] widened (exact). Any CPU. */
+void distill_bf16_round(const float *x, uint16_t *halves, long n);
+void distill_bf16_widen(const uint16_t *halves, float *x, long n);
+/* Whether distill_conv2d_forward runs the convolution of geometry g direct (conv.c) rather
+ * than as an implicit product. */
+int distill_conv2d_runs_direct(distill_conv_geometry g);
+/* distill_conv2d_forward with bf16 != 0 for a weight held in bfloat16 (conv_bf16.c reads the
+ * values without a float32 copy); only where distill_conv2d_runs_direct(g) and
+ * distill_bf16_supported(). Elsewhere the caller widens the weight (distill_bf16_widen) and
+ * calls distill_conv2d_forward. */
+void distill_conv2d_forward_bf16_weight(long threads, const float *x, const uint16_t *weight, int flipped, long o,
+                                        float *out, distill_conv_geometry g);
+
 /* Runs function(context, i) for every i in 0..<chunks on up to `threads` threads (the caller
  * and a pool of workers started on first use, see threads.c) and returns when all are done.
  * Chunks must write disjoint memory. A call made inside a chunk, or while another thread's

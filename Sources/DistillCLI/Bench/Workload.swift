@@ -32,8 +32,9 @@ enum Workload: String, CaseIterable, ExpressibleByArgument {
   /// each, as torch_ref.py does) and sd15 (3.4 GB of weights).
   static var defaults: [Workload] { allCases.filter { ![.w5, .w5bf16, .sd15].contains($0) } }
 
-  /// Runs the workload and returns its figures under torch_ref.py's keys.
-  func run() -> [String: Double] {
+  /// Runs the workload and returns its figures under torch_ref.py's keys; `weights` is the
+  /// format of sd15's UNet weights (the other workloads train in float32).
+  func run(weights: WeightFormat = .fp32) -> [String: Double] {
     switch self {
     case .elementwise: return ElementwiseWorkload.figures()
     case .gemm: return ["sgemm_1024_gflops": GemmWorkload.gflops()]
@@ -44,7 +45,7 @@ enum Workload: String, CaseIterable, ExpressibleByArgument {
     case .w4: return UNetSamplingWorkload.figures()
     case .w5: return ["w5_unet35m_train_step_s": UNetTrainingWorkload.secondsPerStep(benchmarkUNet35M, batch: 8, reps: 5)]
     case .w5bf16: return ["w5_unet35m_train_step_bf16_s": UNetTrainingWorkload.secondsPerStep(benchmarkUNet35M, batch: 8, reps: 5, precision: .bf16)]
-    case .sd15: return SD15Workload.figures()
+    case .sd15: return SD15Workload.figures(weights: weights)
     }
   }
 }

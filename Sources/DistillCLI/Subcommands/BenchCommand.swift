@@ -24,6 +24,9 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "Activation recomputation in the training workloads (w2, w3, w5, w5bf16): none or blocks (each UNet block's intermediates computed again during backward).")
   var recompute = ActivationRecompute.none
 
+  @Option(name: .customLong("weight-format"), help: "The format of the sd15 UNet's product weights: fp32, or bf16 (held in bfloat16, products on the bfloat16 kernels; needs AVX512-BF16).")
+  var weights = WeightFormat.fp32
+
   @Flag(help: .hidden)
   var inProcess = false
 
@@ -32,10 +35,18 @@ struct BenchCommand: ParsableCommand {
     if selected.contains(.w5bf16) && !ComputePrecision.bf16Supported {
       throw ValidationError("--workload w5bf16 needs a CPU with AVX512-BF16 (and Distillery's product kernel)")
     }
+    if weights == .bf16 {
+      guard selected.allSatisfy({ $0 == .sd15 }) else {
+        throw ValidationError("--weight-format bf16 applies to --workload sd15 only (the other workloads train their weights)")
+      }
+      guard weights.isSupported else {
+        throw ValidationError("--weight-format bf16 needs a CPU with AVX512-BF16 (and Distillery's product kernel)")
+      }
+    }
     if inProcess {
       // A child: run the one workload and print its figures as JSON.
       precondition(selected.count == 1)
-      var figures = withActivationRecompute(recompute) { selected[0].run() }
+      var figures = withActivationRecompute(recompute) { selected[0].run(weights: weights) }
       figures["\(selected[0].rawValue)_peak_rss_mib"] = peakResidentMiB()
       figures["\(selected[0].rawValue)_peak_tensors_mib"] = Double(distill_buffer_peak_live()) / 1_048_576
       print(try jsonLine(figures))
@@ -57,6 +68,7 @@ struct BenchCommand: ParsableCommand {
       print("blas: OpenBLAS \(blasCoreName()) kernels, \(blasThreads()) threads")
     }
     if recompute != ActivationRecompute.none { print("activation recompute: \(recompute.rawValue)") }
+    if weights != .fp32 { print("weight format: \(weights.rawValue)") }
     if json { print(try jsonLine(all)) }
   }
 
@@ -66,7 +78,10 @@ struct BenchCommand: ParsableCommand {
     if !FileManager.default.fileExists(atPath: "/proc/self/exe") {
       process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
     }
-    process.arguments = ["bench", "--in-process", "--workload", workload.rawValue, "--recompute", recompute.rawValue]
+    process.arguments = [
+      "bench", "--in-process", "--workload", workload.rawValue, "--recompute", recompute.rawValue, "--weight-format",
+      weights.rawValue,
+    ]
     let pipe = Pipe()
     process.standardOutput = pipe
     try process.run()

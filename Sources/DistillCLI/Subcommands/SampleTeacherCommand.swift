@@ -47,6 +47,11 @@ struct SampleTeacherCommand: ParsableCommand {
   @Option(help: "Output file: .safetensors (tensor `samples`) or .png (image grid).")
   var out: String
 
+  @Option(
+    name: .customLong("weight-format"),
+    help: "The format of the teacher network's product weights: fp32, or bf16 (held in bfloat16, half the memory, products on the bfloat16 kernels; needs AVX512-BF16).")
+  var weightFormat: WeightFormat = .fp32
+
   func run() throws {
     try runReportingErrors {
       let ext = (out as NSString).pathExtension.lowercased()
@@ -57,7 +62,9 @@ struct SampleTeacherCommand: ParsableCommand {
         throw DistillError.invalidValue(location: "--size", expected: "a positive integer", found: String(size))
       }
       if StableDiffusionFolder.isTextToImage(folder: teacher) {
+        try requireSupported(weightFormat, location: "--weight-format")
         let pipeline = try StableDiffusionFolder(folder: teacher)
+        pipeline.unet.holdProductWeights(in: weightFormat)
         let samples = try sampleTextToImage(
           pipeline, prompts: prompt, guidance: sampling.guidance, sampler: sampling.sampler, steps: sampling.steps,
           latentsPath: latents, seed: seed, warn: printError)
@@ -73,6 +80,7 @@ struct SampleTeacherCommand: ParsableCommand {
           found: prompt.first ?? latents ?? "")
       }
       let denoiser = try loadTeacher(path: teacher)
+      try holdWeights(of: denoiser, in: weightFormat, location: "--weight-format")
       printError("teacher: \(denoiser.summary)")
       var shape = denoiser.sampleShape
       if let size {

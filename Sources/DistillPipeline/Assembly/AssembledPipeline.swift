@@ -151,7 +151,10 @@ extension BuildContext {
       }
     }
     if stage.buildsData { try context.buildData() }
-    guard stage == .all, let entry = manifest.generator else { return context }
+    guard stage == .all, let entry = manifest.generator else {
+      try context.holdingTeacherWeights()
+      return context
+    }
     let generator = try context.building(entry) { try registry.factory(\.generators, for: entry).make(entry, context) }
     context.generator = generator
     try context.building(entry) { try context.checkClasses() }
@@ -171,7 +174,15 @@ extension BuildContext {
       let metric = try context.building(entry) { try registry.factory(\.metrics, for: entry).make(entry, context) }
       context.metrics.append(AssembledMetric(path: entry.path, metric: metric))
     }
+    try context.holdingTeacherWeights()
     return context
+  }
+
+  /// ``holdTeacherWeights()`` last, once every copy of the teacher has been made, its failure
+  /// reported at the teacher's entry.
+  private func holdingTeacherWeights() throws {
+    guard let entry = manifest.teacher else { return }
+    try building(entry) { try holdTeacherWeights() }
   }
 
   func building<T>(_ entry: ComponentEntry, _ body: () throws -> T) throws -> T {

@@ -239,8 +239,8 @@ extension Manifest {
 
   /// Validates a parsed manifest; see ``load(path:overrides:registry:)``.
   ///
-  /// `bf16Supported` says whether `training.precision: "bf16"` can run (this CPU's, unless a
-  /// test says otherwise).
+  /// `bf16Supported` says whether `training.precision: "bf16"` and `teacher.weightFormat: "bf16"`
+  /// can run (this CPU's, unless a test says otherwise).
   public static func decode(
     _ json: JSONValue, source: String, baseDirectory: String, fallbackName: String, registry: ComponentRegistry,
     bf16Supported: Bool = ComputePrecision.bf16Supported
@@ -293,6 +293,7 @@ extension Manifest {
     if let training, let problem = TrainingSettings.precisionProblem(training, bf16Supported: bf16Supported) {
       problems.append(problem)
     }
+    if let problem = teacherWeightsProblem(teacher, bf16Supported: bf16Supported) { problems.append(problem) }
     let evaluation = section("evaluation", EvaluationSettings.specs, top, registry, baseDirectory, &problems)
     let metrics = entries(
       evaluation?.values["metrics"], kind: .metric, path: "evaluation.metrics",

@@ -6,6 +6,9 @@ import DistillPipeline
 /// `diffusion_pytorch_model.safetensors`, with `scheduler/` or the manifest's schedule), a
 /// diffusers pipeline folder, a Stable-Diffusion-layout folder (a text-conditional latent
 /// teacher), or a Distillery denoiser folder (a trained teacher's `runs/NAME/denoiser`). Weights are checked against the architecture when loading.
+///
+/// `weightFormat: "bf16"` is applied by the assembly once every component is built
+/// (``teacherWeightsParameter``), so that copies of the teacher start from its float32 weights.
 public enum FolderTeacher: TeacherComponent {
   public static let id = "folder"
   public static let summary =
@@ -16,6 +19,7 @@ public enum FolderTeacher: TeacherComponent {
       "nullClass", .integer(1...16_777_216),
       "for a class-conditional UNet trained with label dropout: its \"no class\" label, the last row of num_class_embeds (guidance needs it)"
     ),
+    teacherWeightsParameter,
   ]
 
   public static func make(_ entry: ComponentEntry, _ context: BuildContext) throws -> any Denoiser {
