@@ -32,6 +32,23 @@ struct ConvGeometry {
   }
 }
 
+extension ConvGeometry {
+  /// The geometry of `conv2d` of an input of shape `x` by `weight` (and `bias`), checking
+  /// that they fit.
+  init(conv2d x: [Int], weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int)) {
+    precondition(x.count == 4 && weight.rank == 4, "conv2d needs NCHW input and OIHW weight, got \(x), \(weight.shape)")
+    precondition(x[1] == weight.shape[1], "conv2d: input \(x) has \(x[1]) channels, weight \(weight.shape) expects \(weight.shape[1])")
+    precondition(stride.0 > 0 && stride.1 > 0 && padding.0 >= 0 && padding.1 >= 0, "conv2d: bad stride \(stride) or padding \(padding)")
+    let (n, c, h, w) = (x[0], x[1], x[2], x[3])
+    let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
+    precondition(h + 2 * padding.0 >= kh && w + 2 * padding.1 >= kw, "conv2d: kernel \(kh)x\(kw) larger than padded input \(x)")
+    if let bias { precondition(bias.shape == [o], "conv2d: bias \(bias.shape) does not fit \(o) output channels") }
+    self.init(
+      n: n, c: c, h: h, w: w, o: o, kh: kh, kw: kw, sh: stride.0, sw: stride.1, ph: padding.0, pw: padding.1,
+      ho: (h + 2 * padding.0 - kh) / stride.0 + 1, wo: (w + 2 * padding.1 - kw) / stride.1 + 1)
+  }
+}
+
 // MARK: Kernels
 
 /// Writes the patches of samples `0..<g.n` into `col`, `[g.patch, g.n * g.pixels]` row-major:
@@ -319,20 +336,53 @@ extension Tensor {
   public static func conv2d(
     _ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (Int, Int), padding: (Int, Int)
   ) -> Tensor {
-    precondition(x.rank == 4 && weight.rank == 4, "conv2d needs NCHW input and OIHW weight, got \(x.shape), \(weight.shape)")
-    precondition(x.shape[1] == weight.shape[1], "conv2d: input \(x.shape) has \(x.shape[1]) channels, weight \(weight.shape) expects \(weight.shape[1])")
-    precondition(stride.0 > 0 && stride.1 > 0 && padding.0 >= 0 && padding.1 >= 0, "conv2d: bad stride \(stride) or padding \(padding)")
-    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
-    precondition(h + 2 * padding.0 >= kh && w + 2 * padding.1 >= kw, "conv2d: kernel \(kh)x\(kw) larger than padded input \(x.shape)")
-    if let bias { precondition(bias.shape == [o], "conv2d: bias \(bias.shape) does not fit \(o) output channels") }
-    let g = ConvGeometry(
-      n: n, c: c, h: h, w: w, o: o, kh: kh, kw: kw, sh: stride.0, sw: stride.1, ph: padding.0, pw: padding.1,
-      ho: (h + 2 * padding.0 - kh) / stride.0 + 1, wo: (w + 2 * padding.1 - kw) / stride.1 + 1)
+    let g = ConvGeometry(conv2d: x.shape, weight: weight, bias: bias, stride: stride, padding: padding)
     return convolutionRecorded(
-      "conv2d", convForward(x, weight, g), x, weight, bias, channels: o,
+      "conv2d", convForward(x, weight, g), x, weight, bias, channels: g.o,
       inputGradient: { convInputGradient($0, weight, g) }, weightGradient: { convWeightGradient(x, $0, g) })
   }
+
+  /// `conv2d(input(inputs), weight:bias:stride:padding:)` without keeping the convolution's
+  /// input for the backward pass: `input` runs without recording, and the backward pass runs it
+  /// again with recording (as ``recomputing(_:parameters:_:)`` runs its body) for the weight
+  /// gradient, then propagates the input gradient through it. For an `input` that is cheap to
+  /// compute from tensors kept anyway (a group norm with SiLU of a block's input, a
+  /// concatenation, an upsampling); the convolution itself runs once. Values and gradients are
+  /// those of the direct composition to the bit, under the conditions of
+  /// ``recomputing(_:parameters:_:)`` (`parameters`: the leaves `input` reads).
+  public static func conv2d(
+    recomputing inputs: [Tensor], parameters: [Tensor], _ input: @escaping ([Tensor]) -> Tensor,
+    weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0
+  ) -> Tensor {
+    let recorded = (inputs + parameters + [weight] + (bias.map { [$0] } ?? [])).contains { $0.node != nil }
+    guard GradientMode.isEnabled, recorded else {
+      return conv2d(input(inputs), weight: weight, bias: bias, stride: stride, padding: padding)
+    }
+    precondition(
+      parameters.allSatisfy { $0.node?.isLeaf ?? true }, "conv2d(recomputing:): parameters must be leaves")
+    let values = inputs.map { $0.detached() }
+    let precision = ComputePrecision.current
+    let x = withoutGradients { input(values) }
+    let g = ConvGeometry(
+      conv2d: x.shape, weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding))
+    var result = convForward(x, weight, g)
+    if let bias { addChannelBias(&result, bias, channels: g.o) }
+    let inputNodes = inputs.map(\.node)
+    let parameterNodes = parameters.map(\.node)
+    let own = [weight.node] + (bias.map { [$0.node] } ?? [])
+    result.node = GradNode(operation: "conv2d(recomputing:)", inputs: inputNodes + parameterNodes + own) { grad in
+      var weightGrad: Tensor? = nil
+      replay(input, values, inputNodes, parameterNodes, precision) { x in
+        precondition(x.shape == g.inputShape, "conv2d(recomputing:): the second run gave \(x.shape)")
+        if weight.requiresGrad { weightGrad = convWeightGradient(x, grad, g) }
+        return x.requiresGrad ? convInputGradient(grad, weight, g) : nil
+      }
+      return Array(repeating: nil, count: inputNodes.count + parameterNodes.count) + [weightGrad]
+        + (bias.map { [$0.requiresGrad ? channelSum(grad, channels: g.o) : nil] } ?? [])
+    }
+    return result
+  }
+
 
   /// 2-D transposed convolution as PyTorch's `F.conv_transpose2d`: `x` is `[N, Cin, H, W]`,
   /// `weight` is `[Cin, Cout, kh, kw]`, `bias` is `[Cout]`; the result is `[N, Cout, Ho, Wo]`

@@ -51,15 +51,21 @@ func siluGradient(_ g: Tensor, _ x: Tensor) -> Tensor {
 // MARK: Arithmetic with broadcasting
 
 extension Tensor {
+  // The rules of `+`, `-` and `where` capture their operands' shapes, not the operands: a
+  // closure that read `a.shape` would keep `a`'s buffer alive until the backward pass (a
+  // residual block's convolution outputs, for one).
+
   public static func + (a: Tensor, b: Tensor) -> Tensor {
-    mapBinary(a, b) { $0 + $1 }.recorded("add", [a, b]) { g in
-      [a.requiresGrad ? g.sum(toShape: a.shape) : nil, b.requiresGrad ? g.sum(toShape: b.shape) : nil]
+    let (aShape, bShape, aGrad, bGrad) = (a.shape, b.shape, a.requiresGrad, b.requiresGrad)
+    return mapBinary(a, b) { $0 + $1 }.recorded("add", [a, b]) { g in
+      [aGrad ? g.sum(toShape: aShape) : nil, bGrad ? g.sum(toShape: bShape) : nil]
     }
   }
 
   public static func - (a: Tensor, b: Tensor) -> Tensor {
-    mapBinary(a, b) { $0 - $1 }.recorded("sub", [a, b]) { g in
-      [a.requiresGrad ? g.sum(toShape: a.shape) : nil, b.requiresGrad ? (-g).sum(toShape: b.shape) : nil]
+    let (aShape, bShape, aGrad, bGrad) = (a.shape, b.shape, a.requiresGrad, b.requiresGrad)
+    return mapBinary(a, b) { $0 - $1 }.recorded("sub", [a, b]) { g in
+      [aGrad ? g.sum(toShape: aShape) : nil, bGrad ? (-g).sum(toShape: bShape) : nil]
     }
   }
 
@@ -226,9 +232,10 @@ extension Tensor {
     let shape = broadcastShape(broadcastShape(condition.shape, a.shape), b.shape)
     let c = condition.detached().expand(to: shape)
     let result = mapTernary(c, a.detached().expand(to: shape), b.detached().expand(to: shape)) { $0 != 0 ? $1 : $2 }
+    let (aShape, bShape, aGrad, bGrad) = (a.shape, b.shape, a.requiresGrad, b.requiresGrad)
     return result.recorded("where", [a, b]) { g in
-      [a.requiresGrad ? mapBinary(g, c) { $1 != 0 ? $0 : 0 }.sum(toShape: a.shape) : nil,
-       b.requiresGrad ? mapBinary(g, c) { $1 != 0 ? 0 : $0 }.sum(toShape: b.shape) : nil]
+      [aGrad ? mapBinary(g, c) { $1 != 0 ? $0 : 0 }.sum(toShape: aShape) : nil,
+       bGrad ? mapBinary(g, c) { $1 != 0 ? 0 : $0 }.sum(toShape: bShape) : nil]
     }
   }
 

@@ -125,9 +125,10 @@ extension Tensor {
         offset += size
       }
     }
+    let wanted = tensors.map(\.requiresGrad)  // not the tensors: their buffers would stay alive
     return result.recorded("concat", tensors) { g in
       let pieces = g.split(sizes, axis: axis)
-      return zip(tensors, pieces).map { $0.requiresGrad ? $1 : nil }
+      return zip(wanted, pieces).map { $0 ? $1 : nil }
     }
   }
 

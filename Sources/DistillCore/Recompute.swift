@@ -5,12 +5,18 @@
 /// through ``Tensor/recomputing(_:parameters:_:)``, so a block keeps only its inputs and
 /// output, and its intermediates are computed again during the backward pass: about one more
 /// forward pass of time for a peak memory that no longer grows with the depth of the network
-/// (PyTorch's `torch.utils.checkpoint` per block).
+/// (PyTorch's `torch.utils.checkpoint` per block). `selective`: only what is cheap to compute
+/// again is: each convolution whose input is a cheap function of tensors kept anyway (a group
+/// norm with SiLU, a concatenation, an upsampling, a pad) keeps those tensors instead of its
+/// input (``Tensor/conv2d(recomputing:parameters:_:weight:bias:stride:padding:)``), and the
+/// attention and transformer blocks, whose activations are large for their few operations,
+/// are recomputed whole; the convolutions and products of the residual blocks are not
+/// computed twice.
 ///
 /// Like ``ComputePrecision``, the mode is a task-local scope, bound by
 /// ``withActivationRecompute(_:_:)`` around a training step (`training.recompute` in a manifest).
 public enum ActivationRecompute: String, Sendable, CaseIterable {
-  case none, blocks
+  case none, blocks, selective
 
   /// The mode of the enclosing ``withActivationRecompute(_:_:)`` scope, `none` outside any.
   @TaskLocal public static var current: ActivationRecompute = .none
@@ -54,7 +60,11 @@ extension Tensor {
     let parameterNodes = parameters.map(\.node)
     var result = output
     result.node = GradNode(operation: "recomputing", inputs: inputNodes + parameterNodes) { grad in
-      replay(body, values, inputNodes, parameterNodes, precision, grad)
+      replay(body, values, inputNodes, parameterNodes, precision) { y in
+        precondition(
+          y.shape == grad.shape, "recomputing: the second run gave \(y.shape), the first \(grad.shape)")
+        return grad
+      }
       return Array(repeating: nil, count: inputNodes.count + parameterNodes.count)
     }
     return result
@@ -81,12 +91,13 @@ extension Tensor {
   }
 
   /// The backward rule of ``recomputing(_:parameters:_:)``: runs `body` again on leaves that
-  /// carry the gradient each input has received so far, propagates `grad` through that graph
-  /// (parameters accumulate directly) and hands each input's total back to its node.
-  private static func replay(
+  /// carry the gradient each input has received so far, propagates `seed(y)` (the gradient of
+  /// the recomputed `y`, or nil for none) through that graph (parameters accumulate directly)
+  /// and hands each input's total back to its node.
+  static func replay(
     _ body: ([Tensor]) -> Tensor, _ values: [Tensor], _ inputNodes: [GradNode?],
     _ parameterNodes: [GradNode?],
-    _ precision: ComputePrecision, _ grad: Tensor
+    _ precision: ComputePrecision, _ seed: (Tensor) -> Tensor?
   ) {
     // One leaf per distinct input node, holding (moved, not copied) that node's gradient.
     var leafFor: [ObjectIdentifier: Tensor] = [:]
@@ -107,12 +118,13 @@ extension Tensor {
       leafFor[key] = leaf
       leaves.append(leaf)
     }
-    let y = GradientMode.$isEnabled.withValue(true) {
+    var y: Tensor? = GradientMode.$isEnabled.withValue(true) {
       ComputePrecision.$current.withValue(precision) { body(leaves) }
     }
-    precondition(
-      y.shape == grad.shape, "recomputing: the second run gave \(y.shape), the first \(grad.shape)")
-    if let root = y.node {
+    let seedGrad = seed(y!)
+    let root = y!.node
+    y = nil  // the graph keeps what its rules read; the value itself is not needed any more
+    if let grad = seedGrad, let root {
       let order = topologicalOrder(from: root)
       var allowed = Set(leafFor.values.map { ObjectIdentifier($0.node!) })
       for case let node? in parameterNodes { allowed.insert(ObjectIdentifier(node)) }
@@ -135,9 +147,13 @@ extension Tensor {
 extension Module {
   /// `body(inputs)`, a block of this module's network: through
   /// ``Tensor/recomputing(_:parameters:_:)`` (with this module's parameters) inside a
-  /// ``withActivationRecompute(_:_:)`` scope of `blocks`, directly otherwise.
-  public func recomputable(_ inputs: [Tensor], _ body: @escaping ([Tensor]) -> Tensor) -> Tensor {
-    guard ActivationRecompute.current == .blocks, GradientMode.isEnabled else {
+  /// ``withActivationRecompute(_:_:)`` scope of `blocks`, or of `selective` when `attention`
+  /// (an attention or transformer block), directly otherwise.
+  public func recomputable(
+    _ inputs: [Tensor], attention: Bool = false, _ body: @escaping ([Tensor]) -> Tensor
+  ) -> Tensor {
+    let mode = ActivationRecompute.current
+    guard mode == .blocks || (mode == .selective && attention), GradientMode.isEnabled else {
       return body(inputs)
     }
     return Tensor.recomputing(inputs, parameters: parameters().map(\.value), body)

@@ -26,4 +26,18 @@ public final class Conv2d: Module, UnaryLayer {
   public func callAsFunction(_ x: Tensor) -> Tensor {
     Tensor.conv2d(x, weight: weight.value, bias: bias?.value, stride: stride, padding: padding)
   }
+
+  /// `self(input(inputs))`; inside a ``withActivationRecompute(_:_:)`` scope of `selective`,
+  /// without keeping the convolution's input for the backward pass, which computes it again
+  /// from `inputs` (``Tensor/conv2d(recomputing:parameters:_:weight:bias:stride:padding:)``).
+  /// `input` should be cheap next to the convolution (a norm and activation, a concatenation,
+  /// an upsampling) and read no parameters but those of `module`.
+  public func callAsFunction(
+    recomputing inputs: [Tensor], from module: Module? = nil, _ input: @escaping ([Tensor]) -> Tensor
+  ) -> Tensor {
+    guard ActivationRecompute.current == .selective else { return self(input(inputs)) }
+    return Tensor.conv2d(
+      recomputing: inputs, parameters: module?.parameters().map(\.value) ?? [], input, weight: weight.value,
+      bias: bias?.value, stride: stride, padding: padding)
+  }
 }

@@ -12,8 +12,9 @@ import Testing
       json, source: "m.json", baseDirectory: "/tmp", fallbackName: "m", registry: .standard())
   }
 
-  @Test func blocksIsRead() throws {
+  @Test func eachModeIsRead() throws {
     #expect(try decode("blocks").training.recompute == .blocks)
+    #expect(try decode("selective").training.recompute == .selective)
     #expect(try decode("none").training.recompute == ActivationRecompute.none)
   }
 
@@ -24,6 +25,7 @@ import Testing
       guard let error = error as? ManifestError, error.problems.count == 1 else { return false }
       return error.problems[0].path == "training.recompute"
         && error.problems[0].message.contains("\"blocks\"")
+        && error.problems[0].message.contains("\"selective\"")
     }
   }
 }

@@ -21,7 +21,7 @@ struct BenchCommand: ParsableCommand {
   @Option(name: .customLong("workload"), help: "A workload to run (repeatable): \(Workload.allCases.map(\.rawValue).joined(separator: ", ")). Default: all but w5, w5bf16 and sd15.")
   var workloads: [Workload] = []
 
-  @Option(help: "Activation recomputation in the training workloads (w2, w3, w5, w5bf16): none or blocks (each UNet block's intermediates computed again during backward).")
+  @Option(help: "Activation recomputation in the training workloads (w2, w3, w5, w5bf16): none, blocks (each UNet block's intermediates computed again during backward) or selective (only norms, activations, concatenations, upsamplings and the attention blocks computed again).")
   var recompute = ActivationRecompute.none
 
   @Option(name: .customLong("weight-format"), help: "The format of the sd15 UNet's product weights: fp32, or bf16 (held in bfloat16, products on the bfloat16 kernels; needs AVX512-BF16).")

@@ -48,24 +48,37 @@ final class ResnetBlock2D: Module {
     if let shortcut { register("conv_shortcut", shortcut) }
   }
 
-  func callAsFunction(_ x: Tensor, _ embedding: Tensor?) -> Tensor {
-    var h = conv1(norm1(x, then: activation))
+  func callAsFunction(_ x: Tensor, _ embedding: Tensor?) -> Tensor { self(concatenating: [x], embedding) }
+
+  /// The block on the concatenation of `parts` along the channels (the up path's `h` and
+  /// skip connection). Under ``ActivationRecompute/selective`` the concatenation and each
+  /// convolution's normalised input are not kept but computed again in the backward pass
+  /// (``Conv2d/callAsFunction(recomputing:from:_:)``); the values are the same.
+  func callAsFunction(concatenating parts: [Tensor], _ embedding: Tensor?) -> Tensor {
+    let joined: @Sendable ([Tensor]) -> Tensor = { $0.count == 1 ? $0[0] : Tensor.concat($0, axis: 1) }
+    let (norm1, norm2, activation) = (norm1, norm2, activation)
+    // Outside `selective` the concatenation is computed once, for both of its readers.
+    let inputs = ActivationRecompute.current == .selective ? parts : [joined(parts)]
+    var h = conv1(recomputing: inputs, from: norm1) { norm1(joined($0), then: activation) }
+    // After the convolutions, as the gradients' order of accumulation depends on it.
+    func residual() -> Tensor {
+      shortcut.map { shortcut in shortcut(recomputing: inputs) { joined($0) } } ?? joined(inputs)
+    }
     guard let timeProjection, let embedding else {
       precondition(timeProjection == nil, "a time-conditioned residual block needs its embedding")
-      h = conv2(norm2(h, then: activation))
-      let sum = (shortcut.map { $0(x) } ?? x) + h
+      h = conv2(recomputing: [h], from: norm2) { norm2($0[0], then: activation) }
+      let sum = residual() + h
       return outputScale == 1 ? sum : sum / outputScale
     }
     let t = timeProjection(activation(embedding))
     let (n, c) = (t.shape[0], t.shape[1])
     if scaleShift {
       let parts = t.reshaped([n, c, 1, 1]).split([c / 2, c / 2], axis: 1)
-      h = conv2(activation(norm2(h) * (parts[0] + 1) + parts[1]))
+      h = conv2(recomputing: [h] + parts, from: norm2) { activation(norm2($0[0]) * ($0[1] + 1) + $0[2]) }
     } else {
-      h = conv2(norm2(h + t.reshaped([n, c, 1, 1]), then: activation))
+      h = conv2(recomputing: [h + t.reshaped([n, c, 1, 1])], from: norm2) { norm2($0[0], then: activation) }
     }
-    let residual = shortcut.map { $0(x) } ?? x
-    let sum = residual + h
+    let sum = residual() + h
     return outputScale == 1 ? sum : sum / outputScale
   }
 }
@@ -108,7 +121,10 @@ final class Downsample2D: Module {
     register("conv", conv)
   }
 
-  func callAsFunction(_ x: Tensor) -> Tensor { conv(padding == 0 ? x.padded([(0, 0), (0, 0), (0, 1), (0, 1)]) : x) }
+  func callAsFunction(_ x: Tensor) -> Tensor {
+    guard padding == 0 else { return conv(x) }
+    return conv(recomputing: [x]) { $0[0].padded([(0, 0), (0, 0), (0, 1), (0, 1)]) }
+  }
 }
 
 /// diffusers' `Upsample2D` with a convolution: nearest 2x, then a 3x3 convolution.
@@ -121,5 +137,5 @@ final class Upsample2D: Module {
     register("conv", conv)
   }
 
-  func callAsFunction(_ x: Tensor) -> Tensor { conv(x.upsampleNearest2x()) }
+  func callAsFunction(_ x: Tensor) -> Tensor { conv(recomputing: [x]) { $0[0].upsampleNearest2x() } }
 }

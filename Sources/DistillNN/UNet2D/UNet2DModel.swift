@@ -157,15 +157,16 @@ public final class UNet2DModel: Module {
     for block in upBlocks {
       for (j, resnet) in block.resnets.enumerated() {
         h = resnet.recomputable([h, skips.removeLast(), encoded.embedding]) {
-          resnet(Tensor.concat([$0[0], $0[1]], axis: 1), $0[2])
+          resnet(concatenating: [$0[0], $0[1]], $0[2])
         }
         if let attention = block.attentions.isEmpty ? nil : block.attentions[j] {
-          h = attention.recomputable([h]) { attention($0[0]) }
+          h = attention.recomputable([h], attention: true) { attention($0[0]) }
         }
       }
       if let upsampler = block.resampler { h = upsampler(h) }
     }
-    return convOut(normOut(h, then: .silu))
+    let normOut = normOut
+    return convOut(recomputing: [h], from: normOut) { normOut($0[0], then: .silu) }
   }
 
   /// The down and mid blocks: the time embedding, every skip connection, each down block's
@@ -190,7 +191,7 @@ public final class UNet2DModel: Module {
       for (j, resnet) in block.resnets.enumerated() {
         h = resnet.recomputable([h, embedding]) { resnet($0[0], $0[1]) }
         if let attention = block.attentions.isEmpty ? nil : block.attentions[j] {
-          h = attention.recomputable([h]) { attention($0[0]) }
+          h = attention.recomputable([h], attention: true) { attention($0[0]) }
         }
         skips.append(h)
       }
@@ -202,7 +203,9 @@ public final class UNet2DModel: Module {
     }
     if let midBlock {
       h = midBlock.first.recomputable([h, embedding]) { midBlock.first($0[0], $0[1]) }
-      if let attention = midBlock.attention { h = attention.recomputable([h]) { attention($0[0]) } }
+      if let attention = midBlock.attention {
+        h = attention.recomputable([h], attention: true) { attention($0[0]) }
+      }
       h = midBlock.second.recomputable([h, embedding]) { midBlock.second($0[0], $0[1]) }
     }
     return (embedding, skips, blockOutputs, h)

@@ -39,11 +39,11 @@ public final class UNet2DConditionModel: Module {
     func layer(_ j: Int, _ h: [Tensor], _ embedding: Tensor, _ context: Tensor) -> Tensor {
       let resnet = resnets[j]
       let out = resnet.recomputable(h + [embedding]) { xs in
-        resnet(xs.count == 2 ? xs[0] : Tensor.concat(Array(xs.dropLast()), axis: 1), xs.last!)
+        resnet(concatenating: Array(xs.dropLast()), xs.last!)
       }
       guard !attentions.isEmpty else { return out }
       let attention = attentions[j]
-      return attention.recomputable([out, context]) { attention($0[0], context: $0[1]) }
+      return attention.recomputable([out, context], attention: true) { attention($0[0], context: $0[1]) }
     }
   }
 
@@ -140,7 +140,8 @@ public final class UNet2DConditionModel: Module {
       }
       if let up = block.resampler { h = up(h) }
     }
-    return convOut(normOut(h, then: .silu))
+    let normOut = normOut
+    return convOut(recomputing: [h], from: normOut) { normOut($0[0], then: .silu) }
   }
 
   /// The down path and the mid block: the time embedding, the skip activations, each down
@@ -173,7 +174,7 @@ public final class UNet2DConditionModel: Module {
     if let midAttention {
       let (first, second) = (midResnets[0], midResnets[1])
       h = first.recomputable([h, embedding]) { first($0[0], $0[1]) }
-      h = midAttention.recomputable([h, context]) { midAttention($0[0], context: $0[1]) }
+      h = midAttention.recomputable([h, context], attention: true) { midAttention($0[0], context: $0[1]) }
       h = second.recomputable([h, embedding]) { second($0[0], $0[1]) }
     }
     return (embedding, skips, blockOutputs, h)
