@@ -16,6 +16,8 @@
 #   PAIRS=2048        pairs to precompute
 #   SET="training.steps=500 ..."   --set overrides given to both training runs
 #   TEACHER_SET, STUDENT_SET       --set overrides for one run only
+#   TEACHER=DIR       distil this trained teacher (a denoiser folder) instead of training one;
+#                     Templates/teachers/fashion-epsilon is the chain's own full-size teacher
 #   CLASSIFIER_STEPS=2000          training steps of the classifier
 # Exit status: pipeline's (2 for bad input, naming the file and key).
 set -euo pipefail
@@ -33,7 +35,7 @@ common=()
 for kv in ${SET:-}; do common+=(--set "$kv"); done
 teacher=(--set "evaluation.metrics[0].classifier=$out/classifier" --set "generator.guidance=$guidance")
 for kv in ${TEACHER_SET:-}; do teacher+=(--set "$kv"); done
-student=(--set "teacher.path=$out/teacher/denoiser" --set "losses[1].pairs=$out/pairs"
+student=(--set "teacher.path=${TEACHER:-$out/teacher/denoiser}" --set "losses[1].pairs=$out/pairs"
   --set "evaluation.metrics[0].classifier=$out/classifier" --set "scores.real.guidanceScale=$guidance"
   --set "evaluation.metrics[1].guidance=$guidance")
 for kv in ${STUDENT_SET:-}; do student+=(--set "$kv"); done
@@ -42,8 +44,12 @@ stage "classifier: $out/classifier"
 "$pipeline" train-classifier --data "$teacher_manifest" --out "$out/classifier" --steps "${CLASSIFIER_STEPS:-2000}" \
   --width 32
 
-stage "teacher: $out/teacher"
-"$pipeline" run "$teacher_manifest" "${common[@]}" "${teacher[@]}" --output "$out/teacher" --quiet
+if [ -n "${TEACHER:-}" ]; then
+  stage "teacher: $TEACHER (given)"
+else
+  stage "teacher: $out/teacher"
+  "$pipeline" run "$teacher_manifest" "${common[@]}" "${teacher[@]}" --output "$out/teacher" --quiet
+fi
 
 stage "pairs: $out/pairs"
 "$pipeline" precompute "$student_manifest" "${common[@]}" "${student[@]}" --out "$out/pairs" \
@@ -54,7 +60,7 @@ stage "student: $out/student"
 
 stage "done"
 # The last evaluation of each run (metrics.jsonl holds one JSON object per line).
-figure() { grep '"eval/' "$1/metrics.jsonl" | tail -1 | grep -o "\"eval/$2\": [-0-9.eE+]*" | sed 's/.*: //' || true; }
+figure() { [ -f "$1/metrics.jsonl" ] || return 0; grep '"eval/' "$1/metrics.jsonl" | tail -1 | grep -o "\"eval/$2\": [-0-9.eE+]*" | sed 's/.*: //' || true; }
 printf '%-28s %14s %14s\n' "" "teacher" "student"
 keys="FD_classifier class-accuracy precision_classifier recall_classifier FD_pixels teacher-student-l2 sample-std"
 for k in 0 1 2 3 4 5 6 7 8 9; do keys="$keys FD_classifier/class-$k class-accuracy/class-$k"; done
