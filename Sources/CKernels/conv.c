@@ -112,7 +112,7 @@ void conv_direct_tables(const distill_conv_geometry *g, const long **offsets_out
 }
 
 /* out = conv(x, weight), stride 1, wo a multiple of 16. */
-GEMM_TARGET static void conv_direct(long threads, const float *x, const float *weight, int flipped, long o, float *out,
+GEMM_TARGET void conv_direct(long threads, const float *x, const float *weight, int flipped, long o, float *out,
                                     const distill_conv_geometry *g) {
   const long taps = g->kh * g->kw, strips = (o + MR - 1) / MR;
   const size_t floats = (size_t)strips * taps * g->c * MR;
@@ -246,8 +246,10 @@ GEMM_TARGET static void conv_forward(long threads, const float *x, const float *
                                      const distill_conv_geometry *g, int bf16) {
   const long taps = g->kh * g->kw;
   if (runs_direct(g)) {
-    if (bf16)
+    if (bf16 == DISTILL_BF16_DOT)
       conv_direct_bf16(threads, x, weight, NULL, flipped, o, out, g);
+    else if (bf16 == DISTILL_BF16_ROUNDED)
+      conv_direct_rounded(threads, x, weight, NULL, flipped, o, out, g);
     else
       conv_direct(threads, x, weight, flipped, o, out, g);
     return;
@@ -281,12 +283,15 @@ int distill_conv2d_runs_direct(distill_conv_geometry g) {
 }
 
 void distill_conv2d_forward_bf16_weight(long threads, const float *x, const uint16_t *weight, int flipped, long o,
-                                        float *out, distill_conv_geometry g) {
+                                        float *out, distill_conv_geometry g, int kernel) {
 #if GEMM_X86
   if (!runs_direct(&g)) abort(); /* callers check distill_conv2d_runs_direct */
-  conv_direct_bf16(threads, x, NULL, weight, flipped, o, out, &g);
+  if (kernel == DISTILL_BF16_ROUNDED)
+    conv_direct_rounded(threads, x, NULL, weight, flipped, o, out, &g);
+  else
+    conv_direct_bf16(threads, x, NULL, weight, flipped, o, out, &g);
 #else
-  (void)threads, (void)x, (void)weight, (void)flipped, (void)o, (void)out, (void)g;
+  (void)threads, (void)x, (void)weight, (void)flipped, (void)o, (void)out, (void)g, (void)kernel;
   abort();
 #endif
 }
@@ -295,8 +300,13 @@ void distill_conv2d_weight_gradient(long threads, const float *x, const float *g
                                     distill_conv_geometry g, int bf16) {
 #if GEMM_X86
   /* Direct where it was faster than the implicit product: planes of 32x32 and more, or few
-   * output channels (the product fills 8-row strips); on 16x16 planes the product won. */
-  if (!bf16 && g.sh == 1 && g.sw == 1 && g.kh == 3 && g.kw == 3 && g.wo % 16 == 0 && (g.ho * g.wo >= 1024 || o < 8)) {
+   * output channels (the product fills 8-row strips); on 16x16 planes the product won. With
+   * DISTILL_BF16_ROUNDED, on copies of both operands rounded to bfloat16. */
+  if (bf16 != DISTILL_BF16_DOT && g.sh == 1 && g.sw == 1 && g.kh == 3 && g.kw == 3 && g.wo % 16 == 0 && (g.ho * g.wo >= 1024 || o < 8)) {
+    if (bf16 == DISTILL_BF16_ROUNDED) {
+      x = bf16_rounded_copy(threads, x, g.n * g.c * g.h * g.w, 0);
+      grad = bf16_rounded_copy(threads, grad, g.n * o * g.ho * g.wo, 1);
+    }
     gradient_job job = {.g = &g, .x = x, .grad = grad, .weight_grad = weight_grad, .o = o};
     const long chunks = threads * 4;
     job.unit = (g.c + chunks - 1) / chunks;

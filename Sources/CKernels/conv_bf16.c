@@ -89,6 +89,8 @@ static _Thread_local size_t image_pairs_bytes, weight_pairs_bytes;
 
 static _Thread_local uint16_t *weight_halves;
 static _Thread_local size_t weight_halves_bytes;
+static _Thread_local float *weight_widened;
+static _Thread_local size_t weight_widened_bytes;
 
 BF16_TARGET void conv_direct_bf16(long threads, const float *x, const float *weight, const uint16_t *halves,
                                   int flipped, long o, float *out, const distill_conv_geometry *g) {
@@ -132,6 +134,21 @@ BF16_TARGET void conv_direct_bf16(long threads, const float *x, const float *wei
   const long chunks = threads * 4;
   job.unit = (job.tiles + chunks - 1) / chunks;
   distill_parallel_run(threads, (job.tiles + job.unit - 1) / job.unit, direct_bf16_chunk, &job);
+}
+
+/* DISTILL_BF16_ROUNDED: the image and the weight rounded to bfloat16 (or the weight's halves
+ * widened, exactly), then conv.c's float32 direct kernel. */
+GEMM_TARGET void conv_direct_rounded(long threads, const float *x, const float *weight, const uint16_t *halves,
+                                     int flipped, long o, float *out, const distill_conv_geometry *g) {
+  const long count = o * g->c * g->kh * g->kw;
+  if (halves) {
+    float *widened = grow_scratch((void **)&weight_widened, &weight_widened_bytes, (size_t)count * sizeof(float));
+    distill_bf16_widen(halves, widened, count);
+    weight = widened;
+  } else {
+    weight = bf16_rounded_copy(threads, weight, count, 2);
+  }
+  conv_direct(threads, bf16_rounded_copy(threads, x, g->n * g->c * g->h * g->w, 0), weight, flipped, o, out, g);
 }
 
 #endif

@@ -507,14 +507,23 @@ typedef struct {
   long unit;    /* rows (row split), panels (panel split) or depth blocks (packing) per chunk */
   float *whole; /* the operand every chunk reads, packed: A (panel split) or B (row split) */
   long padded;  /* its rows (A, to MR) or columns (B, to NR), padded */
-  int bf16;     /* operands in bfloat16 (gemm_bf16.c) */
+  int bf16;     /* DISTILL_FP32, DISTILL_BF16_DOT or DISTILL_BF16_ROUNDED (gemm_bf16.c) */
 } gemm_job;
 
-/* The tile's micro-kernel, float32 or bfloat16. */
+/* A packed block of `tiles` strips or panels of `depth` by `tile`, made ready for the
+ * micro-kernel: pairs of bfloat16 for vdpbf16ps, or float32 values rounded to bfloat16. */
+GEMM_TARGET static inline void finish_packing(const gemm_job *job, float *block, long tiles, long depth, long tile) {
+  if (job->bf16 == DISTILL_BF16_DOT)
+    gemm_bf16_convert(block, tiles, depth, tile);
+  else if (job->bf16 == DISTILL_BF16_ROUNDED)
+    gemm_bf16_round(block, tiles * depth * tile);
+}
+
+/* The tile's micro-kernel: vdpbf16ps on pairs, or float32 FMA. */
 GEMM_TARGET static inline void tile_kernel(
     const gemm_job *job, long kc, const float *a, const float *b, float *c, long c_rs, long c_cs, float beta, long mr,
     long nr) {
-  if (job->bf16)
+  if (job->bf16 == DISTILL_BF16_DOT)
     gemm_bf16_micro_kernel(kc, a, b, c, c_rs, c_cs, job->alpha, beta, mr, nr);
   else
     micro_kernel(kc, a, b, c, c_rs, c_cs, job->alpha, beta, mr, nr);
@@ -560,7 +569,7 @@ GEMM_TARGET static void pack_whole_a(void *context, long chunk) {
   const gemm_job *job = context;
   const long k0 = chunk * KC, kc = min_long(KC, job->k - k0);
   pack_a(job->A, 0, job->m, job->k_base + k0, kc, job->whole + k0 * job->padded);
-  if (job->bf16) gemm_bf16_convert(job->whole + k0 * job->padded, job->padded / MR, kc, MR);
+  finish_packing(job, job->whole + k0 * job->padded, job->padded / MR, kc, MR);
 }
 
 /* Depth block chunk / unit, panels of group chunk % unit, of B into the whole-B buffer. */
@@ -572,7 +581,7 @@ GEMM_TARGET static void pack_whole_b(void *context, long chunk) {
   if (j0 >= j1) return;
   const long k0 = block * KC, kc = min_long(KC, job->k - k0);
   pack_b(job->B, job->k_base + k0, kc, j0, j1 - j0, job->whole + k0 * job->padded + j0 * kc);
-  if (job->bf16) gemm_bf16_convert(job->whole + k0 * job->padded + j0 * kc, ceil_div(j1 - j0, NR), kc, NR);
+  finish_packing(job, job->whole + k0 * job->padded + j0 * kc, ceil_div(j1 - j0, NR), kc, NR);
 }
 
 /* Rows i0..<i1 by all columns, against the whole packed B. */
@@ -584,7 +593,7 @@ GEMM_TARGET static void rows_chunk(void *context, long chunk) {
     const long kc = min_long(KC, job->k - k0);
     const float beta = k0 == 0 ? job->beta : 1.0f;
     pack_a(job->A, i0, i1 - i0, job->k_base + k0, kc, pa);
-    if (job->bf16) gemm_bf16_convert(pa, ceil_div(i1 - i0, MR), kc, MR);
+    finish_packing(job, pa, ceil_div(i1 - i0, MR), kc, MR);
     const float *pb = job->whole + k0 * job->padded;
     for (long jr = 0; jr < job->n; jr += NR)
       for (long ir = i0; ir < i1; ir += MR)
@@ -605,7 +614,7 @@ GEMM_TARGET static void panels_chunk(void *context, long chunk) {
       const long kc = min_long(KC, job->k - k0);
       const float beta = k0 == 0 ? job->beta : 1.0f;
       pack_b(job->B, job->k_base + k0, kc, j0, nc, pb);
-      if (job->bf16) gemm_bf16_convert(pb, ceil_div(nc, NR), kc, NR);
+      finish_packing(job, pb, ceil_div(nc, NR), kc, NR);
       const float *pa = job->whole + k0 * job->padded;
       for (long jr = 0; jr < nc; jr += NR)
         for (long ir = 0; ir < job->m; ir += MR)

@@ -92,6 +92,17 @@ void conv_direct_tables(const distill_conv_geometry *g, const long **offsets, co
  * weight given in float32 (`weight`) or already in bfloat16 (`halves`, the other NULL). */
 void conv_direct_bf16(long threads, const float *x, const float *weight, const uint16_t *halves, int flipped, long o,
                       float *out, const distill_conv_geometry *g);
+/* The same with DISTILL_BF16_ROUNDED: conv.c's float32 direct kernel on copies of the image and
+ * the weight rounded to bfloat16. */
+void conv_direct_rounded(long threads, const float *x, const float *weight, const uint16_t *halves, int flipped, long o,
+                         float *out, const distill_conv_geometry *g);
+/* conv.c's float32 direct kernel (out = conv(x, weight), runs_direct(g)). */
+void conv_direct(long threads, const float *x, const float *weight, int flipped, long o, float *out,
+                 const distill_conv_geometry *g);
+/* `count` floats of x rounded to bfloat16 (as vcvtneps2bf16) and widened back, on up to
+ * `threads` threads, into the calling thread's scratch buffer `slot` (0, 1 or 2; valid until
+ * the thread's next call with that slot). */
+const float *bf16_rounded_copy(long threads, const float *x, long count, int slot);
 
 /* Element (oc, ci, tap) of a convolution's weight: weight [o, c, taps] itself, or with `flipped`
  * the adjoint convolution's weight read from a weight [c, o, taps] (flipped in both spatial
@@ -145,6 +156,8 @@ GEMM_TARGET static inline __attribute__((always_inline)) void gemm_store_tile(
  * 32-bit pairs, pair (p, w) = bf16(element (2p, w)) | bf16(element (2p + 1, w)) << 16
  * (zero past an odd depth), rounded to nearest even. */
 void gemm_bf16_convert(float *block, long tiles, long depth, long tile);
+/* `count` floats rounded to bfloat16 in place and kept as float32 (DISTILL_BF16_ROUNDED). */
+void gemm_bf16_round(float *block, long count);
 /* The micro-kernel on converted strips and panels (vdpbf16ps), stored as gemm_store_tile. */
 void gemm_bf16_micro_kernel(long kc, const float *a, const float *b, float *c, long c_rs, long c_cs, float alpha,
                             float beta, long mr, long nr);

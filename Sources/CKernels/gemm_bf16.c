@@ -1,8 +1,16 @@
 #include "gemm.h"
 
-/* Mixed-precision products: operands rounded to bfloat16, products accumulated in float32
- * with vdpbf16ps (AVX512-BF16), which multiplies 32 pairs of bfloat16 and adds each pair's sum
- * to one of 16 float32 lanes: twice the multiply-adds of a float32 FMA per instruction.
+#include <time.h>
+
+/* Mixed-precision products: operands rounded to bfloat16, products accumulated in float32.
+ *
+ * DISTILL_BF16_DOT: vdpbf16ps (AVX512-BF16), which multiplies 32 pairs of bfloat16 and adds
+ * each pair's sum to one of 16 float32 lanes: twice the multiply-adds of a float32 FMA per
+ * instruction, and twice the throughput where the CPU issues it as often as an FMA.
+ * DISTILL_BF16_ROUNDED: where it does not (Intel's Sapphire and Emerald Rapids issue it at a
+ * quarter of the FMA rate: half the multiply-adds per cycle), the packed operands are rounded
+ * to bfloat16 and kept as float32, and the float32 micro-kernel multiplies them: a product of
+ * two bfloat16 values is exact in float32, so the sums are those of vdpbf16ps in another order.
  *
  * gemm.c packs its operands in float32 as always (every view, patch gathering included) and
  * then converts each packed block in place: a strip or panel keeps its place and holds pairs
@@ -49,6 +57,70 @@ BF16_TARGET void gemm_bf16_convert(float *block, long tiles, long depth, long ti
   }
 }
 
+BF16_TARGET void gemm_bf16_round(float *block, long count) {
+  for (long q = 0; q < count; q += 16) {
+    const __mmask16 m = lanes(0, count - q);
+    const __m256i h = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, block + q));
+    _mm512_mask_storeu_ps(block + q, m, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+  }
+}
+
+typedef struct {
+  const float *x;
+  float *copy;
+  long count, unit;
+} rounding_job;
+
+BF16_TARGET static void rounding_chunk(void *context, long chunk) {
+  const rounding_job *job = context;
+  const long first = chunk * job->unit, n = job->count - first < job->unit ? job->count - first : job->unit;
+  memcpy(job->copy + first, job->x + first, (size_t)n * sizeof(float));
+  gemm_bf16_round(job->copy + first, n);
+}
+
+static _Thread_local float *rounded_copies[3];
+static _Thread_local size_t rounded_copy_bytes[3];
+
+const float *bf16_rounded_copy(long threads, const float *x, long count, int slot) {
+  rounding_job job = {.x = x, .count = count, .unit = 1L << 16};
+  job.copy = grow_scratch((void **)&rounded_copies[slot], &rounded_copy_bytes[slot], (size_t)count * sizeof(float));
+  distill_parallel_run(threads, (count + job.unit - 1) / job.unit, rounding_chunk, &job);
+  return job.copy;
+}
+
+/* Multiply-adds per second of 12 independent chains of FMA or of vdpbf16ps (best of five). */
+static double seconds_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+#define CHAINS 12
+#define ROUNDS 2048
+
+BF16_TARGET static double multiply_adds_per_second(int dot) {
+  double best = 0;
+  for (int trial = 0; trial < 5; trial++) {
+    __m512 acc[CHAINS];
+    for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_set1_ps((float)i);
+    const __m512 a = _mm512_set1_ps(0.5f), b = _mm512_set1_ps(0.25f);
+    const __m512bh pa = (__m512bh)_mm512_set1_epi32(0x3F003F00), pb = (__m512bh)_mm512_set1_epi32(0x3E803E80);
+    const double start = seconds_now();
+    for (long r = 0; r < ROUNDS; r++) {
+#pragma clang loop unroll(full)
+      for (int i = 0; i < CHAINS; i++) acc[i] = dot ? _mm512_dpbf16_ps(acc[i], pa, pb) : _mm512_fmadd_ps(a, acc[i], b);
+      __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]), "+v"(acc[4]), "+v"(acc[5]));
+    }
+    const double elapsed = seconds_now() - start;
+    float sink = 0;
+    for (int i = 0; i < CHAINS; i++) sink += _mm512_reduce_add_ps(acc[i]);
+    __asm__ volatile("" : : "x"(sink));
+    const double rate = (double)ROUNDS * CHAINS * 16 * (dot ? 2 : 1) / elapsed;
+    if (rate > best) best = rate;
+  }
+  return best;
+}
+
 BF16_TARGET void gemm_bf16_micro_kernel(long kc, const float *a, const float *b, float *c, long c_rs, long c_cs,
                                         float alpha, float beta, long mr, long nr) {
   const int32_t *aw = (const int32_t *)a;
@@ -68,6 +140,17 @@ BF16_TARGET void gemm_bf16_micro_kernel(long kc, const float *a, const float *b,
 }
 
 #endif
+
+int distill_bf16_fastest_kernel(void) {
+#if GEMM_X86
+  static _Atomic int kernel; /* 0 until measured; a race only repeats the measurement */
+  if (!kernel && distill_bf16_supported())
+    kernel = multiply_adds_per_second(1) >= multiply_adds_per_second(0) ? DISTILL_BF16_DOT : DISTILL_BF16_ROUNDED;
+  return kernel ? kernel : DISTILL_BF16_DOT;
+#else
+  return DISTILL_BF16_DOT;
+#endif
+}
 
 int distill_bf16_supported(void) {
 #if GEMM_X86

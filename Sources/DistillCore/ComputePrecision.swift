@@ -3,8 +3,9 @@ import CKernels
 /// The arithmetic of matrix products and convolutions.
 ///
 /// `fp32`: float32 operands and accumulation. `bf16`: operands rounded to bfloat16 (round to
-/// nearest even) while the product kernel packs them, products accumulated in float32 with
-/// AVX512-BF16's `vdpbf16ps` (CKernels `gemm_bf16.c`); results, and everything that is not a
+/// nearest even) while the product kernel packs them, products accumulated in float32, by
+/// AVX512-BF16's `vdpbf16ps` or by float32 FMA on the rounded values, whichever this CPU runs
+/// faster (``BF16Kernel``; CKernels `gemm_bf16.c`); results, and everything that is not a
 /// product or a convolution (norms, softmax, losses, optimizer steps), stay float32, as do the
 /// tensors themselves. This is PyTorch's CPU autocast to bfloat16 for the ops it covers.
 ///
@@ -26,7 +27,7 @@ public enum ComputePrecision: String, Sendable, CaseIterable {
 
   /// The flag the CKernels products take (read on the calling thread, before any hand-off to
   /// worker threads, which do not see the scope).
-  var kernelFlag: Int32 { self == .bf16 ? 1 : 0 }
+  var kernelFlag: Int32 { self == .bf16 ? BF16Kernel.current.flag : Int32(DISTILL_FP32) }
 }
 
 /// Runs `body` with products and convolutions in `precision` (see ``ComputePrecision``): the

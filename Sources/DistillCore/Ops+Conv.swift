@@ -240,7 +240,8 @@ private func convolutionOfBFloat16Weight(_ x: Tensor, _ weight: Tensor, _ g: Con
       x.withUnsafeBufferPointer { xb in
         weight.withHalves { halves in
           distill_conv2d_forward_bf16_weight(
-            direct.threads, xb.baseAddress!, halves, flipped ? 1 : 0, direct.o, out.baseAddress!, direct.cGeometry)
+            direct.threads, xb.baseAddress!, halves, flipped ? 1 : 0, direct.o, out.baseAddress!, direct.cGeometry,
+            BF16Kernel.current.flag)
         }
       }
     }

@@ -20,13 +20,15 @@ func largestDifference(_ a: [Float], _ b: [Float]) -> Float {
 }
 
 /// Mixed precision (``ComputePrecision/bf16``): products and convolutions against float32
-/// arithmetic on operands rounded to bfloat16 first (which is what the kernel computes, up to
+/// arithmetic on operands rounded to bfloat16 first (which is what either kernel computes, up to
 /// the order of float32 additions: tight), against plain float32 (bf16's 8-bit significand:
-/// loose), and with gradients, which run through the same products inside the scope.
+/// loose), and with gradients, which run through the same products inside the scope. Both
+/// kernels (``BF16Kernel``) run, whichever this CPU would pick.
 @Suite(.enabled(if: ComputePrecision.bf16Supported, "needs AVX512-BF16"))
 struct BF16Tests {
-  @Test(arguments: [(false, false), (false, true), (true, false), (true, true)])
-  func productsMatchRoundedOperands(transposeA: Bool, transposeB: Bool) {
+  @Test(arguments: BF16Kernel.allCases, [(false, false), (false, true), (true, false), (true, true)])
+  func productsMatchRoundedOperands(kernel: BF16Kernel, transposes: (Bool, Bool)) {
+    let (transposeA, transposeB) = transposes
     for (index, (m, n, k)) in GemmTests.shapes.enumerated() {
       let a = testTensor([m * k], seed: UInt64(3 * index + 1)).scalars
       let b = testTensor([k * n], seed: UInt64(3 * index + 2)).scalars
@@ -34,10 +36,12 @@ struct BF16Tests {
       for (alpha, beta) in [(Float(1), Float(0)), (0.5, -2)] {
         var out = beta == 0 ? [Float](repeating: .nan, count: m * n) : c
         out.withUnsafeMutableBufferPointer { o in
-          withComputePrecision(.bf16) {
-            sgemm(
-              a, transposeA: transposeA, b, transposeB: transposeB, o.baseAddress!, m: m, n: n,
-              k: k, alpha: alpha, beta: beta)
+          BF16Kernel.$current.withValue(kernel) {
+            withComputePrecision(.bf16) {
+              sgemm(
+                a, transposeA: transposeA, b, transposeB: transposeB, o.baseAddress!, m: m, n: n,
+                k: k, alpha: alpha, beta: beta)
+            }
           }
         }
         let rounded = GemmTests.reference(
@@ -47,7 +51,7 @@ struct BF16Tests {
         let exact = GemmTests.reference(
           a, transposeA: transposeA, b, transposeB: transposeB, c, m: m, n: n, k: k, alpha: alpha,
           beta: beta)
-        let label = "\(m)x\(n)x\(k) alpha \(alpha) beta \(beta)"
+        let label = "\(kernel) \(m)x\(n)x\(k) alpha \(alpha) beta \(beta)"
         expectClose(out, rounded, rtol: 1e-5, atol: 1e-5 * Float(k).squareRoot(), label)
         // bfloat16 keeps 8 significant bits: relative error 2^-9 per operand.
         expectClose(out, exact, rtol: 1e-2, atol: 1e-2 * Float(k).squareRoot(), label)
@@ -79,11 +83,11 @@ struct BF16Tests {
     #expect(single == threaded)
   }
 
-  /// Convolutions of every route (direct-shaped planes, which bf16 runs as implicit products;
-  /// small planes; stride 2 with its patch-matrix input gradient; pointwise; an odd depth of
-  /// 27), forward and both gradients, against float32 on rounded operands and upstream
-  /// gradient, and loosely against float32.
-  @Test(arguments: [
+  /// Convolutions of every route (direct planes; small planes, implicit products; stride 2 with
+  /// its patch-matrix input gradient; pointwise; an odd depth of 27), forward and both
+  /// gradients, on both kernels, against float32 on rounded operands and upstream gradient, and
+  /// loosely against float32.
+  @Test(arguments: BF16Kernel.allCases, [
     ([2, 8, 32, 32], [16, 8, 3, 3], 1, 1),
     ([4, 16, 4, 4], [24, 16, 3, 3], 1, 1),
     ([2, 8, 16, 16], [8, 8, 3, 3], 2, 1),
@@ -95,8 +99,9 @@ struct BF16Tests {
     ([2, 4, 7, 7], [8, 4, 3, 3], 1, 1),
   ])
   func convolutionsAndGradientsMatchRoundedOperands(
-    xShape: [Int], wShape: [Int], stride: Int, padding: Int
+    kernel: BF16Kernel, shapes: ([Int], [Int], Int, Int)
   ) {
+    let (xShape, wShape, stride, padding) = shapes
     let x = testTensor(xShape, seed: 51)
     let w = testTensor(wShape, seed: 52)
     let probe = withoutGradients { Tensor.conv2d(x, weight: w, stride: stride, padding: padding) }
@@ -111,11 +116,11 @@ struct BF16Tests {
         return (y.detached(), grads)
       }
     }
-    let (y, grads) = run(x, w, .bf16)
+    let (y, grads) = BF16Kernel.$current.withValue(kernel) { run(x, w, .bf16) }
     let (yRounded, gradsRounded) = run(roundedToBF16(x), roundedToBF16(w), .fp32)
     let (yExact, gradsExact) = run(x, w, .fp32)
     let depth = Float(wShape[1] * wShape[2] * wShape[3])
-    let label = "x \(xShape) w \(wShape)"
+    let label = "\(kernel) x \(xShape) w \(wShape)"
     expectClose(y, yRounded, rtol: 1e-5, atol: 1e-5 * depth.squareRoot(), "\(label) forward")
     expectClose(y, yExact, rtol: 1e-2, atol: 1e-2 * depth.squareRoot(), "\(label) forward vs fp32")
     #expect(

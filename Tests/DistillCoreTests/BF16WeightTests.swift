@@ -62,15 +62,21 @@ struct BF16WeightTests {
 
   /// Convolutions and transposed convolutions with the weight held in bfloat16, on every
   /// route: direct (32x32 and pointwise planes: the bfloat16 values read as they are), small
-  /// planes and stride 2 (implicit products of the widened weight), odd channel counts.
-  @Test(arguments: [
+  /// planes and stride 2 (implicit products of the widened weight), odd channel counts; on
+  /// both kernels (``BF16Kernel``).
+  @Test(arguments: BF16Kernel.allCases, [
     ([2, 8, 32, 32], [16, 8, 3, 3], 1, 1),
     ([4, 16, 4, 4], [24, 16, 3, 3], 1, 1),
     ([2, 8, 16, 16], [8, 8, 3, 3], 2, 1),
     ([2, 16, 8, 8], [8, 16, 1, 1], 1, 0),
     ([3, 5, 6, 6], [7, 5, 3, 3], 1, 1),
   ])
-  func convolutionsMatchRoundedOperands(xShape: [Int], wShape: [Int], stride: Int, padding: Int) {
+  func convolutionsMatchRoundedOperands(kernel: BF16Kernel, shapes: ([Int], [Int], Int, Int)) {
+    BF16Kernel.$current.withValue(kernel) { convolutionsMatchRoundedOperands(shapes) }
+  }
+
+  func convolutionsMatchRoundedOperands(_ shapes: ([Int], [Int], Int, Int)) {
+    let (xShape, wShape, stride, padding) = shapes
     let x = testTensor(xShape, seed: 81)
     let w = testTensor(wShape, seed: 82)
     let b = testTensor([wShape[0]], seed: 83)
@@ -89,7 +95,7 @@ struct BF16WeightTests {
     let (y, dx) = run(x, w.bfloat16Rounded(), .fp32)
     let (yRounded, dxRounded) = run(roundedToBF16(x), roundedToBF16(w), .fp32)
     let depth = Float(wShape[1] * wShape[2] * wShape[3])
-    let label = "x \(xShape) w \(wShape)"
+    let label = "\(BF16Kernel.current) x \(xShape) w \(wShape)"
     expectClose(y, yRounded, rtol: 1e-5, atol: 1e-5 * depth.squareRoot(), "\(label) forward")
     let fanOut = Float(wShape[0] * wShape[2] * wShape[3])
     expectClose(dx, dxRounded, rtol: 1e-5, atol: 1e-5 * fanOut.squareRoot(), "\(label) input gradient")

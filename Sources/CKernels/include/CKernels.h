@@ -53,9 +53,19 @@ typedef struct {
 void distill_adam_update(float *p, const float *g, float *m, float *v, long n, distill_adam_constants k,
                          int decoupled, int l2, int lerp_low);
 
+/* The bf16 argument of the products and convolutions below: float32 operands, or operands
+ * rounded to bfloat16 with float32 accumulation and result (gemm_bf16.c), multiplied either by
+ * vdpbf16ps on pairs of bfloat16 (DISTILL_BF16_DOT) or by float32 FMA on the rounded values
+ * (DISTILL_BF16_ROUNDED: a product of two bfloat16 values is exact in float32, so the two differ
+ * only in the order of the sums). Either only when distill_bf16_supported() returns non-zero. */
+enum { DISTILL_FP32 = 0, DISTILL_BF16_DOT = 1, DISTILL_BF16_ROUNDED = 2 };
+/* The faster of the two bfloat16 kernels on this CPU, measured once (a few microseconds of
+ * vdpbf16ps against float32 FMA): on CPUs that run vdpbf16ps at half the multiply-adds of FMA
+ * per cycle, DISTILL_BF16_ROUNDED. */
+int distill_bf16_fastest_kernel(void);
+
 /* Single-precision matrix product for CPUs with AVX-512 (see gemm.c), or with bf16 != 0 a
- * mixed-precision one (gemm_bf16.c: operands rounded to bfloat16, float32 accumulation and
- * result; only when distill_bf16_supported() returns non-zero):
+ * mixed-precision one (see above):
  * C = alpha * A B + beta * C for an m x k A and a k x n B, where element (i, j) of A is
  * a[i * a_row_stride + j * a_column_stride] (likewise B), so either operand may be read
  * transposed; C is row-major with row stride ldc and is not read when beta is 0. Runs on up
@@ -90,12 +100,12 @@ void distill_bf16_widen(const uint16_t *halves, float *x, long n);
 /* Whether distill_conv2d_forward runs the convolution of geometry g direct (conv.c) rather
  * than as an implicit product. */
 int distill_conv2d_runs_direct(distill_conv_geometry g);
-/* distill_conv2d_forward with bf16 != 0 for a weight held in bfloat16 (conv_bf16.c reads the
- * values without a float32 copy); only where distill_conv2d_runs_direct(g) and
- * distill_bf16_supported(). Elsewhere the caller widens the weight (distill_bf16_widen) and
- * calls distill_conv2d_forward. */
+/* distill_conv2d_forward with bf16 = kernel (DISTILL_BF16_DOT or DISTILL_BF16_ROUNDED) for a
+ * weight held in bfloat16 (conv_bf16.c reads the values without a float32 copy of the whole
+ * weight); only where distill_conv2d_runs_direct(g) and distill_bf16_supported(). Elsewhere the
+ * caller widens the weight (distill_bf16_widen) and calls distill_conv2d_forward. */
 void distill_conv2d_forward_bf16_weight(long threads, const float *x, const uint16_t *weight, int flipped, long o,
-                                        float *out, distill_conv_geometry g);
+                                        float *out, distill_conv_geometry g, int kernel);
 
 /* Runs function(context, i) for every i in 0..<chunks on up to `threads` threads (the caller
  * and a pool of workers started on first use, see threads.c) and returns when all are done.
