@@ -171,16 +171,14 @@ BF16_TARGET static void bf16_round_avx512(const float *x, uint16_t *halves, long
   }
 }
 
-GEMM_TARGET static void bf16_widen_avx512(const uint16_t *halves, float *x, long n) {
+/* The whole vectors of n; returns how many values it widened. */
+GEMM_TARGET static long bf16_widen_avx512(const uint16_t *halves, float *x, long n) {
   long q = 0;
   for (; q + 16 <= n; q += 16) {
     const __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(halves + q)));
     _mm512_storeu_ps(x + q, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
   }
-  for (; q < n; q++) {
-    const uint32_t bits = (uint32_t)halves[q] << 16;
-    memcpy(x + q, &bits, sizeof bits);
-  }
+  return q;
 }
 #endif
 
@@ -195,13 +193,11 @@ void distill_bf16_round(const float *x, uint16_t *halves, long n) {
 }
 
 void distill_bf16_widen(const uint16_t *halves, float *x, long n) {
+  long first = 0;
 #if GEMM_X86
-  if (distill_sgemm_supported()) {
-    bf16_widen_avx512(halves, x, n);
-    return;
-  }
+  if (distill_sgemm_supported()) first = bf16_widen_avx512(halves, x, n);
 #endif
-  for (long i = 0; i < n; i++) {
+  for (long i = first; i < n; i++) {
     const uint32_t bits = (uint32_t)halves[i] << 16;
     memcpy(x + i, &bits, sizeof bits);
   }
