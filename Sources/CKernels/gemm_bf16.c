@@ -7,7 +7,7 @@
  * DISTILL_BF16_DOT: vdpbf16ps (AVX512-BF16), which multiplies 32 pairs of bfloat16 and adds
  * each pair's sum to one of 16 float32 lanes: twice the multiply-adds of a float32 FMA per
  * instruction, and twice the throughput where the CPU issues it as often as an FMA.
- * DISTILL_BF16_ROUNDED: where it does not (Intel's Sapphire and Emerald Rapids issue it at a
+ * DISTILL_BF16_ROUNDED: where it does not (Intel's Emerald Rapids, measured, issues it at a
  * quarter of the FMA rate: half the multiply-adds per cycle), the packed operands are rounded
  * to bfloat16 and kept as float32, and the float32 micro-kernel multiplies them: a product of
  * two bfloat16 values is exact in float32, so the sums are those of vdpbf16ps in another order.
@@ -88,7 +88,6 @@ const float *bf16_rounded_copy(long threads, const float *x, long count, int slo
   return job.copy;
 }
 
-/* Multiply-adds per second of 12 independent chains of FMA or of vdpbf16ps (best of five). */
 static double seconds_now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -98,6 +97,7 @@ static double seconds_now(void) {
 #define CHAINS 12
 #define ROUNDS 2048
 
+/* Multiply-adds per second of 12 independent chains of FMA or of vdpbf16ps (best of five). */
 BF16_TARGET static double multiply_adds_per_second(int dot) {
   double best = 0;
   for (int trial = 0; trial < 5; trial++) {
