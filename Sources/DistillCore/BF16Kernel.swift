@@ -11,8 +11,8 @@ import Foundation
 ///   order; the results differ from `dot`'s only by that order's rounding.
 ///
 /// ``fastest`` is measured once per process (a few microseconds of each instruction): CPUs that
-/// give `vdpbf16ps` more multiply-adds per second than FMA get `dot` (AMD Zen 4, where bf16 training
-/// steps took 0.66x of float32's); those that issue it at a quarter of the FMA rate, half the
+/// give `vdpbf16ps` more multiply-adds per second than FMA get `dot` (expected on AMD Zen 4, where bf16
+/// training steps took 0.66x of float32's; not yet run there); those that issue it at a quarter of the FMA rate, half the
 /// multiply-adds per cycle, get `rounded` (Intel Emerald Rapids without AMX, measured 89 against
 /// 178 GFLOP/s on one core). `DISTILL_BF16_KERNEL=dot` or `rounded` in the environment overrides it (other values are
 /// ignored).
