@@ -111,9 +111,9 @@ void conv_direct_tables(const distill_conv_geometry *g, const long **offsets_out
   *masks_out = masks;
 }
 
-/* out = conv(x, weight), stride 1, wo a multiple of 16. */
-GEMM_TARGET void conv_direct(long threads, const float *x, const float *weight, int flipped, long o, float *out,
-                                    const distill_conv_geometry *g) {
+/* out = conv(x, weight), stride 1, wo a multiple of 16 (gemm.h: where the weight comes from). */
+GEMM_TARGET void conv_direct(long threads, const float *x, const float *weight, int round_weight, int flipped,
+                             long o, float *out, const distill_conv_geometry *g) {
   const long taps = g->kh * g->kw, strips = (o + MR - 1) / MR;
   const size_t floats = (size_t)strips * taps * g->c * MR;
   float *packed = grow_scratch((void **)&direct_weights, &direct_weights_bytes, floats * sizeof(float));
@@ -122,8 +122,9 @@ GEMM_TARGET void conv_direct(long threads, const float *x, const float *weight, 
       for (long ci = 0; ci < g->c; ci++)
         for (long i = 0; i < MR; i++) {
           const long oc = strip * MR + i;
+          const float value = oc < o ? conv_weight_at(weight, flipped, o, g->c, taps, oc, ci, tap) : 0;
           packed[((strip * taps + tap) * g->c + ci) * MR + i] =
-              oc < o ? conv_weight_at(weight, flipped, o, g->c, taps, oc, ci, tap) : 0;
+              round_weight ? bf16_widen_scalar(bf16_round_scalar(value)) : value;
         }
   const long *offsets;
   const __mmask16 *masks;
@@ -249,9 +250,9 @@ GEMM_TARGET static void conv_forward(long threads, const float *x, const float *
     if (bf16 == DISTILL_BF16_DOT)
       conv_direct_bf16(threads, x, weight, NULL, flipped, o, out, g);
     else if (bf16 == DISTILL_BF16_ROUNDED)
-      conv_direct_rounded(threads, x, weight, NULL, flipped, o, out, g);
+      conv_direct_rounded(threads, x, weight, flipped, o, out, g);
     else
-      conv_direct(threads, x, weight, flipped, o, out, g);
+      conv_direct(threads, x, weight, 0, flipped, o, out, g);
     return;
   }
   /* out[s, oc, p] = sum_e weight[oc, e] * patches[e, s * P + p], P = ho * wo. */
@@ -283,15 +284,12 @@ int distill_conv2d_runs_direct(distill_conv_geometry g) {
 }
 
 void distill_conv2d_forward_bf16_weight(long threads, const float *x, const uint16_t *weight, int flipped, long o,
-                                        float *out, distill_conv_geometry g, int kernel) {
+                                        float *out, distill_conv_geometry g) {
 #if GEMM_X86
   if (!runs_direct(&g)) abort(); /* callers check distill_conv2d_runs_direct */
-  if (kernel == DISTILL_BF16_ROUNDED)
-    conv_direct_rounded(threads, x, NULL, weight, flipped, o, out, &g);
-  else
-    conv_direct_bf16(threads, x, NULL, weight, flipped, o, out, &g);
+  conv_direct_bf16(threads, x, NULL, weight, flipped, o, out, &g);
 #else
-  (void)threads, (void)x, (void)weight, (void)flipped, (void)o, (void)out, (void)g, (void)kernel;
+  (void)threads, (void)x, (void)weight, (void)flipped, (void)o, (void)out, (void)g;
   abort();
 #endif
 }

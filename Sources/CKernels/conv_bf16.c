@@ -89,8 +89,6 @@ static _Thread_local size_t image_pairs_bytes, weight_pairs_bytes;
 
 static _Thread_local uint16_t *weight_halves;
 static _Thread_local size_t weight_halves_bytes;
-static _Thread_local float *weight_widened;
-static _Thread_local size_t weight_widened_bytes;
 
 BF16_TARGET void conv_direct_bf16(long threads, const float *x, const float *weight, const uint16_t *halves,
                                   int flipped, long o, float *out, const distill_conv_geometry *g) {
@@ -136,32 +134,14 @@ BF16_TARGET void conv_direct_bf16(long threads, const float *x, const float *wei
   distill_parallel_run(threads, (job.tiles + job.unit - 1) / job.unit, direct_bf16_chunk, &job);
 }
 
-/* DISTILL_BF16_ROUNDED: the image and the weight rounded to bfloat16 (or the weight's halves
- * widened, exactly), then conv.c's float32 direct kernel. */
-GEMM_TARGET void conv_direct_rounded(long threads, const float *x, const float *weight, const uint16_t *halves,
-                                     int flipped, long o, float *out, const distill_conv_geometry *g) {
-  const long count = o * g->c * g->kh * g->kw;
-  if (halves) {
-    float *widened = grow_scratch((void **)&weight_widened, &weight_widened_bytes, (size_t)count * sizeof(float));
-    distill_bf16_widen(halves, widened, count);
-    weight = widened;
-  } else {
-    weight = bf16_rounded_copy(threads, weight, count, 2);
-  }
-  conv_direct(threads, bf16_rounded_copy(threads, x, g->n * g->c * g->h * g->w, 0), weight, flipped, o, out, g);
+/* DISTILL_BF16_ROUNDED: conv.c's float32 direct kernel on the image rounded to bfloat16 and the
+ * weight rounded while it is packed. */
+GEMM_TARGET void conv_direct_rounded(long threads, const float *x, const float *weight, int flipped, long o,
+                                     float *out, const distill_conv_geometry *g) {
+  conv_direct(threads, bf16_rounded_copy(threads, x, g->n * g->c * g->h * g->w, 0), weight, 1, flipped, o, out, g);
 }
 
 #endif
-
-/* Round to nearest even on the bits, as vcvtneps2bf16 does: a NaN stays a (quiet) NaN, and a
- * subnormal input becomes a zero of its sign. */
-static inline uint16_t bf16_round_scalar(float x) {
-  uint32_t bits;
-  memcpy(&bits, &x, sizeof bits);
-  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((bits >> 16) | 0x40);
-  if ((bits & 0x7F800000u) == 0) return (uint16_t)((bits >> 16) & 0x8000u);
-  return (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
-}
 
 #if GEMM_X86
 BF16_TARGET static void bf16_round_avx512(const float *x, uint16_t *halves, long n) {

@@ -92,15 +92,16 @@ void conv_direct_tables(const distill_conv_geometry *g, const long **offsets, co
  * weight given in float32 (`weight`) or already in bfloat16 (`halves`, the other NULL). */
 void conv_direct_bf16(long threads, const float *x, const float *weight, const uint16_t *halves, int flipped, long o,
                       float *out, const distill_conv_geometry *g);
-/* The same with DISTILL_BF16_ROUNDED: conv.c's float32 direct kernel on copies of the image and
- * the weight rounded to bfloat16. */
-void conv_direct_rounded(long threads, const float *x, const float *weight, const uint16_t *halves, int flipped, long o,
-                         float *out, const distill_conv_geometry *g);
-/* conv.c's float32 direct kernel (out = conv(x, weight), runs_direct(g)). */
-void conv_direct(long threads, const float *x, const float *weight, int flipped, long o, float *out,
-                 const distill_conv_geometry *g);
+/* The same with DISTILL_BF16_ROUNDED: conv.c's float32 direct kernel on a copy of the image
+ * rounded to bfloat16 and the weight rounded as it is packed. */
+void conv_direct_rounded(long threads, const float *x, const float *weight, int flipped, long o, float *out,
+                         const distill_conv_geometry *g);
+/* conv.c's float32 direct kernel (out = conv(x, weight), runs_direct(g)), the weight rounded to
+ * bfloat16 as it is packed when `round_weight`. */
+void conv_direct(long threads, const float *x, const float *weight, int round_weight, int flipped, long o,
+                 float *out, const distill_conv_geometry *g);
 /* `count` floats of x rounded to bfloat16 (as vcvtneps2bf16) and widened back, on up to
- * `threads` threads, into the calling thread's scratch buffer `slot` (0, 1 or 2; valid until
+ * `threads` threads, into the calling thread's scratch buffer `slot` (0 or 1; valid until
  * the thread's next call with that slot). */
 const float *bf16_rounded_copy(long threads, const float *x, long count, int slot);
 
@@ -109,6 +110,23 @@ const float *bf16_rounded_copy(long threads, const float *x, long count, int slo
  * axes and transposed), so that input gradients need no flipped copy. */
 static inline float conv_weight_at(const float *weight, int flipped, long o, long c, long taps, long oc, long ci, long tap) {
   return flipped ? weight[(ci * o + oc) * taps + taps - 1 - tap] : weight[(oc * c + ci) * taps + tap];
+}
+
+/* Round to nearest even on the bits, as vcvtneps2bf16 does: a NaN stays a (quiet) NaN, and a
+ * subnormal input becomes a zero of its sign. */
+static inline uint16_t bf16_round_scalar(float x) {
+  uint32_t bits;
+  memcpy(&bits, &x, sizeof bits);
+  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((bits >> 16) | 0x40);
+  if ((bits & 0x7F800000u) == 0) return (uint16_t)((bits >> 16) & 0x8000u);
+  return (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+/* A bfloat16 value widened to float32 (exact). */
+static inline float bf16_widen_scalar(uint16_t half) {
+  const uint32_t bits = (uint32_t)half << 16;
+  float x;
+  memcpy(&x, &bits, sizeof x);
+  return x;
 }
 
 /* bf16 != 0: operands rounded to bfloat16 while packed, products accumulated in float32

@@ -78,8 +78,8 @@ BF16_TARGET static void rounding_chunk(void *context, long chunk) {
   gemm_bf16_round(job->copy + first, n);
 }
 
-static _Thread_local float *rounded_copies[3];
-static _Thread_local size_t rounded_copy_bytes[3];
+static _Thread_local float *rounded_copies[2];
+static _Thread_local size_t rounded_copy_bytes[2];
 
 const float *bf16_rounded_copy(long threads, const float *x, long count, int slot) {
   rounding_job job = {.x = x, .count = count, .unit = 1L << 16};

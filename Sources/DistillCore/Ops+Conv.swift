@@ -231,24 +231,28 @@ func convInputGradient(_ grad: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> T
 }
 
 /// ``convForward(_:_:_:)`` (or with `flipped`, ``convInputGradient(_:_:_:)``) of a weight held
-/// in bfloat16, with bfloat16 products: a convolution that runs direct reads the bfloat16
-/// values as they are (CKernels `conv_bf16.c`); any other widens the weight for the call.
+/// in bfloat16, with bfloat16 products, always on ``BF16Kernel/dot``: a convolution that runs
+/// direct reads the bfloat16 values as they are (CKernels `conv_bf16.c`), half the bytes of
+/// the widened weight that `rounded` would pack; any other widens the weight for the call. A
+/// batch-1 pass reads each weight for few pixels, so the weight's bytes count more than the
+/// multiply's rate (docs/benchmarks.md, "Held weights convolve on `dot`").
 private func convolutionOfBFloat16Weight(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry, flipped: Bool) -> Tensor {
   precondition(ComputePrecision.bf16Supported, "bfloat16 weights need a CPU with AVX512-BF16 and Distillery's kernel")
-  if let direct = flipped ? g.adjointConvolution : g, distill_conv2d_runs_direct(direct.cGeometry) != 0 {
-    return Tensor(shape: direct.outputShape) { out in
-      x.withUnsafeBufferPointer { xb in
-        weight.withHalves { halves in
-          distill_conv2d_forward_bf16_weight(
-            direct.threads, xb.baseAddress!, halves, flipped ? 1 : 0, direct.o, out.baseAddress!, direct.cGeometry,
-            BF16Kernel.current.flag)
+  return BF16Kernel.$current.withValue(.dot) {
+    if let direct = flipped ? g.adjointConvolution : g, distill_conv2d_runs_direct(direct.cGeometry) != 0 {
+      return Tensor(shape: direct.outputShape) { out in
+        x.withUnsafeBufferPointer { xb in
+          weight.withHalves { halves in
+            distill_conv2d_forward_bf16_weight(
+              direct.threads, xb.baseAddress!, halves, flipped ? 1 : 0, direct.o, out.baseAddress!, direct.cGeometry)
+          }
         }
       }
     }
-  }
-  let widened = weight.float32()
-  return withComputePrecision(.bf16) {
-    flipped ? convInputGradient(x, widened, g) : convForward(x, widened, g)
+    let widened = weight.float32()
+    return withComputePrecision(.bf16) {
+      flipped ? convInputGradient(x, widened, g) : convForward(x, widened, g)
+    }
   }
 }
 

@@ -5,10 +5,11 @@ import Testing
 @testable import DistillNN
 
 /// UNets whose product weights are held in bfloat16 (`holdProductWeights(in: .bf16)`): half
-/// the weight bytes; inside the bf16 scope the forward pass and the input gradient are, to the
-/// bit, those of the float32 network holding the same rounded weights (every product then
-/// rounds its operands in both); outside it only the products of weights run in bfloat16, close
-/// to the float32 network.
+/// the weight bytes; inside the bf16 scope on the `dot` kernel the forward pass and the input
+/// gradient are, to the bit, those of the float32 network holding the same rounded weights
+/// (every product then rounds its operands in both); on `rounded` they differ by the order of
+/// float32 sums only where a held weight's convolution still runs on `dot`; outside the scope
+/// only the products of weights run in bfloat16, close to the float32 network.
 @Suite(.enabled(if: ComputePrecision.bf16Supported, "needs AVX512-BF16"))
 struct BF16WeightUNetTests {
   /// The float32 network, the same holding its product weights in bfloat16, and the float32
@@ -54,11 +55,15 @@ struct BF16WeightUNetTests {
     var rng = RandomGenerator(seed: 4)
     let x = Tensor.normal([2, 3, 16, 16], mean: 0, std: 1, using: &rng)
     let timesteps: [Float] = [10, 700]
-    let scopedHeld = withComputePrecision(.bf16) { Self.outputAndInputGradient(x) { held($0, timesteps: timesteps) } }
-    let scopedRounded = withComputePrecision(.bf16) {
-      Self.outputAndInputGradient(x) { rounded($0, timesteps: timesteps) }
+    func scoped(_ unet: UNet2DModel, _ kernel: BF16Kernel) -> (y: [Float], dx: [Float]) {
+      BF16Kernel.$current.withValue(kernel) {
+        withComputePrecision(.bf16) { Self.outputAndInputGradient(x) { unet($0, timesteps: timesteps) } }
+      }
     }
+    let scopedHeld = scoped(held, .dot)
+    let scopedRounded = scoped(rounded, .dot)
     #expect(scopedHeld.y == scopedRounded.y && scopedHeld.dx == scopedRounded.dx)
+    #expect(Self.relativeError(scoped(held, .rounded).y, scoped(rounded, .rounded).y) < 1e-2)
 
     let plainHeld = Self.outputAndInputGradient(x) { held($0, timesteps: timesteps) }
     let plainRounded = Self.outputAndInputGradient(x) { rounded($0, timesteps: timesteps) }
@@ -90,10 +95,14 @@ struct BF16WeightUNetTests {
       }
       return (y.scalars, grads[0].scalars, grads[1].scalars)
     }
-    let scopedHeld = withComputePrecision(.bf16) { run(held) }
-    let scopedRounded = withComputePrecision(.bf16) { run(rounded) }
+    func scoped(_ unet: UNet2DConditionModel, _ kernel: BF16Kernel) -> (y: [Float], dx: [Float], dContext: [Float]) {
+      BF16Kernel.$current.withValue(kernel) { withComputePrecision(.bf16) { run(unet) } }
+    }
+    let scopedHeld = scoped(held, .dot)
+    let scopedRounded = scoped(rounded, .dot)
     #expect(scopedHeld.y == scopedRounded.y)
     #expect(scopedHeld.dx == scopedRounded.dx && scopedHeld.dContext == scopedRounded.dContext)
+    #expect(Self.relativeError(scoped(held, .rounded).y, scoped(rounded, .rounded).y) < 1e-2)
 
     let plainHeld = run(held)
     #expect(Self.relativeError(plainHeld.y, run(rounded).y) < 1e-2)

@@ -100,12 +100,11 @@ void distill_bf16_widen(const uint16_t *halves, float *x, long n);
 /* Whether distill_conv2d_forward runs the convolution of geometry g direct (conv.c) rather
  * than as an implicit product. */
 int distill_conv2d_runs_direct(distill_conv_geometry g);
-/* distill_conv2d_forward with bf16 = kernel (DISTILL_BF16_DOT or DISTILL_BF16_ROUNDED) for a
- * weight held in bfloat16 (DISTILL_BF16_DOT reads the halves as they are; DISTILL_BF16_ROUNDED
- * widens them into a float32 copy first); only where distill_conv2d_runs_direct(g) and distill_bf16_supported(). Elsewhere the
- * caller widens the weight (distill_bf16_widen) and calls distill_conv2d_forward. */
+/* distill_conv2d_forward with bf16 = DISTILL_BF16_DOT for a weight held in bfloat16, its halves
+ * read as they are; only where distill_conv2d_runs_direct(g) and distill_bf16_supported().
+ * Elsewhere the caller widens the weight (distill_bf16_widen) and calls distill_conv2d_forward. */
 void distill_conv2d_forward_bf16_weight(long threads, const float *x, const uint16_t *weight, int flipped, long o,
-                                        float *out, distill_conv_geometry g, int kernel);
+                                        float *out, distill_conv_geometry g);
 
 /* Runs function(context, i) for every i in 0..<chunks on up to `threads` threads (the caller
  * and a pool of workers started on first use, see threads.c) and returns when all are done.
