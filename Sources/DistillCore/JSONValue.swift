@@ -178,6 +178,16 @@ public struct JSONObjectReader {
     return s
   }
 
+  /// A string naming a case of `E` (its raw value).
+  public mutating func choice<E: CaseIterable & RawRepresentable>(_ key: String, default fallback: E) throws -> E
+  where E.RawValue == String {
+    guard let s = try string(key) else { return fallback }
+    guard let value = E(rawValue: s) else {
+      throw fail(key, "one of " + E.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "), .string(s))
+    }
+    return value
+  }
+
   public mutating func intArray(_ key: String) throws -> [Int]? {
     // The same bound as `int`: `Int(n)` traps beyond 2^63 (`[1e300]` crashed a config reader).
     try array(key, "an array of integers") {

@@ -68,14 +68,14 @@ public final class StableDiffusionFolder {
     }
     let (config, prediction) = try ScheduleConfig.decodeDiffusers(schedulerData, source: schedulerPath)
     var r = try JSONObjectReader(JSONValue.parse(schedulerData, source: schedulerPath), location: schedulerPath)
-    let spacing = try r.choice("timestep_spacing", TimestepSpacing.allCases.map(\.rawValue), default: "leading")
+    let spacing: TimestepSpacing = try r.choice("timestep_spacing", default: .leading)
     schedule = config.schedule
     scheduleConfig = config
     self.prediction = prediction
     sampler = DDIMSampler(
       schedule: schedule, prediction: prediction, clipSample: try r.bool("clip_sample", default: true),
       clipSampleRange: try r.double("clip_sample_range") ?? 1, setAlphaToOne: try r.bool("set_alpha_to_one", default: true),
-      spacing: TimestepSpacing(rawValue: spacing) ?? .leading, stepsOffset: try r.int("steps_offset", default: 0))
+      spacing: spacing, stepsOffset: try r.int("steps_offset", default: 0))
   }
 
   /// Whether `folder` is in the Stable Diffusion layout (`model_index.json` and `text_encoder/`;

@@ -8,10 +8,13 @@ import Foundation
 /// `scheduler_config.json`, a `DDIMScheduler` that samples it in the student's steps
 /// (`timestep_spacing` "trailing", `set_alpha_to_one`, `clip_sample` as the generator's
 /// `clipSample`, eta 0), with the steps also
-/// under `distillery_timesteps`. ``sample(folder:count:seed:)`` samples such a folder alone.
+/// under `distillery_timesteps`. A one-step student that starts below T − 1 (the default of
+/// an ε student on images, docs/teachers.md) gets `timestep_spacing` "leading" with its step
+/// as `steps_offset`, which diffusers' one-step grid then is. ``sample(folder:count:seed:)``
+/// samples such a folder alone.
 ///
 /// Only a `denoiser` generator whose network is a UNet2D and whose steps are DDIM moves on
-/// diffusers' trailing grid can be written so (a one-step student always is).
+/// diffusers' trailing grid, or one step anywhere, can be written so.
 public enum StudentExport {
   /// The key of `scheduler_config.json` that lists the student's timesteps.
   public static let timestepsKey = "distillery_timesteps"
@@ -56,19 +59,22 @@ public enum StudentExport {
         found: "\(denoiser.summary)")
     }
     let trainSteps = unet.schedule.trainSteps
-    let sampler = ddim(unet)
-    guard !timesteps.isEmpty, timesteps == sampler.timesteps(steps: timesteps.count),
-      timesteps.count == 1 || (stepping == "ddim" && trainSteps % timesteps.count == 0)
-    else {
+    let trailing = ddim(unet).timesteps(steps: max(1, timesteps.count))
+    let grid: (spacing: TimestepSpacing, offset: Int)
+    if timesteps == trailing, timesteps.count == 1 || (stepping == "ddim" && trainSteps % timesteps.count == 0) {
+      grid = (.trailing, 0)
+    } else if timesteps.count == 1 {
+      grid = (.leading, timesteps[0])
+    } else {
       throw DistillError.invalidValue(
         location: "\(configPath): generator.timesteps",
-        expected: "DDIM steps on diffusers' trailing grid (\(sampler.timesteps(steps: max(1, timesteps.count)))) or one step",
+        expected: "DDIM steps on diffusers' trailing grid (\(trailing)) or one step",
         found: "\(timesteps) with \(stepping) stepping")
     }
     let scheduler: [String: JSONValue] = [
       "_class_name": .string("DDIMScheduler"), "num_train_timesteps": .number(Double(trainSteps)),
-      "prediction_type": .string(unet.prediction.rawValue), "timestep_spacing": .string("trailing"),
-      "clip_sample": .bool(clipSample), "set_alpha_to_one": .bool(true), "steps_offset": .number(0),
+      "prediction_type": .string(unet.prediction.rawValue), "timestep_spacing": .string(grid.spacing.rawValue),
+      "clip_sample": .bool(clipSample), "set_alpha_to_one": .bool(true), "steps_offset": .number(Double(grid.offset)),
       timestepsKey: .array(timesteps.map { .number(Double($0)) }),
     ].merging(diffusersBetas(unet.scheduleConfig ?? ScheduleConfig())) { a, _ in a }
     try writeFolder(out) { temporary in
@@ -100,12 +106,16 @@ public enum StudentExport {
     let denoiser = try UNetDenoiser.load(diffusersFolder: folder)
     let path = (folder as NSString).appendingPathComponent("scheduler_config.json")
     var reader = try JSONObjectReader(file: path, missing: "cannot read: an exported student holds scheduler_config.json")
-    let sampler = ddim(denoiser, clipSample: try reader.bool("clip_sample", default: false))
+    let spacing: TimestepSpacing = try reader.choice("timestep_spacing", default: .trailing)
+    let sampler = ddim(
+      denoiser, clipSample: try reader.bool("clip_sample", default: false), spacing: spacing,
+      stepsOffset: try reader.int("steps_offset", default: 0))
     guard let timesteps = try reader.intArray(timestepsKey), !timesteps.isEmpty,
       timesteps == sampler.timesteps(steps: timesteps.count)
     else {
       throw DistillError.invalidValue(
-        location: "\(path): \(timestepsKey)", expected: "the student's timesteps on the trailing grid", found: "none that fit")
+        location: "\(path): \(timestepsKey)",
+        expected: "the student's timesteps on the grid of timestep_spacing and steps_offset", found: "none that fit")
     }
     guard let size = denoiser.sampleShape else {
       throw DistillError.invalidValue(
@@ -135,10 +145,12 @@ public enum StudentExport {
   }
 
   /// The sampler of an exported student: diffusers' DDIM as the folder configures it.
-  static func ddim(_ denoiser: UNetDenoiser, clipSample: Bool = false) -> DDIMSampler {
+  static func ddim(
+    _ denoiser: UNetDenoiser, clipSample: Bool = false, spacing: TimestepSpacing = .trailing, stepsOffset: Int = 0
+  ) -> DDIMSampler {
     DDIMSampler(
       schedule: denoiser.schedule, prediction: denoiser.prediction, clipSample: clipSample, useClippedModelOutput: true,
-      setAlphaToOne: true, spacing: .trailing)
+      setAlphaToOne: true, spacing: spacing, stepsOffset: stepsOffset)
   }
 
   /// The beta keys of a scheduler config.
