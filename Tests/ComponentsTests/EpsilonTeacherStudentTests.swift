@@ -239,6 +239,25 @@ import Testing
     }
   }
 
+  /// Where a generator's steps start by default: a one-step ε generator on images at the
+  /// middle of the schedule (t = 499), every other (v, several steps, explicit timesteps,
+  /// ADD's noised data) where it always did.
+  @Test func aOneStepEpsilonImageStudentStartsAtTheMiddle() throws {
+    func timesteps(_ prediction: String, steps: Int = 1, _ extra: String = "") throws -> [Int] {
+      let json = unetStudentJSON(
+        output: temporaryFolder("start"), steps: steps, prediction: prediction, generatorExtra: extra)
+      return try #require(try Self.assemble(json).generator as? DenoiserSampleGenerator).timesteps
+    }
+    #expect(try timesteps("epsilon") == [499])
+    #expect(try timesteps("v_prediction") == [999])
+    #expect(try timesteps("sample") == [999])
+    #expect(try timesteps("epsilon", steps: 4) == [999, 749, 499, 249])
+    let explicit = try timesteps("epsilon", #", "timesteps": [999]"#)
+    #expect(explicit == [999], "\(explicit)")
+    let noisedData = try timesteps("epsilon", #", "trainingInput": "noised-data""#)
+    #expect(noisedData == [999], "\(noisedData)")
+  }
+
   /// On a zero-terminal-SNR schedule (ᾱ_999 = 0) an ε-predicting student cannot start at
   /// t = 999: refused naming the key; the default (v) samples finite values.
   @Test func epsilonAtZeroTerminalSNRIsRefused() throws {

@@ -10,13 +10,15 @@ import Testing
 
 /// A UNet denoiser student on 8x8 shapes, trained for two steps (the weights only need to be
 /// someone's).
-func unetStudentJSON(output: String, steps: Int, stepping: String = "ddim", prediction: String = "v_prediction")
+func unetStudentJSON(
+  output: String, steps: Int, stepping: String = "ddim", prediction: String = "v_prediction", generatorExtra: String = ""
+)
   -> JSONValue
 {
   let text = """
     {"name": "student", "seed": 3, "schedule": {"type": "ddpm", "prediction": "\(prediction)"},
      "data": {"type": "shapes", "size": 8, "classes": 2},
-     "generator": {"type": "denoiser", "init": "new", "steps": \(steps), "stepping": "\(stepping)",
+     "generator": {"type": "denoiser", "init": "new", "steps": \(steps), "stepping": "\(stepping)"\(generatorExtra),
        "network": {"type": "unet2d", "config": {"sample_size": 8, "in_channels": 3, "out_channels": 3,
          "block_out_channels": [8, 16], "layers_per_block": 1, "down_block_types": ["DownBlock2D", "AttnDownBlock2D"],
          "up_block_types": ["AttnUpBlock2D", "UpBlock2D"], "norm_num_groups": 4, "attention_head_dim": 8}}},
@@ -29,14 +31,17 @@ func unetStudentJSON(output: String, steps: Int, stepping: String = "ddim", pred
 }
 
 @Suite struct StudentExportTests {
-  /// An ε student on images clips x̂₀ (docs/teachers.md), and so does its export.
+  /// An ε student on images clips x̂₀ (docs/teachers.md), and so does its export; one step of
+  /// it starts at t = 499, which the export writes as diffusers' one-step "leading" grid offset
+  /// to 499.
   @Test(arguments: [1, 4], [Prediction.vPrediction, .epsilon])
   func anExportedStudentSamplesAsTheRunDoes(steps: Int, prediction: Prediction) throws {
     let run = temporaryFolder() + "/run"
     let trainer = try train(unetStudentJSON(output: run, steps: steps, prediction: prediction.rawValue))
     let out = temporaryFolder() + "/student"
     let summary = try StudentExport.export(run: run, to: out)
-    #expect(summary.timesteps == trailingTimesteps(steps: steps, trainSteps: 1000))
+    let belowT = steps == 1 && prediction == .epsilon
+    #expect(summary.timesteps == (belowT ? [499] : trailingTimesteps(steps: steps, trainSteps: 1000)))
     // The folder is a diffusers UNet2DModel with a DDIMScheduler, read back by our own loader.
     let loaded = try UNetDenoiser.load(diffusersFolder: out)
     #expect(loaded.prediction == prediction && loaded.scheduleSource.hasSuffix("scheduler_config.json"))
@@ -44,6 +49,8 @@ func unetStudentJSON(output: String, steps: Int, stepping: String = "ddim", pred
       try Data(contentsOf: URL(fileURLWithPath: out + "/scheduler_config.json")), source: "scheduler_config.json")
     guard case .object(let keys) = scheduler else { Issue.record("scheduler_config.json"); return }
     #expect(keys["clip_sample"] == .bool(prediction == .epsilon))
+    #expect(keys["timestep_spacing"] == .string(belowT ? "leading" : "trailing"))
+    #expect(keys["steps_offset"] == .number(belowT ? 499 : 0))
     let weights = try SafetensorsFile.read(contentsOf: out + "/diffusion_pytorch_model.safetensors").tensors()
     for (name, parameter) in trainer.pipeline.generator.module.namedParameters() {
       #expect(weights[name]?.scalars == parameter.value.scalars, "\(name)")
