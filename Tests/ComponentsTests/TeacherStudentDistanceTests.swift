@@ -88,10 +88,10 @@ func randomLPIPSWeights(_ network: LPIPS.Network, in folder: String) throws -> S
   @Test func zeroForTheTeachersOneStepEquivalent() throws {
     let folder = temporaryFolder()
     defer { try? FileManager.default.removeItem(atPath: folder) }
-    // The one-step student is the teacher's x̂₀ at T−1, which is what one trailing DDIM step
-    // gives (unclamped on both sides: the metric's DDIM does not clip).
+    // The one-step student started at T−1 is the teacher's x̂₀ there, which is what one
+    // trailing DDIM step gives (unclamped on both sides: the metric's DDIM does not clip).
     let (trainer, values) = try evaluateBeforeTraining(
-      generator: #"{"type": "denoiser", "steps": 1, "clipSample": false}"#,
+      generator: #"{"type": "denoiser", "timesteps": [999], "clipSample": false}"#,
       metric: #"{"type": "teacher-student-distance", "steps": 1, "samples": 8}"#, in: folder)
     let l2 = try #require(values["eval/teacher-student-l2"])
     #expect(l2 < 1e-4, "\(l2)")
