@@ -238,21 +238,19 @@ func convInputGradient(_ grad: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> T
 /// multiply's rate (docs/benchmarks.md, "Held weights convolve on `dot`").
 private func convolutionOfBFloat16Weight(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry, flipped: Bool) -> Tensor {
   precondition(ComputePrecision.bf16Supported, "bfloat16 weights need a CPU with AVX512-BF16 and Distillery's kernel")
-  return BF16Kernel.$current.withValue(.dot) {
-    if let direct = flipped ? g.adjointConvolution : g, distill_conv2d_runs_direct(direct.cGeometry) != 0 {
-      return Tensor(shape: direct.outputShape) { out in
-        x.withUnsafeBufferPointer { xb in
-          weight.withHalves { halves in
-            distill_conv2d_forward_bf16_weight(
-              direct.threads, xb.baseAddress!, halves, flipped ? 1 : 0, direct.o, out.baseAddress!, direct.cGeometry)
-          }
+  if let direct = flipped ? g.adjointConvolution : g, distill_conv2d_runs_direct(direct.cGeometry) != 0 {
+    return Tensor(shape: direct.outputShape) { out in
+      x.withUnsafeBufferPointer { xb in
+        weight.withHalves { halves in
+          distill_conv2d_forward_bf16_weight(
+            direct.threads, xb.baseAddress!, halves, flipped ? 1 : 0, direct.o, out.baseAddress!, direct.cGeometry)
         }
       }
     }
-    let widened = weight.float32()
-    return withComputePrecision(.bf16) {
-      flipped ? convInputGradient(x, widened, g) : convForward(x, widened, g)
-    }
+  }
+  let widened = weight.float32()
+  return BF16Kernel.$current.withValue(.dot) {
+    withComputePrecision(.bf16) { flipped ? convInputGradient(x, widened, g) : convForward(x, widened, g) }
   }
 }
 

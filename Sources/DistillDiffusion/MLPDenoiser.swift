@@ -83,7 +83,7 @@ public struct MLPDenoiserConfig: Equatable, Sendable {
     let depth = try r.int("depth")
     let outputSize = try r.int("outputSize")
     let timeEmbedding = try r.int("timeEmbedding", default: 16)
-    let activation = try r.choice("activation", Activation.allCases.map(\.rawValue), default: "silu")
+    let activation: Activation = try r.choice("activation", default: .silu)
     let classes = try r.int("classes", default: 0)
     // Unknown keys first, so that a misspelt key is named rather than reported missing.
     try r.rejectUnknownKeys()
@@ -96,7 +96,7 @@ public struct MLPDenoiserConfig: Equatable, Sendable {
     var config = MLPDenoiserConfig(
       inputSize: try required("inputSize", inputSize), width: try required("width", width),
       depth: try required("depth", depth), outputSize: outputSize, timeEmbedding: timeEmbedding, classes: classes)
-    config.activation = Activation(rawValue: activation)!
+    config.activation = activation
     try config.validate(location: r.location)
     return config
   }

@@ -106,17 +106,16 @@ public struct ScheduleConfig: Equatable, Sendable {
     config.trainSteps = try r.int("num_train_timesteps", default: 1000)
     config.betaStart = try r.double("beta_start") ?? 0.0001
     config.betaEnd = try r.double("beta_end") ?? 0.02
-    let kinds = NoiseSchedule.BetaSchedule.allCases.map(\.rawValue)
-    config.betaSchedule = NoiseSchedule.BetaSchedule(rawValue: try r.choice("beta_schedule", kinds, default: "linear"))!
+    config.betaSchedule = try r.choice("beta_schedule", default: .linear)
     if let betas = try r.doubleArray("trained_betas") {
       config.trainedBetas = betas
       config.trainSteps = betas.count
     }
     config.rescaleZeroTerminalSNR = try r.bool("rescale_betas_zero_snr", default: false)
-    let predictionName = try r.choice("prediction_type", Prediction.allCases.map(\.rawValue), default: "epsilon")
+    let prediction: Prediction = try r.choice("prediction_type", default: .epsilon)
     _ = try r.choice("timestep_type", ["discrete"], default: "discrete")
     try config.validate(location: source)
-    return (config, Prediction(rawValue: predictionName)!)
+    return (config, prediction)
   }
 
   // MARK: denoiser.json
@@ -171,8 +170,7 @@ public struct ScheduleConfig: Equatable, Sendable {
     }
     var config = ScheduleConfig()
     config.trainSteps = try r.int("trainSteps", default: 1000)
-    let kinds = NoiseSchedule.BetaSchedule.allCases.map(\.rawValue)
-    config.betaSchedule = NoiseSchedule.BetaSchedule(rawValue: try r.choice("betaSchedule", kinds, default: "linear"))!
+    config.betaSchedule = try r.choice("betaSchedule", default: .linear)
     config.betaStart = try r.double("betaStart") ?? 0.0001
     config.betaEnd = try r.double("betaEnd") ?? 0.02
     if let betas = try r.doubleArray("trainedBetas") {
