@@ -9,9 +9,9 @@ struct BenchCommand: ParsableCommand {
     commandName: "bench",
     abstract: "Time the benchmark workloads (median seconds per step after warm-up, peak RSS).",
     discussion: """
-      Each workload runs in a child process of its own, so that its peak resident memory is its
-      own, as torch_ref.py advises. With --json the last line of output is one JSON object with
-      the keys torch_ref.py prints (sgemm_1024_gflops, w1_toy2d_dmd_step_s, ..., peak_rss_mib),
+      Each workload runs in a child process of its own, so that its peak resident memory is its \
+      own, as torch_ref.py advises. With --json the last line of output is one JSON object with \
+      the keys torch_ref.py prints (sgemm_1024_gflops, w1_toy2d_dmd_step_s, ..., peak_rss_mib), \
       plus <workload>_peak_rss_mib for each workload.
       """)
 

@@ -8,10 +8,10 @@ struct CheckpointsCommand: ParsableCommand {
     commandName: "checkpoints",
     abstract: "List a run's checkpoints and check that each one reads back whole.",
     discussion: """
-      Prints one line per complete checkpoint ("step-00000500 ok 24 tensors 1234567 bytes", or "... bad"),
-      reading each as --resume would (header, offsets, metadata, every tensor), then one line per leftover
-      of an interrupted write or removal ("leftover .step-00000600.partial"), which the next run in the
-      folder removes. Exit code 2, with the first problem, when the folder is not a run or a checkpoint
+      Prints one line per complete checkpoint ("step-00000500 ok 24 tensors 1234567 bytes", or "... bad"), \
+      reading each as --resume would (header, offsets, metadata, every tensor), then one line per leftover \
+      of an interrupted write or removal ("leftover .step-00000600.partial"), which the next run in the \
+      folder removes. Exit code 2, with the first problem, when the folder is not a run or a checkpoint \
       does not read back.
       """)
 

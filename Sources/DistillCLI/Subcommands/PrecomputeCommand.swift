@@ -10,10 +10,10 @@ struct PrecomputeCommand: ParsableCommand {
     commandName: "precompute",
     abstract: "Write noise-sample pairs of a manifest's teacher as safetensors shards.",
     discussion: """
-      Builds only the manifest's teacher (and, for a text-to-image teacher, the captions of its data), samples it
-      from per-pair noise and writes OUT/shard-NNNNN.safetensors (tensors `noise` and `samples`, and `labels` or
-      `prompts`) and OUT/pairs.json (see docs/precompute.md). The `pairs` data source and the
-      `regression` loss read the folder. The same seed writes identical pairs whatever --shard-size or the thread
+      Builds only the manifest's teacher (and, for a text-to-image teacher, the captions of its data), samples it \
+      from per-pair noise and writes OUT/shard-NNNNN.safetensors (tensors `noise` and `samples`, and `labels` or \
+      `prompts`) and OUT/pairs.json (see docs/precompute.md). The `pairs` data source and the \
+      `regression` loss read the folder. The same seed writes identical pairs whatever --shard-size or the thread \
       count. A folder holding other pairs is refused unless --force; one holding the same pairs is rewritten.
       """)
 

@@ -10,10 +10,10 @@ struct RunCommand: ParsableCommand {
     commandName: "run",
     abstract: "Validate a manifest, then train it in its run folder.",
     discussion: """
-      The run folder (the manifest's "output", or --output) receives the resolved manifest, checkpoints,
-      metrics.jsonl, TensorBoard events, sample grids, report.html and the final generator. A folder holding a
-      run is refused unless --resume (continue from its latest checkpoint) or --force (replace it).
-      --resume on a run that stopped before its first checkpoint starts it again from step 0.
+      The run folder (the manifest's "output", or --output) receives the resolved manifest, checkpoints, \
+      metrics.jsonl, TensorBoard events, sample grids, report.html and the final generator. A folder holding a \
+      run is refused unless --resume (continue from its latest checkpoint) or --force (replace it). \
+      --resume on a run that stopped before its first checkpoint starts it again from step 0. \
       Ctrl-C finishes the current step, writes a checkpoint and exits with 130; continue with --resume.
       """)
 

@@ -8,10 +8,10 @@ struct SampleCommand: ParsableCommand {
     commandName: "sample",
     abstract: "Write samples of a run's trained generator as a PNG grid or safetensors.",
     discussion: """
-      Rebuilds the generator from the run folder's manifest.json and loads generator.safetensors (or, with
-      --checkpoint, a checkpoint's weights). A .png output is a grid (image samples, or a scatter plot of 2-D
-      samples); a .safetensors output holds the key "samples" of shape [N, ...]. Sample i of a class-conditional
-      run is of class i mod C; of a text-to-image run, of prompt i mod P of its captions, decoded through the
+      Rebuilds the generator from the run folder's manifest.json and loads generator.safetensors (or, with \
+      --checkpoint, a checkpoint's weights). A .png output is a grid (image samples, or a scatter plot of 2-D \
+      samples); a .safetensors output holds the key "samples" of shape [N, ...]. Sample i of a class-conditional \
+      run is of class i mod C; of a text-to-image run, of prompt i mod P of its captions, decoded through the \
       teacher's VAE to images in [-1, 1].
       """)
 
