@@ -7,17 +7,20 @@
 #   3. a text-conditional latent v-prediction teacher: a new UNet2DConditionModel with
 #      sd-tiny's frozen random CLIP text encoder and tokenizer, prompt dropout 0.1
 #      (Templates/manifests/t2i-teacher.json; its evaluation is its guided DDIM-50),
-#   4. a one-step student: DMD with guidance on the real score (t2i-student.json),
+#   4. (noise, latent, prompt) triples of the teacher's guided 50-step DDIM, prompt i mod 10,
+#   5. a one-step student: DMD with guidance on the real score and regression on the
+#      triples (t2i-student.json),
 # then a table of the teacher's and the student's figures, overall and per prompt.
 #
 #   scripts/text-to-image-chain.sh [OUT]          (default OUT: runs/t2i-chain)
 #
 # Needs the Debian package dataset-fashion-mnist (scripts/setup.sh installs it).
 # Environment:
-#   GUIDANCE=3        the guidance scale of the teacher's evaluation and of the real score
+#   GUIDANCE=3        the guidance scale of the teacher's evaluation, the triples and the real score
+#   PAIRS=2048        triples to precompute
 #   SET="training.steps=500 ..."   --set overrides given to every training run
 #   VAE_SET, TEACHER_SET, STUDENT_SET   --set overrides for one run only
-#   CLASSIFIER_STEPS=4000          training steps of the classifier
+#   CLASSIFIER_STEPS=6000          training steps of the classifier
 # Exit status: pipeline's (2 for bad input, naming the file and key).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -37,7 +40,7 @@ figure() { grep "\"$2\"" "$1/metrics.jsonl" | tail -1 | grep -o "\"$2\": [-0-9.e
 
 stage "classifier: $out/classifier"
 "$pipeline" train-classifier --data "$manifests/fashion-teacher.json" --out "$out/classifier" \
-  --steps "${CLASSIFIER_STEPS:-4000}" --width 32 --held-out 2000
+  --steps "${CLASSIFIER_STEPS:-6000}" --width 32 --held-out 2000
 
 stage "autoencoder: $out/vae"
 "$pipeline" run "$manifests/t2i-vae.json" "${vae[@]}" --output "$out/vae" --quiet
@@ -51,10 +54,15 @@ stage "teacher: $out/teacher"
   --set "generator.network.vae=$out/vae/vae" --set "generator.guidance=$guidance" \
   --set "evaluation.metrics[0].classifier=$out/classifier" --output "$out/teacher" --quiet
 
+student+=(--set "teacher.path=$out/teacher/denoiser" --set "scores.real.guidanceScale=$guidance"
+  --set "evaluation.metrics[0].classifier=$out/classifier" --set "losses[1].pairs=$out/pairs")
+
+stage "triples: $out/pairs"
+"$pipeline" precompute "$manifests/t2i-student.json" "${student[@]}" --out "$out/pairs" \
+  --count "${PAIRS:-2048}" --steps 50 --sampler ddim --guidance "$guidance" --quiet
+
 stage "student: $out/student"
-"$pipeline" run "$manifests/t2i-student.json" "${student[@]}" \
-  --set "teacher.path=$out/teacher/denoiser" --set "scores.real.guidanceScale=$guidance" \
-  --set "evaluation.metrics[0].classifier=$out/classifier" --output "$out/student" --quiet
+"$pipeline" run "$manifests/t2i-student.json" "${student[@]}" --output "$out/student" --quiet
 
 stage "done"
 printf '%-28s %14s %14s\n' "" "teacher" "student"

@@ -6,8 +6,8 @@ import Testing
 
 /// `scripts/text-to-image-chain.sh` end to end with a few steps per stage, on the Fashion-MNIST
 /// files Debian's dataset-fashion-mnist installs (scripts/setup.sh installs it; CI has it):
-/// classifier, autoencoder, text-conditional latent teacher, one-step student, and the table
-/// with the per-prompt figures.
+/// classifier, autoencoder, text-conditional latent teacher, (noise, latent, prompt) triples,
+/// one-step student, and the table with the per-prompt figures.
 @Suite(.serialized) struct TextToImageChainTests {
   static let installed = FileManager.default.fileExists(
     atPath: "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
@@ -19,12 +19,13 @@ import Testing
       "text-to-image-chain.sh", into: out,
       settings: [
         "SET": "training.steps=2 training.batchSize=4 evaluation.every=2 evaluation.samples=20 evaluation.gridSize=10",
-        "TEACHER_SET": "generator.steps=2 data.count=64", "STUDENT_SET": "data.count=40",
+        "TEACHER_SET": "generator.steps=2 data.count=64", "STUDENT_SET": "data.count=40", "PAIRS": "8",
       ])
     #expect(result.status == 0, "\(result.error)")
     for file in [
       "classifier/classifier.json", "vae/vae/config.json", "teacher/denoiser/model_index.json",
-      "teacher/denoiser/unet/diffusion_pytorch_model.safetensors", "student/denoiser/unet/config.json",
+      "teacher/denoiser/unet/diffusion_pytorch_model.safetensors", "pairs/pairs.json",
+      "pairs/prompt-embeddings.safetensors", "student/denoiser/unet/config.json",
     ] {
       #expect(FileManager.default.fileExists(atPath: out + "/" + file), "\(file)")
     }
