@@ -31,40 +31,53 @@ typedef struct {
   const __mmask16 *masks;
 } direct_job;
 
-/* Tiles chunk * unit ..< (chunk + 1) * unit, all output-channel strips. */
+/* Tiles chunk * unit ..< (chunk + 1) * unit, all output-channel strips. Strips run in blocks
+ * whose packed weights (about 1 MiB) stay in L2 over the chunk's tiles, and the input channels
+ * in blocks of DIRECT_CHANNELS, the taps inside a block: the taps of a block read the same few
+ * rows of its channels, which stay in L1, where taps outside all channels would stream every
+ * channel's rows (planes apart, so often in the same cache sets) once per tap. */
 #define DIRECT_TAPS_MAX 49 /* kernels up to 7x7 run direct */
+#define DIRECT_CHANNELS 8
 
 GEMM_TARGET static void direct_chunk(void *context, long chunk) {
   const direct_job *job = context;
   const distill_conv_geometry *g = job->g;
   const long pixels = g->ho * g->wo, plane = g->h * g->w, taps = g->kh * g->kw, per_sample = pixels / 32;
   const long first = chunk * job->unit, last = first + job->unit < job->tiles ? first + job->unit : job->tiles;
-  for (long tile = first; tile < last; tile++) {
-    const long sample = tile / per_sample, start = (tile % per_sample) * 32;
-    const long *offset[2] = {job->offsets + (2 * (tile % per_sample)) * taps, job->offsets + (2 * (tile % per_sample) + 1) * taps};
-    const __mmask16 *mask[2] = {job->masks + (2 * (tile % per_sample)) * taps, job->masks + (2 * (tile % per_sample) + 1) * taps};
-    const float *image = job->x + sample * g->c * plane;
-    for (long strip = 0; strip < job->strips; strip++) {
-      __m512 acc0[MR] = {0}, acc1[MR] = {0};
-      const float *wstrip = job->weights + strip * taps * g->c * MR;
-      for (long tap = 0; tap < taps; tap++) {
-        const __mmask16 m0 = mask[0][tap], m1 = mask[1][tap];
-        if (!m0 && !m1) continue;
-        const float *p0 = image + offset[0][tap], *p1 = image + offset[1][tap];
-        const float *wk = wstrip + tap * g->c * MR;
-        for (long ci = 0; ci < g->c; ci++) {
-          const __m512 x0 = _mm512_maskz_loadu_ps(m0, p0 + ci * plane);
-          const __m512 x1 = _mm512_maskz_loadu_ps(m1, p1 + ci * plane);
+  const long strip_bytes = taps * g->c * MR * (long)sizeof(float);
+  const long block = strip_bytes < (1L << 20) ? (1L << 20) / strip_bytes : 1;
+  for (long first_strip = 0; first_strip < job->strips; first_strip += block) {
+    const long last_strip = first_strip + block < job->strips ? first_strip + block : job->strips;
+    for (long tile = first; tile < last; tile++) {
+      const long sample = tile / per_sample, start = (tile % per_sample) * 32;
+      const long *offset[2] = {job->offsets + (2 * (tile % per_sample)) * taps, job->offsets + (2 * (tile % per_sample) + 1) * taps};
+      const __mmask16 *mask[2] = {job->masks + (2 * (tile % per_sample)) * taps, job->masks + (2 * (tile % per_sample) + 1) * taps};
+      const float *image = job->x + sample * g->c * plane;
+      for (long strip = first_strip; strip < last_strip; strip++) {
+        __m512 acc0[MR] = {0}, acc1[MR] = {0};
+        const float *wstrip = job->weights + strip * taps * g->c * MR;
+        for (long c0 = 0; c0 < g->c; c0 += DIRECT_CHANNELS) {
+          const long c1 = c0 + DIRECT_CHANNELS < g->c ? c0 + DIRECT_CHANNELS : g->c;
+          for (long tap = 0; tap < taps; tap++) {
+            const __mmask16 m0 = mask[0][tap], m1 = mask[1][tap];
+            if (!m0 && !m1) continue;
+            const float *p0 = image + offset[0][tap], *p1 = image + offset[1][tap];
+            const float *wk = wstrip + tap * g->c * MR;
+            for (long ci = c0; ci < c1; ci++) {
+              const __m512 x0 = _mm512_maskz_loadu_ps(m0, p0 + ci * plane);
+              const __m512 x1 = _mm512_maskz_loadu_ps(m1, p1 + ci * plane);
 #pragma clang loop unroll(full)
-          for (int i = 0; i < MR; i++) {
-            const __m512 a = _mm512_set1_ps(wk[ci * MR + i]);
-            acc0[i] = _mm512_fmadd_ps(a, x0, acc0[i]);
-            acc1[i] = _mm512_fmadd_ps(a, x1, acc1[i]);
+              for (int i = 0; i < MR; i++) {
+                const __m512 a = _mm512_set1_ps(wk[ci * MR + i]);
+                acc0[i] = _mm512_fmadd_ps(a, x0, acc0[i]);
+                acc1[i] = _mm512_fmadd_ps(a, x1, acc1[i]);
+              }
+            }
           }
         }
+        const long rows = job->o - strip * MR < MR ? job->o - strip * MR : MR;
+        gemm_store_tile(acc0, acc1, job->out + (sample * job->o + strip * MR) * pixels + start, pixels, 1, 1, 0, rows, NR);
       }
-      const long rows = job->o - strip * MR < MR ? job->o - strip * MR : MR;
-      gemm_store_tile(acc0, acc1, job->out + (sample * job->o + strip * MR) * pixels + start, pixels, 1, 1, 0, rows, NR);
     }
   }
 }
