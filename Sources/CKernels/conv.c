@@ -23,17 +23,17 @@
 typedef struct {
   const distill_conv_geometry *g;
   const float *x;
-  const float *weights; /* packed: [strip][tap][ci][MR] */
+  const float *weights; /* the block's strips, packed: [strip - first_strip][ci][tap][MR] */
   float *out;
-  long o, strips, tiles, unit;
+  long o, first_strip, last_strip, tiles, unit;
   /* Per vector of a sample's tiles and tap: where lane 0 reads, and which lanes are inside. */
   const long *offsets;
   const __mmask16 *masks;
 } direct_job;
 
-/* Tiles chunk * unit ..< (chunk + 1) * unit, all output-channel strips. Strips run in blocks
- * whose packed weights (about 1 MiB) stay in L2 over the chunk's tiles, and the input channels
- * in blocks of DIRECT_CHANNELS, the taps inside a block: the taps of a block read the same few
+/* Tiles chunk * unit ..< (chunk + 1) * unit, the block's output-channel strips. A block's
+ * packed weights (about 1 MiB) stay in L2 over the chunk's tiles; the input channels run in
+ * blocks of DIRECT_CHANNELS, the taps inside a block: the taps of a block read the same few
  * rows of its channels, which stay in L1, where taps outside all channels would stream every
  * channel's rows (planes apart, so often in the same cache sets) once per tap. */
 #define DIRECT_TAPS_MAX 49 /* kernels up to 7x7 run direct */
@@ -44,42 +44,83 @@ GEMM_TARGET static void direct_chunk(void *context, long chunk) {
   const distill_conv_geometry *g = job->g;
   const long pixels = g->ho * g->wo, plane = g->h * g->w, taps = g->kh * g->kw, per_sample = pixels / 32;
   const long first = chunk * job->unit, last = first + job->unit < job->tiles ? first + job->unit : job->tiles;
-  const long strip_bytes = taps * g->c * MR * (long)sizeof(float);
-  const long block = strip_bytes < (1L << 20) ? (1L << 20) / strip_bytes : 1;
-  for (long first_strip = 0; first_strip < job->strips; first_strip += block) {
-    const long last_strip = first_strip + block < job->strips ? first_strip + block : job->strips;
-    for (long tile = first; tile < last; tile++) {
-      const long sample = tile / per_sample, start = (tile % per_sample) * 32;
-      const long *offset[2] = {job->offsets + (2 * (tile % per_sample)) * taps, job->offsets + (2 * (tile % per_sample) + 1) * taps};
-      const __mmask16 *mask[2] = {job->masks + (2 * (tile % per_sample)) * taps, job->masks + (2 * (tile % per_sample) + 1) * taps};
-      const float *image = job->x + sample * g->c * plane;
-      for (long strip = first_strip; strip < last_strip; strip++) {
-        __m512 acc0[MR] = {0}, acc1[MR] = {0};
-        const float *wstrip = job->weights + strip * taps * g->c * MR;
-        for (long c0 = 0; c0 < g->c; c0 += DIRECT_CHANNELS) {
-          const long c1 = c0 + DIRECT_CHANNELS < g->c ? c0 + DIRECT_CHANNELS : g->c;
-          for (long tap = 0; tap < taps; tap++) {
-            const __mmask16 m0 = mask[0][tap], m1 = mask[1][tap];
-            if (!m0 && !m1) continue;
-            const float *p0 = image + offset[0][tap], *p1 = image + offset[1][tap];
-            const float *wk = wstrip + tap * g->c * MR;
-            for (long ci = c0; ci < c1; ci++) {
-              const __m512 x0 = _mm512_maskz_loadu_ps(m0, p0 + ci * plane);
-              const __m512 x1 = _mm512_maskz_loadu_ps(m1, p1 + ci * plane);
+  for (long tile = first; tile < last; tile++) {
+    const long sample = tile / per_sample, start = (tile % per_sample) * 32;
+    const long *offset[2] = {job->offsets + (2 * (tile % per_sample)) * taps, job->offsets + (2 * (tile % per_sample) + 1) * taps};
+    const __mmask16 *mask[2] = {job->masks + (2 * (tile % per_sample)) * taps, job->masks + (2 * (tile % per_sample) + 1) * taps};
+    const float *image = job->x + sample * g->c * plane;
+    for (long strip = job->first_strip; strip < job->last_strip; strip++) {
+      __m512 acc0[MR] = {0}, acc1[MR] = {0};
+      const float *wstrip = job->weights + (strip - job->first_strip) * taps * g->c * MR;
+      for (long c0 = 0; c0 < g->c; c0 += DIRECT_CHANNELS) {
+        const long c1 = c0 + DIRECT_CHANNELS < g->c ? c0 + DIRECT_CHANNELS : g->c;
+        for (long tap = 0; tap < taps; tap++) {
+          const __mmask16 m0 = mask[0][tap], m1 = mask[1][tap];
+          if (!m0 && !m1) continue;
+          const float *p0 = image + offset[0][tap], *p1 = image + offset[1][tap];
+          const float *wk = wstrip + tap * MR;
+          for (long ci = c0; ci < c1; ci++) {
+            const __m512 x0 = _mm512_maskz_loadu_ps(m0, p0 + ci * plane);
+            const __m512 x1 = _mm512_maskz_loadu_ps(m1, p1 + ci * plane);
 #pragma clang loop unroll(full)
-              for (int i = 0; i < MR; i++) {
-                const __m512 a = _mm512_set1_ps(wk[ci * MR + i]);
-                acc0[i] = _mm512_fmadd_ps(a, x0, acc0[i]);
-                acc1[i] = _mm512_fmadd_ps(a, x1, acc1[i]);
-              }
+            for (int i = 0; i < MR; i++) {
+              const __m512 a = _mm512_set1_ps(wk[ci * taps * MR + i]);
+              acc0[i] = _mm512_fmadd_ps(a, x0, acc0[i]);
+              acc1[i] = _mm512_fmadd_ps(a, x1, acc1[i]);
             }
           }
         }
-        const long rows = job->o - strip * MR < MR ? job->o - strip * MR : MR;
-        gemm_store_tile(acc0, acc1, job->out + (sample * job->o + strip * MR) * pixels + start, pixels, 1, 1, 0, rows, NR);
       }
+      const long rows = job->o - strip * MR < MR ? job->o - strip * MR : MR;
+      gemm_store_tile(acc0, acc1, job->out + (sample * job->o + strip * MR) * pixels + start, pixels, 1, 1, 0, rows, NR);
     }
   }
+}
+
+/* Packing a block of strips: strip first_strip + chunk into [ci][tap][MR], from a float32
+ * weight (rounded to bfloat16 when `round_weight`) or a weight held in bfloat16 (`halves`,
+ * widened: exact). The layout is the weight's own with the strip's 8 output channels
+ * innermost, so that an unflipped weight packs as a transpose of 8 contiguous rows. */
+typedef struct {
+  const distill_conv_geometry *g;
+  const float *weight;
+  const uint16_t *halves;
+  int round_weight, flipped;
+  long o, first_strip;
+  float *packed;
+} pack_job;
+
+#define PACK_COLUMNS 512 /* widened halves per row and pass */
+
+GEMM_TARGET static void pack_chunk(void *context, long chunk) {
+  const pack_job *job = context;
+  const long c = job->g->c, taps = job->g->kh * job->g->kw, o = job->o, strip = job->first_strip + chunk;
+  const long depth = c * taps, rows = o - strip * MR < MR ? o - strip * MR : MR;
+  float *dst = job->packed + chunk * depth * MR;
+  if (rows < MR) memset(dst, 0, (size_t)(depth * MR) * sizeof(float));
+  if (job->flipped) {
+    /* W'[oc, ci, tap] = weight[ci, oc, taps - 1 - tap]: per input channel, the strip's rows
+     * are taps * 8 contiguous values. */
+    for (long ci = 0; ci < c; ci++)
+      for (long i = 0; i < rows; i++) {
+        const long base = (ci * o + strip * MR + i) * taps + taps - 1;
+        float *d = dst + ci * taps * MR + i;
+        if (job->halves)
+          for (long tap = 0; tap < taps; tap++) d[tap * MR] = bf16_widen_scalar(job->halves[base - tap]);
+        else
+          for (long tap = 0; tap < taps; tap++) d[tap * MR] = job->weight[base - tap];
+      }
+  } else if (job->halves) {
+    float wide[MR * PACK_COLUMNS];
+    for (long q = 0; q < depth; q += PACK_COLUMNS) {
+      const long n = depth - q < PACK_COLUMNS ? depth - q : PACK_COLUMNS;
+      for (long i = 0; i < rows; i++) distill_bf16_widen(job->halves + (strip * MR + i) * depth + q, wide + i * n, n);
+      distill_transpose(wide, n, dst + q * MR, MR, rows, n);
+    }
+  } else {
+    distill_transpose(job->weight + strip * MR * depth, depth, dst, MR, rows, depth);
+  }
+  if (job->round_weight && !job->halves) gemm_bf16_round(dst, depth * MR);
 }
 
 static _Thread_local float *direct_weights;
@@ -124,29 +165,31 @@ void conv_direct_tables(const distill_conv_geometry *g, const long **offsets_out
   *masks_out = masks;
 }
 
-/* out = conv(x, weight), stride 1, wo a multiple of 16 (gemm.h: where the weight comes from). */
-GEMM_TARGET void conv_direct(long threads, const float *x, const float *weight, int round_weight, int flipped,
-                             long o, float *out, const distill_conv_geometry *g) {
+/* out = conv(x, weight), stride 1, wo a multiple of 16 (gemm.h: where the weight comes from).
+ * The strips run in blocks of about 1 MiB of packed weights, each block packed (in parallel
+ * over its strips) just before its tiles run: the packed copy never takes more than a block,
+ * where a whole layer's would take up to 118 MiB (SD 1.5's 2560 -> 1280 convolutions). */
+GEMM_TARGET void conv_direct(long threads, const float *x, const float *weight, const uint16_t *halves, int round_weight,
+                             int flipped, long o, float *out, const distill_conv_geometry *g) {
   const long taps = g->kh * g->kw, strips = (o + MR - 1) / MR;
-  const size_t floats = (size_t)strips * taps * g->c * MR;
-  float *packed = grow_scratch((void **)&direct_weights, &direct_weights_bytes, floats * sizeof(float));
-  for (long strip = 0; strip < strips; strip++)
-    for (long tap = 0; tap < taps; tap++)
-      for (long ci = 0; ci < g->c; ci++)
-        for (long i = 0; i < MR; i++) {
-          const long oc = strip * MR + i;
-          const float value = oc < o ? conv_weight_at(weight, flipped, o, g->c, taps, oc, ci, tap) : 0;
-          packed[((strip * taps + tap) * g->c + ci) * MR + i] =
-              round_weight ? bf16_widen_scalar(bf16_round_scalar(value)) : value;
-        }
-  const long *offsets;
-  const __mmask16 *masks;
-  conv_direct_tables(g, &offsets, &masks);
-  direct_job job = {.g = g, .x = x, .weights = packed, .out = out, .o = o, .strips = strips, .offsets = offsets, .masks = masks};
+  const long strip_floats = taps * g->c * MR, strip_bytes = strip_floats * (long)sizeof(float);
+  const long block = strip_bytes < (1L << 20) ? (1L << 20) / strip_bytes : 1;
+  const long blocks_floats = (block < strips ? block : strips) * strip_floats;
+  float *packed = grow_scratch((void **)&direct_weights, &direct_weights_bytes, (size_t)blocks_floats * sizeof(float));
+  pack_job pack = {.g = g, .weight = weight, .halves = halves, .round_weight = round_weight, .flipped = flipped,
+                   .o = o, .packed = packed};
+  direct_job job = {.g = g, .x = x, .weights = packed, .out = out, .o = o};
+  conv_direct_tables(g, &job.offsets, &job.masks);
   job.tiles = g->n * g->ho * g->wo / 32;
   const long chunks = threads * 4;
   job.unit = (job.tiles + chunks - 1) / chunks;
-  distill_parallel_run(threads, (job.tiles + job.unit - 1) / job.unit, direct_chunk, &job);
+  for (long first_strip = 0; first_strip < strips; first_strip += block) {
+    const long last_strip = first_strip + block < strips ? first_strip + block : strips;
+    pack.first_strip = job.first_strip = first_strip;
+    job.last_strip = last_strip;
+    distill_parallel_run(threads, last_strip - first_strip, pack_chunk, &pack);
+    distill_parallel_run(threads, (job.tiles + job.unit - 1) / job.unit, direct_chunk, &job);
+  }
 }
 
 /* Weight gradient, direct (3x3, stride 1): dw[oc, ci, ky, kx] = sum over samples and output
@@ -263,9 +306,9 @@ GEMM_TARGET static void conv_forward(long threads, const float *x, const float *
     if (bf16 == DISTILL_BF16_DOT)
       conv_direct_bf16(threads, x, weight, NULL, flipped, o, out, g);
     else if (bf16 == DISTILL_BF16_ROUNDED)
-      conv_direct_rounded(threads, x, weight, flipped, o, out, g);
+      conv_direct_rounded(threads, x, weight, NULL, flipped, o, out, g);
     else
-      conv_direct(threads, x, weight, 0, flipped, o, out, g);
+      conv_direct(threads, x, weight, NULL, 0, flipped, o, out, g);
     return;
   }
   /* out[s, oc, p] = sum_e weight[oc, e] * patches[e, s * P + p], P = ho * wo. */
@@ -297,12 +340,15 @@ int distill_conv2d_runs_direct(distill_conv_geometry g) {
 }
 
 void distill_conv2d_forward_bf16_weight(long threads, const float *x, const uint16_t *weight, int flipped, long o,
-                                        float *out, distill_conv_geometry g) {
+                                        float *out, distill_conv_geometry g, int bf16) {
 #if GEMM_X86
   if (!runs_direct(&g)) abort(); /* callers check distill_conv2d_runs_direct */
-  conv_direct_bf16(threads, x, NULL, weight, flipped, o, out, &g);
+  if (bf16 == DISTILL_BF16_DOT)
+    conv_direct_bf16(threads, x, NULL, weight, flipped, o, out, &g);
+  else
+    conv_direct_rounded(threads, x, NULL, weight, flipped, o, out, &g);
 #else
-  (void)threads, (void)x, (void)weight, (void)flipped, (void)o, (void)out, (void)g;
+  (void)threads, (void)x, (void)weight, (void)flipped, (void)o, (void)out, (void)g, (void)bf16;
   abort();
 #endif
 }

@@ -135,10 +135,11 @@ BF16_TARGET void conv_direct_bf16(long threads, const float *x, const float *wei
 }
 
 /* DISTILL_BF16_ROUNDED: conv.c's float32 direct kernel on the image rounded to bfloat16 and the
- * weight rounded while it is packed. */
-GEMM_TARGET void conv_direct_rounded(long threads, const float *x, const float *weight, int flipped, long o,
-                                     float *out, const distill_conv_geometry *g) {
-  conv_direct(threads, bf16_rounded_copy(threads, x, g->n * g->c * g->h * g->w, 0), weight, 1, flipped, o, out, g);
+ * weight rounded (or, held in bfloat16, widened) while it is packed. */
+GEMM_TARGET void conv_direct_rounded(long threads, const float *x, const float *weight, const uint16_t *halves,
+                                     int flipped, long o, float *out, const distill_conv_geometry *g) {
+  conv_direct(threads, bf16_rounded_copy(threads, x, g->n * g->c * g->h * g->w, 0), weight, halves, 1, flipped, o, out,
+              g);
 }
 
 #endif

@@ -93,13 +93,14 @@ void conv_direct_tables(const distill_conv_geometry *g, const long **offsets, co
 void conv_direct_bf16(long threads, const float *x, const float *weight, const uint16_t *halves, int flipped, long o,
                       float *out, const distill_conv_geometry *g);
 /* The same with DISTILL_BF16_ROUNDED: conv.c's float32 direct kernel on a copy of the image
- * rounded to bfloat16 and the weight rounded as it is packed. */
-void conv_direct_rounded(long threads, const float *x, const float *weight, int flipped, long o, float *out,
-                         const distill_conv_geometry *g);
-/* conv.c's float32 direct kernel (out = conv(x, weight), runs_direct(g)), the weight rounded to
- * bfloat16 as it is packed when `round_weight`. */
-void conv_direct(long threads, const float *x, const float *weight, int round_weight, int flipped, long o,
-                 float *out, const distill_conv_geometry *g);
+ * rounded to bfloat16 and the weight rounded (`weight`) or widened (`halves`) as it is packed. */
+void conv_direct_rounded(long threads, const float *x, const float *weight, const uint16_t *halves, int flipped, long o,
+                         float *out, const distill_conv_geometry *g);
+/* conv.c's float32 direct kernel (out = conv(x, weight), runs_direct(g)): the weight in float32
+ * (`weight`, rounded to bfloat16 as it is packed when `round_weight`) or held in bfloat16
+ * (`halves`, widened as it is packed; the other NULL). */
+void conv_direct(long threads, const float *x, const float *weight, const uint16_t *halves, int round_weight,
+                 int flipped, long o, float *out, const distill_conv_geometry *g);
 /* `count` floats of x rounded to bfloat16 (as vcvtneps2bf16) and widened back, on up to
  * `threads` threads, into the calling thread's scratch buffer `slot` (0 or 1; valid until
  * the thread's next call with that slot). */

@@ -231,11 +231,12 @@ func convInputGradient(_ grad: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> T
 }
 
 /// ``convForward(_:_:_:)`` (or with `flipped`, ``convInputGradient(_:_:_:)``) of a weight held
-/// in bfloat16, with bfloat16 products, always on ``BF16Kernel/dot``: a convolution that runs
-/// direct reads the bfloat16 values as they are (CKernels `conv_bf16.c`), half the bytes of
-/// the widened weight that `rounded` would pack; any other widens the weight for the call. A
-/// batch-1 pass reads each weight for few pixels, so the weight's bytes count more than the
-/// multiply's rate (docs/benchmarks.md, "Held weights convolve on `dot`").
+/// in bfloat16, with bfloat16 products on the process's ``BF16Kernel``: a convolution that runs
+/// direct reads the bfloat16 values as they are on `dot` (CKernels `conv_bf16.c`) and widens
+/// them a block of output channels at a time as it packs them on `rounded` (`conv.c`), so
+/// neither holds a widened copy of the layer; any other widens the weight for the call
+/// (docs/benchmarks.md, "Held weights convolve on `dot`" and "held weights widened a block at
+/// a time").
 private func convolutionOfBFloat16Weight(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry, flipped: Bool) -> Tensor {
   precondition(ComputePrecision.bf16Supported, "bfloat16 weights need a CPU with AVX512-BF16 and Distillery's kernel")
   if let direct = flipped ? g.adjointConvolution : g, distill_conv2d_runs_direct(direct.cGeometry) != 0 {
@@ -243,15 +244,14 @@ private func convolutionOfBFloat16Weight(_ x: Tensor, _ weight: Tensor, _ g: Con
       x.withUnsafeBufferPointer { xb in
         weight.withHalves { halves in
           distill_conv2d_forward_bf16_weight(
-            direct.threads, xb.baseAddress!, halves, flipped ? 1 : 0, direct.o, out.baseAddress!, direct.cGeometry)
+            direct.threads, xb.baseAddress!, halves, flipped ? 1 : 0, direct.o, out.baseAddress!, direct.cGeometry,
+            BF16Kernel.current.flag)
         }
       }
     }
   }
   let widened = weight.float32()
-  return BF16Kernel.$current.withValue(.dot) {
-    withComputePrecision(.bf16) { flipped ? convInputGradient(x, widened, g) : convForward(x, widened, g) }
-  }
+  return withComputePrecision(.bf16) { flipped ? convInputGradient(x, widened, g) : convForward(x, widened, g) }
 }
 
 /// The gradient of ``convForward(_:_:_:)`` with respect to its weight: `[o, c, kh, kw]` from the

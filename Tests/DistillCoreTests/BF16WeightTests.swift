@@ -62,8 +62,9 @@ struct BF16WeightTests {
 
   /// Convolutions and transposed convolutions with the weight held in bfloat16, on every
   /// route: direct (32x32 and pointwise planes: the bfloat16 values read as they are), small
-  /// planes and stride 2 (implicit products of the widened weight), odd channel counts; with
-  /// either kernel (``BF16Kernel``) around them: they run on `dot` either way.
+  /// planes and stride 2 (implicit products of the widened weight), odd channel counts; on
+  /// either kernel (``BF16Kernel``): `dot` reads the bfloat16 values as they are, `rounded`
+  /// widens them a block of output channels at a time as it packs them.
   @Test(arguments: BF16Kernel.allCases, [
     ([2, 8, 32, 32], [16, 8, 3, 3], 1, 1),
     ([4, 16, 4, 4], [24, 16, 3, 3], 1, 1),
@@ -99,9 +100,9 @@ struct BF16WeightTests {
     expectClose(y, yRounded, rtol: 1e-5, atol: 1e-5 * depth.squareRoot(), "\(label) forward")
     let fanOut = Float(wShape[0] * wShape[2] * wShape[3])
     expectClose(dx, dxRounded, rtol: 1e-5, atol: 1e-5 * fanOut.squareRoot(), "\(label) input gradient")
-    // A weight held in bfloat16 convolves on `dot` whatever the kernel around it: to the bit the
-    // bf16 scope's arithmetic on `dot` with the rounded float32 weight.
-    let (yScoped, dxScoped) = BF16Kernel.$current.withValue(.dot) { run(x, roundedToBF16(w), .bf16) }
+    // A weight held in bfloat16 convolves on the kernel around it: to the bit the bf16 scope's
+    // arithmetic on that kernel with the rounded float32 weight.
+    let (yScoped, dxScoped) = run(x, roundedToBF16(w), .bf16)
     #expect(y.scalars == yScoped.scalars && dx.scalars == dxScoped.scalars, "\(label)")
 
     // The transposed convolution by the same weight read as [Cin, Cout, kh, kw]: its forward
@@ -119,9 +120,7 @@ struct BF16WeightTests {
       }
     }
     let (t, dt) = runTransposed(transposedWeight.bfloat16Rounded(), .fp32)
-    let (tScoped, dtScoped) = BF16Kernel.$current.withValue(.dot) {
-      runTransposed(roundedToBF16(transposedWeight), .bf16)
-    }
+    let (tScoped, dtScoped) = runTransposed(roundedToBF16(transposedWeight), .bf16)
     #expect(t.scalars == tScoped.scalars && dt.scalars == dtScoped.scalars, "\(label) transposed")
     expectClose(t, dxRounded, rtol: 1e-5, atol: 1e-5 * fanOut.squareRoot(), "\(label) transposed forward")
   }

@@ -5,11 +5,11 @@ import Testing
 @testable import DistillNN
 
 /// UNets whose product weights are held in bfloat16 (`holdProductWeights(in: .bf16)`): half
-/// the weight bytes; inside the bf16 scope on the `dot` kernel the forward pass and the input
+/// the weight bytes; inside the bf16 scope, on either kernel, the forward pass and the input
 /// gradient are, to the bit, those of the float32 network holding the same rounded weights
-/// (every product then rounds its operands in both); on `rounded` they differ by the order of
-/// float32 sums only where a held weight's convolution still runs on `dot`; outside the scope
-/// only the products of weights run in bfloat16, close to the float32 network.
+/// (every product then rounds its operands in both, and a held weight's products run on the
+/// scope's kernel); outside the scope only the products of weights run in bfloat16, close to
+/// the float32 network.
 @Suite(.enabled(if: ComputePrecision.bf16Supported, "needs AVX512-BF16"))
 struct BF16WeightUNetTests {
   /// The float32 network, the same holding its product weights in bfloat16, and the float32
@@ -60,10 +60,11 @@ struct BF16WeightUNetTests {
         withComputePrecision(.bf16) { Self.outputAndInputGradient(x) { unet($0, timesteps: timesteps) } }
       }
     }
-    let scopedHeld = scoped(held, .dot)
-    let scopedRounded = scoped(rounded, .dot)
-    #expect(scopedHeld.y == scopedRounded.y && scopedHeld.dx == scopedRounded.dx)
-    #expect(Self.relativeError(scoped(held, .rounded).y, scoped(rounded, .rounded).y) < 1e-2)
+    for kernel in BF16Kernel.allCases {
+      let scopedHeld = scoped(held, kernel)
+      let scopedRounded = scoped(rounded, kernel)
+      #expect(scopedHeld.y == scopedRounded.y && scopedHeld.dx == scopedRounded.dx, "\(kernel)")
+    }
 
     let plainHeld = Self.outputAndInputGradient(x) { held($0, timesteps: timesteps) }
     let plainRounded = Self.outputAndInputGradient(x) { rounded($0, timesteps: timesteps) }
@@ -98,11 +99,12 @@ struct BF16WeightUNetTests {
     func scoped(_ unet: UNet2DConditionModel, _ kernel: BF16Kernel) -> (y: [Float], dx: [Float], dContext: [Float]) {
       BF16Kernel.$current.withValue(kernel) { withComputePrecision(.bf16) { run(unet) } }
     }
-    let scopedHeld = scoped(held, .dot)
-    let scopedRounded = scoped(rounded, .dot)
-    #expect(scopedHeld.y == scopedRounded.y)
-    #expect(scopedHeld.dx == scopedRounded.dx && scopedHeld.dContext == scopedRounded.dContext)
-    #expect(Self.relativeError(scoped(held, .rounded).y, scoped(rounded, .rounded).y) < 1e-2)
+    for kernel in BF16Kernel.allCases {
+      let scopedHeld = scoped(held, kernel)
+      let scopedRounded = scoped(rounded, kernel)
+      #expect(scopedHeld.y == scopedRounded.y, "\(kernel)")
+      #expect(scopedHeld.dx == scopedRounded.dx && scopedHeld.dContext == scopedRounded.dContext, "\(kernel)")
+    }
 
     let plainHeld = run(held)
     #expect(Self.relativeError(plainHeld.y, run(rounded).y) < 1e-2)

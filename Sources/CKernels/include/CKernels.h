@@ -100,11 +100,13 @@ void distill_bf16_widen(const uint16_t *halves, float *x, long n);
 /* Whether distill_conv2d_forward runs the convolution of geometry g direct (conv.c) rather
  * than as an implicit product. */
 int distill_conv2d_runs_direct(distill_conv_geometry g);
-/* distill_conv2d_forward with bf16 = DISTILL_BF16_DOT for a weight held in bfloat16, its halves
- * read as they are; only where distill_conv2d_runs_direct(g) and distill_bf16_supported().
- * Elsewhere the caller widens the weight (distill_bf16_widen) and calls distill_conv2d_forward. */
+/* distill_conv2d_forward with bf16 = DISTILL_BF16_DOT or DISTILL_BF16_ROUNDED for a weight held
+ * in bfloat16: `dot` reads its halves as they are, `rounded` widens them a block of output
+ * channels at a time as it packs them; only where distill_conv2d_runs_direct(g) and
+ * distill_bf16_supported(). Elsewhere the caller widens the weight (distill_bf16_widen) and
+ * calls distill_conv2d_forward. */
 void distill_conv2d_forward_bf16_weight(long threads, const float *x, const uint16_t *weight, int flipped, long o,
-                                        float *out, distill_conv_geometry g);
+                                        float *out, distill_conv_geometry g, int bf16);
 
 /* Runs function(context, i) for every i in 0..<chunks on up to `threads` threads (the caller
  * and a pool of workers started on first use, see threads.c) and returns when all are done.
