@@ -31,30 +31,58 @@ typedef struct {
   const __mmask16 *masks;
 } direct_job;
 
-/* Tiles chunk * unit ..< (chunk + 1) * unit, the block's output-channel strips. A block's
- * packed weights (at most 512 KiB, or one strip) stay in L2 over the chunk's tiles; the input
- * channels run in blocks of DIRECT_CHANNELS, the taps inside a block: the taps of a block read
- * the same few rows of its channels, which stay in L1, where taps outside all channels would
- * stream every channel's rows (planes apart, so often in the same cache sets) once per tap. */
+/* Tiles chunk * unit ..< (chunk + 1) * unit, the block's output-channel strips. The input
+ * channels run in blocks of DIRECT_CHANNELS, outside the strips, and the taps inside a channel
+ * block: the few rows of its channels that a block's taps read stay in L1 over all the
+ * strips of the block, where taps outside all channels would stream every channel's rows
+ * (planes apart, so often in the same cache sets) once per tap, and strips outside the
+ * channels would read each tile's rows of all channels once per strip. A strip's sums over
+ * the channel blocks before the last wait in a small buffer (a KiB a strip, in L1); the
+ * block's packed weights stay in L2 over the chunk's tiles. */
 #define DIRECT_TAPS_MAX 49 /* kernels up to 7x7 run direct */
 #define DIRECT_CHANNELS 8
-#define DIRECT_BLOCK_BYTES (512L << 10) /* 256 KiB to 2 MiB measured within 5% of each other */
+/* Blocks of strips: at most DIRECT_BLOCK_BYTES of packed weights; where a convolution has at
+ * least DIRECT_WIDE_TILES tiles (planes of 32x32 and more at batch 1), at least
+ * DIRECT_WIDE_STRIPS strips up to DIRECT_WIDE_BLOCK_BYTES, so that each channel block's rows
+ * serve several strips (docs/benchmarks.md, "channel blocks outside the strips"). */
+#define DIRECT_BLOCK_BYTES (512L << 10)
+#define DIRECT_WIDE_BLOCK_BYTES (2048L << 10)
+#define DIRECT_WIDE_STRIPS 4
+#define DIRECT_WIDE_TILES 32
+
+static _Thread_local __m512 *direct_partial;
+static _Thread_local size_t direct_partial_bytes;
 
 GEMM_TARGET static void direct_chunk(void *context, long chunk) {
   const direct_job *job = context;
   const distill_conv_geometry *g = job->g;
   const long pixels = g->ho * g->wo, plane = g->h * g->w, taps = g->kh * g->kw, per_sample = pixels / 32;
   const long first = chunk * job->unit, last = first + job->unit < job->tiles ? first + job->unit : job->tiles;
+  const long strips = job->last_strip - job->first_strip;
+  const size_t partial_bytes = (size_t)strips * 2 * MR * sizeof(__m512);
+  __m512 *partial =
+      g->c > DIRECT_CHANNELS ? grow_scratch((void **)&direct_partial, &direct_partial_bytes, partial_bytes) : NULL;
   for (long tile = first; tile < last; tile++) {
     const long sample = tile / per_sample, start = (tile % per_sample) * 32;
     const long *offset[2] = {job->offsets + (2 * (tile % per_sample)) * taps, job->offsets + (2 * (tile % per_sample) + 1) * taps};
     const __mmask16 *mask[2] = {job->masks + (2 * (tile % per_sample)) * taps, job->masks + (2 * (tile % per_sample) + 1) * taps};
     const float *image = job->x + sample * g->c * plane;
-    for (long strip = job->first_strip; strip < job->last_strip; strip++) {
-      __m512 acc0[MR] = {0}, acc1[MR] = {0};
-      const float *wstrip = job->weights + (strip - job->first_strip) * taps * g->c * MR;
-      for (long c0 = 0; c0 < g->c; c0 += DIRECT_CHANNELS) {
-        const long c1 = c0 + DIRECT_CHANNELS < g->c ? c0 + DIRECT_CHANNELS : g->c;
+    for (long c0 = 0; c0 < g->c; c0 += DIRECT_CHANNELS) {
+      const long c1 = c0 + DIRECT_CHANNELS < g->c ? c0 + DIRECT_CHANNELS : g->c;
+      for (long strip = job->first_strip; strip < job->last_strip; strip++) {
+        __m512 acc0[MR], acc1[MR];
+        __m512 *sums = partial ? partial + (strip - job->first_strip) * 2 * MR : NULL;
+        if (c0 == 0) {
+#pragma clang loop unroll(full)
+          for (int i = 0; i < MR; i++) acc0[i] = acc1[i] = _mm512_setzero_ps();
+        } else {
+#pragma clang loop unroll(full)
+          for (int i = 0; i < MR; i++) {
+            acc0[i] = sums[i];
+            acc1[i] = sums[MR + i];
+          }
+        }
+        const float *wstrip = job->weights + (strip - job->first_strip) * taps * g->c * MR;
         for (long tap = 0; tap < taps; tap++) {
           const __mmask16 m0 = mask[0][tap], m1 = mask[1][tap];
           if (!m0 && !m1) continue;
@@ -71,9 +99,17 @@ GEMM_TARGET static void direct_chunk(void *context, long chunk) {
             }
           }
         }
+        if (c1 == g->c) {
+          const long rows = job->o - strip * MR < MR ? job->o - strip * MR : MR;
+          gemm_store_tile(acc0, acc1, job->out + (sample * job->o + strip * MR) * pixels + start, pixels, 1, 1, 0, rows, NR);
+        } else {
+#pragma clang loop unroll(full)
+          for (int i = 0; i < MR; i++) {
+            sums[i] = acc0[i];
+            sums[MR + i] = acc1[i];
+          }
+        }
       }
-      const long rows = job->o - strip * MR < MR ? job->o - strip * MR : MR;
-      gemm_store_tile(acc0, acc1, job->out + (sample * job->o + strip * MR) * pixels + start, pixels, 1, 1, 0, rows, NR);
     }
   }
 }
@@ -167,22 +203,27 @@ void conv_direct_tables(const distill_conv_geometry *g, const long **offsets_out
 }
 
 /* out = conv(x, weight), stride 1, wo a multiple of 16 (gemm.h: where the weight comes from).
- * The strips run in blocks of at most 512 KiB of packed weights (or one strip), each block
- * packed (in parallel over its strips) just before its tiles run: the packed copy never takes
- * more than a block, where a whole layer's would take up to 118 MiB (SD 1.5's 2560 -> 1280
+ * The strips run in blocks (DIRECT_BLOCK_BYTES, above), each block packed (in parallel over
+ * its strips) just before its tiles run: the packed copy never takes more than a block (at
+ * most 2 MiB on SD 1.5), where a whole layer's would take up to 118 MiB (its 2560 -> 1280
  * convolutions). */
 GEMM_TARGET void conv_direct(long threads, const float *x, const float *weight, const uint16_t *halves, int round_weight,
                              int flipped, long o, float *out, const distill_conv_geometry *g) {
   const long taps = g->kh * g->kw, strips = (o + MR - 1) / MR;
   const long strip_floats = taps * g->c * MR, strip_bytes = strip_floats * (long)sizeof(float);
-  const long block = strip_bytes < DIRECT_BLOCK_BYTES ? DIRECT_BLOCK_BYTES / strip_bytes : 1;
+  const long tiles = g->n * g->ho * g->wo / 32;
+  long block = strip_bytes < DIRECT_BLOCK_BYTES ? DIRECT_BLOCK_BYTES / strip_bytes : 1;
+  if (tiles >= DIRECT_WIDE_TILES && block < DIRECT_WIDE_STRIPS) {
+    const long wide = DIRECT_WIDE_BLOCK_BYTES / strip_bytes;
+    block = DIRECT_WIDE_STRIPS < wide ? DIRECT_WIDE_STRIPS : wide > 1 ? wide : 1;
+  }
   const long blocks_floats = (block < strips ? block : strips) * strip_floats;
   float *packed = grow_scratch((void **)&direct_weights, &direct_weights_bytes, (size_t)blocks_floats * sizeof(float));
   pack_job pack = {.g = g, .weight = weight, .halves = halves, .round_weight = round_weight, .flipped = flipped,
                    .o = o, .packed = packed};
   direct_job job = {.g = g, .x = x, .weights = packed, .out = out, .o = o};
   conv_direct_tables(g, &job.offsets, &job.masks);
-  job.tiles = g->n * g->ho * g->wo / 32;
+  job.tiles = tiles;
   const long chunks = threads * 4;
   job.unit = (job.tiles + chunks - 1) / chunks;
   for (long first_strip = 0; first_strip < strips; first_strip += block) {

@@ -30,6 +30,10 @@ struct ConvGeometry {
   var cGeometry: distill_conv_geometry {
     distill_conv_geometry(n: n, c: c, h: h, w: w, kh: kh, kw: kw, sh: sh, sw: sw, ph: ph, pw: pw, ho: ho, wo: wo)
   }
+
+  /// Whether CKernels runs this convolution's forward pass direct (conv.c) rather than as an
+  /// implicit product (needs the own kernel, ``GemmKernel/isOwn``).
+  var runsDirect: Bool { GemmKernel.isOwn && distill_conv2d_runs_direct(cGeometry) != 0 }
 }
 
 extension ConvGeometry {
@@ -239,7 +243,7 @@ func convInputGradient(_ grad: Tensor, _ weight: Tensor, _ g: ConvGeometry) -> T
 /// a time").
 private func convolutionOfBFloat16Weight(_ x: Tensor, _ weight: Tensor, _ g: ConvGeometry, flipped: Bool) -> Tensor {
   precondition(ComputePrecision.bf16Supported, "bfloat16 weights need a CPU with AVX512-BF16 and Distillery's kernel")
-  if let direct = flipped ? g.adjointConvolution : g, distill_conv2d_runs_direct(direct.cGeometry) != 0 {
+  if let direct = flipped ? g.adjointConvolution : g, direct.runsDirect {
     return Tensor(shape: direct.outputShape) { out in
       x.withUnsafeBufferPointer { xb in
         weight.withHalves { halves in
