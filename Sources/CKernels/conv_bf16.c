@@ -114,7 +114,9 @@ BF16_TARGET void conv_direct_bf16(long threads, const float *x, const float *wei
           const long oc = strip * MR + i, ci = 2 * p;
           uint32_t word = 0;
           if (oc < o) {
-            /* conv_weight_at's index, on the halves. */
+            /* Element (oc, ci, tap) of the weight [o, c, taps], or with `flipped` of the
+             * adjoint convolution's, read from a weight [c, o, taps] flipped in both spatial
+             * axes (input gradients need no flipped copy). */
             const long lo = flipped ? (ci * o + oc) * taps + taps - 1 - tap : (oc * g->c + ci) * taps + tap;
             word = halves[lo];
             if (ci + 1 < g->c) word |= (uint32_t)halves[lo + (flipped ? o * taps : taps)] << 16;

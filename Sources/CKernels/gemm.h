@@ -106,13 +106,6 @@ void conv_direct(long threads, const float *x, const float *weight, const uint16
  * the thread's next call with that slot). */
 const float *bf16_rounded_copy(long threads, const float *x, long count, int slot);
 
-/* Element (oc, ci, tap) of a convolution's weight: weight [o, c, taps] itself, or with `flipped`
- * the adjoint convolution's weight read from a weight [c, o, taps] (flipped in both spatial
- * axes and transposed), so that input gradients need no flipped copy. */
-static inline float conv_weight_at(const float *weight, int flipped, long o, long c, long taps, long oc, long ci, long tap) {
-  return flipped ? weight[(ci * o + oc) * taps + taps - 1 - tap] : weight[(oc * c + ci) * taps + tap];
-}
-
 /* Round to nearest even on the bits, as vcvtneps2bf16 does: a NaN stays a (quiet) NaN, and a
  * subnormal input becomes a zero of its sign. */
 static inline uint16_t bf16_round_scalar(float x) {
