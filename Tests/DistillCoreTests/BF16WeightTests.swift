@@ -61,8 +61,8 @@ struct BF16WeightTests {
   }
 
   /// Convolutions and transposed convolutions with the weight held in bfloat16, on every
-  /// route: direct (32x32 and pointwise planes: the bfloat16 values read as they are), small
-  /// planes and stride 2 (implicit products of the widened weight), odd channel counts; on
+  /// route: direct (32x32 and pointwise planes), small planes and stride 2 (implicit products
+  /// of the widened weight), odd channel counts; on
   /// either kernel (``BF16Kernel``): `dot` reads the bfloat16 values as they are, `rounded`
   /// widens them a block of output channels at a time as it packs them.
   @Test(arguments: BF16Kernel.allCases, [

@@ -244,18 +244,20 @@ func expectSampled(
 
   /// Direct convolutions (conv.c) whose input channels span several channel blocks of 8 (the
   /// sums of the blocks before the last kept aside), whose output channels end in a partial
-  /// strip, on planes of 32 tiles and more (blocks of at least 4 strips) and with more strips
-  /// than one block holds; the input gradient is the direct convolution of the flipped weight.
+  /// strip, with more strips than one block holds, and on 32 tiles with strips large enough
+  /// that the block is raised to 4 strips; the input gradient is the direct convolution of the
+  /// flipped weight.
   @Test(arguments: [
-    ([1, 20, 32, 32], [19, 20, 3, 3], 1),  // 32 tiles: 3 strips in one wide block; 3 channel blocks
-    ([1, 256, 16, 16], [60, 256, 3, 3], 1),  // 7 strips of 72 KiB, 6 to a 512 KiB block: two blocks
+    ([1, 20, 32, 32], [19, 20, 3, 3], 1),  // 3 channel blocks (the last of 4), 3 strips (the last of 3)
+    ([1, 256, 16, 16], [60, 256, 3, 3], 1),  // 8 strips of 72 KiB, 7 to a 512 KiB block: two blocks
+    ([1, 480, 32, 32], [40, 480, 3, 3], 1),  // 32 tiles, strips of 135 KiB: blocks of 4, not 3
     ([2, 12, 8, 16], [9, 12, 3, 3], 1),  // rows of 16, two samples, a strip of 1 output channel
   ])
   func directBlocksAgreeWithTheDefinition(xShape: [Int], wShape: [Int], padding: Int) {
     let geometry = ConvGeometry(
       conv2d: xShape, weight: Tensor.zeros(wShape), bias: nil, stride: (1, 1), padding: (padding, padding))
     #expect(geometry.runsDirect == GemmKernel.isOwn)
-    // float32 sums of up to 2304 products of unit-scale values: absolute error grows as the
+    // float32 sums of up to 4320 products of unit-scale values: absolute error grows as the
     // depth's square root.
     let depth = Float(wShape[1] * wShape[2] * wShape[3])
     expectAgreementWithTheDefinition(xShape: xShape, wShape: wShape, padding: padding, atol: 1e-5 * depth.squareRoot())
