@@ -33,6 +33,12 @@ final class GradNode {
 /// Whether operations record the graph; see ``withoutGradients(_:)``.
 public enum GradientMode {
   @TaskLocal public static var isEnabled = true
+
+  /// True inside the body of ``Tensor/recomputing(_:parameters:_:)``, in both its runs: an op
+  /// that computes differently when it records nothing (attention's fused kernel) computes as
+  /// it does when recording, so that the run without gradients and the recorded replay give
+  /// the same values.
+  @TaskLocal static var usesRecordedKernels = false
 }
 
 /// Runs `body` without recording any operation for autodiff: results do not require gradients.

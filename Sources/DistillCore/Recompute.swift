@@ -55,7 +55,7 @@ extension Tensor {
       parameters.allSatisfy { $0.node?.isLeaf ?? true }, "recomputing: parameters must be leaves")
     let values = inputs.map { $0.detached() }
     let precision = ComputePrecision.current
-    let output = withoutGradients { body(values) }
+    let output = GradientMode.$usesRecordedKernels.withValue(true) { withoutGradients { body(values) } }
     let inputNodes = inputs.map(\.node)
     let parameterNodes = parameters.map(\.node)
     var result = output
@@ -119,7 +119,9 @@ extension Tensor {
       leaves.append(leaf)
     }
     var y: Tensor? = GradientMode.$isEnabled.withValue(true) {
-      ComputePrecision.$current.withValue(precision) { body(leaves) }
+      GradientMode.$usesRecordedKernels.withValue(true) {
+        ComputePrecision.$current.withValue(precision) { body(leaves) }
+      }
     }
     let seedGrad = seed(y!)
     let root = y!.node

@@ -42,39 +42,12 @@ public class MultiHeadAttention: Module {
   }
 
   /// `softmax(q kᵀ/√d + mask) v` per head, projected: `x` `[N, L, width]`, `context`
-  /// `[N, Lc, contextWidth]`, `mask` added to every head's `[L, Lc]` scores.
+  /// `[N, Lc, contextWidth]`, `mask` added to every head's `[L, Lc]` scores
+  /// (``Tensor/attention(query:key:value:heads:scale:mask:)``).
   public func attend(_ x: Tensor, context: Tensor? = nil, mask: Tensor? = nil) -> Tensor {
     let source = context ?? x
-    let (n, lq, width) = (x.shape[0], x.shape[1], x.shape[2])
-    let lk = source.shape[1]
-    let d = width / heads
-    func split(_ t: Tensor, _ length: Int) -> Tensor { t.reshaped([n, length, heads, d]).permuted([0, 2, 1, 3]) }
-    // Scaling q (L x d) rather than the scores (L x L) saves a pass over, and a copy of, the scores.
-    let q = split(query(x) * (1 / Float(d).squareRoot()), lq)
-    let (k, v) = (split(key(source), lk), split(value(source), lk))
-    func rows(_ q: Tensor, _ mask: Tensor?) -> Tensor {
-      var scores = q.matmul(k, transposeOther: true)
-      if let mask { scores = scores + mask }
-      return scores.softmax(axis: -1).matmul(v)
-    }
-    // Without gradients nothing keeps the scores, so long sequences (Stable Diffusion's 64 x 64
-    // level: 8 x 4096 x 4096 scores, 512 MiB, and as much again for their softmax) go through
-    // in blocks of query rows whose scores take at most `Self.scoreBlockBytes`.
-    let block = Swift.max(1, Self.scoreBlockBytes / Swift.max(1, 4 * n * heads * lk))
-    let attended: Tensor
-    if lq > block, !GradientMode.isEnabled {
-      attended = Tensor.concat(
-        stride(from: 0, to: lq, by: block).map { start in
-          let range = start..<Swift.min(lq, start + block)
-          let rowMask = mask.map { $0.rank >= 2 && $0.shape[$0.rank - 2] == lq ? $0.sliced(axis: $0.rank - 2, range) : $0 }
-          return rows(q.sliced(axis: 2, range), rowMask)
-        }, axis: 2)
-    } else {
-      attended = rows(q, mask)
-    }
-    return output(attended.permuted([0, 2, 1, 3]).reshaped([n, lq, width]))
+    let scale = 1 / Float(x.shape[2] / heads).squareRoot()
+    return output(
+      Tensor.attention(query: query(x), key: key(source), value: value(source), heads: heads, scale: scale, mask: mask))
   }
-
-  /// The most bytes of scores a no-gradient pass writes at once (see ``attend(_:context:mask:)``).
-  static let scoreBlockBytes = 32 << 20
 }

@@ -108,6 +108,15 @@ int distill_conv2d_runs_direct(distill_conv_geometry g);
 void distill_conv2d_forward_bf16_weight(long threads, const float *x, const uint16_t *weight, int flipped, long o,
                                         float *out, distill_conv_geometry g, int bf16);
 
+/* Attention without gradients, never writing its scores (attention.c): for every sample b < n,
+ * head h < heads and query i < lq, out[b, i, h*d ..< (h+1)*d] = sum over keys j < lk of
+ * softmax_j(scale * q[b, i, h-th d] . k[b, j, h-th d]) v[b, j, h-th d], where row i of sample b
+ * of q starts at q + (b * lq + i) * q_stride (k and v likewise with lk rows, out with lq), and
+ * head h's channels are d at h * d. Zero where lk is 0. Only when distill_sgemm_supported(). */
+void distill_attention_forward(long threads, long n, long heads, long lq, long lk, long d, float scale, const float *q,
+                               long q_stride, const float *k, long k_stride, const float *v, long v_stride, float *out,
+                               long out_stride);
+
 /* Runs function(context, i) for every i in 0..<chunks on up to `threads` threads (the caller
  * and a pool of workers started on first use, see threads.c) and returns when all are done.
  * Chunks must write disjoint memory. A call made inside a chunk, or while another thread's
