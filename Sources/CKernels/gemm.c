@@ -416,8 +416,30 @@ GEMM_TARGET static void pack_rows_across(const float *src, long stride, long dep
   }
 }
 
+/* pack_b for a B held in bfloat16 (gemm_view.halves, rs 1): each column's run of depth is
+ * widened into a row of a small buffer (in L1), which is transposed 8 x 8 into the panel, as
+ * pack_strip does with strided lines. */
+GEMM_TARGET static void pack_b_halves(const gemm_view *B, long k0, long kc, long j0, long nc, float *restrict dst) {
+  float *rows = grow(&transpose_rows, (size_t)NR * KC);
+  for (long jr = 0; jr < nc; jr += NR) {
+    const long width = min_long(NR, nc - jr);
+    float *panel = dst + jr * kc;
+    for (long w = 0; w < width; w++) bf16_widen_run(B->halves + (j0 + jr + w) * B->cs + k0, rows + w * KC, kc);
+    for (long w = width; w < NR; w++) zero_floats(rows + w * KC, kc);
+    long t = 0;
+    for (; t + 8 <= kc; t += 8)
+      for (long w = 0; w < NR; w += 8) transpose8(rows + w * KC + t, KC, panel + t * NR + w, NR);
+    for (; t < kc; t++)
+      for (long w = 0; w < NR; w++) panel[t * NR + w] = rows[w * KC + t];
+  }
+}
+
 /* B rows k0..<k0+kc, columns j0..<j0+nc, in panels of NR columns: panel p at dst + p * kc * NR. */
 GEMM_TARGET static void pack_b(const gemm_view *B, long k0, long kc, long j0, long nc, float *restrict dst) {
+  if (B->halves) {
+    pack_b_halves(B, k0, kc, j0, nc, dst);
+    return;
+  }
   if (B->patches) {
     if (B->transposed) {
       pack_patch_columns(B, k0, kc, j0, nc, dst);
@@ -519,6 +541,13 @@ GEMM_TARGET static inline void finish_packing(const gemm_job *job, float *block,
     gemm_bf16_round(block, tiles * depth * tile);
 }
 
+/* finish_packing for B, whose values are bfloat16 already when it is held in bfloat16: only
+ * `dot`'s pairs are made. */
+GEMM_TARGET static inline void finish_packing_b(const gemm_job *job, float *block, long tiles, long depth) {
+  if (job->B->halves && job->bf16 != DISTILL_BF16_DOT) return;
+  finish_packing(job, block, tiles, depth, NR);
+}
+
 /* The tile's micro-kernel: vdpbf16ps on pairs, or float32 FMA. */
 GEMM_TARGET static inline void tile_kernel(
     const gemm_job *job, long kc, const float *a, const float *b, float *c, long c_rs, long c_cs, float beta, long mr,
@@ -581,7 +610,7 @@ GEMM_TARGET static void pack_whole_b(void *context, long chunk) {
   if (j0 >= j1) return;
   const long k0 = block * KC, kc = min_long(KC, job->k - k0);
   pack_b(job->B, job->k_base + k0, kc, j0, j1 - j0, job->whole + k0 * job->padded + j0 * kc);
-  finish_packing(job, job->whole + k0 * job->padded + j0 * kc, ceil_div(j1 - j0, NR), kc, NR);
+  finish_packing_b(job, job->whole + k0 * job->padded + j0 * kc, ceil_div(j1 - j0, NR), kc);
 }
 
 /* Rows i0..<i1 by all columns, against the whole packed B. */
@@ -614,7 +643,7 @@ GEMM_TARGET static void panels_chunk(void *context, long chunk) {
       const long kc = min_long(KC, job->k - k0);
       const float beta = k0 == 0 ? job->beta : 1.0f;
       pack_b(job->B, job->k_base + k0, kc, j0, nc, pb);
-      finish_packing(job, pb, ceil_div(nc, NR), kc, NR);
+      finish_packing_b(job, pb, ceil_div(nc, NR), kc);
       const float *pa = job->whole + k0 * job->padded;
       for (long jr = 0; jr < nc; jr += NR)
         for (long ir = 0; ir < job->m; ir += MR)
@@ -697,6 +726,18 @@ int distill_sgemm_supported(void) {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
 #else
   return 0;
+#endif
+}
+
+void distill_sgemm_bf16_weight(long threads, long m, long n, long k, const float *a, const uint16_t *weight, float beta,
+                                float *c, int bf16) {
+  if (m <= 0 || n <= 0) return;
+#if GEMM_X86
+  const gemm_view A = gemm_strided(a, k, 1), B = {.rs = 1, .cs = k, .halves = weight};
+  gemm_run(threads, m, n, k, 1.0f, &A, &B, beta, (gemm_output){c, n, 1, 0, 0}, bf16);
+#else
+  (void)threads, (void)k, (void)a, (void)weight, (void)beta, (void)c, (void)bf16;
+  abort(); /* callers check distill_bf16_supported() */
 #endif
 }
 

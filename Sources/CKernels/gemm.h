@@ -41,6 +41,9 @@ typedef struct {
   const distill_conv_geometry *patches;
   int transposed;
   long flipped_taps;
+  /* A B operand held in bfloat16 (p NULL): element (r, c) at halves[r + c * cs] (rs 1, the
+   * transposed weight of a linear layer), widened as it is packed (gemm.c, pack_b). */
+  const uint16_t *halves;
 } gemm_view;
 
 /* Where the product goes: element (i, j) of C at p[i * rs + j * cs], or with group > 0 at
@@ -121,6 +124,16 @@ static inline float bf16_widen_scalar(uint16_t half) {
   float x;
   memcpy(&x, &bits, sizeof x);
   return x;
+}
+
+/* `count` bfloat16 values widened to float32 (exact), 16 at a time. */
+GEMM_TARGET static inline void bf16_widen_run(const uint16_t *halves, float *x, long count) {
+  long i = 0;
+  for (; i + 16 <= count; i += 16) {
+    const __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(halves + i)));
+    _mm512_storeu_ps(x + i, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
+  }
+  for (; i < count; i++) x[i] = bf16_widen_scalar(halves[i]);
 }
 
 /* bf16 != 0: operands rounded to bfloat16 while packed, products accumulated in float32

@@ -57,6 +57,29 @@ DISTILL_CLONES void distill_sigmoid(const float *x, float *y, long n) {
   for (long i = 0; i < n; i++) y[i] = 1.0f / (1.0f + fast_exp(-x[i]));
 }
 
+/* erf by Abramowitz and Stegun 7.1.26 (absolute error under 1.5e-7; PyTorch's vectorised CPU
+ * erf is the same formula): 1 - t (a1 + t (a2 + ...)) e^(-x^2), t = 1 / (1 + p |x|), sign of x.
+ * NaN propagates through t. */
+static inline __attribute__((always_inline)) float fast_erf(float x) {
+  const float a = fabsf(x);
+  const float t = 1.0f / (1.0f + 0.3275911f * a);
+  const float r = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+  return copysignf(1.0f - r * fast_exp(-a * a), x);
+}
+
+/* GELU, exact form: x Phi(x) = x (1 + erf(x / sqrt 2)) / 2; its gradient Phi(x) + x phi(x). */
+DISTILL_CLONES void distill_gelu(const float *x, float *y, long n) {
+  for (long i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + fast_erf(x[i] * 0.70710678118654752f));
+}
+
+DISTILL_CLONES void distill_gelu_backward(const float *g, const float *x, float *out, long n) {
+  for (long i = 0; i < n; i++) {
+    const float cdf = 0.5f * (1.0f + fast_erf(x[i] * 0.70710678118654752f));
+    const float pdf = fast_exp(-0.5f * x[i] * x[i]) * 0.39894228040143268f;
+    out[i] = g[i] * (cdf + x[i] * pdf);
+  }
+}
+
 DISTILL_CLONES static void silu_portable(const float *x, float *y, long n) {
   for (long i = 0; i < n; i++) y[i] = x[i] / (1.0f + fast_exp(-x[i]));
 }

@@ -133,8 +133,8 @@ extension Tensor {
   /// `x W^T + b` over the last dimension, as PyTorch's `F.linear`: `weight` is `[out, in]`,
   /// `bias` is `[out]`. One BLAS call forward and one per gradient.
   ///
-  /// A weight held in bfloat16 (``isBFloat16``, frozen) is widened for each product (a
-  /// transient float32 copy) and its products, forward and input gradient, run in
+  /// A weight held in bfloat16 (``isBFloat16``, frozen) is widened as the forward product packs
+  /// it (for the input gradient, into a transient float32 copy), and its products run in
   /// ``ComputePrecision/bf16``.
   public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     precondition(weight.rank == 2 && x.shape.last == weight.shape[1], "linear: input \(x.shape) does not fit weight \(weight.shape)")
@@ -153,6 +153,15 @@ extension Tensor {
       }
       withWeightPrecision(weight) {
         x.withUnsafeBufferPointer { xs in
+          if weight.isBFloat16, GemmKernel.isOwn, inFeatures > 0 {
+            // Widened as the product packs it: no float32 copy of the weight.
+            let threads = rows * outFeatures * inFeatures >= GemmKernel.threadingThreshold ? ComputeThreads.count : 1
+            weight.withHalves { halves in
+              distill_sgemm_bf16_weight(
+                threads, rows, outFeatures, inFeatures, xs.baseAddress!, halves, beta, o, ComputePrecision.current.kernelFlag)
+            }
+            return
+          }
           weight.float32().withUnsafeBufferPointer { w in
             sgemm(xs.baseAddress!, transposeA: false, w.baseAddress!, transposeB: true, o, m: rows, n: outFeatures, k: inFeatures, beta: beta)
           }

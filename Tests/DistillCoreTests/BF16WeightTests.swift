@@ -29,9 +29,15 @@ struct BF16WeightTests {
   }
 
   /// `y = x W^T + b` and its input gradient with `W` held in bfloat16, on both product routes
-  /// (a tall product packs the weight whole, a wide one per panel; 300 is an odd depth).
-  @Test(arguments: [[64, 40, 24], [3, 300, 70], [200, 33, 129]])
-  func linearMatchesRoundedOperands(sizes: [Int]) {
+  /// (a tall product packs the weight whole, a wide one per panel; 300 is an odd depth, 129
+  /// outputs a partial panel) and either kernel: the forward product widens the halves as it
+  /// packs them.
+  @Test(arguments: BF16Kernel.allCases, [[64, 40, 24], [3, 300, 70], [200, 33, 129], [40, 520, 33]])
+  func linearMatchesRoundedOperands(kernel: BF16Kernel, sizes: [Int]) {
+    BF16Kernel.$current.withValue(kernel) { linearMatchesRoundedOperands(sizes) }
+  }
+
+  func linearMatchesRoundedOperands(_ sizes: [Int]) {
     let (rows, inputs, outputs) = (sizes[0], sizes[1], sizes[2])
     let x = testTensor([rows, inputs], seed: 71)
     let w = testTensor([outputs, inputs], seed: 72)
@@ -52,7 +58,7 @@ struct BF16WeightTests {
         upstream.matmul(roundedToBF16(w))
       )
     }
-    let label = "\(rows)x\(inputs) -> \(outputs)"
+    let label = "\(BF16Kernel.current) \(rows)x\(inputs) -> \(outputs)"
     expectClose(y, yRounded, rtol: 1e-5, atol: 1e-5 * Float(inputs).squareRoot(), "\(label) forward")
     expectClose(dx, dxRounded, rtol: 1e-5, atol: 1e-5 * Float(outputs).squareRoot(), "\(label) input gradient")
     // The same arithmetic as the bf16 scope on the rounded float32 weight, to the bit.

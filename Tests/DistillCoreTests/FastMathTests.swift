@@ -3,7 +3,8 @@ import Testing
 
 @testable import DistillCore
 
-/// The exp kernel behind `exp`, `sigmoid` and `silu` (CKernels): accuracy and edge cases.
+/// The exp kernel behind `exp`, `sigmoid` and `silu`, and the erf behind `gelu` (CKernels):
+/// accuracy and edge cases.
 @Suite struct FastMathTests {
   @Test func expIsAccurateOverTheNormalRange() {
     let points = (0..<200_000).map { -87 + Float($0) * (175.7 / 200_000) }
@@ -47,5 +48,26 @@ import Testing
     #expect(edges[0] == .infinity)
     #expect(edges[1].isNaN && edges[2].isNaN)  // -inf / (1 + inf), as x / (1 + e^-x) gives
     #expect(edges[3] == 0 && edges[4] == 1e30 && edges[5] == 0)
+  }
+
+  /// Exact GELU on the kernel's erf (Abramowitz and Stegun 7.1.26) against the definition in
+  /// Double: within 1.5e-7 |x| / 2 of erf's error and a float's rounding, its gradient likewise.
+  @Test func geluAndItsGradientAreAccurate() {
+    let points = (0..<20_000).map { -12 + Float($0) * (24 / 20_000) }
+    let x = Tensor(points)
+    let (_, grads) = valueWithGradients(at: [x]) { $0[0].gelu().sum() }
+    for (i, value) in zip(points, x.gelu().scalars) {
+      let exact = 0.5 * Double(i) * (1 + Foundation.erf(Double(i) / 2.0.squareRoot()))
+      #expect(abs(Double(value) - exact) <= 1e-7 * abs(Double(i)) + 3e-7 * abs(exact) + 1e-30, "gelu(\(i))")
+    }
+    for (i, slope) in zip(points, grads[0].scalars) {
+      let u = Double(i)
+      let exact = 0.5 * (1 + Foundation.erf(u / 2.0.squareRoot())) + u * Foundation.exp(-u * u / 2) / (2 * Double.pi).squareRoot()
+      #expect(abs(Double(slope) - exact) <= 2e-7 * max(abs(u), 1) + 1e-6 * abs(exact), "gelu'(\(i))")
+    }
+    let edges = Tensor([.infinity, -.infinity, .nan, 0, -1e30, 1e30]).gelu().scalars
+    #expect(edges[0] == .infinity && edges[3] == 0 && edges[5] == 1e30)
+    #expect(edges[2].isNaN)
+    #expect(edges[4] == 0)
   }
 }

@@ -16,6 +16,10 @@ void distill_sigmoid(const float *x, float *y, long n);
 void distill_silu(const float *x, float *y, long n);
 /* out[i] = g[i] * s (1 + x (1 - s)), s = sigmoid(x[i]): the SiLU gradient */
 void distill_silu_backward(const float *g, const float *x, float *out, long n);
+/* y = GELU(x), exact form x (1 + erf(x / sqrt 2)) / 2, erf within 1.5e-7 (kernels.c); out =
+ * g * GELU'(x). */
+void distill_gelu(const float *x, float *y, long n);
+void distill_gelu_backward(const float *g, const float *x, float *out, long n);
 
 /* s[i] = sin x[i], c[i] = cos x[i], within 2 ulp of glibc for |x| < 8192 (timestep
  * embeddings: t * frequency with t below a few thousand). */
@@ -97,6 +101,11 @@ void distill_conv2d_weight_gradient(long threads, const float *x, const float *g
  * subnormal to zero), and x[i] = halves[i] widened (exact). Any CPU. */
 void distill_bf16_round(const float *x, uint16_t *halves, long n);
 void distill_bf16_widen(const uint16_t *halves, float *x, long n);
+/* c = a weight^T + beta c for a row-major m x k `a` and an n x k `weight` held in bfloat16 (a
+ * linear layer's), c row-major m x n: the weight widened as it is packed, with bf16 =
+ * DISTILL_BF16_DOT or DISTILL_BF16_ROUNDED; only when distill_bf16_supported() and k > 0. */
+void distill_sgemm_bf16_weight(long threads, long m, long n, long k, const float *a, const uint16_t *weight, float beta,
+                                float *c, int bf16);
 /* Whether distill_conv2d_forward runs the convolution of geometry g direct (conv.c) rather
  * than as an implicit product. */
 int distill_conv2d_runs_direct(distill_conv_geometry g);
