@@ -80,6 +80,29 @@ DISTILL_CLONES void distill_gelu_backward(const float *g, const float *x, float 
   }
 }
 
+/* GEGLU over rows of 2h: y[r, i] = x[r, i] GELU(x[r, h + i]); its gradient out[r, i] =
+ * g[r, i] GELU(x[r, h + i]), out[r, h + i] = g[r, i] x[r, i] GELU'(x[r, h + i]). */
+DISTILL_CLONES void distill_geglu(const float *x, float *y, long rows, long h) {
+  for (long r = 0; r < rows; r++) {
+    const float *a = x + r * 2 * h, *b = a + h;
+    float *o = y + r * h;
+    for (long i = 0; i < h; i++) o[i] = a[i] * (0.5f * b[i] * (1.0f + fast_erf(b[i] * 0.70710678118654752f)));
+  }
+}
+
+DISTILL_CLONES void distill_geglu_backward(const float *g, const float *x, float *out, long rows, long h) {
+  for (long r = 0; r < rows; r++) {
+    const float *a = x + r * 2 * h, *b = a + h, *gr = g + r * h;
+    float *oa = out + r * 2 * h, *ob = oa + h;
+    for (long i = 0; i < h; i++) {
+      const float cdf = 0.5f * (1.0f + fast_erf(b[i] * 0.70710678118654752f));
+      const float pdf = fast_exp(-0.5f * b[i] * b[i]) * 0.39894228040143268f;
+      oa[i] = gr[i] * b[i] * cdf;
+      ob[i] = gr[i] * a[i] * (cdf + b[i] * pdf);
+    }
+  }
+}
+
 DISTILL_CLONES static void silu_portable(const float *x, float *y, long n) {
   for (long i = 0; i < n; i++) y[i] = x[i] / (1.0f + fast_exp(-x[i]));
 }

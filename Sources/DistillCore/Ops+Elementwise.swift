@@ -214,6 +214,38 @@ extension Tensor {
     }
   }
 
+  /// GEGLU over the last axis (diffusers' `GEGLU` after its projection): the first half of
+  /// each row times the exact GELU of the second half, `[..., 2h]` to `[..., h]`, in one pass
+  /// (no copies of the halves).
+  public func geglu() -> Tensor {
+    precondition(rank >= 1 && shape[rank - 1] % 2 == 0, "geglu needs an even last axis, got \(shape)")
+    let h = shape[rank - 1] / 2
+    let rows = h == 0 ? 0 : count / (2 * h)
+    let x = self
+    let result = Tensor(shape: Array(shape.dropLast()) + [h]) { out in
+      x.withUnsafeBufferPointer { input in
+        let (s, o) = (SendableConstPointer(input.baseAddress!), SendablePointer(out.baseAddress!))
+        parallelFor(rows, cost: 16 * h) { range in
+          distill_geglu(s.base + range.lowerBound * 2 * h, o.base + range.lowerBound * h, range.count, h)
+        }
+      }
+    }
+    return result.recorded("geglu", [x]) { g in
+      [Tensor(shape: x.shape) { out in
+        g.withUnsafeBufferPointer { gs in
+          x.withUnsafeBufferPointer { xs in
+            let (gp, xp, o) = (SendableConstPointer(gs.baseAddress!), SendableConstPointer(xs.baseAddress!), SendablePointer(out.baseAddress!))
+            parallelFor(rows, cost: 32 * h) { range in
+              distill_geglu_backward(
+                gp.base + range.lowerBound * h, xp.base + range.lowerBound * 2 * h, o.base + range.lowerBound * 2 * h,
+                range.count, h)
+            }
+          }
+        }
+      }]
+    }
+  }
+
   /// `log(1 + exp(x))`, linear above `threshold` as in PyTorch.
   public func softplus(threshold: Float = 20) -> Tensor {
     mapUnary(self) { $0 > threshold ? $0 : log1pf(expf($0)) }.recorded("softplus", [self]) { g in

@@ -316,6 +316,16 @@ import Testing
     checkGradients([testTensor([3, 4], seed: 18, range: -4...4)]) { $0[0].gelu() }
   }
 
+  /// GEGLU is the first half of each row times the GELU of the second, to the bit (the same
+  /// arithmetic in one pass), with gradients for both halves.
+  @Test func gegluIsTheProductOfTheHalves() {
+    let x = testTensor([2, 3, 10], seed: 20, range: -4...4)
+    let halves = x.split([5, 5], axis: 2)
+    #expect(x.geglu().shape == [2, 3, 5])
+    #expect(x.geglu().scalars == (halves[0] * halves[1].gelu()).scalars)
+    checkGradients([testTensor([3, 8], seed: 21, range: -4...4)]) { $0[0].geglu() }
+  }
+
   @Test func geluTanhApproximation() {
     // python3 -c "import torch; import torch.nn.functional as F; x=torch.tensor([[-1.5,-0.4,0.3],[1.2,2.5,-2.2]]); print((F.gelu(x,approximate='tanh')).flatten().tolist())"
     let expected: [Float] = [-0.10042843, -0.13783883, 0.18537094, 1.0617027, 2.4849157, -0.030321503]

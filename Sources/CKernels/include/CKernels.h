@@ -20,6 +20,10 @@ void distill_silu_backward(const float *g, const float *x, float *out, long n);
  * g * GELU'(x). */
 void distill_gelu(const float *x, float *y, long n);
 void distill_gelu_backward(const float *g, const float *x, float *out, long n);
+/* GEGLU over `rows` rows of 2h values: y[r, i] = x[r, i] * GELU(x[r, h + i]) (rows of h), and
+ * out (rows of 2h) its gradient for g (rows of h). */
+void distill_geglu(const float *x, float *y, long rows, long h);
+void distill_geglu_backward(const float *g, const float *x, float *out, long rows, long h);
 
 /* s[i] = sin x[i], c[i] = cos x[i], within 2 ulp of glibc for |x| < 8192 (timestep
  * embeddings: t * frequency with t below a few thousand). */

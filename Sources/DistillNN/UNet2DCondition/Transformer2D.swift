@@ -40,8 +40,7 @@ final class BasicTransformerBlock: Module {
   func callAsFunction(_ x: Tensor, context: Tensor) -> Tensor {
     var h = x + selfAttention.attend(norm1(x))
     h = h + crossAttention.attend(norm2(h), context: context)
-    let parts = gegluProjection(norm3(h)).split([4 * h.shape[2], 4 * h.shape[2]], axis: 2)
-    return h + feedForwardOut(parts[0] * parts[1].gelu())
+    return h + feedForwardOut(gegluProjection(norm3(h)).geglu())
   }
 }
 
