@@ -22,9 +22,9 @@ extension Tensor {
   /// is no mask and products run in float32 on Distillery's kernel, the scores are never
   /// written: CKernels' fused kernel keeps a block of them in L1 (flash attention's online
   /// softmax; Stable Diffusion 1.5's 64 x 64 level would otherwise write 8 x 4096 x 4096 scores,
-  /// 512 MiB). It sums in another order than the recorded path (within 1e-6 of it). Otherwise
-  /// the scores are a product, a softmax and a product, recorded for gradients, or without
-  /// gradients a block of query rows at a time.
+  /// 512 MiB). It sums in another order than the recorded path (within 2e-6 of it in
+  /// `AttentionTests`). Otherwise the scores are a product, a softmax and a product, recorded
+  /// for gradients, or without gradients a block of query rows at a time.
   public static func attention(
     query: Tensor, key: Tensor, value: Tensor, heads: Int, scale: Float, mask: Tensor? = nil
   ) -> Tensor {
