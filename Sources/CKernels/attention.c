@@ -21,30 +21,17 @@
 
 #if GEMM_X86
 
+#include "vexp.h"
+
 #define ATTENTION_QUERIES 32 /* queries a block: the micro-tile's two vectors */
 #define ATTENTION_KEYS 128 /* keys a block: its scores take 16 KiB, in L1 */
 #define ATTENTION_GROUP 16 /* the most blocks of queries a chunk */
 
-/* e^x for x <= 0 (scores less their column's maximum), as kernels.c's fast_exp: Cody-Waite
- * reduction, Cephes' degree-5 polynomial, 2^n from the exponent bits; 0 below -87.33654, a
- * NaN kept. */
+/* e^x for x <= 0 (scores less their column's maximum): vexp.h's exp16, and 0 below
+ * -87.33654, where e^x leaves the normal floats; a NaN kept. */
 GEMM_TARGET static inline __attribute__((always_inline)) __m512 exp_nonpositive(__m512 x) {
-  const __m512 lo = _mm512_set1_ps(-87.33654f), shifter = _mm512_set1_ps(12582912.0f);
-  const __m512 c = _mm512_max_ps(lo, x); /* x when x is a NaN */
-  const __m512 shifted = _mm512_fmadd_ps(c, _mm512_set1_ps(1.44269504f), shifter);
-  const __m512 n = _mm512_sub_ps(shifted, shifter);
-  const __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), c));
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  const __m512 er = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-  /* n >= -127 here, so 2^n fits one factor. */
-  const __m512i bits = _mm512_slli_epi32(
-      _mm512_add_epi32(_mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_castps_si512(shifter)), _mm512_set1_epi32(127)), 23);
-  const __m512 y = _mm512_mul_ps(er, _mm512_castsi512_ps(bits));
+  const __m512 lo = _mm512_set1_ps(-87.33654f);
+  const __m512 y = exp16(_mm512_max_ps(lo, x)); /* max_ps gives x when x is a NaN */
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ), y, _mm512_setzero_ps());
 }
 

@@ -120,6 +120,16 @@ GEMM_TARGET static void strided_line(
   }
 }
 
+/* dst[t * tile + w] = rows[w * KC + t] for t in 0..<depth, w in 0..<tile: `tile` lines of a
+ * strip, each in a row of the thread's transpose_rows buffer, transposed 8 x 8 into packed rows. */
+GEMM_TARGET static void pack_from_rows(const float *rows, long depth, long tile, float *restrict dst) {
+  long t = 0;
+  for (; t + 8 <= depth; t += 8)
+    for (long w = 0; w < tile; w += 8) transpose8(rows + w * KC + t, KC, dst + t * tile + w, tile);
+  for (; t < depth; t++)
+    for (long w = 0; w < tile; w++) dst[t * tile + w] = rows[w * KC + t];
+}
+
 /* Packs a tile-wide strip of a strided view: dst[t * tile + w] for t in 0..<depth, w in
  * 0..<tile, zero for w >= width. Element (t, w) is the view's element at depth index start + t
  * and tile index first + w; `depth_along_rows` says which dimension is the depth (rows for
@@ -163,11 +173,7 @@ GEMM_TARGET static void pack_strip(
   float *rows = grow(&transpose_rows, (size_t)NR * KC);
   for (long w = 0; w < width; w++) strided_line(v, depth_along_rows, first + w, start, depth, rows + w * KC);
   for (long w = width; w < tile; w++) zero_floats(rows + w * KC, depth);
-  long t = 0;
-  for (; t + 8 <= depth; t += 8)
-    for (long w = 0; w < tile; w += 8) transpose8(rows + w * KC + t, KC, dst + t * tile + w, tile);
-  for (; t < depth; t++)
-    for (long w = 0; w < tile; w++) dst[t * tile + w] = rows[w * KC + t];
+  pack_from_rows(rows, depth, tile, dst);
 }
 
 /* Patch matrices. A span of pixels is cut once into pieces; the masks of the lanes inside the
@@ -417,20 +423,15 @@ GEMM_TARGET static void pack_rows_across(const float *src, long stride, long dep
 }
 
 /* pack_b for a B held in bfloat16 (gemm_view.halves, rs 1): each column's run of depth is
- * widened into a row of a small buffer (in L1), which is transposed 8 x 8 into the panel, as
- * pack_strip does with strided lines. */
+ * widened into a row of the transpose buffer (in L1) and the rows packed as pack_strip packs
+ * strided lines (pack_from_rows). */
 GEMM_TARGET static void pack_b_halves(const gemm_view *B, long k0, long kc, long j0, long nc, float *restrict dst) {
   float *rows = grow(&transpose_rows, (size_t)NR * KC);
   for (long jr = 0; jr < nc; jr += NR) {
     const long width = min_long(NR, nc - jr);
-    float *panel = dst + jr * kc;
-    for (long w = 0; w < width; w++) bf16_widen_run(B->halves + (j0 + jr + w) * B->cs + k0, rows + w * KC, kc);
+    for (long w = 0; w < width; w++) distill_bf16_widen(B->halves + (j0 + jr + w) * B->cs + k0, rows + w * KC, kc);
     for (long w = width; w < NR; w++) zero_floats(rows + w * KC, kc);
-    long t = 0;
-    for (; t + 8 <= kc; t += 8)
-      for (long w = 0; w < NR; w += 8) transpose8(rows + w * KC + t, KC, panel + t * NR + w, NR);
-    for (; t < kc; t++)
-      for (long w = 0; w < NR; w++) panel[t * NR + w] = rows[w * KC + t];
+    pack_from_rows(rows, kc, NR, dst + jr * kc);
   }
 }
 

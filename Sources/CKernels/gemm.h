@@ -126,16 +126,6 @@ static inline float bf16_widen_scalar(uint16_t half) {
   return x;
 }
 
-/* `count` bfloat16 values widened to float32 (exact), 16 at a time. */
-GEMM_TARGET static inline void bf16_widen_run(const uint16_t *halves, float *x, long count) {
-  long i = 0;
-  for (; i + 16 <= count; i += 16) {
-    const __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(halves + i)));
-    _mm512_storeu_ps(x + i, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
-  }
-  for (; i < count; i++) x[i] = bf16_widen_scalar(halves[i]);
-}
-
 /* bf16 != 0: operands rounded to bfloat16 while packed, products accumulated in float32
  * (gemm_bf16.c); only when distill_bf16_supported(). */
 void gemm_run(long threads, long m, long n, long k, float alpha, const gemm_view *A, const gemm_view *B, float beta,

@@ -114,31 +114,20 @@ DISTILL_CLONES static void silu_backward_portable(const float *g, const float *x
   }
 }
 
-/* SiLU with AVX-512 instructions that plain C does not reach: 2^n by vscalefps and the
+/* SiLU with AVX-512 instructions that plain C does not reach: 2^n by vscalefps (vexp.h) and the
  * reciprocal by vrcp14ps and one Newton step, instead of integer exponent arithmetic and a
  * division (w1 spent 13% of its step in SiLU). sigmoid(x) = 1 / (1 + e^-x) with -x capped at
  * 87, where e^-x is still finite, so that the Newton step never meets infinity; below that the
  * sigmoid is taken as 0. NaN propagates through x. */
 #if defined(__x86_64__) && !__has_feature(thread_sanitizer)
-#include <immintrin.h>
+#include "vexp.h"
 #define SILU_AVX512 1
 
 __attribute__((target("avx512f"))) static inline __m512 sigmoid16(__m512 x) {
   /* -x within [-87.3, 87]: e^-x stays a normal float (no denormal assists). */
   const __m512 t = _mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), x), _mm512_set1_ps(-87.3f)),
                                  _mm512_set1_ps(87.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), t);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  const __m512 er = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  const __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_scalef_ps(er, n));
+  const __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(t));
   const __m512 s = _mm512_rcp14_ps(d);
   /* Below -87 the sigmoid is under 2^-125: 0, so that x * sigmoid(x) is 0 (NaN at -inf, as
    * x / (1 + e^-x) gives). */

@@ -62,9 +62,8 @@ extension Tensor {
         query.withUnsafeBufferPointer { q in
           key.withUnsafeBufferPointer { k in
             value.withUnsafeBufferPointer { v in
-              let threads = 2 * n * lq * lk * width >= GemmKernel.threadingThreshold ? ComputeThreads.count : 1
               distill_attention_forward(
-                threads, n, heads, lq, lk, d, scale, q.baseAddress!, width, k.baseAddress!, width, v.baseAddress!, width,
+                GemmKernel.threads(multiplyAdds: 2 * n * lq * lk * width), n, heads, lq, lk, d, scale, q.baseAddress!, width, k.baseAddress!, width, v.baseAddress!, width,
                 out.baseAddress!, width)
             }
           }

@@ -113,7 +113,7 @@ extension ConvGeometry {
   var runsImplicitly: Bool { GemmKernel.isOwn && (pixels % 32 == 0 || (sw == 1 && kw <= 8)) }
 
   /// Threads for this convolution's products.
-  var threads: Int { n * o * pixels * patch >= GemmKernel.threadingThreshold ? ComputeThreads.count : 1 }
+  var threads: Int { GemmKernel.threads(multiplyAdds: n * o * pixels * patch) }
 
   /// The input gradient of a stride-1 convolution as a convolution of the output gradient:
   /// `dx[s, c, y, x] = sum grad[s, o, y + ph - ky, x + pw - kx] w[o, c, ky, kx]`, which is

@@ -19,6 +19,10 @@ public enum GemmKernel {
   /// Products of fewer multiply-adds than this run on one thread: below it the hand-off to
   /// a second thread costs about what it saves.
   static let threadingThreshold = 1 << 20
+
+  /// The threads a kernel of `multiplyAdds` gets: ``ComputeThreads/count``, or one below
+  /// ``threadingThreshold``.
+  static func threads(multiplyAdds: Int) -> Int { multiplyAdds >= threadingThreshold ? ComputeThreads.count : 1 }
 }
 
 /// `c = alpha * op(a) * op(b) + beta * c` for row-major `op(a)`: m x k, `op(b)`: k x n.
@@ -48,7 +52,7 @@ func sgemm(
   }
   let (aRow, aColumn) = transposeA ? (1, m) : (k, 1)
   let (bRow, bColumn) = transposeB ? (1, k) : (n, 1)
-  let threads = threaded && m * n * k >= GemmKernel.threadingThreshold ? ComputeThreads.count : 1
+  let threads = threaded ? GemmKernel.threads(multiplyAdds: m * n * k) : 1
   distill_sgemm(threads, m, n, k, alpha, a, aRow, aColumn, b, bRow, bColumn, beta, c, n, precision.kernelFlag)
 }
 
@@ -155,10 +159,10 @@ extension Tensor {
         x.withUnsafeBufferPointer { xs in
           if weight.isBFloat16, GemmKernel.isOwn, inFeatures > 0 {
             // Widened as the product packs it: no float32 copy of the weight.
-            let threads = rows * outFeatures * inFeatures >= GemmKernel.threadingThreshold ? ComputeThreads.count : 1
             weight.withHalves { halves in
               distill_sgemm_bf16_weight(
-                threads, rows, outFeatures, inFeatures, xs.baseAddress!, halves, beta, o, ComputePrecision.current.kernelFlag)
+                GemmKernel.threads(multiplyAdds: rows * outFeatures * inFeatures), rows, outFeatures, inFeatures,
+                xs.baseAddress!, halves, beta, o, ComputePrecision.current.kernelFlag)
             }
             return
           }
